@@ -1,0 +1,5 @@
+import sys
+
+from dagster_airflow.cli import main
+
+sys.exit(main())

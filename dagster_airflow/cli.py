@@ -1,0 +1,190 @@
+"""The `dagster-airflow` command. Each subcommand imports only the side it needs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
+from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, RunnerSpec, StorageSpec
+
+EXIT_USAGE = 2
+
+
+def _parse_option(text: str, flag: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigurationError(
+            f"{flag} {text!r} is not KEY=VALUE; write it as {flag} name=value."
+        )
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
+    from dagster_airflow.plugins.manager import check_options, get_plugins
+
+    values = dict(_parse_option(o, f"--{kind}-option") for o in options)
+    backend = getattr(get_plugins(), kind)(name)
+    values = backend.cls.scaffold_options(values)
+    check_options(kind, name, backend.cls, values)
+    return cls(name=name, options=values), backend
+
+
+def _code_location(args: argparse.Namespace) -> CodeLocation:
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).expanduser().absolute()) if path else None
+
+    working_directory = absolute(args.working_directory)
+    if args.python_file:
+        python_file = Path(args.python_file).expanduser()
+        if not python_file.is_file():
+            raise ConfigurationError(
+                f"code location file {args.python_file!r} does not exist; check the -f path."
+            )
+        working_directory = working_directory or str(Path.cwd())
+    return CodeLocation(
+        python_file=absolute(args.python_file),
+        module_name=args.module_name,
+        workspace=absolute(args.workspace),
+        attribute=args.attribute,
+        working_directory=working_directory or (None if args.workspace else str(Path.cwd())),
+        location_name=args.location_name,
+    )
+
+
+def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.compile import compile_job, load_run_config
+    from dagster_airflow.scaffold import command_line, dags_folder, install_dag, render_dag
+
+    location = _code_location(args)
+    runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
+    storage_name = args.storage or runner_backend.cls.default_storage
+    storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
+    run_config = load_run_config(args.config)
+    where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
+    graph = compile_job(location, args.job, run_config, where)
+    text = render_dag(
+        graph,
+        runner,
+        storage,
+        dag_id=args.dag_id or args.job,
+        command=command_line(argv),
+    )
+    if not args.install:
+        sys.stdout.write(text)
+        return 0
+    folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
+    path = install_dag(text, folder, f"{graph.code_location.name}_{graph.job_name}.py")
+    print(f"Wrote DAG {args.dag_id or args.job!r} ({len(graph.steps)} tasks) to {path}")
+    return 0
+
+
+def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.worker import execute_step
+
+    if args.request_file == "-":
+        text = sys.stdin.read()
+    elif args.request_file:
+        try:
+            text = Path(args.request_file).read_text()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the step request {args.request_file!r}: {exc.strerror}."
+            ) from exc
+    else:
+        text = os.environ.get(REQUEST_ENV_VAR, "")
+        if not text:
+            raise ConfigurationError(
+                f"no step request: set {REQUEST_ENV_VAR} to its JSON, or pass --request-file."
+            )
+    return execute_step(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dagster-airflow",
+        description="Run Dagster jobs on Apache Airflow: one Airflow task per execution step.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scaffold = commands.add_parser(
+        "scaffold",
+        help="write an Airflow DAG file for a Dagster job",
+        description="Compile a Dagster job's execution plan with its run config and print an "
+        "Airflow DAG file with one DagsterOperator per step (or --install it).",
+    )
+    scaffold.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    scaffold.add_argument(
+        "-e",
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="RUN_CONFIG_YAML",
+        help="a run config YAML file; repeat to merge several, later files winning",
+    )
+    where = scaffold.add_mutually_exclusive_group(required=True)
+    where.add_argument("-f", "--python-file", help="the Python file that defines the job")
+    where.add_argument("-m", "--module-name", help="the Python module that defines the job")
+    where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
+    scaffold.add_argument("-a", "--attribute", help="the Definitions, repository or job attribute")
+    scaffold.add_argument("-d", "--working-directory", help="the directory the code imports from")
+    scaffold.add_argument("-l", "--location-name", help="with -w: the code location to use")
+    scaffold.add_argument(
+        "--runner", default="subprocess", help="where steps run (default: %(default)s)"
+    )
+    scaffold.add_argument(
+        "--runner-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a runner option; VALUE is read as YAML (5, true, {a: b})",
+    )
+    scaffold.add_argument("--storage", help="where outputs go (default: the runner's default)")
+    scaffold.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a storage option; VALUE is read as YAML",
+    )
+    scaffold.add_argument("--dag-id", help="the Airflow DAG id (default: the job's name)")
+    scaffold.add_argument(
+        "--install",
+        action="store_true",
+        help="write {location}_{job}.py into the dags folder instead of printing it",
+    )
+    scaffold.add_argument(
+        "--dags-folder", help="with --install (default: Airflow's, $AIRFLOW_HOME/dags)"
+    )
+    scaffold.set_defaults(handler=cmd_scaffold)
+
+    execute = commands.add_parser(
+        "execute-step",
+        help="execute one step of a job (what a runner starts; not for direct use)",
+        description=f"Execute the step a StepRequest describes (from ${REQUEST_ENV_VAR} or "
+        "--request-file) and print its events as JSON lines.",
+    )
+    execute.add_argument("--request-file", help="a file with the request's JSON, or - for stdin")
+    execute.set_defaults(handler=cmd_execute_step)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, argv)
+    except DagsterAirflowError as exc:
+        print(f"dagster-airflow {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE

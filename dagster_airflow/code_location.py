@@ -1,0 +1,150 @@
+"""Loads a Dagster job from a code location (-f, -m or -w, as the Dagster CLI has them)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from dagster_airflow.errors import CodeLocationError
+from dagster_airflow.model import CodeLocation
+
+
+def _repositories(location: CodeLocation) -> Iterator:
+    """The RepositoryDefinitions a (file or module) code location defines."""
+    from dagster._core.code_pointer import FileCodePointer, ModuleCodePointer
+    from dagster._core.definitions.reconstruct import (
+        def_from_pointer,
+        repository_def_from_target_def,
+    )
+    from dagster._core.workspace.autodiscovery import (
+        loadable_targets_from_python_file,
+        loadable_targets_from_python_module,
+    )
+
+    working_directory = location.working_directory or os.getcwd()
+    if working_directory not in sys.path:
+        sys.path.insert(0, working_directory)
+    if location.attribute:
+        if location.python_file:
+            pointer = FileCodePointer(location.python_file, location.attribute, working_directory)
+        else:
+            pointer = ModuleCodePointer(location.module_name, location.attribute, working_directory)
+        targets = [def_from_pointer(pointer)]
+    elif location.python_file:
+        found = loadable_targets_from_python_file(location.python_file, working_directory)
+        targets = [t.target_definition for t in found]
+    else:
+        found = loadable_targets_from_python_module(location.module_name, working_directory)
+        targets = [t.target_definition for t in found]
+    for target in targets:
+        repository = repository_def_from_target_def(target)
+        if repository is not None:
+            yield repository
+
+
+def workspace_locations(location: CodeLocation) -> list[CodeLocation]:
+    """The file and module code locations a workspace.yaml lists, paths made absolute."""
+    import yaml
+
+    path = Path(location.workspace).expanduser()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CodeLocationError(f"cannot read workspace {str(path)!r}: {exc.strerror}.") from exc
+    except yaml.YAMLError as exc:
+        raise CodeLocationError(f"workspace {str(path)!r} is not valid YAML: {exc}.") from exc
+    entries = (data or {}).get("load_from") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise CodeLocationError(
+            f"workspace {str(path)!r} has no 'load_from' list; list its code locations there "
+            "as python_file or python_module entries."
+        )
+    base = path.parent.absolute()
+    locations = []
+    for entry in entries:
+        kind, spec = (
+            next(iter(entry.items())) if isinstance(entry, dict) and entry else (None, None)
+        )
+        if kind not in ("python_file", "python_module", "python_package"):
+            raise CodeLocationError(
+                f"workspace {str(path)!r} has an entry {entry!r} this tool cannot load; use "
+                "python_file, python_module or python_package entries."
+            )
+        spec = (
+            {"relative_path" if kind == "python_file" else "module_name": spec}
+            if isinstance(spec, str)
+            else dict(spec)
+        )
+        working_directory = spec.get("working_directory")
+        working_directory = str(base / working_directory) if working_directory else str(base)
+        if kind == "python_file":
+            target = {"python_file": str(base / spec["relative_path"])}
+        else:
+            target = {"module_name": spec.get("module_name") or spec.get("package_name")}
+        found = CodeLocation(
+            attribute=spec.get("attribute"),
+            working_directory=working_directory,
+            location_name=spec.get("location_name"),
+            **target,
+        )
+        locations.append(attrs.evolve(found, location_name=found.name))
+    if location.location_name:
+        locations = [loc for loc in locations if loc.location_name == location.location_name]
+        if not locations:
+            raise CodeLocationError(
+                f"workspace {str(path)!r} has no code location named "
+                f"{location.location_name!r}; check its location_name entries."
+            )
+    return locations
+
+
+def resolve(location: CodeLocation, job_name: str) -> CodeLocation:
+    """A file or module code location that defines the job (a workspace is searched)."""
+    if not location.workspace:
+        return location
+    candidates = workspace_locations(location)
+    for candidate in candidates:
+        if job_name in job_names(candidate):
+            return candidate
+    names = sorted({name for c in candidates for name in job_names(c)})
+    raise CodeLocationError(
+        f"job {job_name!r} is not in workspace {location.workspace!r}; its jobs are: "
+        f"{', '.join(names) or 'none'}."
+    )
+
+
+def _load(location: CodeLocation) -> list:
+    try:
+        return list(_repositories(location))
+    except CodeLocationError:
+        raise
+    except Exception as exc:
+        # The user's code failed to import or to build its definitions: say which and why.
+        raise CodeLocationError(
+            f"could not load the code location {location.describe()}: "
+            f"{type(exc).__name__}: {exc}; fix the code, or pass -d with the directory it "
+            "imports from."
+        ) from exc
+
+
+def job_names(location: CodeLocation) -> list[str]:
+    return sorted(
+        {name for repo in _load(location) for name in repo.job_names if not name.startswith("__")}
+    )
+
+
+def load_job(location: CodeLocation, job_name: str):
+    """The JobDefinition named ``job_name`` in a file or module code location."""
+    repositories = _load(location)
+    for repository in repositories:
+        if repository.has_job(job_name):
+            return repository.get_job(job_name)
+    names = sorted({n for r in repositories for n in r.job_names if not n.startswith("__")})
+    raise CodeLocationError(
+        f"job {job_name!r} is not in {location.describe()}; its jobs are: "
+        f"{', '.join(names) or 'none'}."
+    )

@@ -1,0 +1,37 @@
+"""One error hierarchy. A user error's message is one sentence: the thing, its value, the fix."""
+
+
+class DagsterAirflowError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigurationError(DagsterAirflowError):
+    """A DAG, a step request, a runner or a storage is configured wrongly."""
+
+
+class PluginError(DagsterAirflowError):
+    """A runner or storage plugin is missing, duplicated or broken."""
+
+
+class CodeLocationError(DagsterAirflowError):
+    """A Dagster code location cannot be loaded, or does not hold the job."""
+
+
+class RunConfigError(DagsterAirflowError):
+    """A run config does not fit the job."""
+
+
+class StorageError(DagsterAirflowError):
+    """An intermediate storage cannot be reached or is missing an object."""
+
+
+class OutputNotFoundError(StorageError):
+    """An intermediate output is not in the storage."""
+
+
+class StepFailedError(DagsterAirflowError):
+    """A Dagster step failed; the message carries the step's error and its cause."""
+
+
+class RunnerError(DagsterAirflowError):
+    """A runner could not start, follow or stop a step."""

@@ -1,0 +1,297 @@
+"""The wire between the Airflow side and the Dagster side: plain attrs classes that travel as JSON.
+
+Nothing here imports Dagster or Airflow. The scaffold writes these shapes into the DAG file as
+literals, the operator builds a `StepRequest` from them, a runner hands its JSON to the worker,
+and the worker answers with `StepEvent` lines that the runner folds into a `StepResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from dagster_airflow.errors import ConfigurationError
+
+# uuid5 namespace of every Dagster run id this project derives from an Airflow run.
+RUN_ID_NAMESPACE = uuid.UUID("5c1f3c6e-2b0b-4f4e-9a57-6d0a1f6e7a10")
+
+# An environment variable a runner sets to hand the worker its request.
+REQUEST_ENV_VAR = "DAGSTER_AIRFLOW_STEP_REQUEST"
+
+# The key that marks a worker's output line as a StepEvent rather than the step's own output.
+EVENT_MARKER = "dagster_airflow_event"
+
+
+def dagster_run_id(dag_id: str, airflow_run_id: str) -> str:
+    """The Dagster run id shared by every task of one Airflow DAG run.
+
+    Derived from the dag id and the Airflow run id (never the logical date, which is None for
+    triggered runs), so a retried task finds the outputs its upstream tasks wrote.
+    """
+    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{dag_id}\n{airflow_run_id}"))
+
+
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{what} must be a mapping, got {value!r}.")
+    return dict(value)
+
+
+@attrs.frozen
+class CodeLocation:
+    """Where a Dagster job is defined, as the Dagster CLI's -f / -m / -w with -a and -d."""
+
+    python_file: str | None = None
+    module_name: str | None = None
+    workspace: str | None = None
+    attribute: str | None = None
+    working_directory: str | None = None
+    # With a workspace: which of its code locations holds the job (None: search them all).
+    location_name: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        given = [n for n in ("python_file", "module_name", "workspace") if getattr(self, n)]
+        if len(given) != 1:
+            raise ConfigurationError(
+                "a code location needs exactly one of python_file (-f), module_name (-m) or "
+                f"workspace (-w), got {given or 'none'}; name the one that defines the job."
+            )
+
+    @property
+    def name(self) -> str:
+        """A short name: the workspace's location name, else the file's stem or the module."""
+        if self.location_name:
+            return self.location_name
+        if self.python_file:
+            stem = self.python_file.rsplit("/", 1)[-1]
+            return stem[:-3] if stem.endswith(".py") else stem
+        if self.module_name:
+            return self.module_name.rsplit(".", 1)[-1]
+        return "workspace"
+
+    def describe(self) -> str:
+        target = self.python_file or self.module_name or self.workspace
+        kind = "file" if self.python_file else "module" if self.module_name else "workspace"
+        suffix = f" (attribute {self.attribute!r})" if self.attribute else ""
+        return f"{kind} {target!r}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CodeLocation:
+        data = _json_object(data, "code_location")
+        unknown = set(data) - {f.name for f in attrs.fields(cls)}
+        if unknown:
+            raise ConfigurationError(
+                f"code_location has unknown keys {sorted(unknown)}; the keys are python_file, "
+                "module_name, workspace, attribute, working_directory and location_name."
+            )
+        return cls(**data)
+
+
+@attrs.frozen
+class BackendSpec:
+    """A backend chosen by name, with that backend's options, as in a DAG's default_args.
+
+    Written in the DAG file as ``{"name": "docker", "image": "my-image"}``, or just ``"docker"``.
+    """
+
+    name: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+    KIND = "backend"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+    @classmethod
+    def from_value(cls, value: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)
+        data = _json_object(value, cls.KIND)
+        name = data.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"{cls.KIND} {value!r} has no 'name'; write it as "
+                f'{{"name": "<{cls.KIND} name>", ...options}}.'
+            )
+        return cls(name=name, options=data)
+
+
+@attrs.frozen
+class RunnerSpec(BackendSpec):
+    KIND = "runner"
+
+
+@attrs.frozen
+class StorageSpec(BackendSpec):
+    KIND = "storage"
+
+
+@attrs.frozen
+class TaskRef:
+    """The Airflow task instance a step runs for: what a runner labels its work with."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+    try_number: int = 1
+
+
+@attrs.frozen
+class StepRequest:
+    """Everything the worker needs to execute one step, and nothing secret."""
+
+    code_location: CodeLocation
+    job_name: str
+    step_key: str
+    run_id: str
+    run_config: dict[str, Any] = attrs.field(factory=dict)
+    storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
+    attempt: int = 1
+    task: TaskRef | None = None
+
+    def to_json(self) -> str:
+        data = {
+            "code_location": self.code_location.to_dict(),
+            "job_name": self.job_name,
+            "step_key": self.step_key,
+            "run_id": self.run_id,
+            "run_config": self.run_config,
+            "storage": self.storage.to_dict(),
+            "attempt": self.attempt,
+            "task": attrs.asdict(self.task) if self.task else None,
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StepRequest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"a step request must be JSON: {exc} in {text[:80]!r}"
+            ) from exc
+        data = _json_object(data, "step request")
+        try:
+            return cls(
+                code_location=CodeLocation.from_dict(data["code_location"]),
+                job_name=data["job_name"],
+                step_key=data["step_key"],
+                run_id=data["run_id"],
+                run_config=_json_object(data.get("run_config") or {}, "run_config"),
+                storage=StorageSpec.from_value(data.get("storage") or "filesystem"),
+                attempt=int(data.get("attempt", 1)),
+                task=TaskRef(**data["task"]) if data.get("task") else None,
+            )
+        except KeyError as exc:
+            raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc
+
+
+@attrs.frozen
+class StepError:
+    """A Dagster error as the user should read it: class, message, stack, and its cause."""
+
+    class_name: str
+    message: str
+    stack: str = ""
+    cause: StepError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class_name": self.class_name,
+            "message": self.message,
+            "stack": self.stack,
+            "cause": self.cause.to_dict() if self.cause else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepError:
+        cause = data.get("cause")
+        return cls(
+            class_name=data.get("class_name", "Error"),
+            message=data.get("message", ""),
+            stack=data.get("stack", ""),
+            cause=cls.from_dict(cause) if cause else None,
+        )
+
+    def summary(self) -> str:
+        """One line for the error and one for each cause: what a failed task's exception says."""
+        text = f"{self.class_name}: {self.message.strip()}"
+        if self.cause:
+            text += f"\n  caused by {self.cause.summary()}"
+        return text
+
+
+@attrs.frozen
+class StepEvent:
+    """One event of a step, as the worker prints it: a JSON object on a line of its own."""
+
+    event_type: str  # a Dagster event type (STEP_START, STEP_OUTPUT ...) or LOG for a log message
+    message: str = ""
+    step_key: str | None = None
+    level: str = "INFO"
+    timestamp: float = 0.0
+    input_name: str | None = None
+    output_name: str | None = None
+    uri: str | None = None
+    error: StepError | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {EVENT_MARKER: self.event_type}
+        for field in attrs.fields(StepEvent)[1:]:
+            value = getattr(self, field.name)
+            if value not in (None, ""):
+                data[field.name] = value.to_dict() if isinstance(value, StepError) else value
+        return json.dumps(data)
+
+    @classmethod
+    def from_line(cls, line: str) -> StepEvent | None:
+        """The event a line holds, or None when it is the step's own output."""
+        line = line.strip()
+        if not (line.startswith("{") and EVENT_MARKER in line):
+            return None
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(data, dict) or EVENT_MARKER not in data:
+            return None
+        error = data.get("error")
+        return cls(
+            event_type=data[EVENT_MARKER],
+            message=data.get("message", ""),
+            step_key=data.get("step_key"),
+            level=data.get("level", "INFO"),
+            timestamp=data.get("timestamp", 0.0),
+            input_name=data.get("input_name"),
+            output_name=data.get("output_name"),
+            uri=data.get("uri"),
+            error=StepError.from_dict(error) if error else None,
+        )
+
+
+SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+
+
+@attrs.frozen
+class StepResult:
+    """How a step ended, as its runner saw it."""
+
+    status: str  # SUCCESS, FAILURE or SKIPPED
+    exit_code: int | None = None
+    outputs: dict[str, str] = attrs.field(factory=dict)  # output name -> URI
+    error: StepError | None = None
+    events: tuple[StepEvent, ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCESS

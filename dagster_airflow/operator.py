@@ -1,0 +1,148 @@
+"""DagsterOperator: one Airflow task per Dagster execution step (Airflow side).
+
+Thin on purpose: it resolves the runner and storage named in its configuration, reads their
+credentials from Airflow connections, builds a StepRequest and hands it to the runner. Building
+one (what the DAG processor does many times a minute) touches no plugin, SDK or network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from dagster_airflow.errors import ConfigurationError, StepFailedError
+from dagster_airflow.model import (
+    FAILURE,
+    SKIPPED,
+    CodeLocation,
+    RunnerSpec,
+    StepRequest,
+    StorageSpec,
+    TaskRef,
+    dagster_run_id,
+)
+
+DEFAULT_RUNNER = "subprocess"
+
+
+def _connection(conn_id: str) -> dict[str, Any] | None:
+    """An Airflow connection as a plain dict, or None when there is no such connection."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return {
+        "conn_type": conn.conn_type,
+        "host": conn.host,
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "schema": conn.schema,
+        "extra": conn.extra_dejson,
+    }
+
+
+def _mask(values: Sequence[str]) -> None:
+    """Have Airflow redact these values from every task log line."""
+    from airflow.sdk.log import mask_secret
+
+    for value in values:
+        if value:
+            mask_secret(value)
+
+
+class DagsterOperator(BaseOperator):
+    """Runs one Dagster execution step through a pluggable runner and intermediate storage.
+
+    :param step_key: the Dagster step this task runs.
+    :param job_name: the Dagster job.
+    :param code_location: where the job is defined (python_file / module_name / workspace, with
+        attribute and working_directory), as the step's runner sees the file system.
+    :param run_config: the job's run config; string values are Airflow templates.
+    :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
+    :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
+    """
+
+    template_fields: Sequence[str] = ("run_config", "runner", "storage")
+    ui_color = "#d6d4fb"
+    ui_fgcolor = "#1e1b4b"
+
+    def __init__(
+        self,
+        *,
+        step_key: str,
+        job_name: str,
+        code_location: Mapping[str, Any],
+        run_config: Mapping[str, Any] | None = None,
+        runner: Mapping[str, Any] | str | None = None,
+        storage: Mapping[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(code_location, Mapping):
+            raise ConfigurationError(
+                f"task {self.task_id!r}: code_location must be a dict such as "
+                f'{{"python_file": "/path/to/jobs.py"}}, got {code_location!r}.'
+            )
+        if run_config is not None and not isinstance(run_config, Mapping):
+            raise ConfigurationError(
+                f"task {self.task_id!r}: run_config must be a dict, got {run_config!r}."
+            )
+        self.step_key = step_key
+        self.job_name = job_name
+        self.code_location = code_location
+        self.run_config = run_config or {}
+        self.runner = runner
+        self.storage = storage
+        self._step_runner = None
+
+    def execute(self, context: Context) -> dict[str, str]:
+        from dagster_airflow.plugins.manager import get_plugins
+
+        plugins = get_plugins()
+        runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
+        runner_backend = plugins.runner(runner_spec.name)
+        storage_spec = StorageSpec.from_value(self.storage or runner_backend.cls.default_storage)
+        storage = plugins.storage(storage_spec.name).create(storage_spec.options)
+        self._step_runner = runner_backend.create(runner_spec.options)
+
+        ti = context["ti"]
+        request = StepRequest(
+            code_location=CodeLocation.from_dict(self.code_location),
+            job_name=self.job_name,
+            step_key=self.step_key,
+            run_id=dagster_run_id(self.dag_id, context["run_id"]),
+            run_config=dict(self.run_config),
+            storage=storage_spec,
+            attempt=ti.try_number,
+            task=TaskRef(self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number),
+        )
+        secret_env = storage.credentials_env(_connection)
+        _mask(list(secret_env.values()))
+        self.log.info(
+            "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
+            request.step_key,
+            request.job_name,
+            request.run_id,
+            request.attempt,
+            runner_spec.name,
+            storage_spec.name,
+        )
+        result = self._step_runner.run(request, secret_env, self.log)
+        if result.status == SKIPPED:
+            raise AirflowSkipException(f"Dagster step {self.step_key!r} was skipped.")
+        if result.status == FAILURE:
+            error = result.error.summary() if result.error else "no error was reported"
+            raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
+        return dict(result.outputs)
+
+    def on_kill(self) -> None:
+        if self._step_runner is not None:
+            self.log.info("Stopping Dagster step %r", self.step_key)
+            self._step_runner.kill()

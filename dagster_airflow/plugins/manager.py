@@ -1,0 +1,158 @@
+"""The plugin manager: built-in backends plus whatever the entry-point group brings.
+
+Built once per process, on first use (never at import), so a DAG file that only builds operators
+loads no plugin at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pluggy
+
+from dagster_airflow.errors import ConfigurationError, PluginError
+from dagster_airflow.plugins import hookspecs
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dagster_airflow"
+
+# The built-in backends, registered through the same hooks as third-party ones. Their modules
+# import no SDK at module level, so loading them all stays cheap.
+DEFAULT_PLUGINS = (
+    "dagster_airflow.runners.subprocess",
+    "dagster_airflow.storage.filesystem",
+)
+
+
+@attrs.frozen
+class Backend:
+    """A registered runner or storage class and the plugin that registered it."""
+
+    kind: str  # "runner" or "storage"
+    name: str
+    cls: type
+    plugin: str  # the registering plugin's name: a module or an entry point name
+
+    def create(self, options: Mapping[str, Any]) -> Any:
+        """An instance configured with ``options``; a wrong option is one clear sentence."""
+        check_options(self.kind, self.name, self.cls, options)
+        return self.cls(**options)
+
+
+def check_options(kind: str, name: str, cls: type, options: Mapping[str, Any]) -> None:
+    """Raise ConfigurationError naming any unknown or missing option of a backend class."""
+    params = {
+        p.name: p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ConfigurationError(
+            f"{kind} {name!r} has no option {unknown[0]!r} (value {options[unknown[0]]!r}); "
+            f"its options are: {', '.join(sorted(params)) or 'none'}."
+        )
+    missing = sorted(n for n, p in params.items() if p.default is p.empty and n not in options)
+    if missing:
+        raise ConfigurationError(
+            f"{kind} {name!r} needs the option {missing[0]!r}; set it in the DAG's "
+            f'default_args ({{"name": {name!r}, {missing[0]!r}: ...}}) or with '
+            f"--{kind}-option {missing[0]}=VALUE when scaffolding."
+        )
+
+
+class Registry:
+    """What the hooks fill: backends of one kind, keyed by their class's ``name``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.backends: dict[str, Backend] = {}
+
+    def register_for(self, plugin: str):
+        def register(cls: type) -> None:
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(
+                    f"plugin {plugin!r} registered {self.kind} class {cls!r} without a "
+                    "'name'; give the class a string attribute 'name'."
+                )
+            existing = self.backends.get(name)
+            if existing is not None and existing.cls is not cls:
+                raise PluginError(
+                    f"two plugins claim the {self.kind} name {name!r}: {existing.plugin!r} "
+                    f"({existing.cls.__module__}.{existing.cls.__qualname__}) and {plugin!r} "
+                    f"({cls.__module__}.{cls.__qualname__}); uninstall one of them."
+                )
+            self.backends[name] = Backend(self.kind, name, cls, plugin)
+
+        return register
+
+    def get(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            installed = ", ".join(sorted(self.backends)) or "none"
+            raise PluginError(
+                f"{self.kind} {name!r} is not available (plugin may not be installed?); "
+                f"installed {self.kind}s: {installed}."
+            ) from None
+
+
+class Plugins:
+    """The loaded plugin manager and its two registries."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.runners = Registry("runner")
+        self.storages = Registry("storage")
+        for plugin_name, plugin in pm.list_name_plugin():
+            name = plugin_name or getattr(plugin, "__name__", repr(plugin))
+            self._call(plugin, "dagster_airflow_register_runners", self.runners, name)
+            self._call(plugin, "dagster_airflow_register_storages", self.storages, name)
+
+    def _call(self, plugin: object, hook_name: str, registry: Registry, name: str) -> None:
+        # Call each plugin's implementation on its own, so the registry knows who registered what.
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(register=registry.register_for(name))
+
+    def runner(self, name: str) -> Backend:
+        return self.runners.get(name)
+
+    def storage(self, name: str) -> Backend:
+        return self.storages.get(name)
+
+
+def build_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("dagster_airflow")
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"a dagster_airflow plugin implements a hook that does not exist: {exc}; the hooks "
+            "are dagster_airflow_register_runners and dagster_airflow_register_storages."
+        ) from exc
+    return pm
+
+
+@functools.cache
+def get_plugins() -> Plugins:
+    """The process's plugins, loaded on first use."""
+    return Plugins(build_plugin_manager())
+
+
+def reset_plugins() -> None:
+    """Forget the loaded plugins, so the next get_plugins() loads them again."""
+    get_plugins.cache_clear()

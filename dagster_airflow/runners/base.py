@@ -1,0 +1,48 @@
+"""The StepRunner interface. Airflow side: no Dagster import, and no SDK import here."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
+
+# The worker's command, as an image or a virtual environment with dagster-airflow installed has it.
+WORKER_COMMAND = ("dagster-airflow", "execute-step")
+
+
+class StepRunner(ABC):
+    """Runs one step's worker somewhere, streams its output into the task log, and reports.
+
+    Subclasses set ``name``, take their options as keyword arguments of ``__init__`` (checked
+    against the DAG's configuration before the runner is made), and implement ``run``.
+    """
+
+    name: ClassVar[str]
+    # The storage a DAG gets when it names none: one that steps on other machines can reach.
+    default_storage: ClassVar[str] = "s3"
+
+    @classmethod
+    def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options to write into a scaffolded DAG file, given the ones the user passed."""
+        return options
+
+    @abstractmethod
+    def run(
+        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+    ) -> StepResult:
+        """Run the worker for ``request`` and wait for it.
+
+        ``secret_env`` holds the storage's credentials: hand it to the worker's environment and
+        never log it. Feed every line of the worker's output to a ``StepLog`` as it comes.
+        """
+
+    def kill(self) -> None:  # noqa: B027 - a runner with nothing to stop need not override
+        """Stop the step if it is running (Airflow's on_kill, a timeout). Safe to call anytime."""
+
+    @staticmethod
+    def worker_env(request: StepRequest, secret_env: Mapping[str, str]) -> dict[str, str]:
+        """The environment a worker needs besides its platform's: the request and credentials."""
+        return {**secret_env, REQUEST_ENV_VAR: request.to_json()}

@@ -1,0 +1,91 @@
+"""Subprocess runner: each step in a fresh local Python process (the local testing mode)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from dagster_airflow.errors import RunnerError
+from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.plugins import hookimpl
+from dagster_airflow.runners.base import StepRunner
+from dagster_airflow.step_log import StepLog
+
+
+class SubprocessRunner(StepRunner):
+    """Runs ``python -m dagster_airflow execute-step`` in its own process group.
+
+    Options: ``python`` (the interpreter with Dagster and the job's code; default: Airflow's
+    own), ``env`` (extra environment variables), ``working_dir``, ``kill_timeout`` (seconds
+    between SIGTERM and SIGKILL).
+    """
+
+    name = "subprocess"
+    default_storage = "filesystem"
+
+    def __init__(
+        self,
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        working_dir: str | None = None,
+        kill_timeout: float = 10.0,
+    ) -> None:
+        self.python = python or sys.executable
+        self.env = dict(env or {})
+        self.working_dir = working_dir
+        self.kill_timeout = float(kill_timeout)
+        self._process: subprocess.Popen[str] | None = None
+
+    def command(self) -> list[str]:
+        return [self.python, "-m", "dagster_airflow", "execute-step"]
+
+    def run(
+        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+    ) -> StepResult:
+        env = {**os.environ, **self.env, **self.worker_env(request, secret_env)}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        log.info("Starting %s", " ".join(self.command()))
+        try:
+            self._process = subprocess.Popen(
+                self.command(),
+                env=env,
+                cwd=self.working_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,  # its own process group, so kill() stops all of it
+            )
+        except OSError as exc:
+            raise RunnerError(
+                f"cannot start the step's Python {self.python!r}: {exc}; set the subprocess "
+                "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
+            ) from exc
+        step_log = StepLog(log)
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            step_log.feed(line)
+        return step_log.result(self._process.wait())
+
+    def kill(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(self.kill_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+
+
+@hookimpl
+def dagster_airflow_register_runners(register):
+    register(SubprocessRunner)

@@ -1,0 +1,183 @@
+"""StepGraph + settings -> the text of an Airflow DAG file; --install writes it.
+
+The file imports `airflow.sdk` and `dagster_airflow.operator` only, and builds its operators from
+literals: parsing it does no I/O and imports no Dagster.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import json
+import keyword
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster_airflow.compile import StepGraph
+from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.model import RunnerSpec, StorageSpec
+
+_TASK_ID_BAD = re.compile(r"[^\w.-]")
+
+
+def task_id_for(step_key: str) -> str:
+    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -)."""
+    return _TASK_ID_BAD.sub("_", step_key)[:250]
+
+
+def _identifiers(keys: Sequence[str]) -> dict[str, str]:
+    """A distinct Python variable name for each step key."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for key in keys:
+        base = re.sub(r"\W", "_", key)
+        if not base or base[0].isdigit() or keyword.iskeyword(base):
+            base = f"step_{base}"
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        names[key] = name
+    return names
+
+
+def _literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -> str:
+    """A Python literal for JSON-like data, laid out as ruff format would: on one line when it
+    fits, else one item a line."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            key = f"{_literal(k)}: "
+            items.append(key + _literal(v, indent + 4, indent + 4 + len(key), width))
+        start, end = "{", "}"
+    elif isinstance(value, list | tuple):
+        items = [_literal(v, indent + 4, indent + 4, width) for v in value]
+        start, end = "[", "]"
+    else:
+        raise ConfigurationError(
+            f"cannot write {value!r} ({type(value).__name__}) into a DAG file; run config and "
+            "backend options must be strings, numbers, booleans, lists and mappings."
+        )
+    flat = start + ", ".join(items) + end
+    if column + len(flat) + 1 <= width and "\n" not in flat:
+        return flat
+    pad = " " * (indent + 4)
+    return start + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + end
+
+
+def render_dag(
+    graph: StepGraph,
+    runner: RunnerSpec,
+    storage: StorageSpec,
+    dag_id: str,
+    command: str,
+    today: datetime.date | None = None,
+) -> str:
+    """The DAG file's text."""
+    today = today or datetime.date.today()
+    names = _identifiers([s.key for s in graph.steps])
+    description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
+    tasks = "\n".join(
+        f"    {names[s.key]} = DagsterOperator("
+        f"task_id={_literal(task_id_for(s.key))}, step_key={_literal(s.key)})"
+        for s in graph.steps
+    )
+    downstream: dict[str, list[str]] = {}
+    for step in graph.steps:
+        for upstream in step.upstream:
+            downstream.setdefault(upstream, []).append(names[step.key])
+    edges = "\n".join(
+        f"    {names[up]} >> {down[0]}"
+        if len(down) == 1
+        else f"    {names[up]} >> [{', '.join(down)}]"
+        for up, down in downstream.items()
+    )
+    return (
+        f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
+
+Each Airflow task runs one Dagster execution step in isolation. Edit DEFAULT_ARGS freely (where
+steps run, where their outputs go, retries, owner); a task may override any of them with its own
+argument. When the job's ops or their dependencies change, scaffold again:
+
+    {command}
+"""
+
+import datetime
+
+from airflow.sdk import DAG
+
+from dagster_airflow import DagsterOperator
+
+DEFAULT_ARGS = {{
+    # Where each step runs, and that runner's options.
+    "runner": {_literal(runner.to_dict(), 4, 14)},
+    # Where each step's outputs go for the next steps, and that storage's options.
+    "storage": {_literal(storage.to_dict(), 4, 15)},
+    # The Dagster job and its run config (string values may use Airflow templates: {{{{ ds }}}}).
+    "code_location": {_literal(graph.code_location.to_dict(), 4, 21)},
+    "job_name": {_literal(graph.job_name)},
+    "run_config": {_literal(graph.run_config, 4, 18)},
+    "owner": "airflow",
+    "retries": 1,
+    "retry_delay": datetime.timedelta(minutes=5),
+}}
+
+with DAG(
+    dag_id={_literal(dag_id)},
+    description={_literal(description)},
+    schedule=None,
+    start_date=datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC),
+    catchup=False,
+    tags=["dagster"],
+    default_args=DEFAULT_ARGS,
+):
+{tasks}
+
+{edges}
+'''.rstrip()
+        + "\n"
+    )
+
+
+def dags_folder() -> Path:
+    """Airflow's configured dags folder, read as Airflow reads it, without importing Airflow."""
+    if os.environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
+        return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).expanduser()
+    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(home / "airflow.cfg")
+    folder = config.get("core", "dags_folder", fallback="")
+    if folder:
+        return Path(folder.replace("{AIRFLOW_HOME}", str(home))).expanduser()
+    return home / "dags"
+
+
+def install_dag(text: str, folder: Path, filename: str) -> Path:
+    """Write the DAG file into the dags folder atomically (Airflow never parses half a file)."""
+    if not re.fullmatch(r"[\w.-]+\.py", filename):
+        raise ConfigurationError(
+            f"cannot name a DAG file {filename!r}; use letters, digits, '_', '.' and '-'."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return "dagster-airflow " + shlex.join(argv)

@@ -1,0 +1,105 @@
+"""Reads a worker's output as it comes: events become readable task-log lines, the rest is the
+step's own output, and the whole folds into a StepResult. Shared by every runner."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepEvent, StepResult
+
+# Dagster's bookkeeping events: kept in the event log, shown only at DEBUG in the task log.
+_QUIET = {
+    "RESOURCE_INIT_STARTED",
+    "RESOURCE_INIT_SUCCESS",
+    "LOGS_CAPTURED",
+    "STEP_INPUT",
+    "STEP_OUTPUT",
+    "ENGINE_EVENT",
+    "STEP_WORKER_STARTING",
+    "STEP_WORKER_STARTED",
+}
+_TAIL_LINES = 20
+
+
+def describe(event: StepEvent) -> str:
+    """One readable line (more for a failure) for an event."""
+    kind = event.event_type
+    if kind == "STEP_START":
+        return f"Step {event.step_key!r} started."
+    if kind == "LOADED_INPUT" and event.uri:
+        return f"Loaded input {event.input_name!r} from {event.uri}"
+    if kind == "HANDLED_OUTPUT" and event.uri:
+        return f"Stored output {event.output_name!r} at {event.uri}"
+    if kind == "STEP_SUCCESS":
+        return event.message or f"Step {event.step_key!r} succeeded."
+    if kind == "STEP_FAILURE" and event.error:
+        # The root cause's stack is where the user's code is; Dagster's own frames are noise.
+        root = event.error
+        while root.cause is not None:
+            root = root.cause
+        text = f"Step {event.step_key!r} failed: {event.error.summary()}"
+        if root.stack:
+            text += f"\n{root.class_name} stack trace:\n{root.stack.rstrip()}"
+        return text
+    if kind == "STEP_SKIPPED":
+        return f"Step {event.step_key!r} skipped: {event.message}"
+    return event.message or kind
+
+
+class StepLog:
+    """Feed it a worker's lines; ask it for the StepResult once the worker has exited."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.events: list[StepEvent] = []
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+    def feed(self, line: str) -> StepEvent | None:
+        line = line.rstrip("\r\n")
+        event = StepEvent.from_line(line)
+        if event is None:
+            if line:
+                self.tail.append(line)
+                self.log.info("%s", line)
+            return None
+        self.events.append(event)
+        if event.event_type == "LOG":
+            level = logging.getLevelName(event.level)
+            self.log.log(level if isinstance(level, int) else logging.INFO, "%s", event.message)
+        elif event.event_type == "STEP_FAILURE":
+            self.log.error("%s", describe(event))
+        elif event.event_type in _QUIET:
+            self.log.debug("%s", describe(event))
+        else:
+            self.log.info("%s", describe(event))
+        return event
+
+    def result(self, exit_code: int | None) -> StepResult:
+        by_type = {e.event_type: e for e in self.events}
+        outputs = {
+            e.output_name: e.uri
+            for e in self.events
+            if e.event_type == "HANDLED_OUTPUT" and e.output_name and e.uri
+        }
+        events = tuple(self.events)
+        if "STEP_FAILURE" in by_type:
+            failure = by_type["STEP_FAILURE"]
+            error = failure.error or StepError("DagsterError", failure.message)
+            return StepResult(FAILURE, exit_code, outputs, error, events)
+        if "STEP_SKIPPED" in by_type:
+            return StepResult(SKIPPED, exit_code, {}, None, events)
+        if "STEP_SUCCESS" in by_type and exit_code in (0, None):
+            return StepResult(SUCCESS, exit_code, outputs, None, events)
+        return StepResult(FAILURE, exit_code, outputs, self._crash_error(exit_code), events)
+
+    def _crash_error(self, exit_code: int | None) -> StepError:
+        if exit_code is not None and exit_code < 0:
+            what = f"the step's process was stopped by signal {-exit_code}"
+        elif "STEP_SUCCESS" in {e.event_type for e in self.events}:
+            what = f"the worker exited with code {exit_code} after the step succeeded"
+        else:
+            what = f"the worker exited with code {exit_code} before the step finished"
+        tail = "\n".join(self.tail)
+        cause = StepError("WorkerOutput", f"last lines of its output:\n{tail}") if tail else None
+        return StepError("WorkerExited", what, cause=cause)

@@ -1,0 +1,1 @@
+"""Intermediate storages: where a step's outputs wait for the steps that need them."""

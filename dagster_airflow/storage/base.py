@@ -1,0 +1,75 @@
+"""The IntermediateStorage interface: streams of bytes by key, committed atomically.
+
+A storage is used on both sides: the worker writes and reads outputs through it (Dagster side),
+and the operator asks it, at execute time, which credentials its worker needs (Airflow side). So
+it imports neither Dagster nor Airflow, and its SDK only inside the methods that need it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO, ClassVar
+
+# What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
+# (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
+ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
+
+EVENT_LOG_NAME = "events.jsonl"
+
+
+class IntermediateStorage(ABC):
+    """Where outputs live, under ``{prefix}/{run_id}/{step_key}/{output_name}``.
+
+    Subclasses take their options as keyword arguments of ``__init__`` and set ``name``.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options to write into a scaffolded DAG file, given the ones the user passed:
+        add any default a user should see and may want to edit."""
+        return options
+
+    def key(self, run_id: str, step_key: str, name: str) -> str:
+        """The key of an output (or the event log) of a step, relative to the storage's root."""
+        return f"{run_id}/{step_key}/{name}"
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where a user finds the object: a path or a URL such as s3://bucket/prefix/key."""
+
+    @abstractmethod
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A writable stream; the object appears whole when the block exits without error.
+
+        A reader never sees a partial object: on error (or a killed writer) nothing is committed,
+        and a second write of the same key replaces the first whole.
+        """
+
+    @abstractmethod
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A readable stream; raises OutputNotFoundError naming the URI when there is none."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object was committed under the key."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """The keys under a prefix (such as a run id), sorted."""
+
+    def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
+        """Environment variables the worker needs to reach the storage, read from Airflow
+        connections at execute time. Never logged, never written to a file."""
+        return {}
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self.open_write(key) as stream:
+            stream.write(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as stream:
+            return stream.read()

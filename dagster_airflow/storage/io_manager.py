@@ -1,0 +1,51 @@
+"""The one Dagster IO manager of dagster-airflow, over any IntermediateStorage (Dagster side)."""
+
+from __future__ import annotations
+
+import pickle
+
+import dagster as dg
+
+from dagster_airflow.storage.base import IntermediateStorage
+
+PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class IntermediateIOManager(dg.IOManager):
+    """Pickles each output to ``{run_id}/{step_key}/{output_name}`` in the storage.
+
+    ``run_id`` is the id derived from the Airflow run, which may differ from the Dagster run's own
+    (the graphql runner launches every step as its own Dagster run). ``written`` records each
+    output's URI so the worker can report it.
+    """
+
+    def __init__(self, storage: IntermediateStorage, run_id: str | None = None) -> None:
+        self.storage = storage
+        self.run_id = run_id
+        self.written: dict[str, str] = {}
+
+    def _key(self, run_id: str, step_key: str, name: str, mapping_key: str | None) -> str:
+        return self.storage.key(
+            self.run_id or run_id, step_key, f"{name}[{mapping_key}]" if mapping_key else name
+        )
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        mapping_key = context.mapping_key
+        key = self._key(context.run_id, context.step_key, context.name, mapping_key)
+        with self.storage.open_write(key) as stream:
+            pickle.dump(obj, stream, protocol=PICKLE_PROTOCOL)
+        uri = self.storage.uri(key)
+        self.written[context.name] = uri
+        context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
+
+    def load_input(self, context: dg.InputContext) -> object:
+        upstream = context.upstream_output
+        mapping_key = upstream.mapping_key
+        key = self._key(upstream.run_id, upstream.step_key, upstream.name, mapping_key)
+        with self.storage.open_read(key) as stream:
+            return pickle.load(stream)
+
+
+def intermediate_io_manager(io_manager: IntermediateIOManager) -> dg.IOManagerDefinition:
+    """A resource definition that hands Dagster this very instance (so `written` is readable)."""
+    return dg.IOManagerDefinition.hardcoded_io_manager(io_manager)
