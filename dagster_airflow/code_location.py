@@ -123,10 +123,14 @@ def _load(location: CodeLocation) -> list:
     except CodeLocationError:
         raise
     except Exception as exc:
-        # The user's code failed to import or to build its definitions: say which and why.
+        # The user's code failed to import or to build its definitions: say which and why, with
+        # the root cause rather than Dagster's wrapper around it.
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
         raise CodeLocationError(
             f"could not load the code location {location.describe()}: "
-            f"{type(exc).__name__}: {exc}; fix the code, or pass -d with the directory it "
+            f"{type(root).__name__}: {root}; fix the code, or pass -d with the directory it "
             "imports from."
         ) from exc
 

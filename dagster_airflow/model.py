@@ -225,7 +225,7 @@ class StepError:
 
     def summary(self) -> str:
         """One line for the error and one for each cause: what a failed task's exception says."""
-        text = f"{self.class_name}: {self.message.strip()}"
+        text = f"{self.class_name}: {self.message.strip()}" if self.message else self.class_name
         if self.cause:
             text += f"\n  caused by {self.cause.summary()}"
         return text

@@ -138,7 +138,7 @@ with DAG(
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
-):
+) as dag:
 {tasks}
 
 {edges}

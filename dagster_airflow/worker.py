@@ -26,7 +26,7 @@ def _error_from_info(info: Any) -> StepError:
     """A StepError from Dagster's SerializableErrorInfo, causes included."""
     class_name = info.cls_name or "Error"
     # Dagster's message repeats the class (`dagster._core.errors.X: text`): keep the text.
-    message = re.sub(rf"^[\w.]*{re.escape(class_name)}: ", "", info.message.strip())
+    message = re.sub(rf"^[\w.]*{re.escape(class_name)}(: |$)", "", info.message.strip())
     return StepError(
         class_name=class_name,
         message=message,

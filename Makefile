@@ -1,0 +1,43 @@
+# Every target creates .venv with uv from the pinned constraints when it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+UV := $(PYTHON) -m uv
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bench constraints clean
+
+$(STAMP): constraints.txt setup.cfg pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## make demo: scaffold the demo job and run it through a real Airflow on SQLite
+demo: $(STAMP)
+	$(PY) examples/run_demo.py
+
+## make test: lint, then the whole suite against real components
+test: $(STAMP) lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## make bench: every benchmark under bench/, as ratios against baselines measured in the same run
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+## make constraints: re-pin every package after changing a version in setup.cfg
+constraints: $(STAMP)
+	{ head -2 constraints.txt; $(UV) pip freeze --python $(PY) --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo .bench .pytest_cache .ruff_cache

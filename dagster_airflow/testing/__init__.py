@@ -1,0 +1,1 @@
+"""Helpers for testing DAGs and backends of dagster-airflow against a real Airflow."""

@@ -1,0 +1,127 @@
+"""A throwaway Airflow 3 installation on SQLite, driven through its own CLI.
+
+Used by the test suite, `make demo` and the benchmarks: install a DAG file, run it with
+`airflow dags test` (every task in one process, no scheduler), then read what a user would see:
+the task log, each task's state, each task's XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+
+
+@attrs.frozen
+class DagRunResult:
+    dag_id: str
+    run_id: str | None  # Airflow's run id of the newest run
+    returncode: int
+    output: str  # what `airflow dags test` printed: the task logs, in order
+    states: dict[str, str]  # task_id -> state of the newest run
+    xcoms: dict[str, object]  # task_id -> return value of the newest run
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+    def task_log(self, task_id: str) -> str:
+        """The lines `dags test` printed while the task ran."""
+        start = f"[DAG TEST] starting task_id={task_id} "
+        end = f"[DAG TEST] end task task_id={task_id} "
+        lines, inside = [], False
+        for line in self.output.splitlines():
+            if start in line:
+                inside = True
+            if inside:
+                lines.append(line)
+            if end in line:
+                inside = False
+        return "\n".join(lines)
+
+
+class AirflowHome:
+    """An AIRFLOW_HOME in a directory of its own, with its database migrated on first use."""
+
+    def __init__(self, path: Path, python: str = sys.executable, env: dict | None = None) -> None:
+        self.path = Path(path)
+        self.python = python
+        self.dags_folder = self.path / "dags"
+        self.dags_folder.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.path),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            **(env or {}),
+        }
+        self._migrated = (self.path / "airflow.db").exists()
+
+    def airflow(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        bin_dir = Path(self.python).parent
+        return subprocess.run(
+            [str(bin_dir / "airflow"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def migrate(self) -> None:
+        if self._migrated:
+            return
+        done = self.airflow("db", "migrate")
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stdout}\n{done.stderr}")
+        self._migrated = True
+
+    def install(self, text: str, filename: str) -> Path:
+        path = self.dags_folder / filename
+        path.write_text(text)
+        return path
+
+    def add_connection(self, conn_id: str, uri: str) -> None:
+        """Define a connection the way a deployment would, through the environment."""
+        self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = uri
+
+    def dags_test(self, dag_id: str, dag_file: Path | None = None, timeout: float = 900):
+        """Run the DAG once with `airflow dags test` and collect what happened."""
+        self.migrate()
+        args = ["dags", "test", dag_id]
+        if dag_file is not None:
+            args += ["--dagfile-path", str(dag_file)]
+        done = self.airflow(*args, timeout=timeout)
+        run_id, states, xcoms = self._newest_run(dag_id)
+        output = done.stdout + done.stderr
+        return DagRunResult(dag_id, run_id, done.returncode, output, states, xcoms)
+
+    def _newest_run(self, dag_id: str) -> tuple[str | None, dict[str, str], dict[str, object]]:
+        with sqlite3.connect(self.path / "airflow.db") as db:
+            row = db.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+            ).fetchone()
+            if row is None:
+                return None, {}, {}
+            run_id = row[0]
+            states = dict(
+                db.execute(
+                    "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                    (dag_id, run_id),
+                ).fetchall()
+            )
+            xcoms = {
+                task_id: json.loads(value) if isinstance(value, str | bytes) else value
+                for task_id, value in db.execute(
+                    "SELECT task_id, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+                    "AND key = 'return_value'",
+                    (dag_id, run_id),
+                ).fetchall()
+            }
+        return run_id, states, xcoms

@@ -1,0 +1,84 @@
+"""The subprocess runner against real worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.runners.subprocess import SubprocessRunner
+from tests.conftest import JOBS
+
+RUN_ID = "0e6f2b7c-2a1b-5e4f-8f3a-9c8b7a6d5e4f"
+
+
+def request_for(step_key: str, tmp_path, run_config=None) -> StepRequest:
+    return StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "trouble.py")),
+        job_name="trouble",
+        step_key=step_key,
+        run_id=RUN_ID,
+        run_config=run_config or {"ops": {"sleepy": {"config": {"pid_file": "-", "seconds": 0}}}},
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+
+
+def test_a_step_succeeds_and_reports_its_output(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    result = SubprocessRunner().run(request_for("fine", tmp_path), {}, logging.getLogger("t"))
+    assert result.status == SUCCESS
+    assert result.outputs == {"result": str(tmp_path / RUN_ID / "fine" / "result")}
+    assert f"Stored output 'result' at {tmp_path / RUN_ID / 'fine' / 'result'}" in caplog.text
+
+
+def test_secret_env_reaches_the_worker_but_not_the_request(tmp_path):
+    request = request_for("fine", tmp_path)
+    env = SubprocessRunner.worker_env(request, {"AWS_SECRET_ACCESS_KEY": "hunter2"})
+    assert env["AWS_SECRET_ACCESS_KEY"] == "hunter2"
+    assert "hunter2" not in request.to_json()
+
+
+def test_kill_stops_the_whole_process_group(tmp_path):
+    pid_file = tmp_path / "pid"
+    config = {"ops": {"sleepy": {"config": {"pid_file": str(pid_file), "seconds": 600}}}}
+    runner = SubprocessRunner(kill_timeout=5)
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            runner.run(request_for("sleepy", tmp_path, config), {}, logging.getLogger("t"))
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pid = int(pid_file.read_text())
+
+    runner.kill()
+    thread.join(30)
+
+    assert not thread.is_alive()
+    assert results[0].status == FAILURE
+    # Dagster turns the SIGTERM into an interruption it reports as the step's failure.
+    assert results[0].error.summary() == "DagsterExecutionInterruptedError"
+    try:
+        os.kill(pid, 0)
+        raise AssertionError(f"step process {pid} survived kill()")
+    except ProcessLookupError:
+        pass
+
+
+def test_kill_before_start_does_nothing():
+    SubprocessRunner().kill()
+
+
+def test_a_python_that_does_not_exist_is_a_clear_error(tmp_path):
+    runner = SubprocessRunner(python="/no/such/python")
+    try:
+        runner.run(request_for("fine", tmp_path), {}, logging.getLogger("t"))
+    except Exception as exc:
+        assert "cannot start the step's Python '/no/such/python'" in str(exc)
+    else:
+        raise AssertionError("expected an error")

@@ -1,0 +1,80 @@
+"""The two sides stay apart (DESIGN.md section 1): each boundary checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
+from tests.conftest import EXAMPLES
+
+REPORT = """
+import json, sys
+{imports}
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("dagster", "airflow"))))
+"""
+
+
+def imported_after(imports: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT.format(imports=imports)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_package_imports_neither_side():
+    assert imported_after("import dagster_airflow, dagster_airflow.model") == []
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import dagster_airflow.operator",
+        "from dagster_airflow import DagsterOperator",
+        "import dagster_airflow.runners.subprocess, dagster_airflow.plugins.manager",
+    ],
+)
+def test_airflow_side_imports_no_dagster(imports):
+    modules = imported_after(imports)
+    assert not [m for m in modules if m.split(".")[0] == "dagster"]
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import dagster_airflow.worker, dagster_airflow.compile, dagster_airflow.code_location",
+        "import dagster_airflow.storage.io_manager, dagster_airflow.scaffold",
+        "from dagster_airflow.plugins.manager import get_plugins; get_plugins()",
+    ],
+)
+def test_dagster_side_imports_no_airflow(imports):
+    modules = imported_after(imports)
+    assert not [m for m in modules if m.split(".")[0] == "airflow"]
+
+
+def test_a_whole_step_runs_without_importing_airflow(tmp_path):
+    """Execute a real step in the worker, then check what that process had imported."""
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(EXAMPLES / "demo.py")),
+        job_name="demo_pipeline",
+        step_key="multiply_the_word",
+        run_id="8a1c1f43-64a3-5b7c-9a53-5b8b6f2d4e10",
+        run_config={
+            "ops": {"multiply_the_word": {"config": {"factor": 2}, "inputs": {"word": "x"}}}
+        },
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    code = (
+        "import io, sys\n"
+        "from dagster_airflow.worker import execute_step\n"
+        f"rc = execute_step({request.to_json()!r}, io.StringIO())\n"
+        "leaked = [m for m in sys.modules if m.split('.')[0] == 'airflow']\n"
+        "print(rc, leaked)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
+    assert (tmp_path / request.run_id / "multiply_the_word" / "result").exists()

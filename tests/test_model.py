@@ -1,0 +1,65 @@
+"""The wire: JSON round trips and the run id shared by a DAG run's tasks."""
+
+import pytest
+
+from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.model import (
+    CodeLocation,
+    RunnerSpec,
+    StepError,
+    StepEvent,
+    StepRequest,
+    StorageSpec,
+    TaskRef,
+    dagster_run_id,
+)
+
+
+def test_step_request_round_trips_through_json():
+    request = StepRequest(
+        code_location=CodeLocation(module_name="jobs", attribute="defs", working_directory="/app"),
+        job_name="demo",
+        step_key="count_letters",
+        run_id="6f0c6d3e-51f7-5a0c-8e6f-4b5d3b0b2f1a",
+        run_config={"ops": {"a": {"config": {"n": 1}}}},
+        storage=StorageSpec("s3", {"bucket": "b", "prefix": "p"}),
+        attempt=2,
+        task=TaskRef("dag", "count_letters", "manual__1", -1, 2),
+    )
+    assert StepRequest.from_json(request.to_json()) == request
+
+
+def test_step_event_round_trips_and_other_lines_are_output():
+    event = StepEvent(
+        "STEP_FAILURE",
+        "failed",
+        step_key="boom",
+        error=StepError("DagsterError", "outer", cause=StepError("ValueError", "inner", "tb")),
+    )
+    assert StepEvent.from_line(event.to_json()) == event
+    assert StepEvent.from_line('{"some": "json the op printed"}') is None
+    assert StepEvent.from_line("plain text") is None
+    assert event.error.summary() == "DagsterError: outer\n  caused by ValueError: inner"
+
+
+def test_run_id_is_shared_by_a_dag_run_and_differs_across_runs():
+    first = dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
+    assert first == dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
+    assert first != dagster_run_id("demo", "manual__2026-01-02T00:00:00+00:00")
+    assert first != dagster_run_id("other_dag", "manual__2026-01-01T00:00:00+00:00")
+
+
+def test_code_location_needs_exactly_one_target():
+    with pytest.raises(ConfigurationError, match="exactly one of python_file"):
+        CodeLocation(python_file="a.py", module_name="a")
+    with pytest.raises(ConfigurationError, match="unknown keys \\['path'\\]"):
+        CodeLocation.from_dict({"path": "a.py"})
+
+
+def test_backend_spec_accepts_a_name_or_a_mapping():
+    assert RunnerSpec.from_value("docker") == RunnerSpec("docker")
+    assert RunnerSpec.from_value({"name": "docker", "image": "x"}) == RunnerSpec(
+        "docker", {"image": "x"}
+    )
+    with pytest.raises(ConfigurationError, match="runner \\{'image': 'x'\\} has no 'name'"):
+        RunnerSpec.from_value({"image": "x"})

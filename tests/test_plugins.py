@@ -1,0 +1,109 @@
+"""The plugin machinery: built-ins, entry points, and each way a plugin can be wrong."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from dagster_airflow.errors import ConfigurationError, PluginError
+from dagster_airflow.plugins.manager import Plugins, build_plugin_manager, get_plugins
+
+
+def test_builtins_are_registered_through_the_hooks():
+    plugins = get_plugins()
+    assert plugins.runner("subprocess").plugin == "dagster_airflow.runners.subprocess"
+    assert plugins.storage("filesystem").plugin == "dagster_airflow.storage.filesystem"
+
+
+def test_unknown_name_lists_the_installed_ones():
+    with pytest.raises(PluginError) as caught:
+        get_plugins().runner("kubernetes")
+    message = str(caught.value)
+    assert message.startswith(
+        "runner 'kubernetes' is not available (plugin may not be installed?); installed runners:"
+    )
+    assert "subprocess" in message
+
+
+def test_wrong_options_say_which_and_list_the_right_ones():
+    backend = get_plugins().storage("filesystem")
+    with pytest.raises(ConfigurationError, match="storage 'filesystem' has no option 'bucket'"):
+        backend.create({"bucket": "b"})
+
+
+@pytest.fixture
+def plugin_dist(tmp_path, monkeypatch):
+    """Install a third-party plugin for real: a module plus a distribution's entry point."""
+
+    def install(module_source: str, name: str = "thirdparty") -> None:
+        (tmp_path / f"{name}_plugin.py").write_text(textwrap.dedent(module_source))
+        dist = tmp_path / f"{name}_plugin-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 1.0\n"
+        )
+        (dist / "entry_points.txt").write_text(f"[dagster_airflow]\n{name} = {name}_plugin\n")
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield install
+    for module in [m for m in sys.modules if m.endswith("_plugin")]:
+        sys.modules.pop(module)
+
+
+def test_third_party_runner_is_found_through_its_entry_point(plugin_dist):
+    plugin_dist(
+        """
+        from dagster_airflow import hookimpl
+        from dagster_airflow.runners.subprocess import SubprocessRunner
+
+        class NiceRunner(SubprocessRunner):
+            name = "nice"
+
+        @hookimpl
+        def dagster_airflow_register_runners(register):
+            register(NiceRunner)
+        """
+    )
+    plugins = Plugins(build_plugin_manager())
+    assert plugins.runner("nice").plugin == "thirdparty"
+    assert plugins.runner("nice").cls.__name__ == "NiceRunner"
+
+
+def test_two_plugins_claiming_one_name_fail_loudly(plugin_dist):
+    plugin_dist(
+        """
+        from dagster_airflow import hookimpl
+        from dagster_airflow.storage.filesystem import FilesystemStorage
+
+        class MyFilesystem(FilesystemStorage):
+            pass
+
+        @hookimpl
+        def dagster_airflow_register_storages(register):
+            register(MyFilesystem)
+        """
+    )
+    with pytest.raises(PluginError) as caught:
+        Plugins(build_plugin_manager())
+    assert str(caught.value).startswith(
+        "two plugins claim the storage name 'filesystem': 'dagster_airflow.storage.filesystem'"
+    )
+    assert "'thirdparty' (thirdparty_plugin.MyFilesystem); uninstall one of them." in str(
+        caught.value
+    )
+
+
+def test_a_misspelled_hook_implementation_is_an_error(plugin_dist):
+    plugin_dist(
+        """
+        from dagster_airflow import hookimpl
+
+        @hookimpl
+        def dagster_airflow_register_runner(register):
+            pass
+        """
+    )
+    with pytest.raises(PluginError, match="implements a hook that does not exist"):
+        build_plugin_manager()
