@@ -7,8 +7,11 @@ import os
 import threading
 import time
 
+import pytest
+
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.testing.contracts import RunnerContract
 from tests.conftest import JOBS
 
 RUN_ID = "0e6f2b7c-2a1b-5e4f-8f3a-9c8b7a6d5e4f"
@@ -82,3 +85,13 @@ def test_a_python_that_does_not_exist_is_a_clear_error(tmp_path):
         assert "cannot start the step's Python '/no/such/python'" in str(exc)
     else:
         raise AssertionError("expected an error")
+
+
+class TestSubprocessRunnerContract(RunnerContract):
+    @pytest.fixture
+    def runner_factory(self):
+        return lambda: SubprocessRunner(kill_timeout=5)
+
+    @pytest.fixture
+    def storage_spec(self, tmp_path):
+        return StorageSpec("filesystem", {"base_dir": str(tmp_path)})

@@ -4,6 +4,7 @@ import pytest
 
 from dagster_airflow.errors import OutputNotFoundError
 from dagster_airflow.storage.filesystem import FilesystemStorage
+from dagster_airflow.testing.contracts import StorageContract
 
 
 def test_layout_and_round_trip(tmp_path):
@@ -31,3 +32,9 @@ def test_missing_object_names_its_path(tmp_path):
     storage = FilesystemStorage(base_dir=str(tmp_path))
     with pytest.raises(OutputNotFoundError, match=r"no object at '.*/run/step/nothing'"):
         storage.get_bytes(storage.key("run", "step", "nothing"))
+
+
+class TestFilesystemStorageContract(StorageContract):
+    @pytest.fixture
+    def storage(self, tmp_path):
+        return FilesystemStorage(base_dir=str(tmp_path))

@@ -1,0 +1,33 @@
+"""The small job the runner contract runs: produce -> consume, a failing op and a slow one."""
+
+import time
+
+import dagster as dg
+
+
+@dg.op
+def produce() -> int:
+    return 21
+
+
+@dg.op
+def consume(context: dg.OpExecutionContext, value: int) -> int:
+    context.log.info(f"consumed {value} * 2")
+    return value * 2
+
+
+@dg.op
+def fail() -> None:
+    raise ValueError("contract failure 7")
+
+
+@dg.op(config_schema={"seconds": int})
+def slow(context: dg.OpExecutionContext) -> None:
+    time.sleep(context.op_config["seconds"])
+
+
+@dg.job
+def contract():
+    consume(produce())
+    fail()
+    slow()

@@ -1,0 +1,199 @@
+"""The contract every runner and every storage passes: subclass, provide one fixture, done.
+
+    from dagster_airflow.testing.contracts import StorageContract
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self):
+            return MyStorage(bucket="test")
+
+The built-in backends pass these same classes (tests/runners, tests/storage).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import logging
+import pickle
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dagster_airflow.errors import OutputNotFoundError
+from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
+
+CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
+
+
+class StorageContract:
+    """What an IntermediateStorage must do. Provide a ``storage`` fixture (a fresh prefix)."""
+
+    @pytest.fixture
+    def run_id(self) -> str:
+        return str(uuid.uuid4())
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "text",
+            b"\x00bytes\xff",
+            12345678901234567890,
+            3.25,
+            None,
+            {"nested": [1, (2, 3), {"set": {4, 5}}]},
+            datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC),
+            decimal.Decimal("1.10"),
+        ],
+        ids=["str", "bytes", "int", "float", "none", "nested", "datetime", "decimal"],
+    )
+    def test_round_trip_of_python_values(self, storage, run_id, value):
+        key = storage.key(run_id, "step", "result")
+        with storage.open_write(key) as stream:
+            pickle.dump(value, stream)
+        with storage.open_read(key) as stream:
+            assert pickle.load(stream) == value
+
+    def test_layout_is_run_then_step_then_output(self, storage, run_id):
+        key = storage.key(run_id, "count_letters", "result")
+        assert key == f"{run_id}/count_letters/result"
+        storage.put_bytes(key, b"x")
+        assert storage.uri(key).endswith(f"{run_id}/count_letters/result")
+
+    def test_missing_key_raises_output_not_found_naming_the_uri(self, storage, run_id):
+        key = storage.key(run_id, "step", "missing")
+        assert not storage.exists(key)
+        with pytest.raises(OutputNotFoundError) as caught:
+            storage.get_bytes(key)
+        assert storage.uri(key) in str(caught.value)
+
+    def test_overwrite_replaces_the_whole_object(self, storage, run_id):
+        key = storage.key(run_id, "step", "result")
+        storage.put_bytes(key, b"a much longer first attempt")
+        storage.put_bytes(key, b"retry")
+        assert storage.get_bytes(key) == b"retry"
+
+    def test_a_failed_write_commits_nothing(self, storage, run_id):
+        key = storage.key(run_id, "step", "result")
+        with pytest.raises(RuntimeError), storage.open_write(key) as stream:
+            stream.write(b"half of an obj")
+            raise RuntimeError("the writer died")
+        assert not storage.exists(key)
+        assert list(storage.list(run_id)) == []
+
+    def test_a_failed_rewrite_keeps_the_previous_object(self, storage, run_id):
+        key = storage.key(run_id, "step", "result")
+        storage.put_bytes(key, b"first")
+        with pytest.raises(RuntimeError), storage.open_write(key) as stream:
+            stream.write(b"second, half")
+            raise RuntimeError("the writer died")
+        assert storage.get_bytes(key) == b"first"
+
+    def test_listing_a_runs_outputs(self, storage, run_id):
+        for step, name in [("b", "result"), ("a", "result"), ("a", "events.jsonl")]:
+            storage.put_bytes(storage.key(run_id, step, name), b"x")
+        storage.put_bytes(storage.key(str(uuid.uuid4()), "a", "result"), b"other run")
+        assert list(storage.list(run_id)) == [
+            f"{run_id}/a/events.jsonl",
+            f"{run_id}/a/result",
+            f"{run_id}/b/result",
+        ]
+        assert list(storage.list(f"{run_id}/a")) == [
+            f"{run_id}/a/events.jsonl",
+            f"{run_id}/a/result",
+        ]
+
+    def test_empty_object(self, storage, run_id):
+        key = storage.key(run_id, "step", "empty")
+        storage.put_bytes(key, b"")
+        assert storage.exists(key)
+        assert storage.get_bytes(key) == b""
+
+
+class RunnerContract:
+    """What a StepRunner must do with real steps of a small job.
+
+    Provide a ``runner_factory`` fixture (a callable returning a freshly configured runner) and a
+    ``storage_spec`` fixture (a StorageSpec of a storage its steps can reach). The job is
+    ``contract_job.py`` beside this file; a runner whose steps see another file system overrides
+    the ``code_location`` fixture.
+    """
+
+    step_timeout = 300.0  # seconds a contract step may take, start-up included
+
+    @pytest.fixture
+    def code_location(self) -> CodeLocation:
+        return CodeLocation(python_file=str(CONTRACT_JOB))
+
+    @pytest.fixture
+    def run_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def request(self, code_location, storage_spec, run_id, step_key, run_config=None):
+        return StepRequest(
+            code_location=code_location,
+            job_name="contract",
+            step_key=step_key,
+            run_id=run_id,
+            run_config=run_config or {"ops": {"slow": {"config": {"seconds": 0}}}},
+            storage=storage_spec,
+        )
+
+    def test_a_step_succeeds_and_its_downstream_reads_its_output(
+        self, runner_factory, code_location, storage_spec, run_id, caplog
+    ):
+        caplog.set_level(logging.INFO)
+        log = logging.getLogger("contract")
+        first = runner_factory().run(
+            self.request(code_location, storage_spec, run_id, "produce"), {}, log
+        )
+        assert first.status == SUCCESS, first.error
+        assert set(first.outputs) == {"result"}
+        assert first.outputs["result"].endswith(f"{run_id}/produce/result")
+
+        second = runner_factory().run(
+            self.request(code_location, storage_spec, run_id, "consume"), {}, log
+        )
+        assert second.status == SUCCESS, second.error
+        assert "consumed 21 * 2" in caplog.text
+        assert "Loaded input 'value' from" in caplog.text
+
+    def test_a_failing_step_reports_the_ops_error(
+        self, runner_factory, code_location, storage_spec, run_id, caplog
+    ):
+        caplog.set_level(logging.INFO)
+        result = runner_factory().run(
+            self.request(code_location, storage_spec, run_id, "fail"), {}, logging.getLogger("c")
+        )
+        assert result.status == FAILURE
+        assert "ValueError: contract failure 7" in result.error.summary()
+        assert "ValueError: contract failure 7" in caplog.text
+
+    def test_kill_before_run_does_nothing(self, runner_factory):
+        runner_factory().kill()
+
+    def test_kill_stops_a_running_step(self, runner_factory, code_location, storage_spec, run_id):
+        runner = runner_factory()
+        request = self.request(
+            code_location,
+            storage_spec,
+            run_id,
+            "slow",
+            {"ops": {"slow": {"config": {"seconds": 600}}}},
+        )
+        results = []
+        thread = threading.Thread(
+            target=lambda: results.append(runner.run(request, {}, logging.getLogger("c")))
+        )
+        started = time.monotonic()
+        thread.start()
+        # Let the step get going, then stop it as Airflow's on_kill would.
+        time.sleep(min(self.step_timeout / 10, 15))
+        runner.kill()
+        thread.join(self.step_timeout)
+        assert not thread.is_alive(), "kill() did not end the step"
+        assert results and results[0].status == FAILURE
+        assert time.monotonic() - started < self.step_timeout
