@@ -63,8 +63,16 @@ def _code_location(args: argparse.Namespace) -> CodeLocation:
 
 
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import attrs
+
     from dagster_airflow.compile import compile_job, load_run_config
-    from dagster_airflow.scaffold import command_line, dags_folder, install_dag, render_dag
+    from dagster_airflow.scaffold import (
+        command_line,
+        dags_folder,
+        install_dag,
+        relocate,
+        render_dag,
+    )
 
     location = _code_location(args)
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
@@ -73,6 +81,11 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run_config = load_run_config(args.config)
     where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
     graph = compile_job(location, args.job, run_config, where)
+    if args.image_code_root:
+        host_root = location.working_directory or str(Path.cwd())
+        graph = attrs.evolve(
+            graph, code_location=relocate(graph.code_location, host_root, args.image_code_root)
+        )
     text = render_dag(
         graph,
         runner,
@@ -140,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("-a", "--attribute", help="the Definitions, repository or job attribute")
     scaffold.add_argument("-d", "--working-directory", help="the directory the code imports from")
     scaffold.add_argument("-l", "--location-name", help="with -w: the code location to use")
+    scaffold.add_argument(
+        "--image-code-root",
+        metavar="PATH",
+        help="for container runners: where the image has the working directory (-d, default: "
+        "the current one); the DAG names the code location by its paths inside the image",
+    )
     scaffold.add_argument(
         "--runner", default="subprocess", help="where steps run (default: %(default)s)"
     )

@@ -15,11 +15,13 @@ import re
 import shlex
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import attrs
 
 from dagster_airflow.compile import StepGraph
 from dagster_airflow.errors import ConfigurationError
-from dagster_airflow.model import RunnerSpec, StorageSpec
+from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
 
@@ -71,6 +73,36 @@ def _literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -
         return flat
     pad = " " * (indent + 4)
     return start + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + end
+
+
+def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLocation:
+    """The code location as a step's image sees it: paths under ``host_root`` (the directory
+    the image copies) moved under ``image_root`` (where the image has it)."""
+    if not PurePosixPath(image_root).is_absolute():
+        raise ConfigurationError(
+            f"--image-code-root {image_root!r} is not an absolute path; give the directory "
+            "inside the image where the code is, such as /opt/dagster/app."
+        )
+
+    def move(path: str | None, what: str) -> str | None:
+        if path is None:
+            return None
+        try:
+            relative = Path(path).relative_to(host_root)
+        except ValueError:
+            raise ConfigurationError(
+                f"the code location's {what} {path!r} is not under {host_root!r}, so its path "
+                "inside the image is unknown; pass -d with the directory the image copies to "
+                "--image-code-root."
+            ) from None
+        return str(PurePosixPath(image_root, *relative.parts))
+
+    return attrs.evolve(
+        location,
+        python_file=move(location.python_file, "file"),
+        workspace=move(location.workspace, "workspace"),
+        working_directory=move(location.working_directory, "working directory"),
+    )
 
 
 def render_dag(

@@ -1,0 +1,482 @@
+"""Docker runner: each step in a fresh container of the job's image (Airflow side).
+
+The docker SDK is imported inside the methods that need it, so loading the plugin costs nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from dagster_airflow.errors import ConfigurationError, RunnerError
+from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepRequest, StepResult
+from dagster_airflow.plugins import hookimpl
+from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
+from dagster_airflow.step_log import StepLog
+
+PULL_POLICIES = ("missing", "always", "never")
+AUTO_REMOVE_POLICIES = ("success", "never", "force")
+
+# Labels on every container this runner starts. The TaskRef ones identify the Airflow try the
+# container runs for: a runner started again for the same try follows that container.
+LABEL_PREFIX = "dagster-airflow."
+TRY_LABELS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
+
+
+def _string_map(value: Any, option: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"the docker runner's {option!r} must be a mapping of variable names to values, "
+            f"got {value!r}."
+        )
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def _parse_mount(value: Any) -> tuple[str, str, str, bool]:
+    """(source, target, type, read_only) from "src:dst[:ro]" or a mapping."""
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) in (2, 3) and all(parts[:2]) and (len(parts) == 2 or parts[2] in "rorw"):
+            read_only = len(parts) == 3 and parts[2] == "ro"
+            kind = "bind" if parts[0].startswith("/") else "volume"
+            return parts[0], parts[1], kind, read_only
+    elif isinstance(value, Mapping) and value.get("source") and value.get("target"):
+        kind = value.get("type", "bind")
+        if kind in ("bind", "volume") and set(value) <= {"source", "target", "type", "read_only"}:
+            return str(value["source"]), str(value["target"]), kind, bool(value.get("read_only"))
+    raise ConfigurationError(
+        f"the docker runner's mount {value!r} is not understood; write it as "
+        '"/host/path:/container/path[:ro]", "volume-name:/container/path" or '
+        '{"source": ..., "target": ..., "type": "bind" or "volume", "read_only": true}.'
+    )
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference names (docker.io when it names none)."""
+    from docker.auth import resolve_repository_name
+    from docker.utils import parse_repository_tag
+
+    repository, _ = parse_repository_tag(image)
+    return resolve_repository_name(repository)[0]
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines from a stream of byte chunks that may split lines and UTF-8 characters anywhere."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        yield from lines
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+class DockerRunner(StepRunner):
+    """Runs ``dagster-airflow execute-step`` in a fresh container of ``image`` for each step.
+
+    The image's own entrypoint is replaced by ``command``, so an image built for
+    dagster-webserver works unchanged. Options (docs/docker.md has each in full):
+
+    :param image: the image with Dagster, dagster-airflow[dagster] and the job's code.
+    :param docker_url: the Docker daemon (default: DOCKER_HOST, else the local socket).
+    :param docker_conn_id: an Airflow docker connection to log in to a private registry with.
+    :param pull: ``missing`` (default), ``always`` or ``never``.
+    :param environment: variables for the container, shown in the DAG file.
+    :param private_environment: variables whose values are masked in every log.
+    :param mounts: ``"/host:/container[:ro]"``, ``"volume:/container"`` or mappings.
+    :param network_mode: ``host``, ``none``, a network's name ... (default: the daemon's).
+    :param working_dir: the container's working directory (default: the image's).
+    :param user: the user the step runs as (default: the image's).
+    :param auto_remove: ``success`` (default: remove unless the step failed), ``never``,
+        ``force`` (always remove).
+    :param timeout: seconds a step may run before its container is stopped (default: no limit).
+    :param command: the worker's command in the image (default: dagster-airflow execute-step).
+    :param stop_timeout: seconds between SIGTERM and SIGKILL when a container is stopped.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        image: str,
+        docker_url: str | None = None,
+        docker_conn_id: str | None = None,
+        pull: str = "missing",
+        environment: Mapping[str, str] | None = None,
+        private_environment: Mapping[str, str] | None = None,
+        mounts: Sequence[Any] | None = None,
+        network_mode: str | None = None,
+        working_dir: str | None = None,
+        user: str | int | None = None,
+        auto_remove: str = "success",
+        timeout: float | None = None,
+        command: Sequence[str] | None = None,
+        stop_timeout: int = 10,
+    ) -> None:
+        if not isinstance(image, str) or not image.strip():
+            raise ConfigurationError(
+                f"the docker runner's image must name an image such as 'my-dagster-code:1.0', "
+                f"got {image!r}."
+            )
+        if pull not in PULL_POLICIES:
+            raise ConfigurationError(
+                f"the docker runner's pull must be one of {', '.join(PULL_POLICIES)}, got {pull!r}."
+            )
+        if auto_remove not in AUTO_REMOVE_POLICIES:
+            raise ConfigurationError(
+                f"the docker runner's auto_remove must be one of "
+                f"{', '.join(AUTO_REMOVE_POLICIES)}, got {auto_remove!r}."
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"the docker runner's timeout must be a number of seconds above 0, got {timeout!r}."
+            )
+        if isinstance(command, str) or (
+            command is not None
+            and (not command or not all(isinstance(part, str) for part in command))
+        ):
+            raise ConfigurationError(
+                "the docker runner's command must be a list of strings such as "
+                f'["python", "-m", "dagster_airflow", "execute-step"], got {command!r}.'
+            )
+        if mounts is not None and not isinstance(mounts, list | tuple):
+            raise ConfigurationError(
+                f"the docker runner's mounts must be a list, got {mounts!r}; write it as "
+                '["/host/path:/container/path:ro", ...].'
+            )
+        self.image = image.strip()
+        self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
+        self.pull = pull
+        self.environment = _string_map(environment, "environment")
+        self.private_environment = _string_map(private_environment, "private_environment")
+        self.mounts = [_parse_mount(m) for m in mounts or ()]
+        self.network_mode = network_mode
+        self.working_dir = working_dir
+        self.user = user
+        self.auto_remove = auto_remove
+        self.timeout = float(timeout) if timeout is not None else None
+        self.command = list(command or WORKER_COMMAND)
+        self.stop_timeout = int(stop_timeout)
+        self._container = None
+        self._lock = threading.Lock()
+        self._stopped_by: str | None = None  # "kill" or "timeout" once we stopped the container
+        self._kill_requested = False  # kill() came while run() was still starting the container
+
+    # -- the Docker daemon -------------------------------------------------------------------
+
+    def where(self) -> str:
+        import os
+
+        return self.docker_url or os.environ.get("DOCKER_HOST") or "the local Docker socket"
+
+    def client(self):
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            client = (
+                docker.DockerClient(base_url=self.docker_url)
+                if self.docker_url
+                else docker.from_env()
+            )
+            client.ping()
+        except DockerException as exc:
+            raise RunnerError(
+                f"cannot reach the Docker daemon at {self.where()!r}: {exc}; start it, or set "
+                "the docker runner's docker_url option (or DOCKER_HOST) to where it listens."
+            ) from exc
+        return client
+
+    def _login(self, client, log: logging.Logger) -> None:
+        if not self.docker_conn_id:
+            return
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.sdk.log import mask_secret
+        from docker.errors import APIError
+
+        try:
+            conn = Connection.get(self.docker_conn_id)
+        except AirflowNotFoundException:
+            raise RunnerError(
+                f"the docker runner's docker_conn_id {self.docker_conn_id!r} is not an Airflow "
+                "connection; create it with the registry as host, the user as login and the "
+                "password or token as password."
+            ) from None
+        if conn.password:
+            mask_secret(conn.password)
+        registry = f"{conn.host}:{conn.port}" if conn.port else conn.host
+        extra = conn.extra_dejson or {}
+        log.info(
+            "Logging in to registry %s as %s (connection %r)", registry, conn.login, conn.conn_id
+        )
+        try:
+            client.login(
+                username=conn.login,
+                password=conn.password,
+                registry=registry,
+                email=extra.get("email"),
+                reauth=bool(extra.get("reauth", True)),
+            )
+        except APIError as exc:
+            raise RunnerError(
+                f"cannot log in to registry {registry!r} with connection "
+                f"{self.docker_conn_id!r}: {exc.explanation or exc}; check its login and password."
+            ) from exc
+
+    def _ensure_image(self, client, log: logging.Logger) -> None:
+        from docker.errors import APIError, ImageNotFound
+
+        if self.pull != "always":
+            try:
+                client.images.get(self.image)
+                return
+            except ImageNotFound:
+                if self.pull == "never":
+                    raise RunnerError(
+                        f"image {self.image!r} (registry {registry_of(self.image)!r}) is not on "
+                        f"the Docker host {self.where()!r} and the docker runner's pull is "
+                        "'never'; build or pull it there, or set pull to 'missing'."
+                    ) from None
+        registry = registry_of(self.image)
+        log.info("Pulling image %s from %s", self.image, registry)
+        try:
+            client.images.pull(self.image)
+        except APIError as exc:
+            reason = str(exc.explanation or exc).strip().splitlines()[0]
+            raise RunnerError(
+                f"cannot pull image {self.image!r} from registry {registry!r} ({reason}); check "
+                "the image's name and tag, and for a private registry set the docker runner's "
+                "docker_conn_id to an Airflow connection holding its credentials."
+            ) from exc
+
+    # -- one step ----------------------------------------------------------------------------
+
+    @staticmethod
+    def labels(request: StepRequest) -> dict[str, str]:
+        labels = {
+            f"{LABEL_PREFIX}dagster_run_id": request.run_id,
+            f"{LABEL_PREFIX}step_key": request.step_key,
+        }
+        if request.task is not None:
+            for name in TRY_LABELS:
+                labels[f"{LABEL_PREFIX}{name}"] = str(getattr(request.task, name))
+        return labels
+
+    @staticmethod
+    def container_name(request: StepRequest) -> str | None:
+        """A readable name unique to the Airflow try (None without one: the daemon picks)."""
+        if request.task is None:
+            return None
+        task = request.task
+        key = "\n".join(str(getattr(task, n)) for n in TRY_LABELS)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        readable = re.sub(r"[^a-zA-Z0-9_.-]", "_", f"{task.dag_id}.{task.task_id}")[:80]
+        return f"dagster-airflow-{readable}-{digest}"
+
+    def _existing(self, client, request: StepRequest):
+        """The container already started for this Airflow try, if any."""
+        if request.task is None:
+            return None
+        labels = self.labels(request)
+        wanted = [f"{LABEL_PREFIX}{n}={labels[LABEL_PREFIX + n]}" for n in TRY_LABELS]
+        for container in client.containers.list(all=True, filters={"label": wanted}):
+            if container.status in ("running", "paused", "exited", "stopped"):
+                return container
+            container.remove(force=True)  # created but never started: start afresh
+        return None
+
+    def _create(self, client, request: StepRequest, secret_env: Mapping[str, str], log):
+        from docker.errors import APIError
+        from docker.types import Mount
+
+        environment = {
+            "PYTHONUNBUFFERED": "1",
+            **self.environment,
+            **self.private_environment,
+            **self.worker_env(request, secret_env),
+        }
+        mounts = [
+            Mount(target=target, source=source, type=kind, read_only=read_only)
+            for source, target, kind, read_only in self.mounts
+        ]
+        log.info(
+            "Starting a container of %s: %s (environment: %s)",
+            self.image,
+            " ".join(self.command),
+            ", ".join(sorted(environment)),
+        )
+        try:
+            return client.containers.run(
+                self.image,
+                entrypoint=self.command[:1],
+                command=self.command[1:] or None,
+                environment=environment,
+                labels=self.labels(request),
+                name=self.container_name(request),
+                mounts=mounts,
+                network_mode=self.network_mode,
+                working_dir=self.working_dir,
+                user=self.user,
+                detach=True,
+            )
+        except APIError as exc:
+            if exc.status_code == 409:  # another process started this try's container first
+                found = self._existing(client, request)
+                if found is not None:
+                    return found
+            reason = str(exc.explanation or exc).strip().splitlines()[0]
+            raise RunnerError(
+                f"cannot start a container of image {self.image!r}: {reason}; check the docker "
+                "runner's mounts, network_mode, user and working_dir options."
+            ) from exc
+
+    def run(
+        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+    ) -> StepResult:
+        if any(self.private_environment.values()):
+            from airflow.sdk.log import mask_secret
+
+            for value in self.private_environment.values():
+                if value:
+                    mask_secret(value)
+        with self._lock:
+            self._stopped_by, self._kill_requested = None, False
+        client = self.client()
+        container = self._existing(client, request)
+        if container is not None:
+            log.info(
+                "Following container %s (%s), already %s for this try",
+                container.name,
+                container.short_id,
+                container.status,
+            )
+        else:
+            self._login(client, log)
+            self._ensure_image(client, log)
+            container = self._create(client, request, secret_env, log)
+            log.info("Started container %s (%s)", container.name, container.short_id)
+        with self._lock:
+            self._container = container
+            killed = self._kill_requested
+        if killed:
+            self._stop("kill", log)
+        timer = None
+        if self.timeout is not None:
+            timer = threading.Timer(self.timeout, self._stop, args=("timeout", log))
+            timer.daemon = True
+            timer.start()
+        step_log = StepLog(log)
+        result = None
+        try:
+            self._follow(container, step_log)
+            result = self._result(step_log, self._exit_code(container))
+            return result
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if result is None:  # interrupted here (an Airflow timeout, a signal): stop it
+                self._stop("kill", log)
+            self._finish(container, result, log)
+
+    def _follow(self, container, step_log: StepLog) -> None:
+        """Feed the container's output, from its start, to the step log until it exits."""
+        from docker.errors import APIError
+
+        try:
+            for line in _lines(container.logs(stream=True, follow=True)):
+                step_log.feed(line)
+        except APIError:
+            if self._stopped_by is None:
+                raise
+            # kill() removed the container while we attached to it: the step was stopped.
+
+    def _exit_code(self, container) -> int | None:
+        from docker.errors import APIError
+
+        try:
+            return int(container.wait()["StatusCode"])
+        except APIError:
+            if self._stopped_by is None:
+                raise
+            return None  # removed by kill() meanwhile (podman may answer 500 rather than 404)
+
+    def _result(self, step_log: StepLog, exit_code: int | None) -> StepResult:
+        result = step_log.result(exit_code)
+        if self._stopped_by == "timeout":
+            error = StepError(
+                "StepTimeout",
+                f"the step ran longer than the docker runner's timeout of {self.timeout:g}s, "
+                "so its container was stopped",
+                cause=result.error,
+            )
+            return StepResult(FAILURE, exit_code, result.outputs, error, result.events)
+        return result
+
+    def _stop(self, why: str, log: logging.Logger) -> None:
+        from docker.errors import APIError, NotFound
+
+        with self._lock:
+            container = self._container
+            if container is None or self._stopped_by is not None:
+                return
+            self._stopped_by = why
+        if why == "timeout":
+            log.error("The step ran longer than %ss; stopping its container", self.timeout)
+        try:
+            container.stop(timeout=self.stop_timeout)
+        except NotFound:
+            pass
+        except APIError as exc:
+            log.warning("Could not stop container %s: %s", container.short_id, exc)
+
+    def _finish(self, container, result: StepResult | None, log: logging.Logger) -> None:
+        """Remove the container per auto_remove: kept only when the step failed on its own and
+        the policy is 'success', or always with 'never'."""
+        from docker.errors import APIError, NotFound
+
+        if self.auto_remove == "never":
+            return
+        ended_well = result is not None and result.status in (SUCCESS, SKIPPED)
+        if self.auto_remove == "success" and not ended_well and self._stopped_by is None:
+            log.info("Keeping container %s of the failed step for inspection", container.name)
+            return
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: already being removed
+                log.warning("Could not remove container %s: %s", container.short_id, exc)
+        with self._lock:
+            if self._container is container:
+                self._container = None
+
+    def kill(self) -> None:
+        """Stop this runner's container (Airflow's on_kill, an execution timeout) and remove it
+        unless auto_remove is 'never'. Does nothing before a container was started."""
+        log = logging.getLogger(__name__)
+        with self._lock:
+            self._kill_requested = True
+            container = self._container
+        if container is None:
+            return
+        self._stop("kill", log)
+        self._finish(container, None, log)
+
+
+@hookimpl
+def dagster_airflow_register_runners(register):
+    register(DockerRunner)

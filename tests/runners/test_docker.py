@@ -1,0 +1,328 @@
+"""The docker runner against a real container engine: rootful podman with its Docker API.
+
+The suite starts `podman system service` on a private socket and builds its own image (this
+machine's Python, no registry); the project and its virtual environment are bind-mounted
+read-only at their own paths, so the image holds neither Dagster nor the job's code. The image's
+ENTRYPOINT is dagster-webserver, as an image built for Dagster's UI would have: every test here
+passes only because the runner overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Importing Airflow configures logging; done here, at collection, so that it does not replace
+# pytest's log capture in the middle of a test when the runner first masks a secret.
+from airflow.sdk.log import _secrets_masker
+
+from dagster_airflow.errors import ConfigurationError, RunnerError
+from dagster_airflow.model import (
+    FAILURE,
+    SUCCESS,
+    CodeLocation,
+    StepRequest,
+    StorageSpec,
+    TaskRef,
+    dagster_run_id,
+)
+from dagster_airflow.runners.docker import DockerRunner
+from dagster_airflow.storage.filesystem import FilesystemStorage
+from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.podman import PodmanService, build_python_image, podman_available
+from tests.conftest import EXAMPLES, JOBS, ROOT, scaffold
+
+pytestmark = pytest.mark.skipif(
+    not podman_available(), reason="podman and runc are not installed (make test installs them)"
+)
+
+IMAGE = "localhost/dagster-airflow-test:latest"
+LABEL = "dagster-airflow.dagster_run_id"
+
+
+class RefusingRegistry:
+    """A loopback port that accepts connections and closes them: a registry that cannot serve,
+    which counts how often someone tried."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def refusing_registry():
+    registry = RefusingRegistry()
+    yield registry
+    registry.close()
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory, refusing_registry):
+    # The refusing registry is plain HTTP: podman may try it only if its config says so.
+    service = PodmanService(
+        tmp_path_factory.mktemp("podman"), insecure_registries=[refusing_registry.address]
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def image(podman, tmp_path_factory) -> str:
+    path = [f"{sys.prefix}/bin", f"{sys.base_prefix}/bin", "/usr/bin", "/bin"]
+    return build_python_image(podman, tmp_path_factory.mktemp("image"), IMAGE, path)
+
+
+def project_mounts() -> list[str]:
+    """The project (with its editable install) and the virtual environment, read-only."""
+    mounts = [f"{ROOT}:{ROOT}:ro"]
+    if not Path(sys.prefix).is_relative_to(ROOT):
+        mounts.append(f"{sys.prefix}:{sys.prefix}:ro")
+    return mounts
+
+
+@pytest.fixture(autouse=True)
+def no_container_left_behind(request):
+    """After each test, the engine holds no container of ours, running or stopped."""
+    yield
+    if "podman" in request.fixturenames:
+        podman = request.getfixturevalue("podman")
+        left = podman.containers(label=LABEL)
+        assert left == [], f"containers left behind: {[c['Names'] for c in left]}"
+
+
+@pytest.fixture
+def make_runner(podman, image, tmp_path):
+    def make(**options) -> DockerRunner:
+        options.setdefault("mounts", [*project_mounts(), f"{tmp_path}:{tmp_path}"])
+        return DockerRunner(image=image, docker_url=podman.base_url, **options)
+
+    return make
+
+
+def containers_request(tmp_path, step_key, run_config=None, task=None) -> StepRequest:
+    return StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "containers.py")),
+        job_name="containers",
+        step_key=step_key,
+        run_id=str(uuid.uuid4()),
+        run_config=run_config or {"ops": {"sleepy": {"config": {"seconds": 0}}}},
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+        task=task,
+    )
+
+
+class TestDockerRunnerContract(RunnerContract):
+    step_timeout = 40.0
+
+    @pytest.fixture
+    def runner_factory(self, make_runner):
+        return lambda: make_runner(stop_timeout=5)
+
+    @pytest.fixture
+    def storage_spec(self, tmp_path):
+        return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
+
+    def test_a_failing_step_reports_the_ops_error(
+        self, runner_factory, code_location, storage_spec, run_id, caplog, podman
+    ):
+        super().test_a_failing_step_reports_the_ops_error(
+            runner_factory, code_location, storage_spec, run_id, caplog
+        )
+        # auto_remove 'success' (the default) keeps a failed step's container for inspection.
+        kept = podman.containers(label=LABEL)
+        assert [c["State"] for c in kept] == ["exited"]
+        podman.podman("rm", kept[0]["Id"])
+
+    def test_the_image_entrypoint_is_one_the_runner_must_override(self, podman, image):
+        assert podman.client().images.get(image).attrs["Config"]["Entrypoint"] == [
+            "dagster-webserver"
+        ]
+
+
+def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    runner = make_runner(
+        environment={"PUBLIC_SETTING": "visible-42"},
+        private_environment={"DEMO_TOKEN": "tok-3f9a1c77"},
+    )
+    result = runner.run(containers_request(tmp_path, "show_environment"), {}, logging.getLogger())
+    assert result.status == SUCCESS, result.error
+    assert "PUBLIC_SETTING is visible-42" in caplog.text
+    # The step saw the value; Airflow's masker now redacts it from every task log line.
+    assert "DEMO_TOKEN is tok-3f9a1c77" in caplog.text
+    masked = _secrets_masker().redact("DEMO_TOKEN is tok-3f9a1c77")
+    assert masked == "DEMO_TOKEN is ***"
+    # The runner's own lines name variables, never values.
+    ours = [r.getMessage() for r in caplog.records if r.name == "root" and "container" in r.msg]
+    assert ours and not any("tok-3f9a1c77" in line for line in ours)
+    assert any("DEMO_TOKEN" in line for line in ours)
+
+
+def test_auto_remove_force_removes_a_failed_steps_container(make_runner, podman, tmp_path):
+    runner = make_runner(auto_remove="force")
+    failed = runner.run(containers_request(tmp_path, "boom"), {}, logging.getLogger())
+    assert failed.status == FAILURE
+    assert "ValueError: the container step failed on purpose" in failed.error.summary()
+    assert podman.containers(label=LABEL) == []
+
+
+def test_timeout_stops_and_removes_the_container(make_runner, podman, tmp_path):
+    runner = make_runner(timeout=5, stop_timeout=2)
+    request = containers_request(
+        tmp_path, "sleepy", {"ops": {"sleepy": {"config": {"seconds": 600}}}}
+    )
+    started = time.monotonic()
+    result = runner.run(request, {}, logging.getLogger())
+    assert time.monotonic() - started < 30
+    assert result.status == FAILURE
+    assert result.error.class_name == "StepTimeout"
+    assert "longer than the docker runner's timeout of 5s" in result.error.message
+
+
+def test_a_running_container_for_the_same_try_is_followed_not_restarted(
+    make_runner, podman, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    task = TaskRef("dag", "sleepy", "manual__2026-11-25", map_index=-1, try_number=1)
+    request = containers_request(
+        tmp_path, "sleepy", {"ops": {"sleepy": {"config": {"seconds": 2}}}}, task=task
+    )
+    first_results = []
+    first = threading.Thread(
+        target=lambda: first_results.append(
+            make_runner().run(request, {}, logging.getLogger("first"))
+        )
+    )
+    first.start()
+    deadline = time.monotonic() + 30
+    while not podman.containers(label=LABEL) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = podman.containers(label=LABEL)
+    assert [c["State"] for c in started] == ["running"]
+
+    # As after an Airflow worker restart: the same try runs again while its container runs.
+    second = make_runner().run(request, {}, logging.getLogger("second"))
+
+    first.join(60)
+    assert second.status == SUCCESS, second.error
+    assert first_results[0].status == SUCCESS
+    followed = [r for r in caplog.records if r.name == "second" and "Following" in r.msg]
+    assert followed and started[0]["Id"].startswith(followed[0].args[1])
+    assert not any(r.name == "second" and "Started container" in r.msg for r in caplog.records)
+
+
+def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_registry):
+    image = f"{refusing_registry.address}/team/jobs:1.0"
+    before = refusing_registry.connections
+    runner = DockerRunner(image=image, docker_url=podman.base_url, pull="never")
+    with pytest.raises(RunnerError) as caught:
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+    assert str(caught.value) == (
+        f"image {image!r} (registry {refusing_registry.address!r}) is not on the Docker host "
+        f"{podman.base_url!r} and the docker runner's pull is 'never'; build or pull it there, "
+        "or set pull to 'missing'."
+    )
+    assert refusing_registry.connections == before, "pull='never' contacted the registry"
+
+    runner = DockerRunner(image=image, docker_url=podman.base_url)
+    with pytest.raises(RunnerError) as caught:
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+    message = str(caught.value)
+    assert message.startswith(
+        f"cannot pull image {image!r} from registry {refusing_registry.address!r} ("
+    )
+    assert message.endswith("docker_conn_id to an Airflow connection holding its credentials.")
+    assert refusing_registry.connections > before
+
+
+def test_an_unknown_docker_connection_is_one_sentence(podman, image):
+    runner = DockerRunner(image=image, docker_url=podman.base_url, docker_conn_id="no_such_reg")
+    with pytest.raises(RunnerError, match="docker_conn_id 'no_such_reg' is not an Airflow conn"):
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+
+
+def test_an_unreachable_daemon_names_where_it_looked(tmp_path):
+    url = f"unix://{tmp_path}/nothing.sock"
+    with pytest.raises(RunnerError, match=f"cannot reach the Docker daemon at '{url}'"):
+        DockerRunner(image="x", docker_url=url).run(
+            containers_request(tmp_path, "boom"), {}, logging.getLogger()
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pull": "sometimes"}, "pull must be one of missing, always, never, got 'sometimes'"),
+        ({"auto_remove": True}, "auto_remove must be one of success, never, force, got True"),
+        ({"timeout": 0}, "timeout must be a number of seconds above 0, got 0"),
+        ({"mounts": "/a:/b"}, "mounts must be a list, got '/a:/b'"),
+        ({"mounts": ["/a"]}, "mount '/a' is not understood"),
+        ({"command": "dagster-airflow execute-step"}, "command must be a list of strings"),
+        ({"environment": ["A=1"]}, "'environment' must be a mapping"),
+    ],
+)
+def test_wrong_options_are_one_sentence(options, message):
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        DockerRunner(image="my-image", **options)
+
+
+@pytest.mark.airflow
+def test_demo_end_to_end_through_airflow_with_filesystem_storage(
+    airflow_home, podman, image, tmp_path
+):
+    """Scaffolded from this machine for an image that has the code at /opt/dagster/app."""
+    storage_dir = tmp_path / "storage"
+    storage_dir.mkdir()
+    mounts = [*project_mounts(), f"{EXAMPLES}:/opt/dagster/app:ro", f"{storage_dir}:{storage_dir}"]
+    text = scaffold(
+        "demo_pipeline",
+        *("-f", "demo.py", "-e", "demo.yml", "-d", str(EXAMPLES)),
+        *("--image-code-root", "/opt/dagster/app", "--dag-id", "docker_demo"),
+        *("--runner", "docker", "--runner-option", f"image={image}"),
+        *("--runner-option", f"docker_url={podman.base_url}"),
+        *("--runner-option", f"mounts={json.dumps(mounts)}"),
+        *("--storage", "filesystem", "--storage-option", f"base_dir={storage_dir}"),
+        cwd=EXAMPLES,
+    )
+    assert '"python_file": "/opt/dagster/app/demo.py"' in text
+    airflow_home.install(text, "docker_demo.py")
+
+    result = airflow_home.dags_test("docker_demo")
+
+    assert result.succeeded, result.output[-3000:]
+    assert set(result.states.values()) == {"success"} and len(result.states) == 5
+    run_id = dagster_run_id("docker_demo", result.run_id)
+    storage = FilesystemStorage(base_dir=str(storage_dir))
+    with storage.open_read(storage.key(run_id, "summarize", "result")) as stream:
+        assert pickle.load(stream) == {"letters": {"b": 2, "a": 2, "r": 2}, "total": 6}
+    log = result.task_log("summarize")
+    assert f"Starting a container of {image}: dagster-airflow execute-step" in log
+    assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
+    assert f"Stored output 'result' at {storage_dir / run_id / 'summarize' / 'result'}" in log
