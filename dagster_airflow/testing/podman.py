@@ -283,23 +283,22 @@ def build_python_image(
     workdir: Path,
     tag: str,
     path: Iterable[str],
-    entrypoint: Iterable[str] = ("dagster-webserver",),
+    dockerfile: str = 'ENTRYPOINT ["dagster-webserver"]\n',
+    context: Iterable[Path] = (),
 ) -> str:
-    """Build ``tag``: this machine's Python as the base layer (``localhost/...-base``), then a
-    layer with PATH, PYTHONUNBUFFERED and an ENTRYPOINT (the runner must override it)."""
-    import json
-
+    """Build ``tag``: this machine's Python as the base layer (``localhost/...-base``), then
+    PATH, PYTHONUNBUFFERED and HOME, then the lines of ``dockerfile`` (without FROM), with the
+    ``context`` files beside it for its COPY lines."""
     workdir.mkdir(parents=True, exist_ok=True)
     base = f"{tag.rsplit(':', 1)[0]}-base:latest"
     started = time.monotonic()
     tar = python_rootfs_tar(workdir / "rootfs.tar")
     service.podman("import", str(tar), base)
     tar.unlink()
+    for source in context:
+        shutil.copy(source, workdir / Path(source).name)
     (workdir / "Dockerfile").write_text(
-        f"FROM {base}\n"
-        f"ENV PATH={':'.join(path)} PYTHONUNBUFFERED=1 HOME=/tmp\n"
-        "WORKDIR /tmp\n"
-        f"ENTRYPOINT {json.dumps(list(entrypoint))}\n"
+        f"FROM {base}\nENV PATH={':'.join(path)} PYTHONUNBUFFERED=1 HOME=/tmp\n{dockerfile}"
     )
     service.podman("build", "--network=none", "--pull=never", "-t", tag, str(workdir))
     log.info("Built image %s in %.1fs", tag, time.monotonic() - started)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 import socket
 import sys
 import threading
@@ -93,10 +94,25 @@ def podman(tmp_path_factory, refusing_registry):
     service.stop()
 
 
+def docs_dockerfile() -> str:
+    """The Dockerfile docs/docker.md shows, for a registry-less machine: this machine's Python
+    replaces its base image, and the project's virtual environment, mounted read-only at run
+    time, replaces its pip install."""
+    text = (ROOT / "docs" / "docker.md").read_text()
+    dockerfile = re.search(r"```dockerfile\n(.*?)```", text, re.S).group(1)
+    return "".join(
+        line
+        for line in dockerfile.splitlines(keepends=True)
+        if not line.startswith(("FROM ", "RUN pip "))
+    )
+
+
 @pytest.fixture(scope="session")
 def image(podman, tmp_path_factory) -> str:
     path = [f"{sys.prefix}/bin", f"{sys.base_prefix}/bin", "/usr/bin", "/bin"]
-    return build_python_image(podman, tmp_path_factory.mktemp("image"), IMAGE, path)
+    context = [EXAMPLES / "demo.py", EXAMPLES / "demo.yml"]
+    workdir = tmp_path_factory.mktemp("image")
+    return build_python_image(podman, workdir, IMAGE, path, docs_dockerfile(), context)
 
 
 def project_mounts() -> list[str]:
@@ -161,9 +177,9 @@ class TestDockerRunnerContract(RunnerContract):
         podman.podman("rm", kept[0]["Id"])
 
     def test_the_image_entrypoint_is_one_the_runner_must_override(self, podman, image):
-        assert podman.client().images.get(image).attrs["Config"]["Entrypoint"] == [
-            "dagster-webserver"
-        ]
+        config = podman.client().images.get(image).attrs["Config"]
+        assert config["Entrypoint"][0] == "dagster-webserver"
+        assert config["WorkingDir"] == "/opt/dagster/app"
 
 
 def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_path, caplog):
@@ -297,10 +313,11 @@ def test_wrong_options_are_one_sentence(options, message):
 def test_demo_end_to_end_through_airflow_with_filesystem_storage(
     airflow_home, podman, image, tmp_path
 ):
-    """Scaffolded from this machine for an image that has the code at /opt/dagster/app."""
+    """Scaffolded on this machine for the image of docs/docker.md, with the code in the image at
+    /opt/dagster/app; the steps share the storage directory through a bind mount."""
     storage_dir = tmp_path / "storage"
     storage_dir.mkdir()
-    mounts = [*project_mounts(), f"{EXAMPLES}:/opt/dagster/app:ro", f"{storage_dir}:{storage_dir}"]
+    mounts = [*project_mounts(), f"{storage_dir}:{storage_dir}"]
     text = scaffold(
         "demo_pipeline",
         *("-f", "demo.py", "-e", "demo.yml", "-d", str(EXAMPLES)),
