@@ -195,10 +195,16 @@ class GCSStorage(IntermediateStorage):
         """Turn the client's errors about the bucket or the credentials into one sentence."""
         from google.api_core import exceptions as api
         from google.auth import exceptions as auth
+        from google.cloud.storage.exceptions import InvalidResponse
 
         where = f"GCS bucket {self.bucket!r} (Airflow connection {self.gcp_conn_id!r})"
         try:
-            yield
+            try:
+                yield
+            except InvalidResponse as exc:
+                # Resumable uploads report HTTP errors in their own type: raise the usual one.
+                status = getattr(exc.response, "status_code", 0)
+                raise api.from_http_status(status, str(exc.args[0])) from exc
         except api.NotFound as exc:
             raise StorageError(
                 f"{where} does not exist; create the bucket or fix the storage's 'bucket' option."
