@@ -28,6 +28,8 @@ ENTRY_POINT_GROUP = "dagster_airflow"
 DEFAULT_PLUGINS = (
     "dagster_airflow.runners.subprocess",
     "dagster_airflow.storage.filesystem",
+    "dagster_airflow.storage.s3",
+    "dagster_airflow.storage.gcs",
 )
 
 
