@@ -13,13 +13,16 @@ import json
 import logging
 import pickle
 import re
+import shlex
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 # Importing Airflow configures logging; done here, at collection, so that it does not replace
@@ -40,7 +43,7 @@ from dagster_airflow.runners.docker import DockerRunner
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.podman import PodmanService, build_python_image, podman_available
-from tests.conftest import EXAMPLES, JOBS, ROOT, scaffold
+from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 pytestmark = pytest.mark.skipif(
     not podman_available(), reason="podman and runc are not installed (make test installs them)"
@@ -343,3 +346,71 @@ def test_demo_end_to_end_through_airflow_with_filesystem_storage(
     assert f"Starting a container of {image}: dagster-airflow execute-step" in log
     assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
     assert f"Stored output 'result' at {storage_dir / run_id / 'summarize' / 'result'}" in log
+
+
+def docs_scaffold_command() -> list[str]:
+    text = (ROOT / "docs" / "docker.md").read_text()
+    (line,) = [
+        line[2:]
+        for block in re.findall(r"```console\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+        if line.startswith("$ dagster-airflow scaffold")
+    ]
+    return shlex.split(line)[1:]
+
+
+def test_the_docs_scaffold_command_writes_what_the_docs_show():
+    text = (ROOT / "docs" / "docker.md").read_text()
+    shown = re.search(r"writes, among the rest:\n\n```python\n(.*?)```", text, re.S).group(1)
+    done = run_cli(*docs_scaffold_command())
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout
+
+
+@pytest.mark.airflow
+def test_demo_end_to_end_through_airflow_with_s3_storage(
+    airflow_home, podman, image, moto_server, monkeypatch
+):
+    """The docs' scaffold command for the docs' image, with the storage defaulting to s3 (moto,
+    reached from the containers over the host network) and the credentials in a connection."""
+    bucket = "docker-demo"
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket=bucket)
+    extra = urllib.parse.urlencode({"endpoint_url": moto_server, "region_name": "us-east-1"})
+    monkeypatch.setitem(
+        airflow_home.env, "AIRFLOW_CONN_AWS_DEFAULT", f"aws://AKIADOCKER:{secret}@/?{extra}"
+    )
+    args = [
+        {"image=registry.example.com/team/demo:1.0": f"image={image}"}.get(arg, arg)
+        for arg in docs_scaffold_command()
+    ]
+    args = [{"bucket=my-dagster-intermediates": f"bucket={bucket}"}.get(a, a) for a in args]
+    args += ["--dag-id", "docker_s3", "--runner-option", f"docker_url={podman.base_url}"]
+    args += ["--runner-option", f"mounts={json.dumps(project_mounts())}"]
+    args += ["--runner-option", "network_mode=host"]
+    text = scaffold(*args[1:])
+    assert '"name": "s3",' in text and '"bucket": "docker-demo",' in text
+    assert secret not in text
+    airflow_home.install(text, "docker_s3.py")
+
+    result = airflow_home.dags_test("docker_s3")
+
+    assert result.succeeded, result.output[-3000:]
+    assert set(result.states.values()) == {"success"} and len(result.states) == 5
+    run_id = dagster_run_id("docker_s3", result.run_id)
+    key = f"dagster-airflow/{run_id}/summarize/result"
+    assert result.xcoms["summarize"] == {"result": f"s3://{bucket}/{key}"}
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert pickle.loads(body) == {"letters": {"b": 2, "a": 2, "r": 2}, "total": 6}
+    log = result.task_log("summarize")
+    assert f"Loaded input 'counts' from s3://{bucket}/dagster-airflow/{run_id}/" in log
+    # The credentials reach each container's environment, never a log line.
+    assert "AWS_SECRET_ACCESS_KEY" in log
+    assert secret not in result.output
