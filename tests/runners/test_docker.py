@@ -204,14 +204,6 @@ def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_pat
     assert any("DEMO_TOKEN" in line for line in ours)
 
 
-def test_auto_remove_force_removes_a_failed_steps_container(make_runner, podman, tmp_path):
-    runner = make_runner(auto_remove="force")
-    failed = runner.run(containers_request(tmp_path, "boom"), {}, logging.getLogger())
-    assert failed.status == FAILURE
-    assert "ValueError: the container step failed on purpose" in failed.error.summary()
-    assert podman.containers(label=LABEL) == []
-
-
 def test_timeout_stops_and_removes_the_container(make_runner, podman, tmp_path):
     runner = make_runner(timeout=5, stop_timeout=2)
     request = containers_request(
@@ -414,3 +406,52 @@ def test_demo_end_to_end_through_airflow_with_s3_storage(
     # The credentials reach each container's environment, never a log line.
     assert "AWS_SECRET_ACCESS_KEY" in log
     assert secret not in result.output
+
+
+@pytest.mark.airflow
+def test_failure_timeout_and_environment_through_airflow(airflow_home, podman, image, tmp_path):
+    """What an Airflow user sees: a failed step fails its task with the op's error, Airflow's
+    execution_timeout stops and removes its container, the environment reaches the step."""
+    token = f"tok-{uuid.uuid4().hex[:12]}"
+    storage_dir = tmp_path / "storage"
+    storage_dir.mkdir()
+    config = tmp_path / "containers.yml"
+    config.write_text(json.dumps({"ops": {"sleepy": {"config": {"seconds": 600}}}}))
+    mounts = [*project_mounts(), f"{storage_dir}:{storage_dir}"]
+    text = scaffold(
+        *("containers", "-f", str(JOBS / "containers.py"), "-e", str(config)),
+        *("--runner", "docker", "--runner-option", f"image={image}"),
+        *("--runner-option", f"docker_url={podman.base_url}"),
+        *("--runner-option", f"mounts={json.dumps(mounts)}"),
+        *("--runner-option", "auto_remove=force", "--runner-option", "stop_timeout=3"),
+        *("--runner-option", "environment={PUBLIC_SETTING: visible-42}"),
+        *("--runner-option", f"private_environment={{DEMO_TOKEN: {token}}}"),
+        *("--storage", "filesystem", "--storage-option", f"base_dir={storage_dir}"),
+    )
+    text = text.replace('"retries": 1', '"retries": 0').replace(
+        'DagsterOperator(task_id="sleepy", step_key="sleepy")',
+        'DagsterOperator(task_id="sleepy", step_key="sleepy", '
+        "execution_timeout=datetime.timedelta(seconds=12))",
+    )
+    airflow_home.install(text, "containers.py")
+
+    result = airflow_home.dags_test("containers")
+
+    assert result.states == {"show_environment": "success", "boom": "failed", "sleepy": "failed"}
+    boom = result.task_log("boom")
+    assert "about to fail" in boom
+    assert "ValueError: the container step failed on purpose" in boom
+    assert re.search(r'File ".*tests/jobs/containers.py", line \d+, in boom', boom)
+    sleepy = result.task_log("sleepy")
+    assert "AirflowTaskTimeout" in sleepy, sleepy[-3000:]
+    shown = result.task_log("show_environment")
+    assert "PUBLIC_SETTING is visible-42" in shown
+    # The private value reached the step; the runner's own lines name it, never show it.
+    # (`airflow dags test` prints task logs without Airflow's secrets masker, which redacts
+    # them in a deployment's task logs: test_private_environment_reaches_the_step_and_is_masked
+    # checks that the runner registers the value with it.)
+    assert f"DEMO_TOKEN is {token}" in shown
+    starting = [line for line in shown.splitlines() if "Starting a container" in line]
+    assert "DEMO_TOKEN" in starting[0] and token not in starting[0]
+    # auto_remove 'force': every container is gone, the timed-out one too (checked after each
+    # test by no_container_left_behind).
