@@ -40,6 +40,7 @@ from dagster_airflow.model import (
     dagster_run_id,
 )
 from dagster_airflow.runners.docker import DockerRunner
+from dagster_airflow.scaffold import relocate
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.podman import PodmanService, build_python_image, podman_available
@@ -455,3 +456,21 @@ def test_failure_timeout_and_environment_through_airflow(airflow_home, podman, i
     assert "DEMO_TOKEN" in starting[0] and token not in starting[0]
     # auto_remove 'force': every container is gone, the timed-out one too (checked after each
     # test by no_container_left_behind).
+
+
+def test_image_code_root_moves_the_code_locations_paths_into_the_image():
+    location = CodeLocation(
+        python_file="/home/me/proj/jobs/demo.py", working_directory="/home/me/proj"
+    )
+    assert relocate(location, "/home/me/proj", "/opt/dagster/app") == CodeLocation(
+        python_file="/opt/dagster/app/jobs/demo.py", working_directory="/opt/dagster/app"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        relocate(CodeLocation(python_file="/elsewhere/x.py"), "/home/me/proj", "/opt/app")
+    assert str(caught.value) == (
+        "the code location's file '/elsewhere/x.py' is not under '/home/me/proj', so its path "
+        "inside the image is unknown; pass -d with the directory the image copies to "
+        "--image-code-root."
+    )
+    with pytest.raises(ConfigurationError, match="'opt/app' is not an absolute path"):
+        relocate(location, "/home/me/proj", "opt/app")
