@@ -398,20 +398,30 @@ class DockerRunner(StepRunner):
         try:
             for line in _lines(container.logs(stream=True, follow=True)):
                 step_log.feed(line)
-        except APIError:
-            if self._stopped_by is None:
+        except APIError as exc:
+            if not self._gone(exc):
                 raise
-            # kill() removed the container while we attached to it: the step was stopped.
 
     def _exit_code(self, container) -> int | None:
         from docker.errors import APIError
 
         try:
             return int(container.wait()["StatusCode"])
-        except APIError:
-            if self._stopped_by is None:
+        except APIError as exc:
+            if not self._gone(exc):
                 raise
-            return None  # removed by kill() meanwhile (podman may answer 500 rather than 404)
+            return None
+
+    def _gone(self, exc) -> bool:
+        """Whether an API error means the container was removed while we followed it: by our
+        kill(), or by another runner following the same container (podman may answer 500)."""
+        from docker.errors import NotFound
+
+        return (
+            isinstance(exc, NotFound)
+            or self._stopped_by is not None
+            or "no such container" in str(exc.explanation or "")
+        )
 
     def _result(self, step_log: StepLog, exit_code: int | None) -> StepResult:
         result = step_log.result(exit_code)

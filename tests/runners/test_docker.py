@@ -80,6 +80,64 @@ class RefusingRegistry:
         self.sock.close()
 
 
+class PrivateRegistry:
+    """A registry on loopback (plain HTTP) that wants one user's password and has no images:
+    enough to see a runner log in, and pull with the credentials, without any real registry."""
+
+    USER, PASSWORD = "deploy-bot", "pa55word-7f3e"
+
+    def __init__(self) -> None:
+        import base64
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        expected = "Basic " + base64.b64encode(f"{self.USER}:{self.PASSWORD}".encode()).decode()
+        seen = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                authorized = self.headers.get("Authorization") == expected
+                seen.append((self.command, self.path, authorized))
+                if not authorized:
+                    self._answer(401, {"errors": [{"code": "UNAUTHORIZED"}]})
+                elif self.path.rstrip("/") == "/v2":
+                    self._answer(200, {})
+                else:
+                    self._answer(404, {"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+
+            do_HEAD = do_GET
+
+            def _answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # Podman's Docker API logs in over plain HTTP only to "localhost:PORT" (local testing).
+        self.address = f"localhost:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def private_registry():
+    registry = PrivateRegistry()
+    yield registry
+    registry.close()
+
+
 @pytest.fixture(scope="session")
 def refusing_registry():
     registry = RefusingRegistry()
@@ -88,10 +146,11 @@ def refusing_registry():
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory, refusing_registry):
-    # The refusing registry is plain HTTP: podman may try it only if its config says so.
+def podman(tmp_path_factory, refusing_registry, private_registry):
+    # The test registries are plain HTTP: podman may try them only if its config says so.
     service = PodmanService(
-        tmp_path_factory.mktemp("podman"), insecure_registries=[refusing_registry.address]
+        tmp_path_factory.mktemp("podman"),
+        insecure_registries=[refusing_registry.address, private_registry.address],
     )
     service.start()
     yield service
@@ -272,6 +331,40 @@ def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_regis
     )
     assert message.endswith("docker_conn_id to an Airflow connection holding its credentials.")
     assert refusing_registry.connections > before
+
+
+def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
+    podman, private_registry, monkeypatch, caplog
+):
+    caplog.set_level(logging.INFO)
+    registry = private_registry
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TEAM_REGISTRY",
+        f"docker://{registry.USER}:{registry.PASSWORD}@{registry.address}",
+    )
+    image = f"{registry.address}/team/jobs:1.0"
+    runner = DockerRunner(image=image, docker_url=podman.base_url, docker_conn_id="team_registry")
+    with pytest.raises(RunnerError) as caught:
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger("t"))
+    # Logged in (the registry saw the password), then asked for the image with it.
+    assert ("GET", "/v2/", True) in registry.requests, (str(caught.value), registry.requests)
+    assert any(path.startswith("/v2/team/jobs/") and ok for _, path, ok in registry.requests)
+    assert str(caught.value).startswith(
+        f"cannot pull image {image!r} from registry {registry.address!r} ("
+    )
+    assert f"Logging in to registry {registry.address} as deploy-bot" in caplog.text
+    assert registry.PASSWORD not in caplog.text
+    assert _secrets_masker().redact(f"x {registry.PASSWORD}") == "x ***"
+
+    # A wrong password fails at login, in one sentence naming the registry and the connection.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TEAM_REGISTRY", f"docker://{registry.USER}:wrong-one@{registry.address}"
+    )
+    with pytest.raises(RunnerError) as caught:
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger("t"))
+    assert str(caught.value).startswith(
+        f"cannot log in to registry {registry.address!r} with connection 'team_registry': "
+    )
 
 
 def test_an_unknown_docker_connection_is_one_sentence(podman, image):
