@@ -170,7 +170,8 @@ class DockerRunner(StepRunner):
         self.command = list(command or WORKER_COMMAND)
         self.stop_timeout = int(stop_timeout)
         self._container = None
-        self._lock = threading.Lock()
+        # Reentrant: Airflow calls on_kill (kill) from a signal handler in the thread running run().
+        self._lock = threading.RLock()
         self._stopped_by: str | None = None  # "kill" or "timeout" once we stopped the container
         self._kill_requested = False  # kill() came while run() was still starting the container
 
