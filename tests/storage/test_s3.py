@@ -372,3 +372,32 @@ def test_a_missing_bucket_names_bucket_and_connection(aws_env):
     with pytest.raises(StorageError) as caught:
         storage.get_bytes(storage.key("run", "step", "result"))
     assert str(caught.value) == message
+
+
+KILLED_WRITER = """
+import sys, time
+from dagster_airflow.storage.s3 import S3Storage
+
+storage = S3Storage(bucket=sys.argv[1], prefix=sys.argv[2])
+storage.part_size = 5 << 20
+with storage.open_write(storage.key("run", "step", "result")) as stream:
+    stream.write(b"x" * (16 << 20))  # three parts sent, one being filled
+    print("midway", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_writer_killed_midway_leaves_no_object(storage, aws_env):
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, storage.bucket, storage.prefix],
+        env={**os.environ, **aws_env},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "midway"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert not storage.exists(storage.key("run", "step", "result"))
+    assert list(storage.list("run")) == []
