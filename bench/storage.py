@@ -1,15 +1,14 @@
 """S3 storage benchmark: our streaming storage against raw boto3, in the same run.
 
-Writes and reads a 200 MB output through ``S3Storage`` (multipart upload, streamed body) and
+Writes and reads a 200 MiB output through ``S3Storage`` (multipart upload, streamed body) and
 through boto3's ``upload_fileobj`` / ``download_fileobj`` against a moto server this script
 starts on loopback, then prints the throughput ratio (ours / boto3; target at least 0.9 both
 ways) and the peak Python memory of each (tracemalloc, in a second pass so that tracing does
 not slow the timed one).
 
-    python bench/storage.py [--size-mb 200] [--repeat 3]
+    python bench/storage.py [--size-mib 200] [--repeat 3]
 
-``main()`` returns the rows (dicts: bench, case, ours_s, baseline_s, ratio, ours_peak_mb,
-baseline_peak_mb) for bench/run.py.
+``main()`` returns the rows (bench/measure.py's Row) for bench/run.py's table.
 """
 
 from __future__ import annotations
@@ -26,12 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Row, print_table
 
 from dagster_airflow.testing import servers
 
 BUCKET = "bench"
 CHUNK = 1024 * 1024
-MB = 1000 * 1000
+MB = 1024 * 1024  # sizes and rates in MiB
 
 
 def _copy(source, write: Callable) -> None:
@@ -80,6 +82,13 @@ def _timed(fns: dict[str, Callable], repeat: int, check: Callable) -> dict[str, 
     return best
 
 
+def _source(path: Path, size_mib: int) -> Path:
+    with open(path, "wb") as out:
+        for _ in range(size_mib):
+            out.write(os.urandom(CHUNK))
+    return path
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -96,7 +105,7 @@ def _peak(fn: Callable) -> int:
         tracemalloc.stop()
 
 
-def main(size_mb: int = 200, repeat: int = 3) -> list[dict]:
+def main(size_mib: int = 200, repeat: int = 3) -> list[Row]:
     import boto3
 
     from dagster_airflow.storage.s3 import S3Storage
@@ -104,7 +113,7 @@ def main(size_mb: int = 200, repeat: int = 3) -> list[dict]:
     saved = {name: os.environ.get(name) for name in servers.MOTO_CREDENTIALS}
     os.environ.update(servers.MOTO_CREDENTIALS)  # what the runner gives a worker
     try:
-        return _run(size_mb, repeat, S3Storage, boto3)
+        return _run(size_mib, repeat, S3Storage, boto3)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -113,18 +122,21 @@ def main(size_mb: int = 200, repeat: int = 3) -> list[dict]:
                 os.environ[name] = value
 
 
-def _run(size_mb: int, repeat: int, S3Storage, boto3) -> list[dict]:
+def _run(size_mib: int, repeat: int, S3Storage, boto3) -> list[Row]:
     with servers.moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         storage = S3Storage(bucket=BUCKET, prefix="ours", endpoint_url=endpoint)
-        source = Path(tmp) / "output.bin"
-        with open(source, "wb") as out:
-            for _ in range(size_mb * MB // CHUNK):
-                out.write(os.urandom(CHUNK))
+        target = Path(tmp) / "read.bin"
+        # A 16 MiB round of each first: loading botocore's models, starting threads and the
+        # server's first multipart upload are not what we measure.
+        warm_up = _source(Path(tmp) / "warm-up.bin", 16)
+        for fns in _cases(storage, client, warm_up, target, "warm-up").values():
+            for fn in fns.values():
+                fn()
+        source = _source(Path(tmp) / "output.bin", size_mib)
         size = source.stat().st_size
         expected = _sha256(source)
-        target = Path(tmp) / "read.bin"
         cases = _cases(storage, client, source, target, str(uuid.uuid4()))
 
         rows = []
@@ -135,39 +147,34 @@ def _run(size_mb: int, repeat: int, S3Storage, boto3) -> list[dict]:
                     raise RuntimeError(f"{name}'s read returned other bytes than were written")
 
             times = _timed(cases[case], repeat, check)
-            ours_s, base_s = times["ours"], times["boto3"]
+            what = f"s3 {case} of {size / MB:.0f} MiB"
+            fileobj = "upload_fileobj" if case == "write" else "download_fileobj"
             rows.append(
-                {
-                    "bench": "storage",
-                    "case": f"s3 {case} {size / MB:.0f} MB (ours vs boto3 {case} fileobj)",
-                    "ours_s": round(ours_s, 3),
-                    "baseline_s": round(base_s, 3),
-                    "ratio": round(base_s / ours_s, 2),  # throughput ours / boto3
-                    "ours_mb_s": round(size / MB / ours_s, 1),
-                    "baseline_mb_s": round(size / MB / base_s, 1),
-                    "ours_peak_mb": round(_peak(cases[case]["ours"]) / MB, 1),
-                    "baseline_peak_mb": round(_peak(cases[case]["boto3"]) / MB, 1),
-                }
+                Row(
+                    f"{what}, throughput MiB/s",
+                    size / MB / times["ours"],
+                    size / MB / times["boto3"],
+                    "",
+                    ">= 0.9",
+                    f"boto3 {fileobj} against the same moto server (best of {repeat})",
+                )
+            )
+            rows.append(
+                Row(
+                    f"{what}, peak Python memory MiB",
+                    _peak(cases[case]["ours"]) / MB,
+                    _peak(cases[case]["boto3"]) / MB,
+                    "",
+                    "",
+                    f"boto3 {fileobj} (tracemalloc, in a second, untimed pass)",
+                )
             )
         return rows
 
 
-def print_rows(rows: list[dict]) -> None:
-    print(
-        f"{'case':<52} {'ours MB/s':>10} {'boto3 MB/s':>11} {'ratio':>6} "
-        f"{'ours peak MB':>13} {'boto3 peak MB':>14}"
-    )
-    for row in rows:
-        print(
-            f"{row['case']:<52} {row['ours_mb_s']:>10} {row['baseline_mb_s']:>11} "
-            f"{row['ratio']:>6} {row['ours_peak_mb']:>13} {row['baseline_peak_mb']:>14}"
-        )
-    print("ratio: throughput of our S3 storage / raw boto3 (target >= 0.9)")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print_rows(main(args.size_mb, args.repeat))
+    print_table(main(args.size_mib, args.repeat))
