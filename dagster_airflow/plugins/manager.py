@@ -185,9 +185,33 @@ def build_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager
     """Built-ins plus every entry point of the group; the first broken plugin raises."""
     pm = _builtin_plugin_manager()
     if load_entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm, strict=True)
     _check_pending(pm)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager, strict: bool) -> list[PluginFailure]:
+    """Load the group's entry points one at a time. Strict: raise a PluginError naming the first
+    that fails; else block each one that fails and return them all."""
+    failures: list[PluginFailure] = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+                _check_pending(pm)
+            except Exception as exc:
+                failure = PluginFailure(ep.name, _dist_label(dist), _describe(exc))
+                if strict:
+                    raise PluginError(
+                        f"the dagster_airflow plugin {ep.name!r} ({failure.distribution}) failed "
+                        f"to load: {failure.error}; fix or uninstall it (`dagster-airflow "
+                        "plugins` lists every plugin and its error)."
+                    ) from exc
+                pm.set_blocked(ep.name)  # unregistered, and not tried again
+                failures.append(failure)
+    return failures
 
 
 def _describe(exc: BaseException) -> str:
@@ -199,7 +223,7 @@ def _dist_label(dist: Any) -> str:
 
 
 def distribution_of(pm: pluggy.PluginManager, plugin: object) -> str | None:
-    """ "name version" of the distribution that provides a plugin: dagster-airflow for the
+    """The distribution ("name version") that provides a plugin: dagster-airflow for the
     built-ins, the entry point's distribution for the others, None for one registered in code."""
     for registered, dist in pm.list_plugin_distinfo():
         if registered is plugin:
@@ -218,17 +242,7 @@ def inspect_plugins() -> tuple[Plugins, list[PluginFailure]]:
     """Every plugin that loads, and every one that does not with its error: one entry point
     at a time, so one broken plugin hides none of the others. For listing, never for running."""
     pm = _builtin_plugin_manager()
-    failures: list[PluginFailure] = []
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or pm.has_plugin(ep.name):
-                continue
-            try:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
-                _check_pending(pm)
-            except Exception as exc:
-                pm.set_blocked(ep.name)  # unregistered, and not tried again
-                failures.append(PluginFailure(ep.name, _dist_label(dist), _describe(exc)))
+    failures = _load_entry_points(pm, strict=False)
     return Plugins(pm, failures), failures
 
 
