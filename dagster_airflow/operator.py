@@ -111,7 +111,7 @@ class DagsterOperator(BaseOperator):
         plugins = get_plugins()
         runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
         runner_backend = plugins.runner(runner_spec.name)
-        storage_spec = self._storage_spec(runner_backend)
+        storage_spec = StorageSpec.from_value(self.storage or runner_backend.cls.default_storage)
         storage = plugins.storage(storage_spec.name).create(storage_spec.options)
         self._step_runner = runner_backend.create(runner_spec.options)
 
@@ -144,18 +144,6 @@ class DagsterOperator(BaseOperator):
             error = result.error.summary() if result.error else "no error was reported"
             raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
         return dict(result.outputs)
-
-    def _storage_spec(self, runner_backend) -> StorageSpec:
-        return StorageSpec.from_value(self.storage or runner_backend.cls.default_storage)
-
-    def intermediate_storage(self):
-        """The storage this task's step writes to: its own, else its runner's default."""
-        from dagster_airflow.plugins.manager import get_plugins
-
-        plugins = get_plugins()
-        runner_backend = plugins.runner(RunnerSpec.from_value(self.runner or DEFAULT_RUNNER).name)
-        spec = self._storage_spec(runner_backend)
-        return plugins.storage(spec.name).create(spec.options)
 
     def on_kill(self) -> None:
         if self._step_runner is not None:

@@ -38,10 +38,16 @@ def push_dagster_run_url(url: str) -> None:
 
 
 def _step_storage(operator: Any, ti_key: Any):
-    """The task's storage and the Dagster run id its step used (as DagsterOperator.execute)."""
-    from dagster_airflow.model import dagster_run_id
+    """The task's storage and the Dagster run id its step used, as DagsterOperator.execute
+    resolves them: the task's storage, else its runner's default one."""
+    from dagster_airflow.model import RunnerSpec, StorageSpec, dagster_run_id
+    from dagster_airflow.operator import DEFAULT_RUNNER
+    from dagster_airflow.plugins.manager import get_plugins
 
-    storage = operator.intermediate_storage()
+    plugins = get_plugins()
+    runner = plugins.runner(RunnerSpec.from_value(operator.runner or DEFAULT_RUNNER).name)
+    spec = StorageSpec.from_value(operator.storage or runner.cls.default_storage)
+    storage = plugins.storage(spec.name).create(spec.options)
     return storage, dagster_run_id(ti_key.dag_id, ti_key.run_id)
 
 
