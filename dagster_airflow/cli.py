@@ -128,24 +128,9 @@ def cmd_install(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_plugins(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import json
 
-    from dagster_airflow.plugins.manager import distribution_of, inspect_plugins
+    from dagster_airflow.plugins.manager import plugin_listing
 
-    plugins, failures = inspect_plugins()
-    rows = []
-    for registry in (plugins.runners, plugins.storages):
-        for name, backend in sorted(registry.backends.items()):
-            provider = distribution_of(plugins.pm, plugins.pm.get_plugin(backend.plugin))
-            dist, _, version = (provider or "").rpartition(" ")
-            rows.append(
-                {
-                    "kind": backend.kind,
-                    "name": name,
-                    "distribution": dist or None,
-                    "version": version or None,
-                    "plugin": backend.plugin,
-                    "class": f"{backend.cls.__module__}.{backend.cls.__qualname__}",
-                }
-            )
+    rows, failures = plugin_listing()
     if args.json:
         failed = [
             {"plugin": f.plugin, "distribution": f.distribution, "error": f.error} for f in failures

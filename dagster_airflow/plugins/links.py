@@ -87,7 +87,9 @@ class StepOutputsLink(_DagsterLink):
 
 
 class StepEventLogLink(_DagsterLink):
-    """The step's Dagster event log, written next to its outputs whether it succeeded or not."""
+    """The step's Dagster event log, which the worker writes next to its outputs whether the
+    step succeeded or not. Not looked up: the Airflow process may hold no storage credentials
+    (they go to the worker), and links must not make the task wait on the network."""
 
     name = "Dagster event log"
 
@@ -95,8 +97,7 @@ class StepEventLogLink(_DagsterLink):
         from dagster_airflow.storage.base import EVENT_LOG_NAME
 
         storage, run_id = _step_storage(operator, ti_key)
-        key = storage.key(run_id, operator.step_key, EVENT_LOG_NAME)
-        return storage.browse_url(key) if storage.exists(key) else None
+        return storage.browse_url(storage.key(run_id, operator.step_key, EVENT_LOG_NAME))
 
 
 class DagsterRunLink(_DagsterLink):

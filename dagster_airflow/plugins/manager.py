@@ -246,6 +246,27 @@ def inspect_plugins() -> tuple[Plugins, list[PluginFailure]]:
     return Plugins(pm, failures), failures
 
 
+def plugin_listing() -> tuple[list[dict[str, Any]], list[PluginFailure]]:
+    """What `dagster-airflow plugins` shows: a row per runner and storage, and the failures."""
+    plugins, failures = inspect_plugins()
+    rows = []
+    for registry in (plugins.runners, plugins.storages):
+        for name, backend in sorted(registry.backends.items()):
+            provider = distribution_of(plugins.pm, plugins.pm.get_plugin(backend.plugin))
+            dist, _, version = (provider or "").rpartition(" ")
+            rows.append(
+                {
+                    "kind": backend.kind,
+                    "name": name,
+                    "distribution": dist or None,
+                    "version": version or None,
+                    "plugin": backend.plugin,
+                    "class": f"{backend.cls.__module__}.{backend.cls.__qualname__}",
+                }
+            )
+    return rows, failures
+
+
 @functools.cache
 def get_plugins() -> Plugins:
     """The process's plugins, loaded on first use."""
