@@ -94,6 +94,23 @@ def test_a_job_the_deployment_lacks_is_named_with_the_jobs_it_has(webserver, tmp
     assert "/contract" in str(caught.value)
 
 
+def test_a_job_without_the_io_manager_is_refused_saying_what_to_bind(webserver, tmp_path):
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(DEPLOYMENT)),
+        job_name="unbound",
+        step_key="produce",
+        run_id="0e6f2b7c-2a1b-5e4f-8f3a-9c8b7a6d5e4f",
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    with pytest.raises(RunnerError) as caught:
+        GraphQLRunner(url=webserver.url).run(request, {}, logging.getLogger("t"))
+    message = str(caught.value)
+    assert message.startswith(
+        f"job 'unbound' on the Dagster deployment at {webserver.url!r} rejected the run config: "
+    )
+    assert "must bind dagster_airflow's IO manager" in message
+
+
 def test_the_io_manager_keys_outputs_by_the_run_id_tag_or_else_the_dagster_run(tmp_path):
     from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
     from dagster_airflow.testing.contract_job import contract
