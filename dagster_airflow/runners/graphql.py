@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +32,8 @@ from dagster_airflow.step_log import StepLog
 DEFAULT_URL = "http://localhost:3000"
 DEFAULT_TOKEN_HEADER = "Dagster-Cloud-Api-Token"
 HTTP_TIMEOUT = 30.0  # seconds for one GraphQL request
+POLL_FAILURES_TOLERATED = 60.0  # seconds the webserver may be unreachable while a run goes on
+KILL_WAIT = 30.0  # seconds kill() keeps asking to terminate a run that is still starting
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ TERMINATE = """
 mutation Terminate($runId: String!) {
   terminateRun(runId: $runId) {
     __typename
-    ... on TerminateRunFailure { message }
+    ... on TerminateRunFailure { message run { status } }
     ... on Error { message }
   }
 }
@@ -162,6 +163,7 @@ class GraphQLRunner(StepRunner):
             )
         self.url = url.rstrip("/")
         self.endpoint = self.url if self.url.endswith("/graphql") else f"{self.url}/graphql"
+        self.ui_url = self.endpoint.removesuffix("/graphql")  # where a run is shown: /runs/<id>
         self.location = location
         self.repository = repository
         self.dagster_conn_id = dagster_conn_id
@@ -169,7 +171,6 @@ class GraphQLRunner(StepRunner):
         self.timeout = float(timeout) if timeout is not None else None
         self._headers: dict[str, str] = {}
         self._client = None
-        self._lock = threading.Lock()
         self._run_id: str | None = None
         self._killed = False
         self._terminated = False
@@ -187,15 +188,24 @@ class GraphQLRunner(StepRunner):
             self._client = httpx.Client(timeout=HTTP_TIMEOUT, headers=self._headers)
         return self._client
 
-    def graphql(self, document: str, variables: Mapping[str, Any] | None = None) -> dict:
-        """The ``data`` of a GraphQL answer; RunnerError for anything but a clean answer."""
+    def graphql(
+        self, document: str, variables: Mapping[str, Any] | None = None, own_client: bool = False
+    ) -> dict:
+        """The ``data`` of a GraphQL answer; RunnerError for anything but a clean answer.
+
+        ``own_client``: use a connection of its own, for kill(), which Airflow may call from a
+        signal handler that interrupted a request on the shared client.
+        """
         import httpx
 
         started = time.monotonic()
+        body = {"query": document, "variables": dict(variables or {})}
         try:
-            response = self._http().post(
-                self.endpoint, json={"query": document, "variables": dict(variables or {})}
-            )
+            if own_client:
+                with httpx.Client(timeout=HTTP_TIMEOUT, headers=self._headers) as client:
+                    response = client.post(self.endpoint, json=body)
+            else:
+                response = self._http().post(self.endpoint, json=body)
         except httpx.HTTPError as exc:
             raise RunnerError(
                 f"cannot reach the Dagster webserver at {self.url!r} ({type(exc).__name__}: "
@@ -381,17 +391,30 @@ class GraphQLRunner(StepRunner):
                 request.storage.name,
             )
         self._headers = self._connection_headers()
-        with self._lock:
-            if self._killed:
-                return self._stopped("the task was stopped before its Dagster run was launched")
+        if self._killed:
+            return self._stopped("the task was stopped before its Dagster run was launched")
         run_id = self._launch(request)
-        with self._lock:
-            self._run_id = run_id
-            killed = self._killed
-        log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.url, run_id)
-        if killed:
+        # Set before reading _killed (kill() sets _killed before reading _run_id): whichever
+        # comes second sees the other, so a kill during the launch still terminates the run.
+        self._run_id = run_id
+        log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.ui_url, run_id)
+        if self._killed:
             self.kill()
         return self._follow(request, run_id, log)
+
+    def _poll(self, run_id: str, cursor: str | None) -> dict:
+        """One poll; a webserver briefly away (a restart, a deploy) is waited for."""
+        failing_since = None
+        while True:
+            try:
+                return self.graphql(POLL, {"runId": run_id, "cursor": cursor})
+            except RunnerError as exc:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > POLL_FAILURES_TOLERATED:
+                    raise
+                logger.warning("Polling Dagster run %s failed, retrying: %s", run_id, exc)
+                time.sleep(max(self.poll_interval, 2.0))
 
     def _follow(self, request: StepRequest, run_id: str, log: logging.Logger) -> StepResult:
         step_log = StepLog(log)
@@ -401,7 +424,7 @@ class GraphQLRunner(StepRunner):
         timed_out = False
         run_errors: list[StepError] = []
         while True:
-            data = self.graphql(POLL, {"runId": run_id, "cursor": cursor})
+            data = self._poll(run_id, cursor)
             status = data["runOrError"].get("status")
             while True:  # drain the event log so far
                 events = data["logsForRun"]
@@ -418,7 +441,7 @@ class GraphQLRunner(StepRunner):
                 cursor = events["cursor"]
                 if not events["hasMore"]:
                     break
-                data = self.graphql(POLL, {"runId": run_id, "cursor": cursor})
+                data = self._poll(run_id, cursor)
             if data["runOrError"]["__typename"] != "Run":
                 raise RunnerError(
                     f"Dagster run {run_id} is gone from {self.url!r}: "
@@ -445,21 +468,22 @@ class GraphQLRunner(StepRunner):
         timed_out: bool,
     ) -> StepResult:
         kinds = {e.event_type for e in step_log.events}
-        if status == "SUCCESS" or "STEP_FAILURE" in kinds:
-            return step_log.result(0)
         if timed_out:
             error = StepError(
                 "RunnerTimeout",
                 f"Dagster run {run_id} took over the graphql runner's timeout of "
                 f"{self.timeout}s and was terminated",
+                cause=step_log.result(0).error,
             )
+        elif status == "SUCCESS" or "STEP_FAILURE" in kinds:
+            return step_log.result(0)
         elif status == "CANCELED":
             error = StepError("DagsterRunCanceled", f"Dagster run {run_id} was canceled")
         else:
             error = StepError(
                 "DagsterRunFailed",
                 f"Dagster run {run_id} ended {status} before its step finished; see the run at "
-                f"{self.url}/runs/{run_id}",
+                f"{self.ui_url}/runs/{run_id}",
                 cause=run_errors[-1] if run_errors else None,
             )
         return StepResult(FAILURE, None, {}, error, tuple(step_log.events))
@@ -506,25 +530,39 @@ class GraphQLRunner(StepRunner):
         )
 
     def kill(self) -> None:
-        with self._lock:
-            self._killed = True
-            run_id = self._run_id
-        if run_id is not None:
-            logger.info("Terminating Dagster run %s", run_id)
-            self._terminate(run_id)
+        # No lock: Airflow calls this from a signal handler that may have interrupted run().
+        self._killed = True
+        run_id = self._run_id
+        if run_id is None:
+            return
+        logger.info("Terminating Dagster run %s", run_id)
+        deadline = time.monotonic() + KILL_WAIT
+        while not self._terminate(run_id) and time.monotonic() < deadline:
+            time.sleep(self.poll_interval)
 
-    def _terminate(self, run_id: str) -> None:
-        """Ask the deployment to terminate the run. A run still STARTING cannot be terminated
-        yet: the polling loop asks again until the run is canceling or over."""
+    def _terminate(self, run_id: str) -> bool:
+        """Ask the deployment to terminate the run; whether there is nothing more to ask.
+
+        A run still starting cannot be terminated yet: kill() and the polling loop ask again.
+        """
         try:
-            answer = self.graphql(TERMINATE, {"runId": run_id})["terminateRun"]
+            answer = self.graphql(TERMINATE, {"runId": run_id}, own_client=True)["terminateRun"]
         except RunnerError as exc:
             logger.warning("Could not terminate Dagster run %s: %s", run_id, exc)
-            return
-        if answer["__typename"] == "TerminateRunSuccess":
+            return False
+        kind = answer["__typename"]
+        if kind == "TerminateRunFailure":
+            status = answer["run"]["status"]
+            if status in TERMINAL or status == "CANCELING":
+                self._terminated = True
+            else:
+                logger.info("Dagster run %s is %s, not terminated yet", run_id, status)
+        elif kind == "TerminateRunSuccess":
             self._terminated = True
-        else:
-            logger.debug("Dagster run %s not terminated yet: %s", run_id, answer.get("message"))
+        else:  # RunNotFoundError, UnauthorizedError, PythonError: asking again will not help
+            logger.warning("Could not terminate Dagster run %s: %s", run_id, answer.get("message"))
+            self._terminated = True
+        return self._terminated
 
 
 @hookimpl
