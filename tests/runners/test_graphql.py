@@ -60,6 +60,14 @@ class TestGraphQLRunnerContract(RunnerContract):
     def storage_spec(self, tmp_path):
         return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
 
+    def test_kill_stops_a_running_step(
+        self, runner_factory, code_location, storage_spec, run_id, webserver
+    ):
+        super().test_kill_stops_a_running_step(runner_factory, code_location, storage_spec, run_id)
+        # kill() terminated the Dagster run itself, not just the wait for it.
+        [run] = runs_tagged(webserver.url, run_id)
+        assert run["status"] == "CANCELED"
+
 
 def test_an_unreachable_webserver_is_one_sentence_naming_the_url(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
