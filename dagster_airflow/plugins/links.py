@@ -28,13 +28,21 @@ DAGSTER_RUN_URL_XCOM_KEY = "dagster_run_url"
 _PUSHED = "_dagster_airflow_pushed_run_url"
 
 
-def push_dagster_run_url(url: str) -> None:
-    """From inside a runner's ``run``: show ``url`` as this task's "Dagster run" link."""
+def push_dagster_run_url(url: str) -> bool:
+    """From inside a runner's ``run``: show ``url`` as this task's "Dagster run" link.
+
+    Outside a running Airflow task (a runner driven directly, as in a test kit's contract tests)
+    there is no task to link from: nothing is pushed and it returns False.
+    """
     from airflow.sdk import get_current_context
 
-    ti = get_current_context()["ti"]
+    try:
+        ti = get_current_context()["ti"]
+    except RuntimeError:
+        return False
     ti.xcom_push(key=DAGSTER_RUN_URL_XCOM_KEY, value=url)
     setattr(ti.task, _PUSHED, True)
+    return True
 
 
 def _step_storage(operator: Any, ti_key: Any):

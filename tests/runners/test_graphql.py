@@ -200,6 +200,9 @@ def test_demo_runs_end_to_end_through_airflow_on_the_deployment(airflow_home, we
     assert tags["dagster-airflow/task_id"] == "summarize"
     assert tags["dagster-airflow/airflow_run_id"] == result.run_id
     assert tags["dagster-airflow/try_number"] == "1"
+    # The task's "Dagster run" link points at its run in the Dagster UI.
+    run_url = airflow_home.xcom("graphql_demo", result.run_id, "summarize", "dagster_run_url")
+    assert run_url == f"{webserver.url}/runs/{runs[-1]['runId']}"
 
     log = result.task_log("summarize")
     assert f"Launched Dagster run {runs[-1]['runId']}" in log
