@@ -34,6 +34,7 @@ MAX_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
 
 _NO_BUCKET = {"NoSuchBucket"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
 _BAD_CREDENTIALS = {
     "InvalidAccessKeyId",
@@ -178,10 +179,18 @@ class S3Storage(IntermediateStorage):
             try:
                 self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    return False
-                raise
-        return True
+                if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+            else:
+                return True
+            # HEAD says 404 for a missing bucket too: tell the two apart. (A policy that allows
+            # listing only under the prefix denies HeadBucket: then the bucket exists.)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                    raise self.client_error("NoSuchBucket", "") from exc
+        return False
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_key(prefix.strip("/")) + "/"

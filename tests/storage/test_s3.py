@@ -385,6 +385,9 @@ def test_a_missing_bucket_names_bucket_and_connection(aws_env):
     with pytest.raises(StorageError) as caught:
         storage.get_bytes(storage.key("run", "step", "result"))
     assert str(caught.value) == message
+    with pytest.raises(StorageError) as caught:
+        storage.exists(storage.key("run", "step", "result"))
+    assert str(caught.value) == message
 
 
 KILLED_WRITER = """
