@@ -157,7 +157,7 @@ class S3Storage(IntermediateStorage):
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        with self.errors(key):
+        with self.errors():
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             except self.client.exceptions.NoSuchKey:
@@ -167,7 +167,7 @@ class S3Storage(IntermediateStorage):
         # at a time instead of joining chunks into a second copy.
         stream = io.BufferedReader(_BodyReader(body), buffer_size=READ_CHUNK)
         try:
-            with self.errors(key):
+            with self.errors():
                 yield stream
         finally:
             body.close()
@@ -175,7 +175,7 @@ class S3Storage(IntermediateStorage):
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        with self.errors(key):
+        with self.errors():
             try:
                 self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as exc:
@@ -196,7 +196,7 @@ class S3Storage(IntermediateStorage):
         root = self.object_key(prefix.strip("/")) + "/"
         start = len(self.prefix) + 1 if self.prefix else 0
         keys = []
-        with self.errors(prefix):
+        with self.errors():
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=root
             )
@@ -205,7 +205,7 @@ class S3Storage(IntermediateStorage):
         return iter(sorted(keys))
 
     @contextmanager
-    def errors(self, key: str) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Turn boto3's errors about the bucket or the credentials into one clear sentence."""
         from botocore.exceptions import (
             ClientError,
@@ -305,7 +305,7 @@ class _MultipartWriter(io.RawIOBase):
 
     def _call(self, method: str, **kwargs):
         storage = self.storage
-        with storage.errors(self.object_key):
+        with storage.errors():
             return getattr(storage.client, method)(
                 Bucket=storage.bucket, Key=self.object_key, **kwargs
             )
