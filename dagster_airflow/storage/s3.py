@@ -34,6 +34,7 @@ MAX_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
 
 _NO_BUCKET = {"NoSuchBucket"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
 _BAD_CREDENTIALS = {
     "InvalidAccessKeyId",
@@ -156,7 +157,7 @@ class S3Storage(IntermediateStorage):
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        with self.errors(key):
+        with self.errors():
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             except self.client.exceptions.NoSuchKey:
@@ -166,7 +167,7 @@ class S3Storage(IntermediateStorage):
         # at a time instead of joining chunks into a second copy.
         stream = io.BufferedReader(_BodyReader(body), buffer_size=READ_CHUNK)
         try:
-            with self.errors(key):
+            with self.errors():
                 yield stream
         finally:
             body.close()
@@ -174,20 +175,28 @@ class S3Storage(IntermediateStorage):
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        with self.errors(key):
+        with self.errors():
             try:
                 self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    return False
-                raise
-        return True
+                if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+            else:
+                return True
+            # HEAD says 404 for a missing bucket too: tell the two apart. (A policy that allows
+            # listing only under the prefix denies HeadBucket: then the bucket exists.)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                    raise self.client_error("NoSuchBucket", "") from exc
+        return False
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_key(prefix.strip("/")) + "/"
         start = len(self.prefix) + 1 if self.prefix else 0
         keys = []
-        with self.errors(prefix):
+        with self.errors():
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=root
             )
@@ -196,7 +205,7 @@ class S3Storage(IntermediateStorage):
         return iter(sorted(keys))
 
     @contextmanager
-    def errors(self, key: str) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Turn boto3's errors about the bucket or the credentials into one clear sentence."""
         from botocore.exceptions import (
             ClientError,
@@ -296,7 +305,7 @@ class _MultipartWriter(io.RawIOBase):
 
     def _call(self, method: str, **kwargs):
         storage = self.storage
-        with storage.errors(self.object_key):
+        with storage.errors():
             return getattr(storage.client, method)(
                 Bucket=storage.bucket, Key=self.object_key, **kwargs
             )

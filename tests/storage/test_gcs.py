@@ -177,6 +177,9 @@ def test_a_missing_bucket_names_bucket_and_connection(emulator_env):
         storage.get_bytes(storage.key("run", "step", "result"))
     assert str(caught.value) == message
     with pytest.raises(StorageError) as caught:
+        storage.exists(storage.key("run", "step", "result"))
+    assert str(caught.value) == message
+    with pytest.raises(StorageError) as caught:
         storage.put_bytes(storage.key("run", "step", "result"), b"x")
     assert str(caught.value) == message
 

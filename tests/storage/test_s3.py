@@ -308,6 +308,19 @@ class TestS3UnderTheDocumentedPolicy(StorageContract):
             storage.put_bytes(storage.key("run", "step", "result"), b"x")
 
 
+def test_the_docs_scaffold_command_writes_the_storage_block_shown():
+    import shlex
+
+    from tests.conftest import run_cli
+
+    text = DOCS.read_text()
+    command = re.search(r"```console\n\$ (dagster-airflow scaffold .*?)\n```", text).group(1)
+    shown = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    done = run_cli(*shlex.split(command)[1:])
+    assert done.returncode == 0, done.stderr
+    assert shown.strip().replace("\n", "\n    ") in done.stdout
+
+
 def test_the_docs_example_browses_a_run(moto_server, aws_env):
     from dagster_airflow.model import dagster_run_id
 
@@ -371,6 +384,9 @@ def test_a_missing_bucket_names_bucket_and_connection(aws_env):
     assert str(caught.value) == message
     with pytest.raises(StorageError) as caught:
         storage.get_bytes(storage.key("run", "step", "result"))
+    assert str(caught.value) == message
+    with pytest.raises(StorageError) as caught:
+        storage.exists(storage.key("run", "step", "result"))
     assert str(caught.value) == message
 
 
