@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "dagster_airflow"
 # import no SDK at module level, so loading them all stays cheap.
 DEFAULT_PLUGINS = (
     "dagster_airflow.runners.subprocess",
+    "dagster_airflow.runners.ecs",
     "dagster_airflow.storage.filesystem",
 )
 
