@@ -14,16 +14,6 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, StepFailedError
-from dagster_airflow.model import (
-    FAILURE,
-    SKIPPED,
-    CodeLocation,
-    RunnerSpec,
-    StepRequest,
-    StorageSpec,
-    TaskRef,
-    dagster_run_id,
-)
 
 DEFAULT_RUNNER = "subprocess"
 
@@ -100,9 +90,19 @@ class DagsterOperator(BaseOperator):
         self.run_config = run_config or {}
         self.runner = runner
         self.storage = storage
-        self._step_runner = None
 
     def execute(self, context: Context) -> dict[str, str]:
+        # Imported here, not at module level: the DAG processor never needs them.
+        from dagster_airflow.model import (
+            FAILURE,
+            SKIPPED,
+            CodeLocation,
+            RunnerSpec,
+            StepRequest,
+            StorageSpec,
+            TaskRef,
+            dagster_run_id,
+        )
         from dagster_airflow.plugins.manager import get_plugins
 
         plugins = get_plugins()
@@ -143,6 +143,7 @@ class DagsterOperator(BaseOperator):
         return dict(result.outputs)
 
     def on_kill(self) -> None:
-        if self._step_runner is not None:
+        # Nothing to stop when Airflow kills the task before execute() started a step.
+        if getattr(self, "_step_runner", None) is not None:
             self.log.info("Stopping Dagster step %r", self.step_key)
             self._step_runner.kill()

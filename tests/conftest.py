@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_airflow.testing import servers
 from dagster_airflow.testing.airflow_home import AirflowHome
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,26 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     home = AirflowHome(tmp_path_factory.mktemp("airflow"))
     home.migrate()
     return home
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """A moto server (S3, ECS, IAM, logs) on loopback for the session: "http://127.0.0.1:PORT".
+
+    It accepts any credentials; clients pass servers.MOTO_CREDENTIALS explicitly rather than
+    through os.environ, so no test leaks AWS variables into another's subprocesses.
+    """
+    with servers.moto_server(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """gcp-storage-emulator on loopback for the session: "http://127.0.0.1:PORT", the value of
+    STORAGE_EMULATOR_HOST."""
+    log_path = tmp_path_factory.mktemp("gcs") / "emulator.log"
+    with servers.gcs_emulator_server(log_path=log_path) as url:
+        yield url
 
 
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:

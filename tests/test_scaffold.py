@@ -25,8 +25,8 @@ print(json.dumps({
     "edges": sorted([u, d] for d, t in dag.task_dict.items() for u in t.upstream_task_ids),
     "tasks": sorted(dag.task_dict),
     "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
-    "runner": dag.task_dict[sorted(dag.task_dict)[0]].runner,
-    "storage": dag.task_dict[sorted(dag.task_dict)[0]].storage,
+    "runner": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "runner", None),
+    "storage": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "storage", None),
 }))
 """
 

@@ -29,6 +29,8 @@ DEFAULT_PLUGINS = (
     "dagster_airflow.runners.subprocess",
     "dagster_airflow.runners.ecs",
     "dagster_airflow.storage.filesystem",
+    "dagster_airflow.storage.s3",
+    "dagster_airflow.storage.gcs",
 )
 
 

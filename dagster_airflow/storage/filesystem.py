@@ -24,7 +24,9 @@ class FilesystemStorage(IntermediateStorage):
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"base_dir": DEFAULT_BASE_DIR, **options}
+        # Absolute, so the DAG works whatever directory Airflow's workers run in.
+        base_dir = options.get("base_dir", DEFAULT_BASE_DIR)
+        return {**options, "base_dir": str(Path(base_dir).expanduser().absolute())}
 
     def path(self, key: str) -> Path:
         return self.base_dir / key

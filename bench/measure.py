@@ -1,0 +1,77 @@
+"""Timing helpers: every result is a ratio of medians measured side by side in one run."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SCRATCH = ROOT / ".bench"
+
+
+@attrs.frozen
+class Row:
+    """One line of the table: our figure against its baseline."""
+
+    benchmark: str
+    ours: float
+    baseline: float
+    unit: str
+    target: str  # e.g. "<= 1.2"
+    baseline_name: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+    @property
+    def met(self) -> bool | None:
+        if not self.target:
+            return None
+        op, limit = self.target.split()
+        return self.ratio <= float(limit) if op == "<=" else self.ratio >= float(limit)
+
+
+def wall(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(args: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def paired_medians(
+    ours: Callable[[], float], baseline: Callable[[], float], repeats: int
+) -> tuple[float, float]:
+    """Median of each, the two measured alternately so both see the same machine load."""
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(ours())
+        b.append(baseline())
+    return statistics.median(a), statistics.median(b)
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    header = f"{'benchmark':<44} {'ours':>9} {'baseline':>9} {'ratio':>6} {'target':>7}  result"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        verdict = {True: "met", False: "MISSED", None: ""}[row.met]
+        print(
+            f"{row.benchmark:<44} {row.ours:>8.3f}{row.unit:<1} {row.baseline:>8.3f}{row.unit:<1}"
+            f" {row.ratio:>6.2f} {row.target:>7}  {verdict}"
+        )
+        print(f"{'':<4}baseline: {row.baseline_name}" + (f"; {row.note}" if row.note else ""))

@@ -1,0 +1,258 @@
+"""GCS storage (google-cloud-storage): outputs under ``gs://{bucket}/{prefix}/{run_id}/...``.
+
+Credentials come from an Airflow connection at execute time (a service account key file JSON in
+its extras) and reach the worker as environment variables; with no key in the connection, or no
+connection, the worker uses application default credentials. ``STORAGE_EMULATOR_HOST`` in the
+worker's environment points the client at an emulator, without credentials.
+
+Writes go through a resumable upload: the object exists only once the last chunk is sent, and a
+writer that fails cancels the upload, so nothing partial is ever visible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.plugins import hookimpl
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "dagster-airflow"
+DEFAULT_CONN_ID = "google_cloud_default"
+# The worker's variables: the key file's JSON itself (the Airflow machine's key_path may not
+# exist where the step runs) and the project.
+KEYFILE_ENV = "DAGSTER_AIRFLOW_GCP_KEYFILE_JSON"
+PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
+
+
+class GCSStorage(IntermediateStorage):
+    """Outputs in a Google Cloud Storage bucket.
+
+    :param bucket: the bucket (it must exist).
+    :param prefix: the object name prefix of every run's outputs.
+    :param project: the Google Cloud project; default: the connection's, then the key file's.
+    :param gcp_conn_id: the Airflow connection holding the service account key.
+    """
+
+    name = "gcs"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = DEFAULT_PREFIX,
+        project: str | None = None,
+        gcp_conn_id: str = DEFAULT_CONN_ID,
+    ) -> None:
+        if not isinstance(bucket, str) or not bucket.strip("/ ") or bucket.startswith("gs://"):
+            raise ConfigurationError(
+                f"gcs storage option 'bucket' must be a bucket name such as 'my-bucket' (no "
+                f"gs:// and no path; put a path in 'prefix'), got {bucket!r}."
+            )
+        self.bucket = bucket
+        self.prefix = (prefix or "").strip("/")
+        self.project = project or None
+        self.gcp_conn_id = gcp_conn_id
+        self.chunk_size = CHUNK_SIZE
+        self._client = None
+
+    @classmethod
+    def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"prefix": DEFAULT_PREFIX, "gcp_conn_id": DEFAULT_CONN_ID, **options}
+
+    # -- Airflow side --------------------------------------------------------------------------
+
+    def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
+        conn = get_connection(self.gcp_conn_id)
+        if conn is None:
+            log.info(
+                "No Airflow connection %r: the step uses application default credentials",
+                self.gcp_conn_id,
+            )
+            return {}
+        extra = _extra(conn, self.gcp_conn_id)
+        env = {}
+        keyfile = extra.get("keyfile_dict")
+        key_path = extra.get("key_path")
+        if keyfile:
+            env[KEYFILE_ENV] = self._keyfile_json(keyfile, "keyfile_dict")
+        elif key_path:
+            try:
+                text = Path(key_path).expanduser().read_text()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"Airflow connection {self.gcp_conn_id!r} names the key file {key_path!r}, "
+                    f"which cannot be read ({exc.strerror}); fix key_path or use keyfile_dict."
+                ) from None
+            env[KEYFILE_ENV] = self._keyfile_json(text, "key_path")
+        project = extra.get("project")
+        if project:
+            env[PROJECT_ENV] = str(project)
+        return env
+
+    def _keyfile_json(self, value: Any, field: str) -> str:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if not isinstance(value, Mapping) or "type" not in value:
+            raise ConfigurationError(
+                f"the {field} of Airflow connection {self.gcp_conn_id!r} is not a service "
+                "account key file JSON; paste the key file downloaded from the Google Cloud "
+                "console."
+            )
+        return json.dumps(dict(value))
+
+    # -- Dagster side --------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            from google.cloud import storage
+
+            credentials = None
+            info = os.environ.get(KEYFILE_ENV)
+            if info:
+                from google.oauth2 import service_account
+
+                try:
+                    credentials = service_account.Credentials.from_service_account_info(
+                        json.loads(info), scopes=SCOPES
+                    )
+                except ValueError as exc:
+                    raise StorageError(
+                        f"the service account key of Airflow connection {self.gcp_conn_id!r} "
+                        f"for GCS bucket {self.bucket!r} is not usable ({exc}); download a new "
+                        "key file into the connection."
+                    ) from None
+            project = self.project or os.environ.get(PROJECT_ENV)
+            if project is None and credentials is not None:
+                project = credentials.project_id
+            with self.errors():
+                self._client = storage.Client(project=project, credentials=credentials)
+        return self._client
+
+    def object_name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"gs://{self.bucket}/{self.object_name(key)}"
+
+    def _blob(self, key: str):
+        return self.client.bucket(self.bucket).blob(self.object_name(key))
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        blob = self._blob(key)
+        # A resumable upload, finalized by the last chunk when the block exits cleanly and
+        # cancelled (BlobWriter.terminate) when it raises.
+        with (
+            self.errors(),
+            blob.open("wb", chunk_size=self.chunk_size, ignore_flush=True) as stream,
+        ):
+            yield stream
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        from google.api_core.exceptions import NotFound
+
+        blob = self._blob(key)
+        with self.errors():
+            try:
+                blob.reload()
+            except NotFound:
+                if not self.client.bucket(self.bucket).exists():
+                    raise
+                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+            # Pinned to the generation just found: a concurrent rewrite cannot mix two versions.
+            with blob.open("rb", chunk_size=self.chunk_size) as stream:
+                yield stream
+
+    def exists(self, key: str) -> bool:
+        with self.errors():
+            return self._blob(key).exists()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        root = self.object_name(prefix.strip("/")) + "/"
+        start = len(self.prefix) + 1 if self.prefix else 0
+        with self.errors():
+            names = [blob.name[start:] for blob in self.client.list_blobs(self.bucket, prefix=root)]
+        return iter(sorted(names))
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn the client's errors about the bucket or the credentials into one sentence."""
+        from google.api_core import exceptions as api
+        from google.auth import exceptions as auth
+        from google.cloud.storage.exceptions import InvalidResponse
+
+        where = f"GCS bucket {self.bucket!r} (Airflow connection {self.gcp_conn_id!r})"
+        try:
+            try:
+                yield
+            except InvalidResponse as exc:
+                # Resumable uploads report HTTP errors in their own type: raise the usual one.
+                status = getattr(exc.response, "status_code", 0)
+                raise api.from_http_status(status, str(exc.args[0])) from exc
+        except api.NotFound as exc:
+            raise StorageError(
+                f"{where} does not exist; create the bucket or fix the storage's 'bucket' option."
+            ) from exc
+        except api.Unauthorized as exc:
+            raise self.bad_credentials(str(exc.message)) from exc
+        except api.Forbidden as exc:
+            raise StorageError(
+                f"access to {where} was denied; grant the connection's service account the "
+                "roles/storage.objectUser role on the bucket (docs/storage.md)."
+            ) from exc
+        except auth.DefaultCredentialsError as exc:
+            raise StorageError(
+                f"no Google Cloud credentials for {where}: put a service account key file JSON "
+                "in the connection's keyfile_dict extra, or give the step's worker application "
+                "default credentials."
+            ) from exc
+        except (auth.RefreshError, auth.TransportError) as exc:
+            raise self.bad_credentials(str(exc)) from exc
+
+    def bad_credentials(self, detail: str) -> StorageError:
+        return StorageError(
+            f"the credentials of Airflow connection {self.gcp_conn_id!r} were rejected for GCS "
+            f"bucket {self.bucket!r} ({detail.splitlines()[0] if detail else 'no detail'}); put "
+            "a valid service account key file JSON in the connection's keyfile_dict extra."
+        )
+
+
+def _extra(conn: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = None
+    if not isinstance(extra, Mapping):
+        raise ConfigurationError(
+            f"the extra of Airflow connection {conn_id!r} is not a JSON object; write it as "
+            '{"keyfile_dict": {...}, "project": "my-project"}.'
+        )
+    # Older Airflow versions prefixed every field: extra__google_cloud_platform__keyfile_dict.
+    legacy = "extra__google_cloud_platform__"
+    return {
+        **{k[len(legacy) :]: v for k, v in extra.items() if k.startswith(legacy) and v},
+        **{k: v for k, v in extra.items() if not k.startswith(legacy)},
+    }
+
+
+@hookimpl
+def dagster_airflow_register_storages(register):
+    register(GCSStorage)

@@ -1,0 +1,351 @@
+"""S3 storage (boto3): outputs as objects under ``s3://{bucket}/{prefix}/{run_id}/...``.
+
+Also any S3-compatible store through ``endpoint_url``. Credentials come from an Airflow
+connection at execute time and reach the worker as the standard ``AWS_*`` environment variables,
+so the worker's boto3 finds them through its default chain; with no connection at all the
+worker's own chain (instance profile, task role, ~/.aws) applies.
+
+Writes stream through a multipart upload holding one part in memory; the object appears only
+when the upload completes, and an upload that fails is aborted. Reads stream the response body.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.plugins import hookimpl
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "dagster-airflow"
+DEFAULT_CONN_ID = "aws_default"
+PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB for every part but the last
+READ_CHUNK = 1024 * 1024
+
+_NO_BUCKET = {"NoSuchBucket"}
+_DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
+_BAD_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+}
+
+
+class S3Storage(IntermediateStorage):
+    """Outputs in an S3 bucket.
+
+    :param bucket: the bucket (it must exist; the connection's credentials need read, write and
+        list on ``{prefix}/*``).
+    :param prefix: the key prefix of every run's outputs.
+    :param region_name: the bucket's region; default: the connection's ``region_name`` extra,
+        then the worker's AWS configuration.
+    :param endpoint_url: an S3-compatible endpoint; default: the connection's ``endpoint_url``
+        extra, then AWS.
+    :param aws_conn_id: the Airflow connection holding the credentials.
+    """
+
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = DEFAULT_PREFIX,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        aws_conn_id: str = DEFAULT_CONN_ID,
+    ) -> None:
+        if not isinstance(bucket, str) or not bucket.strip("/ "):
+            raise ConfigurationError(
+                f"s3 storage option 'bucket' must be a bucket name such as 'my-bucket', "
+                f"got {bucket!r}."
+            )
+        if bucket.startswith("s3://"):
+            raise ConfigurationError(
+                f"s3 storage option 'bucket' is a bucket name, not a URL: got {bucket!r}; write "
+                f"bucket={bucket[5:].split('/')[0]!r} and put any path in 'prefix'."
+            )
+        self.bucket = bucket
+        self.prefix = (prefix or "").strip("/")
+        self.region_name = region_name or None
+        self.endpoint_url = endpoint_url or None
+        self.aws_conn_id = aws_conn_id
+        self.part_size = PART_SIZE
+        self._client = None
+
+    @classmethod
+    def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"prefix": DEFAULT_PREFIX, "aws_conn_id": DEFAULT_CONN_ID, **options}
+
+    # -- Airflow side --------------------------------------------------------------------------
+
+    def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
+        conn = get_connection(self.aws_conn_id)
+        if conn is None:
+            log.info(
+                "No Airflow connection %r: the step uses boto3's default credential chain",
+                self.aws_conn_id,
+            )
+            return {}
+        extra = _extra(conn, self.aws_conn_id)
+        key_id = conn.get("login") or extra.get("aws_access_key_id")
+        secret = conn.get("password") or extra.get("aws_secret_access_key")
+        if bool(key_id) != bool(secret):
+            missing = "password (secret access key)" if key_id else "login (access key id)"
+            raise ConfigurationError(
+                f"Airflow connection {self.aws_conn_id!r} has an AWS key id or secret but no "
+                f"{missing}; set both, or neither to use the worker's default credentials."
+            )
+        env = {
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_SESSION_TOKEN": extra.get("aws_session_token"),
+            "AWS_DEFAULT_REGION": extra.get("region_name"),
+            "AWS_ENDPOINT_URL_S3": extra.get("endpoint_url"),
+        }
+        return {name: str(value) for name, value in env.items() if value}
+
+    # -- Dagster side --------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # region and endpoint: the options, else AWS_DEFAULT_REGION / AWS_ENDPOINT_URL_S3
+            # from the connection (botocore reads both from the environment).
+            self._client = boto3.session.Session().client(
+                "s3",
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            )
+        return self._client
+
+    def object_key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.object_key(key)}"
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        writer = _MultipartWriter(self, self.object_key(key))
+        try:
+            yield writer
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        with self.errors(key):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            except self.client.exceptions.NoSuchKey:
+                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+        body = response["Body"]
+        # Buffered over a raw stream of the body: a large read() fills one result buffer a chunk
+        # at a time instead of joining chunks into a second copy.
+        stream = io.BufferedReader(_BodyReader(body), buffer_size=READ_CHUNK)
+        try:
+            with self.errors(key):
+                yield stream
+        finally:
+            body.close()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        with self.errors(key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        return True
+
+    def list(self, prefix: str) -> Iterator[str]:
+        root = self.object_key(prefix.strip("/")) + "/"
+        start = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        with self.errors(prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=root
+            )
+            for page in pages:
+                keys.extend(item["Key"][start:] for item in page.get("Contents", ()))
+        return iter(sorted(keys))
+
+    @contextmanager
+    def errors(self, key: str) -> Iterator[None]:
+        """Turn boto3's errors about the bucket or the credentials into one clear sentence."""
+        from botocore.exceptions import (
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise self.client_error(error.get("Code", ""), error.get("Message", "")) from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise StorageError(
+                f"no AWS credentials for S3 bucket {self.bucket!r}: define the Airflow "
+                f"connection {self.aws_conn_id!r} (login = access key id, password = secret "
+                "access key), or give the step's worker a default AWS credential chain."
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise StorageError(
+                f"cannot reach S3 at {exc.kwargs.get('endpoint_url')!r} for bucket "
+                f"{self.bucket!r} (connection {self.aws_conn_id!r}); check the endpoint_url "
+                "option or extra and the network."
+            ) from exc
+
+    def client_error(self, code: str, message: str) -> StorageError:
+        where = f"S3 bucket {self.bucket!r} (Airflow connection {self.aws_conn_id!r})"
+        if code in _NO_BUCKET:
+            return StorageError(
+                f"{where} does not exist; create the bucket or fix the storage's 'bucket' option."
+            )
+        if code in _BAD_CREDENTIALS:
+            return StorageError(
+                f"the credentials of Airflow connection {self.aws_conn_id!r} were rejected by "
+                f"S3 bucket {self.bucket!r} ({code}: {message}); fix the connection's login "
+                "(access key id) and password (secret access key)."
+            )
+        if code in _DENIED:
+            return StorageError(
+                f"access to {where} was denied; grant the connection's user s3:GetObject, "
+                f"s3:PutObject, s3:AbortMultipartUpload on {self.bucket}/{self.prefix or '*'}/* "
+                "and s3:ListBucket on the bucket (docs/storage.md has the policy)."
+            )
+        return StorageError(f"{where} answered {code}: {message}")
+
+
+class _BodyReader(io.RawIOBase):
+    """A raw stream over a botocore StreamingBody, for io.BufferedReader."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.body.read(min(len(buffer), READ_CHUNK))
+        size = len(data)
+        buffer[:size] = data
+        return size
+
+
+class _MultipartWriter(io.RawIOBase):
+    """Buffers one part; uploads it when full. A small object is a single PUT at commit."""
+
+    def __init__(self, storage: S3Storage, object_key: str) -> None:
+        self.storage = storage
+        self.object_key = object_key
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        written = len(view)
+        part_size = self.storage.part_size
+        while view:
+            room = part_size - len(self.buffer)
+            self.buffer += view[:room]
+            view = view[room:]
+            if len(self.buffer) >= part_size:
+                self._upload_part()
+        self.size += written
+        return written
+
+    def _call(self, method: str, **kwargs):
+        storage = self.storage
+        with storage.errors(self.object_key):
+            return getattr(storage.client, method)(
+                Bucket=storage.bucket, Key=self.object_key, **kwargs
+            )
+
+    def _upload_part(self) -> None:
+        if self.upload_id is None:
+            self.upload_id = self._call("create_multipart_upload")["UploadId"]
+        number = len(self.parts) + 1
+        body, self.buffer = bytes(self.buffer), bytearray()
+        response = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def commit(self) -> None:
+        if self.upload_id is None:
+            self._call("put_object", Body=bytes(self.buffer))
+        else:
+            if self.buffer:
+                self._upload_part()
+            self._call(
+                "complete_multipart_upload",
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+            self.upload_id = None
+        self.buffer = bytearray()
+
+    def abort(self) -> None:
+        """Drop the upload: nothing was visible, and nothing will be."""
+        self.buffer = bytearray()
+        upload_id, self.upload_id = self.upload_id, None
+        if upload_id is None:
+            return
+        try:
+            self._call("abort_multipart_upload", UploadId=upload_id)
+        except Exception:
+            # The object was never completed, so nothing is visible; a lifecycle rule
+            # (AbortIncompleteMultipartUpload) removes the parts.
+            log.warning("Could not abort the multipart upload of %s", self.object_key)
+
+
+def _extra(conn: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            raise ConfigurationError(
+                f"the extra of Airflow connection {conn_id!r} is not JSON; write it as a JSON "
+                'object such as {"region_name": "eu-west-1"}.'
+            ) from None
+    if not isinstance(extra, Mapping):
+        raise ConfigurationError(
+            f"the extra of Airflow connection {conn_id!r} must be a JSON object, not a "
+            f'{type(extra).__name__}; write it as {{"region_name": "eu-west-1"}}.'
+        )
+    return dict(extra)
+
+
+@hookimpl
+def dagster_airflow_register_storages(register):
+    register(S3Storage)

@@ -1,0 +1,305 @@
+"""S3 storage against a real moto server on loopback: the contract, streaming, credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import boto3
+import pytest
+
+from dagster_airflow.errors import ConfigurationError, StorageError
+from dagster_airflow.storage.s3 import S3Storage
+from dagster_airflow.testing import servers
+from dagster_airflow.testing.contracts import StorageContract
+
+BUCKET = "dagster-airflow-tests"
+MIB = 1024 * 1024
+
+
+def s3_client(endpoint: str, **credentials):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=credentials.get("key", "testing"),
+        aws_secret_access_key=credentials.get("secret", "testing"),
+    )
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server) -> str:
+    s3_client(moto_server).create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_server):
+    """What the runner gives the worker: the connection's credentials as AWS_* variables."""
+    storage = S3Storage(bucket="unused")
+    env = storage.credentials_env(
+        lambda conn_id: {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"region_name": "us-east-1", "endpoint_url": moto_server},
+        }
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def storage(bucket, aws_env) -> S3Storage:
+    return S3Storage(bucket=bucket, prefix=f"tests/{uuid.uuid4()}")
+
+
+class TestS3StorageContract(StorageContract):
+    pass
+
+
+def test_uri_and_object_layout(storage, moto_server):
+    key = storage.key("run", "step", "result")
+    storage.put_bytes(key, b"data")
+    assert storage.uri(key) == f"s3://{BUCKET}/{storage.prefix}/run/step/result"
+    body = s3_client(moto_server).get_object(Bucket=BUCKET, Key=f"{storage.prefix}/run/step/result")
+    assert body["Body"].read() == b"data"
+
+
+def test_a_large_write_is_multipart_and_invisible_until_complete(storage, moto_server):
+    storage.part_size = 5 * MIB  # S3's smallest part
+    key = storage.key("run", "step", "result")
+    chunk = os.urandom(MIB)
+    with storage.open_write(key) as stream:
+        for _ in range(12):
+            stream.write(chunk)
+        assert not storage.exists(key), "a partial upload is visible"
+        uploads = s3_client(moto_server).list_multipart_uploads(
+            Bucket=BUCKET, Prefix=storage.prefix
+        )
+        assert len(uploads.get("Uploads", [])) == 1
+    assert storage.get_bytes(key) == chunk * 12
+    head = s3_client(moto_server).head_object(Bucket=BUCKET, Key=f"{storage.prefix}/{key}")
+    assert head["ETag"].endswith('-3"'), "not a 3-part multipart upload"
+
+
+def test_a_failed_multipart_write_is_aborted(storage, moto_server):
+    storage.part_size = 5 * MIB
+    key = storage.key("run", "step", "result")
+    storage.put_bytes(key, b"first")
+    with pytest.raises(RuntimeError), storage.open_write(key) as stream:
+        stream.write(b"x" * 11 * MIB)
+        raise RuntimeError("the writer died")
+    assert storage.get_bytes(key) == b"first"
+    uploads = s3_client(moto_server).list_multipart_uploads(Bucket=BUCKET, Prefix=storage.prefix)
+    assert uploads.get("Uploads", []) == []
+
+
+# The worker's side of a 200 MB output, in a fresh process so that nothing else is counted.
+MEMORY_SCRIPT = """
+import hashlib, json, os, pickle, sys, tracemalloc
+from dagster_airflow.storage.s3 import S3Storage
+
+storage = S3Storage(bucket=sys.argv[1], prefix=sys.argv[2])
+storage.exists("warm-up")  # the client and its models are loaded before measuring
+size, chunk = int(sys.argv[3]), os.urandom(1 << 20)
+key = storage.key("run", "step", "result")
+tracemalloc.start()
+written = hashlib.sha256()
+with storage.open_write(key) as stream:
+    for _ in range(size >> 20):
+        stream.write(chunk)
+        written.update(chunk)
+write_peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.reset_peak()
+read = hashlib.sha256()
+with storage.open_read(key) as stream:
+    while block := stream.read(1 << 20):
+        read.update(block)
+read_peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.reset_peak()
+# What the IO manager does: pickle one 200 MB value, then load it back.
+value = bytes(size)
+base = tracemalloc.get_traced_memory()[0]
+with storage.open_write(key) as stream:
+    pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+dump_peak = tracemalloc.get_traced_memory()[1] - base
+del value
+tracemalloc.reset_peak()
+base = tracemalloc.get_traced_memory()[0]
+with storage.open_read(key) as stream:
+    loaded = pickle.load(stream)
+load_peak = tracemalloc.get_traced_memory()[1] - base
+print(json.dumps({
+    "same": written.digest() == read.digest() and len(loaded) == size,
+    "write_peak": write_peak, "read_peak": read_peak,
+    "dump_peak": dump_peak, "load_peak": load_peak,
+}))
+"""
+
+
+def test_a_200_mb_output_streams_with_bounded_memory(bucket, aws_env):
+    size = 200 * MIB
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, bucket, f"tests/{uuid.uuid4()}", str(size)],
+        env={**os.environ, **aws_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert peaks["same"]
+    # Streaming: one 8 MiB part (and its copy for the request) or one read chunk at a time.
+    assert peaks["write_peak"] < 40 * MIB, peaks
+    assert peaks["read_peak"] < 40 * MIB, peaks
+    # Pickling a value already in memory adds a part, not a copy; loading holds one copy.
+    assert peaks["dump_peak"] < 40 * MIB, peaks
+    assert peaks["load_peak"] < size + 40 * MIB, peaks
+
+
+# -- credentials from the Airflow connection ---------------------------------------------------
+
+
+def connections(**by_id):
+    return lambda conn_id: by_id.get(conn_id)
+
+
+def test_credentials_come_from_login_password_and_extras():
+    storage = S3Storage(bucket="b", aws_conn_id="my_aws")
+    conn = {
+        "conn_type": "aws",
+        "login": "AKIAEXAMPLE",
+        "password": "s3cr3t",
+        "extra": {
+            "region_name": "eu-west-1",
+            "endpoint_url": "http://127.0.0.1:9000",
+            "aws_session_token": "tok",
+        },
+    }
+    assert storage.credentials_env(connections(my_aws=conn)) == {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "AWS_SESSION_TOKEN": "tok",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000",
+    }
+
+
+def test_credentials_in_extras_as_the_2019_readme_had_them():
+    extra = json.dumps(
+        {"aws_access_key_id": "AKIAOLD", "aws_secret_access_key": "old", "region_name": "us-west-2"}
+    )
+    env = S3Storage(bucket="b").credentials_env(
+        connections(aws_default={"conn_type": "aws", "extra": extra})
+    )
+    assert env == {
+        "AWS_ACCESS_KEY_ID": "AKIAOLD",
+        "AWS_SECRET_ACCESS_KEY": "old",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }
+
+
+def test_no_connection_leaves_boto3s_default_chain():
+    assert S3Storage(bucket="b").credentials_env(connections()) == {}
+
+
+def test_a_key_id_without_secret_is_one_clear_sentence():
+    conn = {"conn_type": "aws", "login": "AKIAEXAMPLE", "password": None, "extra": {}}
+    with pytest.raises(ConfigurationError, match=r"connection 'aws_default' has an AWS key id"):
+        S3Storage(bucket="b").credentials_env(connections(aws_default=conn))
+
+
+def test_a_bucket_url_is_refused_with_the_fix():
+    with pytest.raises(ConfigurationError, match=r"got 's3://b/p'; write bucket='b'"):
+        S3Storage(bucket="s3://b/p")
+
+
+def test_importing_the_backend_imports_no_boto3():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dagster_airflow.storage.s3; print('boto3' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == "False", done.stderr
+
+
+# -- errors naming the bucket and the connection, from a moto server that checks credentials ---
+
+
+@pytest.fixture(scope="module")
+def strict_moto(tmp_path_factory):
+    """A moto server that authenticates every request after the first three (set-up) calls."""
+    log_path = tmp_path_factory.mktemp("strict-moto") / "moto.log"
+    env = {"INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+    with servers.moto_server(env=env, log_path=log_path) as url:
+        iam = boto3.client(
+            "iam",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        s3_client(url).create_bucket(Bucket="strict")
+        yield url, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def strict_storage(monkeypatch, endpoint, key_id, secret, bucket="strict") -> S3Storage:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return S3Storage(bucket=bucket, endpoint_url=endpoint, aws_conn_id="team_aws")
+
+
+def test_access_denied_names_bucket_and_connection(strict_moto, monkeypatch):
+    url, key_id, secret = strict_moto
+    storage = strict_storage(monkeypatch, url, key_id, secret)
+    with pytest.raises(StorageError) as caught:
+        storage.put_bytes(storage.key("run", "step", "result"), b"x")
+    assert str(caught.value).startswith(
+        "access to S3 bucket 'strict' (Airflow connection 'team_aws') was denied; grant"
+    )
+
+
+@pytest.mark.parametrize("wrong", ["key id", "secret"])
+def test_bad_credentials_name_bucket_and_connection(strict_moto, monkeypatch, wrong):
+    url, key_id, secret = strict_moto
+    if wrong == "key id":
+        key_id = "AKIANOSUCHKEY0000000"
+    else:
+        secret = "not-the-secret"
+    storage = strict_storage(monkeypatch, url, key_id, secret)
+    with pytest.raises(StorageError) as caught:
+        storage.get_bytes(storage.key("run", "step", "result"))
+    message = str(caught.value)
+    assert message.startswith(
+        "the credentials of Airflow connection 'team_aws' were rejected by S3 bucket 'strict'"
+    )
+    assert message.endswith(
+        "fix the connection's login (access key id) and password (secret access key)."
+    )
+    assert secret not in message
+
+
+def test_a_missing_bucket_names_bucket_and_connection(aws_env):
+    storage = S3Storage(bucket="no-such-bucket", aws_conn_id="team_aws")
+    message = (
+        "S3 bucket 'no-such-bucket' (Airflow connection 'team_aws') does not exist; create the "
+        "bucket or fix the storage's 'bucket' option."
+    )
+    with pytest.raises(StorageError) as caught:
+        storage.put_bytes(storage.key("run", "step", "result"), b"x")
+    assert str(caught.value) == message
+    with pytest.raises(StorageError) as caught:
+        storage.get_bytes(storage.key("run", "step", "result"))
+    assert str(caught.value) == message

@@ -1,0 +1,45 @@
+"""The docs' examples run: each `dagster-airflow scaffold` command in docs/, and the DAG file that
+docs/scaffold.md shows is what the scaffold writes today."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+DOCS = ROOT / "docs"
+SHOWN_ROOT = "/home/me/project"
+
+
+def console_commands(name: str) -> list[str]:
+    text = (DOCS / name).read_text()
+    blocks = re.findall(r"```console\n(.*?)```", text, re.S)
+    return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
+
+
+SCAFFOLD_COMMANDS = [
+    (name, command)
+    for name in ("quickstart.md", "scaffold.md")
+    for command in console_commands(name)
+    if command.startswith("dagster-airflow scaffold")
+]
+
+
+@pytest.mark.parametrize(("page", "command"), SCAFFOLD_COMMANDS)
+def test_scaffold_commands_in_docs_work(page, command, tmp_path):
+    args = shlex.split(command)[1:]
+    done = run_cli(*args, env={"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)})
+    assert done.returncode == 0, f"{page}: {command}\n{done.stderr}"
+
+
+def test_scaffold_md_shows_the_file_the_scaffold_writes():
+    shown = re.search(
+        r"## The file it writes.*?```python\n(.*?)```", (DOCS / "scaffold.md").read_text(), re.S
+    )
+    done = run_cli("scaffold", "demo_pipeline", "-f", "examples/demo.py", "-e", "examples/demo.yml")
+    written = done.stdout.replace(str(ROOT), SHOWN_ROOT)
+    date = re.compile(r"datetime\.datetime\(\d+, \d+, \d+,")
+    assert date.sub("DATE", written) == date.sub("DATE", shown.group(1))
