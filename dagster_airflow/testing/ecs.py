@@ -166,7 +166,8 @@ class EcsAgent:
             {},
         )
         command = override.get("command") or container.get("command")
-        env = dict(os.environ)
+        # A container does not inherit this machine's AWS settings: only what ECS gives it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(_pairs(container.get("environment")))
         env.update(_pairs(override.get("environment")))

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -28,10 +30,13 @@ from dagster_airflow.model import (
     StepRequest,
     StorageSpec,
     TaskRef,
+    dagster_run_id,
 )
 from dagster_airflow.runners.ecs import EcsRunner, _aws_network_configuration, started_by
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.ecs import EcsAgent, MotoEcs
+from tests.conftest import EXAMPLES, scaffold
+from tests.test_e2e_storage import STEPS, expected_summary
 
 LOG_GROUP = "/ecs/dagster-steps"
 CONTROL = "control"  # a cluster whose tasks the tests play by hand
@@ -489,3 +494,64 @@ class TestEcsRunnerContract(RunnerContract):
     def storage_spec(self, tmp_path):
         # The agent runs tasks on this machine, so a local folder is a storage they share.
         return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
+
+
+@pytest.mark.airflow
+def test_demo_runs_end_to_end_with_every_step_an_ecs_task_on_s3(
+    airflow_home, moto_ecs, ecs_agent, monkeypatch
+):
+    bucket, prefix, dag_id = "ecs-e2e", "runs", "e2e_ecs"
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    s3 = moto_ecs.client("s3")
+    s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": moto_ecs.region}
+    )
+    # One connection for the runner's ECS and Logs calls and the storage: moto serves both.
+    extra = urllib.parse.urlencode(
+        {"endpoint_url": moto_ecs.endpoint_url, "region_name": moto_ecs.region}
+    )
+    monkeypatch.setitem(
+        airflow_home.env,
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        f"aws://AKIAECSE2E:{urllib.parse.quote(secret)}@/?{extra}",
+    )
+    runner_options = {
+        "cluster": AGENT,
+        "task_definition": "agent-step",
+        "launch_type": "FARGATE",
+        "poll_interval": 0.5,
+        # The agent is no ECS with task roles: the storage's credentials go in the overrides.
+        "storage_credentials": "environment",
+    }
+    args = ["demo_pipeline", "-f", str(EXAMPLES / "demo.py"), "-e", str(EXAMPLES / "demo.yml")]
+    args += ["--dag-id", dag_id, "--runner", "ecs", "--storage", "s3"]
+    for key, value in runner_options.items():
+        args += ["--runner-option", f"{key}={value}"]
+    args += ["--storage-option", f"bucket={bucket}", "--storage-option", f"prefix={prefix}"]
+    text = scaffold(*args)
+    assert '"name": "ecs"' in text and secret not in text
+    airflow_home.install(text, f"{dag_id}.py")
+
+    result = airflow_home.dags_test(dag_id)
+
+    assert result.succeeded, result.output[-3000:]
+    assert result.states == dict.fromkeys(STEPS, "success")
+    root = f"{prefix}/{dagster_run_id(dag_id, result.run_id)}"
+    assert result.xcoms["summarize"] == {"result": f"s3://{bucket}/{root}/summarize/result"}
+    body = s3.get_object(Bucket=bucket, Key=f"{root}/summarize/result")["Body"].read()
+    assert pickle.loads(body) == expected_summary()
+
+    # Every step was an ECS task of its own, and its CloudWatch log is in the Airflow task log.
+    ecs = moto_ecs.client("ecs")
+    arns = ecs.list_tasks(cluster=AGENT)["taskArns"]
+    tasks = ecs.describe_tasks(cluster=AGENT, tasks=arns, include=["TAGS"])["tasks"]
+    ours = [t for t in tasks if {"key": "dagster-airflow/dag", "value": dag_id} in t["tags"]]
+    assert sorted(t["overrides"]["containerOverrides"][0]["command"][1] for t in ours) == [
+        "execute-step"
+    ] * len(STEPS)
+    assert {t["lastStatus"] for t in ours} == {"STOPPED"} and len(ours) == len(STEPS)
+    log = result.task_log("summarize")
+    assert "Started ECS task arn:aws:ecs:" in log
+    assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
+    assert f"Loaded input 'counts' from s3://{bucket}/{root}/count_letters/result" in log
+    assert secret not in result.output, "the secret access key is in a task log"
