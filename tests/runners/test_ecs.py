@@ -9,9 +9,12 @@ local process, as the ECS agent would run the container.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import pickle
+import re
+import shlex
 import threading
 import time
 import urllib.parse
@@ -32,10 +35,15 @@ from dagster_airflow.model import (
     TaskRef,
     dagster_run_id,
 )
-from dagster_airflow.runners.ecs import EcsRunner, _aws_network_configuration, started_by
+from dagster_airflow.runners.ecs import (
+    CloudWatchLogReader,
+    EcsRunner,
+    _aws_network_configuration,
+    started_by,
+)
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.ecs import EcsAgent, MotoEcs
-from tests.conftest import EXAMPLES, scaffold
+from tests.conftest import EXAMPLES, ROOT, run_cli, scaffold
 from tests.test_e2e_storage import STEPS, expected_summary
 
 LOG_GROUP = "/ecs/dagster-steps"
@@ -478,6 +486,55 @@ def test_the_runner_is_a_registered_plugin_with_scaffold_defaults():
     options = EcsRunner.scaffold_options({"cluster": "c", "task_definition": "t"})
     assert options["storage_credentials"] == "task_role"
     assert json.dumps(options)
+
+
+# -- docs/ecs.md -------------------------------------------------------------------------------
+
+DOCS = (ROOT / "docs" / "ecs.md").read_text()
+
+
+def docs_blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOCS, re.S)
+
+
+def test_docs_scaffold_command_works(tmp_path):
+    (command,) = [line[2:] for line in docs_blocks("console")[0].splitlines()]
+    done = run_cli(
+        *shlex.split(command)[1:], env={"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"network_configuration": {' in done.stdout
+    assert '"storage_credentials": "task_role"' in done.stdout
+
+
+def test_docs_task_definition_registers_and_fits_the_runner(moto_ecs):
+    definition = json.loads(docs_blocks("json")[0])
+    definition.pop("requiresCompatibilities")  # moto refuses FARGATE without a VPC's DNS names
+    ecs = moto_ecs.client("ecs")
+    registered = ecs.register_task_definition(**definition)["taskDefinition"]
+    runner = EcsRunner(cluster="c", task_definition=registered["family"])
+    container = runner._container(registered)
+    assert runner._log_configuration(container) == ("/ecs/dagster-steps", "dagster", "eu-west-1")
+
+
+def test_docs_policy_allows_every_call_the_runner_makes():
+    policy = json.loads(docs_blocks("json")[1])
+    allowed = {action for s in policy["Statement"] for action in s["Action"]}
+    source = inspect.getsource(EcsRunner) + inspect.getsource(CloudWatchLogReader)
+    calls = set(re.findall(r"(?:ecs|self\._ecs|self\.client)\.([a-z_]+)\(", source))
+    services = {"get_log_events": "logs"}
+    expected = {
+        f"{services.get(c, 'ecs')}:{c.title().replace('_', '')}" for c in calls - {"exceptions"}
+    }
+    assert expected <= allowed, expected - allowed
+    assert {"ecs:TagResource", "iam:PassRole"} <= allowed
+
+
+def test_docs_name_every_option():
+    table = DOCS.split("## Options", 1)[1]
+    for name in inspect.signature(EcsRunner.__init__).parameters:
+        if name != "self":
+            assert f"| `{name}` |" in table, f"docs/ecs.md does not describe option {name!r}"
 
 
 # -- the agent plays ECS: real workers -----------------------------------------------------------
