@@ -218,7 +218,7 @@ class EcsRunner(StepRunner):
     def _client(self, session: Any, service: str, region: str | None = None) -> Any:
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 10})
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
         return session.client(
             service, region_name=region, endpoint_url=self._endpoint_url, config=config
         )
@@ -228,9 +228,24 @@ class EcsRunner(StepRunner):
     def run(
         self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
     ) -> StepResult:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         secrets = secret_env.values() if self.storage_credentials == "environment" else ()
         with _redacted_from_botocore_debug(secrets):
-            return self._run(request, secret_env, log)
+            try:
+                return self._run(request, secret_env, log)
+            except ClientError as exc:
+                raise RunnerError(
+                    f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
+                    f"failed: {_client_error(exc)}; check what the credentials of "
+                    f"aws_conn_id {self.aws_conn_id!r} may do (docs/ecs.md lists the calls)."
+                ) from exc
+            except BotoCoreError as exc:
+                raise RunnerError(
+                    f"the ecs runner cannot reach ECS for cluster {self.cluster!r}: {exc}; "
+                    f"check the Airflow connection {self.aws_conn_id!r} (credentials, "
+                    "region_name, endpoint_url) or the runner's region_name."
+                ) from exc
 
     def _run(
         self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger

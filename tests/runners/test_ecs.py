@@ -488,6 +488,16 @@ def test_the_runner_is_a_registered_plugin_with_scaffold_defaults():
     assert json.dumps(options)
 
 
+def test_an_api_error_while_following_is_one_sentence(moto_ecs):
+    # A cluster that does not exist: ListTasks, the first call on it, is refused.
+    runner = make_runner(cluster="no-such-cluster")
+    with pytest.raises(Exception) as caught:
+        runner.run(make_request(), {}, logging.getLogger("ecs-test"))
+    message = str(caught.value)
+    assert message.startswith("the ecs runner's ListTasks call on cluster 'no-such-cluster'")
+    assert "ClusterNotFoundException" in message
+
+
 # -- docs/ecs.md -------------------------------------------------------------------------------
 
 DOCS = (ROOT / "docs" / "ecs.md").read_text()
@@ -612,3 +622,79 @@ def test_demo_runs_end_to_end_with_every_step_an_ecs_task_on_s3(
     assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
     assert f"Loaded input 'counts' from s3://{bucket}/{root}/count_letters/result" in log
     assert secret not in result.output, "the secret access key is in a task log"
+
+
+TIMEOUT_DAG = """
+import datetime
+
+from airflow.sdk import DAG
+
+from dagster_airflow import DagsterOperator
+
+with DAG(
+    dag_id="ecs_timeout",
+    schedule=None,
+    start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+    catchup=False,
+):
+    DagsterOperator(
+        task_id="sleepy",
+        step_key="sleepy",
+        job_name="trouble",
+        code_location={"python_file": JOB_FILE},
+        run_config={"ops": {"sleepy": {"config": {"pid_file": PID_FILE, "seconds": 600}}}},
+        runner=RUNNER,
+        storage={"name": "filesystem", "base_dir": BASE_DIR},
+        retries=0,
+        execution_timeout=datetime.timedelta(seconds=20),
+    )
+"""
+
+
+@pytest.mark.airflow
+def test_an_airflow_execution_timeout_stops_the_ecs_task(
+    airflow_home, moto_ecs, ecs_agent, monkeypatch, tmp_path
+):
+    extra = urllib.parse.urlencode(
+        {"endpoint_url": moto_ecs.endpoint_url, "region_name": moto_ecs.region}
+    )
+    monkeypatch.setitem(
+        airflow_home.env, "AIRFLOW_CONN_AWS_DEFAULT", f"aws://testing:testing@/?{extra}"
+    )
+    runner = {
+        "name": "ecs",
+        "cluster": AGENT,
+        "task_definition": "agent-step",
+        "launch_type": "FARGATE",
+        "poll_interval": 0.5,
+    }
+    text = TIMEOUT_DAG
+    for name, value in {
+        "JOB_FILE": str(ROOT / "tests" / "jobs" / "trouble.py"),
+        "PID_FILE": str(tmp_path / "sleepy.pid"),
+        "BASE_DIR": str(tmp_path / "storage"),
+        "RUNNER": runner,
+    }.items():
+        text = text.replace(name, repr(value))
+    airflow_home.install(text, "ecs_timeout.py")
+
+    started = time.monotonic()
+    result = airflow_home.dags_test("ecs_timeout")
+
+    assert time.monotonic() - started < 240
+    assert result.states == {"sleepy": "failed"}, result.output[-3000:]
+    ecs = moto_ecs.client("ecs")
+    tasks = ecs.describe_tasks(
+        cluster=AGENT, tasks=ecs.list_tasks(cluster=AGENT)["taskArns"], include=["TAGS"]
+    )["tasks"]
+    (task,) = [
+        t for t in tasks if {"key": "dagster-airflow/dag", "value": "ecs_timeout"} in t["tags"]
+    ]
+    assert task["stoppedReason"] == (
+        "dagster-airflow: Airflow stopped the task (on_kill or execution_timeout)"
+    )
+    # The agent stopped the "container" as ECS would: the step's process is gone.
+    deadline = time.monotonic() + 30
+    while ecs_agent._processes[task["taskArn"]].poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ecs_agent._processes[task["taskArn"]].poll() is not None
