@@ -459,7 +459,9 @@ class EcsRunner(StepRunner):
                     f"{self.pending_timeout:g} s (pending_timeout)"
                 )
             time.sleep(self.poll_interval)
-        for _ in range(_DRAIN_READS):
+        # A container that never ran (no exit code) wrote nothing to wait for.
+        ran = any(c.get("exitCode") is not None for c in task.get("containers", ()))
+        for _ in range(_DRAIN_READS if ran else 0):
             if any(e.event_type in _FINAL_EVENTS for e in step_log.events):
                 break
             time.sleep(min(self.poll_interval, 2.0))

@@ -153,10 +153,11 @@ class Running:
         while time.monotonic() < deadline:
             arns = ecs.list_tasks(cluster=cluster, startedBy=started_by(self.request))["taskArns"]
             if len(arns) >= count and self.runner._task_arn:
-                described = ecs.describe_tasks(
-                    cluster=cluster, tasks=[self.runner._task_arn], include=["TAGS"]
-                )
-                return described["tasks"][0]
+                arn = self.runner._task_arn
+                task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+                # Not DescribeTasks' include=TAGS: moto toggles that for all concurrent calls.
+                task["tags"] = ecs.list_tags_for_resource(resourceArn=arn)["tags"]
+                return task
             time.sleep(0.05)
         raise AssertionError("the runner started no ECS task")
 
