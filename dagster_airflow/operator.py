@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, StepFailedError
+from dagster_airflow.plugins.links import DAGSTER_LINKS
 
 DEFAULT_RUNNER = "subprocess"
 
@@ -60,6 +61,8 @@ class DagsterOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("run_config", "runner", "storage")
+    # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
+    operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
 

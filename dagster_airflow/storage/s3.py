@@ -5,8 +5,9 @@ connection at execute time and reach the worker as the standard ``AWS_*`` enviro
 so the worker's boto3 finds them through its default chain; with no connection at all the
 worker's own chain (instance profile, task role, ~/.aws) applies.
 
-Writes stream through a multipart upload holding one part in memory; the object appears only
-when the upload completes, and an upload that fails is aborted. Reads stream the response body.
+Writes stream through a multipart upload holding a bounded number of parts in memory (one being
+filled, a few being sent); the object appears only when the upload completes, and an upload that
+fails is aborted. Reads stream the response body.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "dagster-airflow"
 DEFAULT_CONN_ID = "aws_default"
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB for every part but the last
+# Parts uploaded at once, as boto3's transfer manager does; memory: (this + 1) * PART_SIZE.
+MAX_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
 
 _NO_BUCKET = {"NoSuchBucket"}
@@ -81,6 +85,7 @@ class S3Storage(IntermediateStorage):
         self.endpoint_url = endpoint_url or None
         self.aws_conn_id = aws_conn_id
         self.part_size = PART_SIZE
+        self.max_concurrency = MAX_CONCURRENCY
         self._client = None
 
     @classmethod
@@ -256,7 +261,8 @@ class _BodyReader(io.RawIOBase):
 
 
 class _MultipartWriter(io.RawIOBase):
-    """Buffers one part; uploads it when full. A small object is a single PUT at commit."""
+    """Buffers one part and uploads full parts, up to ``max_concurrency`` of them at a time, so
+    memory stays under (max_concurrency + 1) parts. A small object is a single PUT at commit."""
 
     def __init__(self, storage: S3Storage, object_key: str) -> None:
         self.storage = storage
@@ -264,6 +270,9 @@ class _MultipartWriter(io.RawIOBase):
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
+        self.in_flight: set[Future] = set()
+        self.part_count = 0
+        self.executor: ThreadPoolExecutor | None = None
         self.size = 0
 
     def writable(self) -> bool:
@@ -292,13 +301,27 @@ class _MultipartWriter(io.RawIOBase):
                 Bucket=storage.bucket, Key=self.object_key, **kwargs
             )
 
+    def _send_part(self, number: int, body: bytes) -> None:
+        response = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def _wait(self, return_when: str) -> None:
+        done, self.in_flight = wait(self.in_flight, return_when=return_when)
+        for future in done:
+            future.result()  # a failed part fails the write
+
     def _upload_part(self) -> None:
         if self.upload_id is None:
             self.upload_id = self._call("create_multipart_upload")["UploadId"]
-        number = len(self.parts) + 1
+            self.executor = ThreadPoolExecutor(
+                self.storage.max_concurrency, thread_name_prefix="s3-part"
+            )
+        self.part_count += 1
+        number = self.part_count
         body, self.buffer = bytes(self.buffer), bytearray()
-        response = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        while len(self.in_flight) >= self.storage.max_concurrency:
+            self._wait(FIRST_COMPLETED)
+        self.in_flight.add(self.executor.submit(self._send_part, number, body))
 
     def commit(self) -> None:
         if self.upload_id is None:
@@ -306,17 +329,26 @@ class _MultipartWriter(io.RawIOBase):
         else:
             if self.buffer:
                 self._upload_part()
+            self._wait(ALL_COMPLETED)
             self._call(
                 "complete_multipart_upload",
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
+                MultipartUpload={"Parts": sorted(self.parts, key=lambda p: p["PartNumber"])},
             )
             self.upload_id = None
         self.buffer = bytearray()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+        self.in_flight = set()
 
     def abort(self) -> None:
         """Drop the upload: nothing was visible, and nothing will be."""
         self.buffer = bytearray()
+        self._shutdown()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return
