@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "dagster_airflow"
 # import no SDK at module level, so loading them all stays cheap.
 DEFAULT_PLUGINS = (
     "dagster_airflow.runners.subprocess",
+    "dagster_airflow.runners.ecs",
     "dagster_airflow.runners.graphql",
     "dagster_airflow.storage.filesystem",
     "dagster_airflow.storage.s3",

@@ -6,6 +6,8 @@
   plugin for one test, and always remove it.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
+- ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
+  agent that runs a cluster's tasks as local processes (see docs/ecs.md).
 
 Names are imported lazily: importing this package imports neither pytest nor Airflow.
 """
@@ -22,6 +24,8 @@ _LAZY = {
     "AirflowHome": "dagster_airflow.testing.airflow_home",
     "DagRunResult": "dagster_airflow.testing.airflow_home",
     "create_venv": "dagster_airflow.testing.venv",
+    "MotoEcs": "dagster_airflow.testing.ecs",
+    "EcsAgent": "dagster_airflow.testing.ecs",
 }
 
 __all__ = list(_LAZY)
