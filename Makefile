@@ -8,10 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint format bench constraints clean podman
 
-$(STAMP): constraints.txt setup.cfg pyproject.toml
+# The example plugin package is installed too: the suite tests it as a real third-party plugin.
+VENV_EXAMPLE := examples/dagster-airflow-venv
+
+$(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]'
+	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]' -e $(VENV_EXAMPLE)
 	@touch $@
 
 ## make demo: scaffold the demo job and run it through a real Airflow on SQLite

@@ -140,6 +140,52 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def cmd_install(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.plugins.install import install_plugin
+
+    folder = Path(args.plugins_folder).expanduser() if args.plugins_folder else None
+    try:
+        installed = install_plugin(folder)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write the Airflow plugin into {exc.filename!r}: {exc.strerror}; pass "
+            "--plugins-folder or set AIRFLOW__CORE__PLUGINS_FOLDER to a folder you can write."
+        ) from exc
+    print(installed.describe())
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import json
+
+    from dagster_airflow.plugins.manager import plugin_listing
+
+    rows, failures = plugin_listing()
+    if args.json:
+        failed = [
+            {"plugin": f.plugin, "distribution": f.distribution, "error": f.error} for f in failures
+        ]
+        print(json.dumps({"backends": rows, "failed": failed}, indent=2))
+    else:
+        for kind, title in (("runner", "Runners"), ("storage", "Storages")):
+            print(f"{title}:")
+            for row in (r for r in rows if r["kind"] == kind):
+                provider = (
+                    f"{row['distribution']} {row['version']}"
+                    if row["version"]
+                    else (f"registered in code by {row['plugin']!r}")
+                )
+                print(f"  {row['name']:<12} {provider:<28} {row['class']}")
+        if failures:
+            print("Plugins that failed to load:")
+            for failure in failures:
+                print(
+                    f"  {failure.plugin} ({failure.distribution or 'no distribution'}): "
+                    f"{failure.error}"
+                )
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dagster-airflow",
@@ -204,6 +250,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--dags-folder", help="with --install (default: Airflow's, $AIRFLOW_HOME/dags)"
     )
     scaffold.set_defaults(handler=cmd_scaffold)
+
+    install = commands.add_parser(
+        "install",
+        help="install the Airflow plugin (task links to outputs, event logs, Dagster runs)",
+        description="Write the dagster-airflow Airflow plugin into Airflow's plugins folder; "
+        "running it again changes nothing unless the plugin changed.",
+    )
+    install.add_argument(
+        "--plugins-folder",
+        help="where to write it (default: Airflow's, $AIRFLOW_HOME/plugins or "
+        "AIRFLOW__CORE__PLUGINS_FOLDER)",
+    )
+    install.set_defaults(handler=cmd_install)
+
+    listing = commands.add_parser(
+        "plugins",
+        help="list the installed runners and storages, and plugins that failed to load",
+        description="List every runner and storage with the distribution that provides it, and "
+        "every plugin that failed to load with its error (exit status 1 when one did).",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=cmd_plugins)
 
     execute = commands.add_parser(
         "execute-step",

@@ -25,6 +25,10 @@ REQUEST_ENV_VAR = "DAGSTER_AIRFLOW_STEP_REQUEST"
 # The key that marks a worker's output line as a StepEvent rather than the step's own output.
 EVENT_MARKER = "dagster_airflow_event"
 
+# The Dagster run tag that carries the Airflow-derived run id, when a step runs as a Dagster run
+# of its own (the graphql runner): the IO manager keys intermediates by it.
+RUN_ID_TAG = "dagster-airflow/run_id"
+
 
 def dagster_run_id(dag_id: str, airflow_run_id: str) -> str:
     """The Dagster run id shared by every task of one Airflow DAG run.

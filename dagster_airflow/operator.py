@@ -7,6 +7,7 @@ one (what the DAG processor does many times a minute) touches no plugin, SDK or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,8 +15,10 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, StepFailedError
+from dagster_airflow.plugins.links import DAGSTER_LINKS
 
 DEFAULT_RUNNER = "subprocess"
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
 
 
 def _connection(conn_id: str) -> dict[str, Any] | None:
@@ -38,12 +41,15 @@ def _connection(conn_id: str) -> dict[str, Any] | None:
     }
 
 
-def _mask(values: Sequence[str]) -> None:
-    """Have Airflow redact these values from every task log line."""
+def _mask(env: Mapping[str, str]) -> None:
+    """Have Airflow redact the credentials among these variables from every task log line.
+
+    Only credentials: masking a region or an endpoint URL would redact "us-east-1" everywhere.
+    """
     from airflow.sdk.log import mask_secret
 
-    for value in values:
-        if value:
+    for name, value in env.items():
+        if value and _SECRET_NAME.search(name):
             mask_secret(value)
 
 
@@ -60,6 +66,8 @@ class DagsterOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("run_config", "runner", "storage")
+    # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
+    operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
 
@@ -124,7 +132,7 @@ class DagsterOperator(BaseOperator):
             task=TaskRef(self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number),
         )
         secret_env = storage.credentials_env(_connection)
-        _mask(list(secret_env.values()))
+        _mask(secret_env)
         self.log.info(
             "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
             request.step_key,

@@ -179,24 +179,37 @@ with DAG(
     )
 
 
-def dags_folder() -> Path:
-    """Airflow's configured dags folder, read as Airflow reads it, without importing Airflow."""
-    if os.environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
-        return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).expanduser()
+def airflow_folder(option: str) -> Path:
+    """A folder from Airflow's [core] configuration (dags_folder, plugins_folder), read as Airflow
+    reads it, without importing Airflow: its environment variable, airflow.cfg, the default."""
+    env = f"AIRFLOW__CORE__{option.upper()}"
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
     home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
     config = configparser.ConfigParser(interpolation=None)
     config.read(home / "airflow.cfg")
-    folder = config.get("core", "dags_folder", fallback="")
+    folder = config.get("core", option, fallback="")
     if folder:
         return Path(folder.replace("{AIRFLOW_HOME}", str(home))).expanduser()
-    return home / "dags"
+    return home / option.removesuffix("_folder")
+
+
+def dags_folder() -> Path:
+    """Airflow's configured dags folder."""
+    return airflow_folder("dags_folder")
 
 
 def install_dag(text: str, folder: Path, filename: str) -> Path:
     """Write the DAG file into the dags folder atomically (Airflow never parses half a file)."""
+    return write_atomically(text, folder, filename)
+
+
+def write_atomically(text: str, folder: Path, filename: str) -> Path:
+    """Write a Python file into a folder Airflow watches: whole, or not at all."""
     if not re.fullmatch(r"[\w.-]+\.py", filename):
         raise ConfigurationError(
-            f"cannot name a DAG file {filename!r}; use letters, digits, '_', '.' and '-'."
+            f"cannot name a file {filename!r} in {str(folder)!r}; use letters, digits, '_', "
+            "'.' and '-'."
         )
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / filename

@@ -29,8 +29,9 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
 def moto_server(tmp_path_factory):
     """A moto server (S3, ECS, IAM, logs) on loopback for the session: "http://127.0.0.1:PORT".
 
-    It accepts any credentials; clients pass servers.MOTO_CREDENTIALS explicitly rather than
-    through os.environ, so no test leaks AWS variables into another's subprocesses.
+    It accepts any credentials (servers.MOTO_CREDENTIALS). Tests pass them to clients explicitly
+    or set them with monkeypatch, never for the session, so no AWS variable leaks into another
+    test's subprocesses (an Airflow run must get its credentials from its connection).
     """
     with servers.moto_server(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url

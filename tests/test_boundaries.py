@@ -36,6 +36,7 @@ def test_importing_the_package_imports_neither_side():
         "import dagster_airflow.operator",
         "from dagster_airflow import DagsterOperator",
         "import dagster_airflow.runners.subprocess, dagster_airflow.plugins.manager",
+        "import dagster_airflow.runners.graphql",
     ],
 )
 def test_airflow_side_imports_no_dagster(imports):

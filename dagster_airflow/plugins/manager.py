@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import Mapping
@@ -28,10 +29,16 @@ ENTRY_POINT_GROUP = "dagster_airflow"
 DEFAULT_PLUGINS = (
     "dagster_airflow.runners.subprocess",
     "dagster_airflow.runners.docker",
+    "dagster_airflow.runners.ecs",
+    "dagster_airflow.runners.graphql",
     "dagster_airflow.storage.filesystem",
     "dagster_airflow.storage.s3",
     "dagster_airflow.storage.gcs",
 )
+
+# Plugins registered on top of the installed ones for a while, by name: what the test kit's
+# `plugin_registered` adds and removes (dagster_airflow.testing.plugins). Empty in production.
+_EXTRA_PLUGINS: dict[str, object] = {}
 
 
 @attrs.frozen
@@ -97,6 +104,10 @@ class Registry:
 
         return register
 
+    def forget(self, plugin: str) -> None:
+        """Drop what one plugin registered (it failed halfway, in a lenient listing)."""
+        self.backends = {n: b for n, b in self.backends.items() if b.plugin != plugin}
+
     def get(self, name: str) -> Backend:
         try:
             return self.backends[name]
@@ -108,17 +119,39 @@ class Registry:
             ) from None
 
 
-class Plugins:
-    """The loaded plugin manager and its two registries."""
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be loaded or registered, and why (for `dagster-airflow plugins`)."""
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    plugin: str  # the entry point's (or module's) name
+    distribution: str | None  # "name version" of the distribution that declares it
+    error: str
+
+
+class Plugins:
+    """The loaded plugin manager and its two registries.
+
+    Strict by default: the first broken plugin raises. With a ``failures`` list (the lenient
+    listing), a plugin whose hook fails is recorded there and its registrations dropped.
+    """
+
+    def __init__(
+        self, pm: pluggy.PluginManager, failures: list[PluginFailure] | None = None
+    ) -> None:
         self.pm = pm
         self.runners = Registry("runner")
         self.storages = Registry("storage")
         for plugin_name, plugin in pm.list_name_plugin():
             name = plugin_name or getattr(plugin, "__name__", repr(plugin))
-            self._call(plugin, "dagster_airflow_register_runners", self.runners, name)
-            self._call(plugin, "dagster_airflow_register_storages", self.storages, name)
+            try:
+                self._call(plugin, "dagster_airflow_register_runners", self.runners, name)
+                self._call(plugin, "dagster_airflow_register_storages", self.storages, name)
+            except Exception as exc:
+                if failures is None:
+                    raise
+                self.runners.forget(name)
+                self.storages.forget(name)
+                failures.append(PluginFailure(name, distribution_of(pm, plugin), _describe(exc)))
 
     def _call(self, plugin: object, hook_name: str, registry: Registry, name: str) -> None:
         # Call each plugin's implementation on its own, so the registry knows who registered what.
@@ -133,13 +166,17 @@ class Plugins:
         return self.storages.get(name)
 
 
-def build_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+def _builtin_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("dagster_airflow")
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-    if load_entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for name, plugin in _EXTRA_PLUGINS.items():
+        pm.register(plugin, name=name)
+    return pm
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -147,7 +184,92 @@ def build_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager
             f"a dagster_airflow plugin implements a hook that does not exist: {exc}; the hooks "
             "are dagster_airflow_register_runners and dagster_airflow_register_storages."
         ) from exc
+
+
+def build_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+    """Built-ins plus every entry point of the group; the first broken plugin raises."""
+    pm = _builtin_plugin_manager()
+    if load_entry_points:
+        _load_entry_points(pm, strict=True)
+    _check_pending(pm)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager, strict: bool) -> list[PluginFailure]:
+    """Load the group's entry points one at a time. Strict: raise a PluginError naming the first
+    that fails; else block each one that fails and return them all."""
+    failures: list[PluginFailure] = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+                _check_pending(pm)
+            except Exception as exc:
+                failure = PluginFailure(ep.name, _dist_label(dist), _describe(exc))
+                if strict:
+                    raise PluginError(
+                        f"the dagster_airflow plugin {ep.name!r} ({failure.distribution}) failed "
+                        f"to load: {failure.error}; fix or uninstall it (`dagster-airflow "
+                        "plugins` lists every plugin and its error)."
+                    ) from exc
+                pm.set_blocked(ep.name)  # unregistered, and not tried again
+                failures.append(failure)
+    return failures
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _dist_label(dist: Any) -> str:
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def distribution_of(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """The distribution ("name version") that provides a plugin: dagster-airflow for the
+    built-ins, the entry point's distribution for the others, None for one registered in code."""
+    for registered, dist in pm.list_plugin_distinfo():
+        if registered is plugin:
+            return f"{dist.project_name} {dist.version}"
+    if pm.get_name(plugin) in DEFAULT_PLUGINS:
+        try:
+            return f"dagster-airflow {importlib.metadata.version('dagster-airflow')}"
+        except importlib.metadata.PackageNotFoundError:  # imported from a source tree
+            from dagster_airflow import __version__
+
+            return f"dagster-airflow {__version__}"
+    return None
+
+
+def inspect_plugins() -> tuple[Plugins, list[PluginFailure]]:
+    """Every plugin that loads, and every one that does not with its error: one entry point
+    at a time, so one broken plugin hides none of the others. For listing, never for running."""
+    pm = _builtin_plugin_manager()
+    failures = _load_entry_points(pm, strict=False)
+    return Plugins(pm, failures), failures
+
+
+def plugin_listing() -> tuple[list[dict[str, Any]], list[PluginFailure]]:
+    """What `dagster-airflow plugins` shows: a row per runner and storage, and the failures."""
+    plugins, failures = inspect_plugins()
+    rows = []
+    for registry in (plugins.runners, plugins.storages):
+        for name, backend in sorted(registry.backends.items()):
+            provider = distribution_of(plugins.pm, plugins.pm.get_plugin(backend.plugin))
+            dist, _, version = (provider or "").rpartition(" ")
+            rows.append(
+                {
+                    "kind": backend.kind,
+                    "name": name,
+                    "distribution": dist or None,
+                    "version": version or None,
+                    "plugin": backend.plugin,
+                    "class": f"{backend.cls.__module__}.{backend.cls.__qualname__}",
+                }
+            )
+    return rows, failures
 
 
 @functools.cache

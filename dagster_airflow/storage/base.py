@@ -10,13 +10,33 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
+from urllib.parse import quote
 
 # What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
 # (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
 
 EVENT_LOG_NAME = "events.jsonl"
+
+S3_CONSOLE = "https://s3.console.aws.amazon.com/s3"
+GCS_CONSOLE = "https://console.cloud.google.com/storage/browser"
+
+
+def browse_url(uri: str, folder: bool = False) -> str:
+    """The console URL of an s3:// or gs:// URI, the file:// URL of a path, else the URI."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme in ("s3", "gs"):
+        bucket, _, key = rest.partition("/")
+        if scheme == "s3":
+            page = "buckets" if folder else "object"
+            return f"{S3_CONSOLE}/{page}/{bucket}?prefix={quote(key)}"
+        page = f"{bucket}/{key}" if folder else f"_details/{bucket}/{key}"
+        return f"{GCS_CONSOLE}/{quote(page)}"
+    if not sep and uri.startswith("/"):
+        return Path(uri).as_uri() + ("/" if folder else "")
+    return uri
 
 
 class IntermediateStorage(ABC):
@@ -60,6 +80,12 @@ class IntermediateStorage(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """The keys under a prefix (such as a run id), sorted."""
+
+    def browse_url(self, key: str, folder: bool = False) -> str:
+        """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:
+        the console page for s3:// and gs:// URIs, a file:// URL for a path. The extra links of
+        Airflow tasks use it; a storage with its own console overrides it."""
+        return browse_url(self.uri(key), folder)
 
     def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
         """Environment variables the worker needs to reach the storage, read from Airflow

@@ -180,8 +180,15 @@ class GCSStorage(IntermediateStorage):
                 yield stream
 
     def exists(self, key: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
         with self.errors():
-            return self._blob(key).exists()
+            if self._blob(key).exists():
+                return True
+            # exists() says False for a missing bucket too: tell the two apart.
+            if not self.client.bucket(self.bucket).exists():
+                raise NotFound(f"bucket {self.bucket}")
+        return False
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_name(prefix.strip("/")) + "/"

@@ -49,3 +49,33 @@ class IntermediateIOManager(dg.IOManager):
 def intermediate_io_manager(io_manager: IntermediateIOManager) -> dg.IOManagerDefinition:
     """A resource definition that hands Dagster this very instance (so `written` is readable)."""
     return dg.IOManagerDefinition.hardcoded_io_manager(io_manager)
+
+
+@dg.io_manager(
+    config_schema={
+        "storage": dg.Field(
+            dg.Permissive(),
+            is_required=False,
+            default_value={"name": "filesystem"},
+            description='The intermediate storage, as a DAG names it: {"name": "s3", '
+            '"bucket": ...}. The graphql runner sets it from the DAG\'s storage on every run.',
+        )
+    },
+    description="dagster-airflow's IO manager: outputs keyed by the Airflow-derived run id.",
+)
+def intermediate_io_manager_from_config(context: dg.InitResourceContext) -> IntermediateIOManager:
+    """The IO manager a Dagster deployment binds as ``io_manager`` for the graphql runner.
+
+    Each step the graphql runner launches is a Dagster run of its own, so outputs are keyed by
+    the Airflow-derived run id the runner puts in the run's tag ``dagster-airflow/run_id``
+    (falling back to the Dagster run's id for a run launched from the Dagster UI). The storage is
+    found by name through the plugin manager, as the worker finds it.
+    """
+    from dagster_airflow.model import RUN_ID_TAG, StorageSpec
+    from dagster_airflow.plugins.manager import get_plugins
+
+    spec = StorageSpec.from_value(dict(context.resource_config["storage"]))
+    storage = get_plugins().storage(spec.name).create(spec.options)
+    run = context.run
+    run_id = run.tags.get(RUN_ID_TAG) if run is not None else None
+    return IntermediateIOManager(storage, run_id=run_id)

@@ -5,8 +5,9 @@ connection at execute time and reach the worker as the standard ``AWS_*`` enviro
 so the worker's boto3 finds them through its default chain; with no connection at all the
 worker's own chain (instance profile, task role, ~/.aws) applies.
 
-Writes stream through a multipart upload holding one part in memory; the object appears only
-when the upload completes, and an upload that fails is aborted. Reads stream the response body.
+Writes stream through a multipart upload holding a bounded number of parts in memory (one being
+filled, a few being sent); the object appears only when the upload completes, and an upload that
+fails is aborted. Reads stream the response body.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -27,9 +29,12 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "dagster-airflow"
 DEFAULT_CONN_ID = "aws_default"
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB for every part but the last
+# Parts uploaded at once, as boto3's transfer manager does; memory: (this + 1) * PART_SIZE.
+MAX_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
 
 _NO_BUCKET = {"NoSuchBucket"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
 _BAD_CREDENTIALS = {
     "InvalidAccessKeyId",
@@ -81,6 +86,7 @@ class S3Storage(IntermediateStorage):
         self.endpoint_url = endpoint_url or None
         self.aws_conn_id = aws_conn_id
         self.part_size = PART_SIZE
+        self.max_concurrency = MAX_CONCURRENCY
         self._client = None
 
     @classmethod
@@ -151,7 +157,7 @@ class S3Storage(IntermediateStorage):
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        with self.errors(key):
+        with self.errors():
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             except self.client.exceptions.NoSuchKey:
@@ -161,7 +167,7 @@ class S3Storage(IntermediateStorage):
         # at a time instead of joining chunks into a second copy.
         stream = io.BufferedReader(_BodyReader(body), buffer_size=READ_CHUNK)
         try:
-            with self.errors(key):
+            with self.errors():
                 yield stream
         finally:
             body.close()
@@ -169,20 +175,28 @@ class S3Storage(IntermediateStorage):
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        with self.errors(key):
+        with self.errors():
             try:
                 self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    return False
-                raise
-        return True
+                if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+            else:
+                return True
+            # HEAD says 404 for a missing bucket too: tell the two apart. (A policy that allows
+            # listing only under the prefix denies HeadBucket: then the bucket exists.)
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                    raise self.client_error("NoSuchBucket", "") from exc
+        return False
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_key(prefix.strip("/")) + "/"
         start = len(self.prefix) + 1 if self.prefix else 0
         keys = []
-        with self.errors(prefix):
+        with self.errors():
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=root
             )
@@ -191,7 +205,7 @@ class S3Storage(IntermediateStorage):
         return iter(sorted(keys))
 
     @contextmanager
-    def errors(self, key: str) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Turn boto3's errors about the bucket or the credentials into one clear sentence."""
         from botocore.exceptions import (
             ClientError,
@@ -256,7 +270,8 @@ class _BodyReader(io.RawIOBase):
 
 
 class _MultipartWriter(io.RawIOBase):
-    """Buffers one part; uploads it when full. A small object is a single PUT at commit."""
+    """Buffers one part and uploads full parts, up to ``max_concurrency`` of them at a time, so
+    memory stays under (max_concurrency + 1) parts. A small object is a single PUT at commit."""
 
     def __init__(self, storage: S3Storage, object_key: str) -> None:
         self.storage = storage
@@ -264,6 +279,9 @@ class _MultipartWriter(io.RawIOBase):
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
+        self.in_flight: set[Future] = set()
+        self.part_count = 0
+        self.executor: ThreadPoolExecutor | None = None
         self.size = 0
 
     def writable(self) -> bool:
@@ -287,18 +305,32 @@ class _MultipartWriter(io.RawIOBase):
 
     def _call(self, method: str, **kwargs):
         storage = self.storage
-        with storage.errors(self.object_key):
+        with storage.errors():
             return getattr(storage.client, method)(
                 Bucket=storage.bucket, Key=self.object_key, **kwargs
             )
 
+    def _send_part(self, number: int, body: bytes) -> None:
+        response = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def _wait(self, return_when: str) -> None:
+        done, self.in_flight = wait(self.in_flight, return_when=return_when)
+        for future in done:
+            future.result()  # a failed part fails the write
+
     def _upload_part(self) -> None:
         if self.upload_id is None:
             self.upload_id = self._call("create_multipart_upload")["UploadId"]
-        number = len(self.parts) + 1
+            self.executor = ThreadPoolExecutor(
+                self.storage.max_concurrency, thread_name_prefix="s3-part"
+            )
+        self.part_count += 1
+        number = self.part_count
         body, self.buffer = bytes(self.buffer), bytearray()
-        response = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        while len(self.in_flight) >= self.storage.max_concurrency:
+            self._wait(FIRST_COMPLETED)
+        self.in_flight.add(self.executor.submit(self._send_part, number, body))
 
     def commit(self) -> None:
         if self.upload_id is None:
@@ -306,17 +338,26 @@ class _MultipartWriter(io.RawIOBase):
         else:
             if self.buffer:
                 self._upload_part()
+            self._wait(ALL_COMPLETED)
             self._call(
                 "complete_multipart_upload",
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
+                MultipartUpload={"Parts": sorted(self.parts, key=lambda p: p["PartNumber"])},
             )
             self.upload_id = None
         self.buffer = bytearray()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+        self.in_flight = set()
 
     def abort(self) -> None:
         """Drop the upload: nothing was visible, and nothing will be."""
         self.buffer = bytearray()
+        self._shutdown()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return

@@ -1,1 +1,37 @@
-"""Helpers for testing DAGs and backends of dagster-airflow against a real Airflow."""
+"""The test kit of dagster-airflow: what its own backends are tested with, for plugin authors.
+
+- ``RunnerContract``, ``StorageContract``: subclass one, provide its fixtures, and your backend
+  runs the same contract tests as the built-ins.
+- ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
+  plugin for one test, and always remove it.
+- ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
+- ``create_venv``: a real virtual environment (uv) for steps to run in.
+- ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
+  agent that runs a cluster's tasks as local processes (see docs/ecs.md).
+
+Names are imported lazily: importing this package imports neither pytest nor Airflow.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "RunnerContract": "dagster_airflow.testing.contracts",
+    "StorageContract": "dagster_airflow.testing.contracts",
+    "CONTRACT_JOB": "dagster_airflow.testing.contracts",
+    "plugin_registered": "dagster_airflow.testing.plugins",
+    "register_plugin": "dagster_airflow.testing.fixtures",
+    "AirflowHome": "dagster_airflow.testing.airflow_home",
+    "DagRunResult": "dagster_airflow.testing.airflow_home",
+    "create_venv": "dagster_airflow.testing.venv",
+    "MotoEcs": "dagster_airflow.testing.ecs",
+    "EcsAgent": "dagster_airflow.testing.ecs",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dagster_airflow.testing' has no attribute {name!r}")

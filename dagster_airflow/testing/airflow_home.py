@@ -102,6 +102,16 @@ class AirflowHome:
         output = done.stdout + done.stderr
         return DagRunResult(dag_id, run_id, done.returncode, output, states, xcoms)
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> object:
+        """An XCom of one task instance, as Airflow stored it (None when there is none)."""
+        with sqlite3.connect(self.path / "airflow.db") as db:
+            row = db.execute(
+                "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? "
+                "AND key = ?",
+                (dag_id, run_id, task_id, key),
+            ).fetchone()
+        return json.loads(row[0]) if row and isinstance(row[0], str | bytes) else None
+
     def _newest_run(self, dag_id: str) -> tuple[str | None, dict[str, str], dict[str, object]]:
         with sqlite3.connect(self.path / "airflow.db") as db:
             row = db.execute(

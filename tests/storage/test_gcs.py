@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -176,6 +177,9 @@ def test_a_missing_bucket_names_bucket_and_connection(emulator_env):
         storage.get_bytes(storage.key("run", "step", "result"))
     assert str(caught.value) == message
     with pytest.raises(StorageError) as caught:
+        storage.exists(storage.key("run", "step", "result"))
+    assert str(caught.value) == message
+    with pytest.raises(StorageError) as caught:
         storage.put_bytes(storage.key("run", "step", "result"), b"x")
     assert str(caught.value) == message
 
@@ -183,8 +187,6 @@ def test_a_missing_bucket_names_bucket_and_connection(emulator_env):
 def test_rejected_credentials_name_bucket_and_connection(bucket, emulator_env, monkeypatch):
     # A well-formed key whose token exchange fails: its token endpoint (on the emulator, so on
     # loopback) answers no token.
-    import os
-
     info = service_account_info(token_uri=os.environ[EMULATOR_ENV] + "/token")
     monkeypatch.setenv(KEYFILE_ENV, json.dumps(info))
     storage = GCSStorage(bucket=bucket, gcp_conn_id="team_gcp")
@@ -213,3 +215,32 @@ def test_access_denied_names_bucket_and_connection():
         "connection's service account the roles/storage.objectUser role on the bucket "
         "(docs/storage.md)."
     )
+
+
+KILLED_WRITER = """
+import sys, time
+from dagster_airflow.storage.gcs import GCSStorage
+
+storage = GCSStorage(bucket=sys.argv[1], prefix=sys.argv[2])
+storage.chunk_size = 256 << 10
+with storage.open_write(storage.key("run", "step", "result")) as stream:
+    stream.write(b"x" * (3 << 20))  # several chunks sent
+    print("midway", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_writer_killed_midway_leaves_no_object(storage):
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, storage.bucket, storage.prefix],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "midway"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert not storage.exists(storage.key("run", "step", "result"))
+    assert list(storage.list("run")) == []

@@ -1,0 +1,122 @@
+"""Extra links of every DagsterOperator task: the step's outputs and event log in the intermediate
+storage, and the run in the Dagster UI where a runner reported one (Airflow side).
+
+Airflow 3 computes an operator's extra links in the worker, once the task has finished (success
+or failure), and stores each as an XCom (``_link_<class name>``) that the API server and the UI
+read. So ``get_link`` runs next to the operator, with the task instance at hand: it reads the
+task's XComs and its runner and storage configuration, and never raises (a link it cannot make is
+an empty string, which the UI shows as a disabled button).
+
+The Dagster UI link follows a small contract: a runner that knows where its step's run is shown
+(the graphql runner) calls ``push_dagster_run_url(url)`` while it runs. That pushes the URL as the
+XCom ``dagster_run_url`` of the current task instance (for whoever wants it: the link, downstream
+tasks, the REST API) and notes on the task that it did, so that tasks whose runner pushed nothing
+do not look the XCom up (Airflow logs a missing XCom as an error).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import BaseOperatorLink
+
+log = logging.getLogger(__name__)
+
+# The XCom a runner pushes with the URL of the step's run in the Dagster UI.
+DAGSTER_RUN_URL_XCOM_KEY = "dagster_run_url"
+_PUSHED = "_dagster_airflow_pushed_run_url"
+
+
+def push_dagster_run_url(url: str) -> bool:
+    """From inside a runner's ``run``: show ``url`` as this task's "Dagster run" link.
+
+    Outside a running Airflow task (a runner driven directly, as in a test kit's contract tests)
+    there is no task to link from: nothing is pushed and it returns False.
+    """
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except RuntimeError:
+        return False
+    ti.xcom_push(key=DAGSTER_RUN_URL_XCOM_KEY, value=url)
+    setattr(ti.task, _PUSHED, True)
+    return True
+
+
+def _step_storage(operator: Any, ti_key: Any):
+    """The task's storage and the Dagster run id its step used, as DagsterOperator.execute
+    resolves them: the task's storage, else its runner's default one."""
+    from dagster_airflow.model import RunnerSpec, StorageSpec, dagster_run_id
+    from dagster_airflow.operator import DEFAULT_RUNNER
+    from dagster_airflow.plugins.manager import get_plugins
+
+    plugins = get_plugins()
+    runner = plugins.runner(RunnerSpec.from_value(operator.runner or DEFAULT_RUNNER).name)
+    spec = StorageSpec.from_value(operator.storage or runner.cls.default_storage)
+    storage = plugins.storage(spec.name).create(spec.options)
+    return storage, dagster_run_id(ti_key.dag_id, ti_key.run_id)
+
+
+def _xcom(ti_key: Any, key: str) -> Any:
+    # In the worker the "key" is the running task instance itself, which can pull XComs.
+    return ti_key.xcom_pull(task_ids=ti_key.task_id, key=key, map_indexes=ti_key.map_index)
+
+
+class _DagsterLink(BaseOperatorLink):
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        try:
+            return self.link(operator, ti_key) or ""
+        except Exception as exc:  # a missing link must never fail the task
+            log.warning("No %r link for task %s: %s", self.name, ti_key.task_id, exc)
+            return ""
+
+    def link(self, operator: Any, ti_key: Any) -> str | None:
+        raise NotImplementedError
+
+
+class StepOutputsLink(_DagsterLink):
+    """The step's output in the storage (its folder when it wrote several): from its XCom."""
+
+    name = "Dagster outputs"
+
+    def link(self, operator: Any, ti_key: Any) -> str | None:
+        if getattr(ti_key, "state", None) != "success":
+            return None  # only a successful step returned the URIs of its outputs
+        outputs = _xcom(ti_key, "return_value")
+        if not outputs:
+            return None
+        storage, run_id = _step_storage(operator, ti_key)
+        if len(outputs) == 1:
+            (output_name,) = outputs
+            return storage.browse_url(storage.key(run_id, operator.step_key, output_name))
+        return storage.browse_url(f"{run_id}/{operator.step_key}/", folder=True)
+
+
+class StepEventLogLink(_DagsterLink):
+    """The step's Dagster event log, which the worker writes next to its outputs whether the
+    step succeeded or not. Not looked up: the Airflow process may hold no storage credentials
+    (they go to the worker), and links must not make the task wait on the network."""
+
+    name = "Dagster event log"
+
+    def link(self, operator: Any, ti_key: Any) -> str | None:
+        from dagster_airflow.storage.base import EVENT_LOG_NAME
+
+        storage, run_id = _step_storage(operator, ti_key)
+        return storage.browse_url(storage.key(run_id, operator.step_key, EVENT_LOG_NAME))
+
+
+class DagsterRunLink(_DagsterLink):
+    """The step's run in the Dagster UI, where the runner pushed its URL (the graphql runner)."""
+
+    name = "Dagster run"
+
+    def link(self, operator: Any, ti_key: Any) -> str | None:
+        if not getattr(operator, _PUSHED, False):
+            return None
+        return _xcom(ti_key, DAGSTER_RUN_URL_XCOM_KEY)
+
+
+DAGSTER_LINKS = (StepOutputsLink(), StepEventLogLink(), DagsterRunLink())

@@ -1,0 +1,596 @@
+"""ECS runner: each step as an AWS ECS task (Airflow side; boto3 is imported inside methods).
+
+The runner starts one task of the user's task definition with the worker's command and the step
+request in the container overrides, follows it with bounded polling, copies its CloudWatch log
+stream into the Airflow task log, and turns the container's exit code and the task's stop reason
+into the StepResult. A deterministic ``startedBy`` mark lets a restarted Airflow task follow the
+ECS task its earlier process started instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from dagster_airflow.errors import ConfigurationError, RunnerError
+from dagster_airflow.model import FAILURE, StepError, StepRequest, StepResult
+from dagster_airflow.plugins import hookimpl
+from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
+from dagster_airflow.step_log import StepLog
+
+logger = logging.getLogger(__name__)
+
+LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
+STORAGE_CREDENTIALS = ("task_role", "environment")
+# ECS refuses a RunTask whose overrides exceed 8192 characters of JSON.
+MAX_OVERRIDES_CHARS = 8192
+# ECS limits startedBy to 36 letters, digits, '-', '_' and '/'.
+STARTED_BY_PREFIX = "dagster-airflow-"
+_STARTING = ("PROVISIONING", "PENDING", "ACTIVATING")
+_FINAL_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
+# CloudWatch may hold a stopped container's last lines back for a few seconds.
+_DRAIN_READS = 5
+_PAGES_PER_READ = 100
+
+
+def started_by(request: StepRequest) -> str:
+    """The task's mark: the same for every attempt of one Airflow try, different across tries."""
+    if request.task is not None:
+        t = request.task
+        parts = [t.dag_id, t.task_id, t.run_id, str(t.map_index), str(t.try_number)]
+    else:  # outside Airflow: the Dagster run and step
+        parts = [request.run_id, request.step_key, str(request.attempt)]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return STARTED_BY_PREFIX + digest[: 36 - len(STARTED_BY_PREFIX)]
+
+
+def _aws_network_configuration(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """RunTask's networkConfiguration from the boto3 shape or the short one
+    ``{"subnets": [...], "security_groups": [...], "assign_public_ip": False}``."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"the ecs runner's network_configuration must be a mapping such as "
+            f'{{"subnets": ["subnet-1"], "security_groups": ["sg-1"]}}, got {value!r}.'
+        )
+    if "awsvpcConfiguration" in value:
+        return dict(value)
+    subnets = value.get("subnets")
+    if not subnets or isinstance(subnets, str):
+        raise ConfigurationError(
+            f"the ecs runner's network_configuration needs a list of 'subnets', got {value!r}; "
+            'write it as {"subnets": ["subnet-1"], "security_groups": ["sg-1"]}.'
+        )
+    awsvpc: dict[str, Any] = {"subnets": list(subnets)}
+    groups = value.get("security_groups", value.get("securityGroups"))
+    if groups:
+        awsvpc["securityGroups"] = list(groups)
+    public = value.get("assign_public_ip", value.get("assignPublicIp"))
+    if public is not None:
+        if isinstance(public, bool):
+            public = "ENABLED" if public else "DISABLED"
+        awsvpc["assignPublicIp"] = public
+    return {"awsvpcConfiguration": awsvpc}
+
+
+class CloudWatchLogReader:
+    """Reads one log stream forward from where the previous read stopped: no line twice, none
+    lost, because it keeps CloudWatch's nextForwardToken between reads."""
+
+    def __init__(self, client: Any, group: str, stream: str) -> None:
+        self.client = client
+        self.group = group
+        self.stream = stream
+        self._token: str | None = None
+
+    def read(self) -> Iterator[str]:
+        for _ in range(_PAGES_PER_READ):
+            kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamName": self.stream}
+            if self._token is None:
+                kwargs["startFromHead"] = True
+            else:
+                kwargs["nextToken"] = self._token
+            try:
+                page = self.client.get_log_events(**kwargs)
+            except self.client.exceptions.ResourceNotFoundException:
+                return  # the container has not written yet: the stream appears with its first line
+            for event in page.get("events", ()):
+                yield from event.get("message", "").splitlines() or [""]
+            token = page.get("nextForwardToken")
+            # CloudWatch answers the same token once the stream has nothing newer.
+            if token is None or token == self._token:
+                self._token = token or self._token
+                return
+            self._token = token
+
+
+class EcsRunner(StepRunner):
+    """Runs ``dagster-airflow execute-step`` as an ECS task of ``task_definition``.
+
+    See docs/ecs.md for the task definition the image needs, IAM, and every option.
+    """
+
+    name = "ecs"
+
+    def __init__(
+        self,
+        cluster: str,
+        task_definition: str,
+        container_name: str | None = None,
+        launch_type: str | None = None,
+        capacity_provider_strategy: Sequence[Mapping[str, Any]] | None = None,
+        network_configuration: Mapping[str, Any] | None = None,
+        platform_version: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        awslogs_group: str | None = None,
+        awslogs_stream_prefix: str | None = None,
+        poll_interval: float = 6.0,
+        pending_timeout: float | None = 900.0,
+        aws_conn_id: str | None = "aws_default",
+        storage_credentials: str = "task_role",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if launch_type is not None and launch_type not in LAUNCH_TYPES:
+            raise ConfigurationError(
+                f"the ecs runner's launch_type {launch_type!r} is not one of "
+                f"{', '.join(LAUNCH_TYPES)}; set one of them or a capacity_provider_strategy."
+            )
+        if launch_type is not None and capacity_provider_strategy:
+            raise ConfigurationError(
+                f"the ecs runner got both launch_type {launch_type!r} and "
+                f"capacity_provider_strategy {capacity_provider_strategy!r}; ECS takes one, "
+                "so remove the other."
+            )
+        if storage_credentials not in STORAGE_CREDENTIALS:
+            raise ConfigurationError(
+                f"the ecs runner's storage_credentials {storage_credentials!r} is not "
+                "'task_role' (the task role reaches the storage) or 'environment' (the "
+                "storage's Airflow credentials go into the task's environment overrides)."
+            )
+        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
+            raise ConfigurationError(
+                f"the ecs runner's poll_interval {poll_interval!r} must be a positive number "
+                "of seconds."
+            )
+        self.cluster = cluster
+        self.task_definition = task_definition
+        self.container_name = container_name
+        self.launch_type = launch_type
+        self.capacity_provider_strategy = [dict(s) for s in capacity_provider_strategy or ()]
+        self.network_configuration = _aws_network_configuration(network_configuration)
+        self.platform_version = platform_version
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self.awslogs_group = awslogs_group
+        self.awslogs_stream_prefix = awslogs_stream_prefix
+        self.poll_interval = float(poll_interval)
+        self.pending_timeout = pending_timeout
+        self.aws_conn_id = aws_conn_id
+        self.storage_credentials = storage_credentials
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self._endpoint_url: str | None = None
+        self._ecs: Any = None
+        self._task_arn: str | None = None
+        self._stop_reason: str | None = None
+
+    @classmethod
+    def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # Shown in the DAG file because they decide where credentials come from.
+        return {"aws_conn_id": "aws_default", "storage_credentials": "task_role", **options}
+
+    # -- AWS clients ---------------------------------------------------------------------------
+
+    def _session(self) -> Any:
+        """A boto3 session with the credentials of the Airflow connection ``aws_conn_id``; with
+        no such connection, boto3's own chain (environment, instance or pod role)."""
+        import boto3
+
+        conn = None
+        if self.aws_conn_id:
+            from dagster_airflow.operator import _connection
+
+            conn = _connection(self.aws_conn_id)
+            if conn is None:
+                logger.info(
+                    "No Airflow connection %r: the ecs runner uses boto3's default credentials",
+                    self.aws_conn_id,
+                )
+        extra = dict((conn or {}).get("extra") or {})
+        kwargs: dict[str, Any] = {
+            "region_name": self.region_name or extra.get("region_name") or None,
+        }
+        if conn and conn.get("login"):
+            kwargs["aws_access_key_id"] = conn["login"]
+            kwargs["aws_secret_access_key"] = conn.get("password")
+            kwargs["aws_session_token"] = extra.get("aws_session_token")
+        self._endpoint_url = self.endpoint_url or extra.get("endpoint_url") or None
+        return boto3.session.Session(**kwargs)
+
+    def _client(self, session: Any, service: str, region: str | None = None) -> Any:
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        return session.client(
+            service, region_name=region, endpoint_url=self._endpoint_url, config=config
+        )
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(
+        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+    ) -> StepResult:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        secrets = secret_env.values() if self.storage_credentials == "environment" else ()
+        with _redacted_from_botocore_debug(secrets):
+            try:
+                return self._run(request, secret_env, log)
+            except ClientError as exc:
+                raise RunnerError(
+                    f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
+                    f"failed: {_client_error(exc)}; check what the credentials of "
+                    f"aws_conn_id {self.aws_conn_id!r} may do (docs/ecs.md lists the calls)."
+                ) from exc
+            except BotoCoreError as exc:
+                raise RunnerError(
+                    f"the ecs runner cannot reach ECS for cluster {self.cluster!r}: {exc}; "
+                    f"check the Airflow connection {self.aws_conn_id!r} (credentials, "
+                    "region_name, endpoint_url) or the runner's region_name."
+                ) from exc
+
+    def _run(
+        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+    ) -> StepResult:
+        session = self._session()
+        self._ecs = ecs = self._client(session, "ecs")
+        task_definition = self._describe_task_definition(ecs)
+        container = self._container(task_definition)
+        group, prefix, logs_region = self._log_configuration(container)
+
+        mark = started_by(request)
+        task = self._running_task(ecs, mark)
+        if task is not None:
+            log.info(
+                "Following ECS task %s, started earlier for this try (startedBy %s)",
+                task["taskArn"],
+                mark,
+            )
+        else:
+            task = self._start(ecs, request, secret_env, task_definition, container, mark, log)
+        self._task_arn = arn = task["taskArn"]
+
+        stream = f"{prefix}/{container['name']}/{arn.rsplit('/', 1)[-1]}"
+        log.info("Copying the task's log from CloudWatch Logs: group %s, stream %s", group, stream)
+        reader = CloudWatchLogReader(self._client(session, "logs", logs_region), group, stream)
+        step_log = StepLog(log)
+        task = self._follow(ecs, arn, reader, step_log, log)
+        return self._result(task, container["name"], step_log, f"{group}/{stream}")
+
+    def _describe_task_definition(self, ecs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return ecs.describe_task_definition(taskDefinition=self.task_definition)[
+                "taskDefinition"
+            ]
+        except ClientError as exc:
+            raise RunnerError(
+                f"cannot read the ECS task definition {self.task_definition!r}: "
+                f"{_client_error(exc)}; check the ecs runner's task_definition (a family, "
+                "family:revision or ARN) and the region."
+            ) from exc
+
+    def _container(self, task_definition: Mapping[str, Any]) -> dict[str, Any]:
+        containers = task_definition.get("containerDefinitions", [])
+        names = [c["name"] for c in containers]
+        if self.container_name is None:
+            if len(containers) == 1:
+                return containers[0]
+            raise ConfigurationError(
+                f"the ECS task definition {self.task_definition!r} has containers {names}; set "
+                "the ecs runner's container_name to the one with dagster-airflow in its image."
+            )
+        for container in containers:
+            if container["name"] == self.container_name:
+                return container
+        raise ConfigurationError(
+            f"the ECS task definition {self.task_definition!r} has no container "
+            f"{self.container_name!r}; its containers are {names}."
+        )
+
+    def _log_configuration(self, container: Mapping[str, Any]) -> tuple[str, str, str | None]:
+        config = container.get("logConfiguration") or {}
+        options = (config.get("options") or {}) if config.get("logDriver") == "awslogs" else {}
+        group = self.awslogs_group or options.get("awslogs-group")
+        prefix = self.awslogs_stream_prefix or options.get("awslogs-stream-prefix")
+        if not group or not prefix:
+            raise ConfigurationError(
+                f"the container {container['name']!r} of ECS task definition "
+                f"{self.task_definition!r} has no awslogs log group and stream prefix "
+                f"(logConfiguration {config or None!r}); the ecs runner reads the step's events "
+                "from CloudWatch Logs, so give the container the awslogs driver with "
+                "awslogs-group and awslogs-stream-prefix, or set awslogs_group and "
+                "awslogs_stream_prefix."
+            )
+        return group, prefix, options.get("awslogs-region")
+
+    def _running_task(self, ecs: Any, mark: str) -> dict[str, Any] | None:
+        """A task of this try that has not stopped, if an earlier attempt started one."""
+        arns = ecs.list_tasks(cluster=self.cluster, startedBy=mark, desiredStatus="RUNNING")[
+            "taskArns"
+        ]
+        if not arns:
+            return None
+        tasks = ecs.describe_tasks(cluster=self.cluster, tasks=arns[:100])["tasks"]
+        running = [t for t in tasks if t.get("lastStatus") != "STOPPED"]
+        return running[0] if running else None
+
+    def overrides(
+        self, request: StepRequest, secret_env: Mapping[str, str], container_name: str
+    ) -> dict[str, Any]:
+        """RunTask's overrides: the worker's command and environment. Anyone allowed
+        ecs:DescribeTasks can read them, which is why credentials go in only when asked."""
+        env = self.worker_env(
+            request, secret_env if self.storage_credentials == "environment" else {}
+        )
+        return {
+            "containerOverrides": [
+                {
+                    "name": container_name,
+                    "command": list(WORKER_COMMAND),
+                    "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
+                }
+            ]
+        }
+
+    def _start(
+        self,
+        ecs: Any,
+        request: StepRequest,
+        secret_env: Mapping[str, str],
+        task_definition: Mapping[str, Any],
+        container: Mapping[str, Any],
+        mark: str,
+        log: logging.Logger,
+    ) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        if secret_env and self.storage_credentials == "task_role":
+            log.info(
+                "Storage credentials stay out of the ECS task (storage_credentials='task_role'): "
+                "its task role must grant access to the storage"
+            )
+        overrides = self.overrides(request, secret_env, container["name"])
+        size = len(json.dumps(overrides, separators=(",", ":")))
+        if size > MAX_OVERRIDES_CHARS:
+            raise ConfigurationError(
+                f"the ECS overrides for step {request.step_key!r} are {size} characters, over "
+                f"ECS's limit of {MAX_OVERRIDES_CHARS}; the step request carries the run "
+                "config, so move large values out of it (into a file or resource the image has)."
+            )
+        kwargs: dict[str, Any] = {
+            "cluster": self.cluster,
+            "taskDefinition": task_definition["taskDefinitionArn"],
+            "count": 1,
+            "startedBy": mark,
+            "overrides": overrides,
+            "tags": [{"key": k, "value": v} for k, v in self._tags(request).items()],
+        }
+        if self.launch_type:
+            kwargs["launchType"] = self.launch_type
+        if self.capacity_provider_strategy:
+            kwargs["capacityProviderStrategy"] = self.capacity_provider_strategy
+        if self.network_configuration:
+            kwargs["networkConfiguration"] = self.network_configuration
+        if self.platform_version:
+            kwargs["platformVersion"] = self.platform_version
+        try:
+            response = ecs.run_task(**kwargs)
+        except ClientError as exc:
+            raise RunnerError(
+                f"ECS refused to run task definition {self.task_definition!r} on cluster "
+                f"{self.cluster!r}: {_client_error(exc)}; check the ecs runner's options."
+            ) from exc
+        if not response.get("tasks"):
+            failures = "; ".join(
+                f"{f.get('reason')} ({f.get('arn') or f.get('detail') or 'no detail'})"
+                for f in response.get("failures", ())
+            )
+            raise RunnerError(
+                f"ECS started no task of {self.task_definition!r} on cluster {self.cluster!r}: "
+                f"{failures or 'no reason given'}; check the cluster's capacity and the options."
+            )
+        task = response["tasks"][0]
+        log.info(
+            "Started ECS task %s of %s on cluster %s (startedBy %s): %s",
+            task["taskArn"],
+            task_definition["taskDefinitionArn"],
+            self.cluster,
+            mark,
+            " ".join(WORKER_COMMAND),
+        )
+        return task
+
+    def _tags(self, request: StepRequest) -> dict[str, str]:
+        ours = {"dagster-airflow/step": request.step_key, "dagster-airflow/run": request.run_id}
+        if request.task is not None:
+            ours["dagster-airflow/dag"] = request.task.dag_id
+            ours["dagster-airflow/task"] = request.task.task_id
+        # ECS tag values hold at most 256 characters.
+        return {k: v[:256] for k, v in {**ours, **self.tags}.items()}
+
+    def _follow(
+        self,
+        ecs: Any,
+        arn: str,
+        reader: CloudWatchLogReader,
+        step_log: StepLog,
+        log: logging.Logger,
+    ) -> dict[str, Any]:
+        """Poll the task until it stops, copying its log as it grows; the stopped task."""
+        status = None
+        since = time.monotonic()
+        while True:
+            task = self._describe(ecs, arn)
+            if task["lastStatus"] != status:
+                status = task["lastStatus"]
+                log.info("ECS task %s is %s", arn.rsplit("/", 1)[-1], status)
+            for line in reader.read():
+                step_log.feed(line)
+            if status == "STOPPED":
+                break
+            if (
+                status in _STARTING
+                and self.pending_timeout is not None
+                and time.monotonic() - since > self.pending_timeout
+                and self._stop_reason is None
+            ):
+                self._stop(
+                    f"dagster-airflow: the task was still {status} after "
+                    f"{self.pending_timeout:g} s (pending_timeout)"
+                )
+            time.sleep(self.poll_interval)
+        # A container that never ran (no exit code) wrote nothing to wait for.
+        ran = any(c.get("exitCode") is not None for c in task.get("containers", ()))
+        for _ in range(_DRAIN_READS if ran else 0):
+            if any(e.event_type in _FINAL_EVENTS for e in step_log.events):
+                break
+            time.sleep(min(self.poll_interval, 2.0))
+            for line in reader.read():
+                step_log.feed(line)
+        return task
+
+    def _describe(self, ecs: Any, arn: str) -> dict[str, Any]:
+        response = ecs.describe_tasks(cluster=self.cluster, tasks=[arn])
+        if not response.get("tasks"):
+            failures = response.get("failures") or [{}]
+            raise RunnerError(
+                f"ECS no longer knows task {arn} on cluster {self.cluster!r} "
+                f"({failures[0].get('reason', 'no reason given')}); it may have been stopped "
+                "over an hour ago."
+            )
+        return response["tasks"][0]
+
+    def _result(
+        self, task: Mapping[str, Any], container_name: str, step_log: StepLog, stream: str
+    ) -> StepResult:
+        container = next(
+            (c for c in task.get("containers", ()) if c.get("name") == container_name), {}
+        )
+        exit_code = container.get("exitCode")
+        result = step_log.result(exit_code)
+        if result.status != FAILURE or (result.error and result.error.class_name != "WorkerExited"):
+            return result  # the step's own outcome, as every runner reports it
+        # The worker never reported: say why ECS stopped the task.
+        why = stop_description(task, container, stream)
+        return attrs.evolve(result, error=StepError("EcsTaskStopped", why, cause=result.error))
+
+    # -- kill ----------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        self._stop("dagster-airflow: Airflow stopped the task (on_kill or execution_timeout)")
+
+    def _stop(self, reason: str) -> None:
+        arn, ecs = self._task_arn, self._ecs
+        if arn is None or ecs is None:
+            return
+        self._stop_reason = reason
+        logger.info("Stopping ECS task %s: %s", arn, reason)
+        try:
+            ecs.stop_task(cluster=self.cluster, task=arn, reason=reason[:255])
+        except Exception as exc:  # a failed stop must not hide the outcome of the task
+            logger.warning("Could not stop ECS task %s: %s", arn, exc)
+
+
+def stop_description(task: Mapping[str, Any], container: Mapping[str, Any], stream: str) -> str:
+    """Why a task stopped without its step's result, as one sentence with what to do."""
+    arn = task.get("taskArn", "?")
+    code = task.get("stopCode") or ""
+    reason = task.get("stoppedReason") or ""
+    container_reason = container.get("reason") or ""
+    exit_code = container.get("exitCode")
+    name = container.get("name", "?")
+    if "OutOfMemory" in container_reason or "OutOfMemory" in reason:
+        return (
+            f"ECS task {arn} ran out of memory ({container_reason or reason}); give the task "
+            "definition or its container more memory."
+        )
+    if "CannotPull" in container_reason or "CannotPull" in reason:
+        return (
+            f"ECS task {arn} could not pull its image ({container_reason or reason}); check the "
+            "image name and that the task execution role may pull it."
+        )
+    if code == "UserInitiated" or reason.startswith("dagster-airflow:"):
+        return f"ECS task {arn} was stopped before the step finished: {reason or code}."
+    if code == "TaskFailedToStart":
+        return f"ECS task {arn} failed to start: {reason or container_reason or code}."
+    if code in ("SpotInterruption", "TerminationNotice"):
+        return f"ECS task {arn} was interrupted ({code}: {reason}); a retry starts a new task."
+    if exit_code == 0:
+        return (
+            f"the container {name!r} of ECS task {arn} exited with code 0, but its log {stream} "
+            "holds no step result; check that the container logs there (awslogs_group, "
+            "awslogs_stream_prefix)."
+        )
+    if exit_code is not None:
+        return (
+            f"the container {name!r} of ECS task {arn} exited with code {exit_code} before the "
+            f"step finished ({reason or code or 'no stop reason'})."
+        )
+    return (
+        f"ECS task {arn} stopped before its container {name!r} reported an exit code "
+        f"({code or 'no stop code'}: {reason or container_reason or 'no reason given'})."
+    )
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        # A secret may appear as is, or escaped inside a JSON body.
+        self.secrets = {v for s in secrets if s for v in (s, json.dumps(s)[1:-1])}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+# The loggers that write request and response bodies at DEBUG: RunTask, DescribeTasks and
+# StopTask carry the overrides, and so the credentials in 'environment' mode.
+_BODY_LOGGERS = ("botocore.endpoint", "botocore.parsers")
+
+
+@contextlib.contextmanager
+def _redacted_from_botocore_debug(secrets: Iterable[str]) -> Iterator[None]:
+    """Keep the credentials out of botocore's DEBUG lines, wherever Airflow's masker is not."""
+    redact = _Redact(list(secrets))
+    loggers = [logging.getLogger(name) for name in _BODY_LOGGERS] if redact.secrets else []
+    for each in loggers:
+        each.addFilter(redact)
+    try:
+        yield
+    finally:
+        for each in loggers:
+            each.removeFilter(redact)
+
+
+def _client_error(exc: Any) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
+
+
+@hookimpl
+def dagster_airflow_register_runners(register):
+    register(EcsRunner)

@@ -1,0 +1,18 @@
+"""A real second virtual environment for the steps, made with uv from the project's pins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dagster_airflow.testing.venv import create_venv
+
+ROOT = Path(__file__).resolve().parents[3]  # the dagster-airflow repository
+
+
+@pytest.fixture(scope="session")
+def step_venv(tmp_path_factory) -> Path:
+    """A virtual environment with dagster-airflow[dagster] only: no Airflow, no pytest."""
+    venv = tmp_path_factory.mktemp("venvs") / "steps"
+    return create_venv(venv, ["-e", f"{ROOT}[dagster]"], constraints=ROOT / "constraints.txt")

@@ -1,0 +1,25 @@
+"""The code location of the test Dagster deployment the graphql runner drives.
+
+The demo and the runner contract's job, with dagster_airflow's IO manager bound as io_manager:
+what a deployment must have for the graphql runner. The storage comes from each run's config.
+"""
+
+import dagster as dg
+
+from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
+from dagster_airflow.testing.contract_job import contract, produce
+from examples.demo import demo_pipeline
+
+
+@dg.job(resource_defs={"io_manager": dg.FilesystemIOManager()})
+def unbound():
+    """A job that binds another IO manager: the graphql runner cannot run it."""
+    produce()
+
+
+defs = dg.Definitions(
+    jobs=[demo_pipeline, contract, unbound],
+    resources={"io_manager": intermediate_io_manager_from_config},
+    # One step per run: a subprocess per step (the default executor) would only add start-up.
+    executor=dg.in_process_executor,
+)
