@@ -61,3 +61,13 @@ def test_the_scaffold_command_writes_the_venv_runner(tmp_path):
     done = run_cli(*shlex.split(command)[1:])
     assert done.returncode == 0, done.stderr
     assert '"runner": {"name": "venv", "venv": "/opt/venvs/etl"},' in done.stdout
+
+
+def test_the_plugin_listing_shown_is_what_the_command_prints():
+    """docs/plugins.md shows `dagster-airflow plugins` as it prints with the venv example
+    installed (as `make test` installs it)."""
+    page = (ROOT / "docs" / "plugins.md").read_text()
+    shown = re.search(r"```console\n\$ dagster-airflow plugins\n(.*?)```", page, re.S).group(1)
+    done = run_cli("plugins")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown
