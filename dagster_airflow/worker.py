@@ -229,7 +229,9 @@ class StepWorker:
         try:
             self.storage.put_bytes(key, body.encode())
         except Exception as exc:  # the step's result stands; say why its log is missing
-            print(f"could not write the step's event log to {self.storage.uri(key)}: {exc}")
+            self.printer.stream.write(
+                f"could not write the step's event log to {self.storage.uri(key)}: {exc}\n"
+            )
 
 
 def execute_step(request_text: str, out: TextIO = sys.stdout) -> int:
