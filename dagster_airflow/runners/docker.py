@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -404,14 +405,25 @@ class DockerRunner(StepRunner):
                 raise
 
     def _exit_code(self, container) -> int | None:
+        """The exit code, read from the container's state once it has exited. Not the engine's
+        wait endpoint: podman 4.3 under load may miss the exit of a container that ended as the
+        wait began, and then never answers (seen in this project's suite)."""
         from docker.errors import APIError
 
-        try:
-            return int(container.wait()["StatusCode"])
-        except APIError as exc:
-            if not self._gone(exc):
-                raise
-            return None
+        pause = 0.05
+        while True:
+            try:
+                container.reload()
+            except APIError as exc:
+                if not self._gone(exc):
+                    raise
+                return None
+            state = container.attrs.get("State") or {}
+            # "stopped": podman's name for exited before its cleanup process has run.
+            if state.get("Status") in ("exited", "dead", "stopped"):
+                return int(state.get("ExitCode", -1))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def _gone(self, exc) -> bool:
         """Whether an API error means the container was removed while we followed it: by our
