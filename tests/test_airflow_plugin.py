@@ -8,6 +8,7 @@ that a stand-in for the graphql runner runs, so that its "Dagster run" link has 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
@@ -66,6 +67,18 @@ print(json.dumps(links))
 """
 
 
+def default_args(dag_file_text: str) -> dict:
+    """The scaffolded file's DEFAULT_ARGS literals, however long lines were wrapped."""
+    for node in ast.parse(dag_file_text).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "DEFAULT_ARGS":
+            return {
+                ast.literal_eval(key): ast.literal_eval(value)
+                for key, value in zip(node.value.keys, node.value.values, strict=True)
+                if isinstance(value, ast.Constant | ast.Dict)
+            }
+    raise AssertionError("the DAG file has no DEFAULT_ARGS")
+
+
 @pytest.fixture(scope="module")
 def demo(airflow_home, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plugin_demo")
@@ -95,7 +108,7 @@ def demo(airflow_home, tmp_path_factory):
         "--storage-option",
         f"base_dir={storage_dir}",
     )
-    assert f'"runner": {{"name": "venv", "venv": "{step_venv}"}}' in text
+    assert default_args(text)["runner"] == {"name": "venv", "venv": str(step_venv)}
     summarize = 'DagsterOperator(task_id="summarize", step_key="summarize"'
     text = text.replace(summarize, f'{summarize}, runner={{"name": "linked"}}')
     home.install(text, f"{DAG_ID}.py")
