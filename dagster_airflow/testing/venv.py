@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+# One install at a time across processes (pytest-xdist workers): two editable installs of one
+# checkout at once would both rewrite its egg-info.
+LOCK_FILE = Path(tempfile.gettempdir()) / "dagster-airflow-create-venv.lock"
 
 
 def uv_command() -> list[str]:
@@ -21,11 +27,13 @@ def create_venv(path: Path, requirements: Sequence[str], constraints: Path | Non
     install = [*uv_command(), "pip", "install", "--quiet", "--python", str(path / "bin" / "python")]
     if constraints is not None:
         install += ["-c", str(constraints)]
-    for command in (
-        [*uv_command(), "venv", "--quiet", "--python", sys.executable, str(path)],
-        [*install, *requirements],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    with open(LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for command in (
+            [*uv_command(), "venv", "--quiet", "--python", sys.executable, str(path)],
+            [*install, *requirements],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
     return path
