@@ -4,9 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UV := $(PYTHON) -m uv
-# Two workers, each test file on one (its servers start once): much of the suite waits on
-# servers and subprocesses. (Not loadgroup: pytest-xdist 3.8 does not group on pytest 9.2.)
-PYTEST_ARGS ?= --numprocesses 2 --dist loadfile
+PYTEST_ARGS ?=
 
 .PHONY: demo test lint format bench constraints clean podman
 
