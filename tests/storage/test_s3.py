@@ -86,8 +86,12 @@ def test_a_large_write_is_multipart_and_invisible_until_complete(storage, moto_s
         )
         assert len(uploads.get("Uploads", [])) == 1
     assert storage.get_bytes(key) == chunk * 12
-    head = s3_client(moto_server).head_object(Bucket=BUCKET, Key=f"{storage.prefix}/{key}")
+    head = s3_client(moto_server).head_object(
+        Bucket=BUCKET, Key=f"{storage.prefix}/{key}", ChecksumMode="ENABLED"
+    )
     assert head["ETag"].endswith('-3"'), "not a 3-part multipart upload"
+    # S3 checked every part and the whole against their CRC32, as for boto3's upload_fileobj.
+    assert head.get("ChecksumCRC32"), "the object was completed without a checksum"
 
 
 def test_a_failed_multipart_write_is_aborted(storage, moto_server):
