@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import queue
 import re
 import threading
 import time
@@ -27,6 +28,11 @@ AUTO_REMOVE_POLICIES = ("success", "never", "force")
 # container runs for: a runner started again for the same try follows that container.
 LABEL_PREFIX = "dagster-airflow."
 TRY_LABELS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
+
+# Polling a container's state: from FIRST_POLL seconds, doubling up to MAX_POLL. An exited
+# container's log stream gets FOLLOW_GRACE seconds to end before the runner stops waiting for it.
+FIRST_POLL, MAX_POLL, FOLLOW_GRACE = 0.05, 1.0, 5.0
+_END = object()  # the log stream ended
 
 
 def _string_map(value: Any, option: str) -> dict[str, str]:
@@ -394,36 +400,96 @@ class DockerRunner(StepRunner):
             self._finish(container, result, log)
 
     def _follow(self, container, step_log: StepLog) -> None:
-        """Feed the container's output, from its start, to the step log until it exits."""
+        """Feed the container's output, from its start, to the step log until it exits.
+
+        The log stream is read in a thread while this one watches the container's state: once
+        the container has exited, the stream has ``FOLLOW_GRACE`` seconds to end. Podman 4.3
+        under load may never end it (seen in this project's suite); then the stream is closed
+        and the rest of the output is read from the finished container's log.
+        """
         from docker.errors import APIError
 
         try:
-            for line in _lines(container.logs(stream=True, follow=True)):
-                step_log.feed(line)
+            stream = container.logs(stream=True, follow=True)
         except APIError as exc:
             if not self._gone(exc):
                 raise
+            return
+        items: queue.SimpleQueue = queue.SimpleQueue()
+
+        def pump() -> None:
+            try:
+                for line in _lines(stream):
+                    items.put(line)
+            except Exception as exc:  # handed to the following thread
+                items.put(exc)
+            items.put(_END)
+
+        threading.Thread(target=pump, name="docker-logs", daemon=True).start()
+        fed, exited_at, pause = 0, None, FIRST_POLL
+        try:
+            while True:
+                try:
+                    item = items.get(timeout=pause)
+                except queue.Empty:
+                    pause = min(pause * 2, MAX_POLL)
+                    if exited_at is None:
+                        if self._exited(container) is not False:
+                            exited_at = time.monotonic()
+                    elif time.monotonic() - exited_at > FOLLOW_GRACE:
+                        self._feed_rest(container, step_log, fed)
+                        return
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, Exception):
+                    if isinstance(item, APIError) and self._gone(item):
+                        return
+                    raise item
+                step_log.feed(item)
+                fed += 1
+        finally:
+            stream.close()
+
+    def _feed_rest(self, container, step_log: StepLog, fed: int) -> None:
+        """Feed the lines of the exited container's whole log after the first ``fed``."""
+        from docker.errors import APIError
+
+        try:
+            output = container.logs(stream=False, follow=False)
+        except APIError as exc:
+            if not self._gone(exc):
+                raise
+            return
+        for line in list(_lines([output]))[fed:]:
+            step_log.feed(line)
+
+    def _exited(self, container) -> bool | None:
+        """Whether the container has exited (None: it is gone)."""
+        from docker.errors import APIError
+
+        try:
+            container.reload()
+        except APIError as exc:
+            if not self._gone(exc):
+                raise
+            return None
+        # "stopped": podman's name for exited before its cleanup process has run.
+        return (container.attrs.get("State") or {}).get("Status") in ("exited", "dead", "stopped")
 
     def _exit_code(self, container) -> int | None:
         """The exit code, read from the container's state once it has exited. Not the engine's
         wait endpoint: podman 4.3 under load may miss the exit of a container that ended as the
         wait began, and then never answers (seen in this project's suite)."""
-        from docker.errors import APIError
-
-        pause = 0.05
+        pause = FIRST_POLL
         while True:
-            try:
-                container.reload()
-            except APIError as exc:
-                if not self._gone(exc):
-                    raise
+            exited = self._exited(container)
+            if exited is None:
                 return None
-            state = container.attrs.get("State") or {}
-            # "stopped": podman's name for exited before its cleanup process has run.
-            if state.get("Status") in ("exited", "dead", "stopped"):
-                return int(state.get("ExitCode", -1))
+            if exited:
+                return int(container.attrs["State"].get("ExitCode", -1))
             time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            pause = min(pause * 2, MAX_POLL)
 
     def _gone(self, exc) -> bool:
         """Whether an API error means the container was removed while we followed it: by our

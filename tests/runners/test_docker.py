@@ -313,6 +313,72 @@ def test_a_running_container_for_the_same_try_is_followed_not_restarted(
     assert not any(r.name == "second" and "Started container" in r.msg for r in caplog.records)
 
 
+class StalledStream:
+    """A real container's log stream that stops after its first ``passed`` chunks and then never
+    ends until closed: what podman 4.3 under load may do to a container that has exited."""
+
+    def __init__(self, stream, passed: int) -> None:
+        self.stream, self.passed, self.closed = stream, passed, threading.Event()
+
+    def __iter__(self):
+        for number, chunk in enumerate(self.stream):
+            if number >= self.passed:
+                break
+            yield chunk
+        self.closed.wait()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.stream.close()
+
+
+class StallingContainer:
+    """A real container whose followed log stalls (every other call goes to the container)."""
+
+    def __init__(self, container, passed: int) -> None:
+        self._container, self._passed = container, passed
+        self.streams: list[StalledStream] = []
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def logs(self, **kwargs):
+        logs = self._container.logs(**kwargs)
+        if kwargs.get("stream"):
+            self.streams.append(StalledStream(logs, self._passed))
+            return self.streams[-1]
+        return logs
+
+
+def test_a_log_stream_that_never_ends_after_the_exit_does_not_hang_the_step(
+    make_runner, monkeypatch, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    containers = []
+    create = DockerRunner._create
+
+    def stalling_create(self, *args, **kwargs):
+        containers.append(StallingContainer(create(self, *args, **kwargs), passed=2))
+        return containers[-1]
+
+    monkeypatch.setattr(DockerRunner, "_create", stalling_create)
+    runner = make_runner(environment={"PUBLIC_SETTING": "visible-42"})
+    results = []
+    request = containers_request(tmp_path, "show_environment")
+    thread = threading.Thread(
+        target=lambda: results.append(runner.run(request, {}, logging.getLogger("stalled")))
+    )
+    thread.start()
+    thread.join(60)
+    for stream in containers[0].streams if containers else ():
+        stream.close()  # lets a runner that still waits on it go, so the test fails, not hangs
+    thread.join(30)
+    assert results, "the runner still followed the log of a container that had exited"
+    assert results[0].status == SUCCESS, results[0].error
+    # The lines after the stall came from the finished container's log, each exactly once.
+    assert caplog.text.count("PUBLIC_SETTING is visible-42") == 1
+
+
 def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_registry):
     image = f"{refusing_registry.address}/team/jobs:1.0"
     before = refusing_registry.connections
