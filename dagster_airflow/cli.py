@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,6 +121,12 @@ def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise ConfigurationError(
                 f"no step request: set {REQUEST_ENV_VAR} to its JSON, or pass --request-file."
             )
+    # SIGTERM (a runner's kill, `docker stop`, ECS stopping the task) interrupts the step as
+    # Ctrl-C would. Dagster's execution maps it so once it begins; this covers the seconds
+    # before (importing Dagster, loading the code location), when the worker would otherwise
+    # die without a word, or, as a container's PID 1, ignore SIGTERM until SIGKILL. Either way
+    # the step is reported as stopped and its event log is written.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     code = execute_step(text)
     _exit_now(code)
     return code  # not reached

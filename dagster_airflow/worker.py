@@ -20,6 +20,10 @@ from dagster_airflow.model import StepError, StepEvent, StepRequest
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_BAD_REQUEST = 0, 1, 2
+STOPPED_BEFORE_IT_RAN = (
+    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
+)
+STOPPED_WHILE_IT_RAN = "the step was stopped while it ran (SIGTERM or SIGINT: a kill or a timeout)"
 
 
 def _error_from_info(info: Any) -> StepError:
@@ -27,6 +31,8 @@ def _error_from_info(info: Any) -> StepError:
     class_name = info.cls_name or "Error"
     # Dagster's message repeats the class (`dagster._core.errors.X: text`): keep the text.
     message = re.sub(rf"^[\w.]*{re.escape(class_name)}(: |$)", "", info.message.strip())
+    if class_name == "DagsterExecutionInterruptedError" and not message:
+        message = STOPPED_WHILE_IT_RAN
     return StepError(
         class_name=class_name,
         message=message,
@@ -92,6 +98,9 @@ class StepWorker:
     def run(self) -> int:
         try:
             self._execute()
+        except KeyboardInterrupt as exc:  # SIGTERM or SIGINT before Dagster's execution began
+            exc.args = (STOPPED_BEFORE_IT_RAN,)
+            self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_BEFORE_IT_RAN}.")
         except Exception as exc:
             self.printer.fail(exc, f"Step {self.request.step_key!r} could not run: {exc}")
         self._write_event_log()

@@ -23,6 +23,7 @@ def fail() -> None:
 
 @dg.op(config_schema={"seconds": int})
 def slow(context: dg.OpExecutionContext) -> None:
+    context.log.info(f"slow op sleeping for {context.op_config['seconds']} s")
     time.sleep(context.op_config["seconds"])
 
 

@@ -27,6 +27,20 @@ from dagster_airflow.errors import OutputNotFoundError
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
+SLOW_OP_SLEEPING = "slow op sleeping for"  # what contract_job.py's slow op logs before it sleeps
+
+
+class _LineSeen(logging.Handler):
+    """Sets ``seen`` once a record's message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
 
 
 class StorageContract:
@@ -184,14 +198,19 @@ class RunnerContract:
             "slow",
             {"ops": {"slow": {"config": {"seconds": 600}}}},
         )
+        log = logging.getLogger(f"contract.kill.{run_id}")
+        log.setLevel(logging.INFO)
+        running = _LineSeen(SLOW_OP_SLEEPING)
+        log.addHandler(running)
         results = []
-        thread = threading.Thread(
-            target=lambda: results.append(runner.run(request, {}, logging.getLogger("c")))
-        )
+        thread = threading.Thread(target=lambda: results.append(runner.run(request, {}, log)))
         started = time.monotonic()
         thread.start()
-        # Let the step get going, then stop it as Airflow's on_kill would.
-        time.sleep(min(self.step_timeout / 10, 15))
+        # Once the op is running (its log line reached the task log), stop it as Airflow's
+        # on_kill would.
+        assert running.seen.wait(self.step_timeout / 2), (
+            "the slow op's log line did not reach the task log while the step ran"
+        )
         runner.kill()
         thread.join(self.step_timeout)
         assert not thread.is_alive(), "kill() did not end the step"

@@ -65,12 +65,53 @@ def test_kill_stops_the_whole_process_group(tmp_path):
     assert not thread.is_alive()
     assert results[0].status == FAILURE
     # Dagster turns the SIGTERM into an interruption it reports as the step's failure.
-    assert results[0].error.summary() == "DagsterExecutionInterruptedError"
+    assert results[0].error.summary() == (
+        "DagsterExecutionInterruptedError: the step was stopped while it ran (SIGTERM or "
+        "SIGINT: a kill or a timeout)"
+    )
     try:
         os.kill(pid, 0)
         raise AssertionError(f"step process {pid} survived kill()")
     except ProcessLookupError:
         pass
+
+
+def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    pid_file = tmp_path / "pid"
+    # A SIGKILL would only come after kill_timeout: the worker must end on the SIGTERM.
+    runner = SubprocessRunner(env={"SLOW_IMPORT_PID_FILE": str(pid_file)}, kill_timeout=60)
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "slow_import.py")),
+        job_name="slow_import",
+        step_key="noop",
+        run_id=RUN_ID,
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(runner.run(request, {}, logging.getLogger("t")))
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pid_file.exists(), "the code location never started loading"
+
+    stopped = time.monotonic()
+    runner.kill()
+    thread.join(90)
+
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped < 30, "the worker ignored SIGTERM until SIGKILL"
+    assert results[0].status == FAILURE
+    assert results[0].error.class_name == "KeyboardInterrupt"
+    assert (
+        "Step 'noop' failed: KeyboardInterrupt: the step was stopped before it ran (SIGTERM or "
+        "SIGINT: a kill or a timeout)" in caplog.text
+    )
+    # and the step's event log was still written next to its outputs
+    assert (tmp_path / RUN_ID / "noop" / "events.jsonl").exists()
 
 
 def test_kill_before_start_does_nothing():

@@ -18,7 +18,7 @@ from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, plugin_registe
 
 
 class TestVenvRunnerContract(RunnerContract):
-    step_timeout = 100.0  # the kill test waits a tenth of it before killing
+    step_timeout = 100.0  # seconds a contract step may take, start-up included
 
     @pytest.fixture
     def runner_factory(self, step_venv):
