@@ -12,7 +12,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
@@ -33,6 +33,7 @@ TRY_LABELS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
 # container's log stream gets FOLLOW_GRACE seconds to end before the runner stops waiting for it.
 FIRST_POLL, MAX_POLL, FOLLOW_GRACE = 0.05, 1.0, 5.0
 _END = object()  # the log stream ended
+_GONE = object()  # the container was removed while we followed it
 
 
 def _string_map(value: Any, option: str) -> dict[str, str]:
@@ -409,11 +410,8 @@ class DockerRunner(StepRunner):
         """
         from docker.errors import APIError
 
-        try:
-            stream = container.logs(stream=True, follow=True)
-        except APIError as exc:
-            if not self._gone(exc):
-                raise
+        stream = self._unless_gone(lambda: container.logs(stream=True, follow=True))
+        if stream is _GONE:
             return
         items: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -453,26 +451,15 @@ class DockerRunner(StepRunner):
 
     def _feed_rest(self, container, step_log: StepLog, fed: int) -> None:
         """Feed the lines of the exited container's whole log after the first ``fed``."""
-        from docker.errors import APIError
-
-        try:
-            output = container.logs(stream=False, follow=False)
-        except APIError as exc:
-            if not self._gone(exc):
-                raise
+        output = self._unless_gone(lambda: container.logs(stream=False, follow=False))
+        if output is _GONE:
             return
         for line in list(_lines([output]))[fed:]:
             step_log.feed(line)
 
     def _exited(self, container) -> bool | None:
         """Whether the container has exited (None: it is gone)."""
-        from docker.errors import APIError
-
-        try:
-            container.reload()
-        except APIError as exc:
-            if not self._gone(exc):
-                raise
+        if self._unless_gone(container.reload) is _GONE:
             return None
         # "stopped": podman's name for exited before its cleanup process has run.
         return (container.attrs.get("State") or {}).get("Status") in ("exited", "dead", "stopped")
@@ -490,6 +477,17 @@ class DockerRunner(StepRunner):
                 return int(container.attrs["State"].get("ExitCode", -1))
             time.sleep(pause)
             pause = min(pause * 2, MAX_POLL)
+
+    def _unless_gone(self, call: Callable[[], Any]) -> Any:
+        """``call()``, or ``_GONE`` when the container was removed meanwhile."""
+        from docker.errors import APIError
+
+        try:
+            return call()
+        except APIError as exc:
+            if not self._gone(exc):
+                raise
+            return _GONE
 
     def _gone(self, exc) -> bool:
         """Whether an API error means the container was removed while we followed it: by our

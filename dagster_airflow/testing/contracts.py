@@ -206,13 +206,16 @@ class RunnerContract:
         thread = threading.Thread(target=lambda: results.append(runner.run(request, {}, log)))
         started = time.monotonic()
         thread.start()
-        # Once the op is running (its log line reached the task log), stop it as Airflow's
-        # on_kill would.
-        assert running.seen.wait(self.step_timeout / 2), (
-            "the slow op's log line did not reach the task log while the step ran"
-        )
-        runner.kill()
-        thread.join(self.step_timeout)
+        try:
+            # Once the op is running (its log line reached the task log), stop it as Airflow's
+            # on_kill would.
+            assert running.seen.wait(self.step_timeout / 2), (
+                "the slow op's log line did not reach the task log while the step ran"
+            )
+            runner.kill()
+            thread.join(self.step_timeout)
+        finally:
+            log.removeHandler(running)
         assert not thread.is_alive(), "kill() did not end the step"
         assert results and results[0].status == FAILURE
         assert time.monotonic() - started < self.step_timeout
