@@ -10,11 +10,28 @@ import pytest
 
 from dagster_airflow.testing import servers
 from dagster_airflow.testing.airflow_home import AirflowHome
+from dagster_airflow.testing.fixtures import task_log  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 JOBS = Path(__file__).resolve().parent / "jobs"
 CLI = str(Path(sys.executable).parent / "dagster-airflow")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def airflow_configured(tmp_path_factory):
+    """Airflow's configuration, imported once before any test, from a home of its own.
+
+    The first import of Airflow's configuration in a process (a runner reading a connection or
+    masking a secret) sets up Airflow's logging, replacing the root logger's handlers, and reads
+    ~/airflow unless AIRFLOW_HOME says otherwise. Settled here, no test depends on which tests
+    ran before it, and none touches ~/airflow. Tests read what reached a task log through the
+    kit's TaskLog, which does not depend on this.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow-of-the-tests")))
+        patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        import airflow.sdk  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,66 @@ def test_importing_the_kit_imports_neither_pytest_nor_either_side():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+PLUGIN_AUTHORS_TEST = '''
+import pytest
+
+from dagster_airflow.model import StorageSpec
+from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.testing import RunnerContract
+
+
+class ConnectionReadingRunner(SubprocessRunner):
+    """Reads an Airflow connection as a real runner does, so Airflow's configuration (and its
+    logging, which replaces the root logger's handlers) is first imported in the middle of a
+    contract test."""
+
+    def run(self, request, secret_env, log):
+        import airflow.sdk  # noqa: F401
+
+        return super().run(request, secret_env, log)
+
+
+class TestConnectionReadingRunner(RunnerContract):
+    @pytest.fixture
+    def runner_factory(self):
+        return lambda: ConnectionReadingRunner(kill_timeout=5)
+
+    @pytest.fixture
+    def storage_spec(self, tmp_path):
+        return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
+'''
+
+
+def test_a_plugin_authors_contract_run_passes_when_airflow_sets_up_logging_midway(tmp_path):
+    """The contract's checks of the task log hold in a fresh process with no conftest of ours,
+    where the runner's first step is what imports Airflow."""
+    (tmp_path / "test_my_runner.py").write_text(PLUGIN_AUTHORS_TEST)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTEST_")} | {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-k",
+            "succeeds or failing",
+            "test_my_runner.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout

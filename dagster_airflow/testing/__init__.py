@@ -2,6 +2,8 @@
 
 - ``RunnerContract``, ``StorageContract``: subclass one, provide its fixtures, and your backend
   runs the same contract tests as the built-ins.
+- ``TaskLog``: the logger a test hands a runner as its task log, read back through a handler of
+  its own (not pytest's caplog, which Airflow's logging setup may cut off).
 - ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
   plugin for one test, and always remove it.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
@@ -19,6 +21,7 @@ _LAZY = {
     "RunnerContract": "dagster_airflow.testing.contracts",
     "StorageContract": "dagster_airflow.testing.contracts",
     "CONTRACT_JOB": "dagster_airflow.testing.contracts",
+    "TaskLog": "dagster_airflow.testing.task_log",
     "plugin_registered": "dagster_airflow.testing.plugins",
     "register_plugin": "dagster_airflow.testing.fixtures",
     "AirflowHome": "dagster_airflow.testing.airflow_home",

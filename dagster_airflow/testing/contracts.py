@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import logging
 import pickle
 import threading
 import time
@@ -25,22 +24,10 @@ import pytest
 
 from dagster_airflow.errors import OutputNotFoundError
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
+from dagster_airflow.testing.task_log import TaskLog
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
 SLOW_OP_SLEEPING = "slow op sleeping for"  # what contract_job.py's slow op logs before it sleeps
-
-
-class _LineSeen(logging.Handler):
-    """Sets ``seen`` once a record's message contains ``text``."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.INFO)
-        self.text = text
-        self.seen = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.seen.set()
 
 
 class StorageContract:
@@ -133,7 +120,8 @@ class RunnerContract:
     Provide a ``runner_factory`` fixture (a callable returning a freshly configured runner) and a
     ``storage_spec`` fixture (a StorageSpec of a storage its steps can reach). The job is
     ``contract_job.py`` beside this file; a runner whose steps see another file system overrides
-    the ``code_location`` fixture.
+    the ``code_location`` fixture. The runner logs to ``task_log.logger``, and the checks read
+    ``task_log``, never pytest's caplog (see task_log.py for why).
     """
 
     step_timeout = 300.0  # seconds a contract step may take, start-up included
@@ -146,6 +134,11 @@ class RunnerContract:
     def run_id(self) -> str:
         return str(uuid.uuid4())
 
+    @pytest.fixture
+    def task_log(self):
+        with TaskLog() as task_log:
+            yield task_log
+
     def request(self, code_location, storage_spec, run_id, step_key, run_config=None):
         return StepRequest(
             code_location=code_location,
@@ -157,10 +150,9 @@ class RunnerContract:
         )
 
     def test_a_step_succeeds_and_its_downstream_reads_its_output(
-        self, runner_factory, code_location, storage_spec, run_id, caplog
+        self, runner_factory, code_location, storage_spec, run_id, task_log
     ):
-        caplog.set_level(logging.INFO)
-        log = logging.getLogger("contract")
+        log = task_log.logger
         first = runner_factory().run(
             self.request(code_location, storage_spec, run_id, "produce"), {}, log
         )
@@ -172,24 +164,25 @@ class RunnerContract:
             self.request(code_location, storage_spec, run_id, "consume"), {}, log
         )
         assert second.status == SUCCESS, second.error
-        assert "consumed 21 * 2" in caplog.text
-        assert "Loaded input 'value' from" in caplog.text
+        assert "consumed 21 * 2" in task_log.text
+        assert "Loaded input 'value' from" in task_log.text
 
     def test_a_failing_step_reports_the_ops_error(
-        self, runner_factory, code_location, storage_spec, run_id, caplog
+        self, runner_factory, code_location, storage_spec, run_id, task_log
     ):
-        caplog.set_level(logging.INFO)
         result = runner_factory().run(
-            self.request(code_location, storage_spec, run_id, "fail"), {}, logging.getLogger("c")
+            self.request(code_location, storage_spec, run_id, "fail"), {}, task_log.logger
         )
         assert result.status == FAILURE
         assert "ValueError: contract failure 7" in result.error.summary()
-        assert "ValueError: contract failure 7" in caplog.text
+        assert "ValueError: contract failure 7" in task_log.text
 
     def test_kill_before_run_does_nothing(self, runner_factory):
         runner_factory().kill()
 
-    def test_kill_stops_a_running_step(self, runner_factory, code_location, storage_spec, run_id):
+    def test_kill_stops_a_running_step(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
         runner = runner_factory()
         request = self.request(
             code_location,
@@ -198,24 +191,19 @@ class RunnerContract:
             "slow",
             {"ops": {"slow": {"config": {"seconds": 600}}}},
         )
-        log = logging.getLogger(f"contract.kill.{run_id}")
-        log.setLevel(logging.INFO)
-        running = _LineSeen(SLOW_OP_SLEEPING)
-        log.addHandler(running)
         results = []
-        thread = threading.Thread(target=lambda: results.append(runner.run(request, {}, log)))
+        thread = threading.Thread(
+            target=lambda: results.append(runner.run(request, {}, task_log.logger))
+        )
         started = time.monotonic()
         thread.start()
-        try:
-            # Once the op is running (its log line reached the task log), stop it as Airflow's
-            # on_kill would.
-            assert running.seen.wait(self.step_timeout / 2), (
-                "the slow op's log line did not reach the task log while the step ran"
-            )
-            runner.kill()
-            thread.join(self.step_timeout)
-        finally:
-            log.removeHandler(running)
+        # Once the op is running (its log line reached the task log), stop it as Airflow's
+        # on_kill would.
+        assert task_log.wait_for(SLOW_OP_SLEEPING, self.step_timeout / 2), (
+            "the slow op's log line did not reach the task log while the step ran"
+        )
+        runner.kill()
+        thread.join(self.step_timeout)
         assert not thread.is_alive(), "kill() did not end the step"
         assert results and results[0].status == FAILURE
         assert time.monotonic() - started < self.step_timeout

@@ -9,6 +9,7 @@ import pytest
 
 from dagster_airflow.plugins.manager import Plugins
 from dagster_airflow.testing.plugins import plugin_registered
+from dagster_airflow.testing.task_log import TaskLog
 
 
 @pytest.fixture
@@ -17,3 +18,11 @@ def register_plugin() -> Iterator[Callable[..., Plugins]]:
     plugin_registered) and returns the loaded plugins."""
     with ExitStack() as stack:
         yield lambda plugin, name=None: stack.enter_context(plugin_registered(plugin, name))
+
+
+@pytest.fixture
+def task_log() -> Iterator[TaskLog]:
+    """The task log a test hands a runner (``task_log.logger``) and reads back (``task_log.text``),
+    whatever Airflow's logging setup and whatever ran before."""
+    with TaskLog() as log:
+        yield log

@@ -24,9 +24,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-# Importing Airflow configures logging; done here, at collection, so that it does not replace
-# pytest's log capture in the middle of a test when the runner first masks a secret.
 from airflow.sdk.log import _secrets_masker
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
@@ -44,6 +41,7 @@ from dagster_airflow.scaffold import relocate
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.podman import PodmanService, build_python_image, podman_available
+from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 pytestmark = pytest.mark.skipif(
@@ -229,10 +227,10 @@ class TestDockerRunnerContract(RunnerContract):
         return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
 
     def test_a_failing_step_reports_the_ops_error(
-        self, runner_factory, code_location, storage_spec, run_id, caplog, podman
+        self, runner_factory, code_location, storage_spec, run_id, task_log, podman
     ):
         super().test_a_failing_step_reports_the_ops_error(
-            runner_factory, code_location, storage_spec, run_id, caplog
+            runner_factory, code_location, storage_spec, run_id, task_log
         )
         # auto_remove 'success' (the default) keeps a failed step's container for inspection.
         # (podman says "stopped" until its cleanup process has run, which may lag under load.)
@@ -249,21 +247,22 @@ class TestDockerRunnerContract(RunnerContract):
         assert config["WorkingDir"] == "/opt/dagster/app"
 
 
-def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_path, caplog):
-    caplog.set_level(logging.INFO)
+def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_path, task_log):
     runner = make_runner(
         environment={"PUBLIC_SETTING": "visible-42"},
         private_environment={"DEMO_TOKEN": "tok-3f9a1c77"},
     )
-    result = runner.run(containers_request(tmp_path, "show_environment"), {}, logging.getLogger())
+    result = runner.run(containers_request(tmp_path, "show_environment"), {}, task_log.logger)
     assert result.status == SUCCESS, result.error
-    assert "PUBLIC_SETTING is visible-42" in caplog.text
+    assert "PUBLIC_SETTING is visible-42" in task_log.text
     # The step saw the value; Airflow's masker now redacts it from every task log line.
-    assert "DEMO_TOKEN is tok-3f9a1c77" in caplog.text
+    assert "DEMO_TOKEN is tok-3f9a1c77" in task_log.text
     masked = _secrets_masker().redact("DEMO_TOKEN is tok-3f9a1c77")
     assert masked == "DEMO_TOKEN is ***"
     # The runner's own lines name variables, never values.
-    ours = [r.getMessage() for r in caplog.records if r.name == "root" and "container" in r.msg]
+    ours = [
+        r.getMessage() for r in task_log.records if r.module != "step_log" and "container" in r.msg
+    ]
     assert ours and not any("tok-3f9a1c77" in line for line in ours)
     assert any("DEMO_TOKEN" in line for line in ours)
 
@@ -282,35 +281,38 @@ def test_timeout_stops_and_removes_the_container(make_runner, podman, tmp_path):
 
 
 def test_a_running_container_for_the_same_try_is_followed_not_restarted(
-    make_runner, podman, tmp_path, caplog
+    make_runner, podman, tmp_path
 ):
-    caplog.set_level(logging.INFO)
     task = TaskRef("dag", "sleepy", "manual__2026-11-25", map_index=-1, try_number=1)
     request = containers_request(
         tmp_path, "sleepy", {"ops": {"sleepy": {"config": {"seconds": 2}}}}, task=task
     )
     first_results = []
     first = threading.Thread(
-        target=lambda: first_results.append(
-            make_runner().run(request, {}, logging.getLogger("first"))
-        )
+        target=lambda: first_results.append(make_runner().run(request, {}, logging.getLogger()))
     )
     first.start()
-    deadline = time.monotonic() + 30
-    while not podman.containers(label=LABEL) and time.monotonic() < deadline:
+    # Under load podman shows the container "created" for a while before it runs: wait for the
+    # state this test is about, not for the container's mere existence.
+    deadline = time.monotonic() + 60
+    started = []
+    while time.monotonic() < deadline:
+        started = podman.containers(label=LABEL)
+        if started and started[0]["State"] != "created":
+            break
         time.sleep(0.2)
-    started = podman.containers(label=LABEL)
     assert [c["State"] for c in started] == ["running"]
 
     # As after an Airflow worker restart: the same try runs again while its container runs.
-    second = make_runner().run(request, {}, logging.getLogger("second"))
+    with TaskLog() as second_log:
+        second = make_runner().run(request, {}, second_log.logger)
 
     first.join(60)
     assert second.status == SUCCESS, second.error
     assert first_results[0].status == SUCCESS
-    followed = [r for r in caplog.records if r.name == "second" and "Following" in r.msg]
+    followed = [r for r in second_log.records if "Following" in r.msg]
     assert followed and started[0]["Id"].startswith(followed[0].args[1])
-    assert not any(r.name == "second" and "Started container" in r.msg for r in caplog.records)
+    assert not any("Started container" in r.msg for r in second_log.records)
 
 
 class StalledStream:
@@ -351,9 +353,8 @@ class StallingContainer:
 
 
 def test_a_log_stream_that_never_ends_after_the_exit_does_not_hang_the_step(
-    make_runner, monkeypatch, tmp_path, caplog
+    make_runner, monkeypatch, tmp_path, task_log
 ):
-    caplog.set_level(logging.INFO)
     containers = []
     create = DockerRunner._create
 
@@ -366,7 +367,7 @@ def test_a_log_stream_that_never_ends_after_the_exit_does_not_hang_the_step(
     results = []
     request = containers_request(tmp_path, "show_environment")
     thread = threading.Thread(
-        target=lambda: results.append(runner.run(request, {}, logging.getLogger("stalled")))
+        target=lambda: results.append(runner.run(request, {}, task_log.logger))
     )
     thread.start()
     thread.join(60)
@@ -376,7 +377,7 @@ def test_a_log_stream_that_never_ends_after_the_exit_does_not_hang_the_step(
     assert results, "the runner still followed the log of a container that had exited"
     assert results[0].status == SUCCESS, results[0].error
     # The lines after the stall came from the finished container's log, each exactly once.
-    assert caplog.text.count("PUBLIC_SETTING is visible-42") == 1
+    assert task_log.text.count("PUBLIC_SETTING is visible-42") == 1
 
 
 def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_registry):
@@ -404,9 +405,8 @@ def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_regis
 
 
 def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
-    podman, private_registry, monkeypatch, caplog
+    podman, private_registry, monkeypatch, task_log
 ):
-    caplog.set_level(logging.INFO)
     registry = private_registry
     monkeypatch.setenv(
         "AIRFLOW_CONN_TEAM_REGISTRY",
@@ -415,15 +415,15 @@ def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
     image = f"{registry.address}/team/jobs:1.0"
     runner = DockerRunner(image=image, docker_url=podman.base_url, docker_conn_id="team_registry")
     with pytest.raises(RunnerError) as caught:
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger("t"))
+        runner.run(containers_request(Path("/tmp"), "boom"), {}, task_log.logger)
     # Logged in (the registry saw the password), then asked for the image with it.
     assert ("GET", "/v2/", True) in registry.requests, (str(caught.value), registry.requests)
     assert any(path.startswith("/v2/team/jobs/") and ok for _, path, ok in registry.requests)
     assert str(caught.value).startswith(
         f"cannot pull image {image!r} from registry {registry.address!r} ("
     )
-    assert f"Logging in to registry {registry.address} as deploy-bot" in caplog.text
-    assert registry.PASSWORD not in caplog.text
+    assert f"Logging in to registry {registry.address} as deploy-bot" in task_log.text
+    assert registry.PASSWORD not in task_log.text
     assert _secrets_masker().redact(f"x {registry.PASSWORD}") == "x ***"
 
     # A wrong password fails at login, in one sentence naming the registry and the connection.

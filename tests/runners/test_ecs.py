@@ -43,6 +43,7 @@ from dagster_airflow.runners.ecs import (
 )
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.ecs import EcsAgent, MotoEcs
+from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import EXAMPLES, ROOT, run_cli, scaffold
 from tests.test_e2e_storage import STEPS, expected_summary
 
@@ -88,17 +89,8 @@ def ecs_agent(moto_ecs):
     agent.stop()
 
 
-@pytest.fixture(scope="session")
-def airflow_sdk(tmp_path_factory):
-    """Reading a connection imports Airflow in this process, which configures logging: import it
-    before a test's caplog attaches, with a configuration of its own rather than ~/airflow."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("ecs-airflow-home")))
-        import airflow.sdk  # noqa: F401
-
-
 @pytest.fixture(autouse=True)
-def aws_connection(moto_ecs, monkeypatch, airflow_sdk):
+def aws_connection(moto_ecs, monkeypatch):
     """The runner's own AWS credentials come from an Airflow connection, as in a deployment."""
     uri = (
         f"aws://testing:testing@/?region_name={moto_ecs.region}"
@@ -135,12 +127,15 @@ def make_request(step_key: str = "count_letters", try_number: int = 1) -> StepRe
 class Running:
     """A runner's run() in a thread, as Airflow's task process runs it."""
 
-    def __init__(self, runner: EcsRunner, request: StepRequest, secret_env=None) -> None:
+    def __init__(
+        self, runner: EcsRunner, request: StepRequest, secret_env=None, level=logging.INFO
+    ) -> None:
         self.runner, self.request = runner, request
         self.results: list = []
+        self.task_log = TaskLog(level=level).__enter__()  # the task log the runner writes
         self.thread = threading.Thread(
             target=lambda: self.results.append(
-                runner.run(request, secret_env or {}, logging.getLogger("ecs-test"))
+                runner.run(request, secret_env or {}, self.task_log.logger)
             ),
             daemon=True,
         )
@@ -164,6 +159,7 @@ class Running:
     def result(self, timeout: float = 30):
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the runner did not return"
+        self.task_log.__exit__()
         return self.results[0]
 
 
@@ -184,16 +180,15 @@ def event(kind: str, **fields) -> str:
     return StepEvent(kind, step_key="count_letters", **fields).to_json()
 
 
-def copied(caplog) -> list[str]:
+def copied(task_log: TaskLog) -> list[str]:
     """The lines the runner copied from the task's log into the task log."""
-    return [r.getMessage() for r in caplog.records if r.module == "step_log"]
+    return [r.getMessage() for r in task_log.records if r.module == "step_log"]
 
 
 # -- control plane -----------------------------------------------------------------------------
 
 
-def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto_ecs, caplog):
-    caplog.set_level(logging.INFO)
+def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto_ecs):
     request = make_request()
     running = Running(make_runner(tags={"team": "data"}), request, {"AWS_SECRET_ACCESS_KEY": "s3"})
     task = running.task(moto_ecs)
@@ -225,7 +220,7 @@ def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto
 
     assert result.status == SUCCESS, result.error
     assert result.outputs == {"result": uri}
-    assert copied(caplog) == [
+    assert copied(running.task_log) == [
         "Step 'count_letters' started.",
         "plain line 1",
         "plain line 2",
@@ -234,7 +229,7 @@ def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto
         f"Stored output 'result' at {uri}",
         "Step 'count_letters' succeeded.",
     ]
-    assert "is RUNNING" in caplog.text and "is STOPPED" in caplog.text
+    assert "is RUNNING" in running.task_log.text and "is STOPPED" in running.task_log.text
 
 
 def test_environment_mode_passes_storage_credentials_but_never_logs_them(moto_ecs, caplog):
@@ -244,6 +239,7 @@ def test_environment_mode_passes_storage_credentials_but_never_logs_them(moto_ec
         make_runner(storage_credentials="environment"),
         request,
         {"AWS_ACCESS_KEY_ID": "AKIDSTEP", "AWS_SECRET_ACCESS_KEY": "hunter2-secret"},
+        level=logging.DEBUG,
     )
     task = running.task(moto_ecs)
     env = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
@@ -252,11 +248,13 @@ def test_environment_mode_passes_storage_credentials_but_never_logs_them(moto_ec
     assert "hunter2" not in request.to_json()
     moto_ecs.finish(CONTROL, task["taskArn"], exit_code=1)
     running.result()
+    assert running.task_log.records, "the runner wrote nothing to the task log"
+    # Neither in the task log nor in any other logger of this process.
+    assert "hunter2-secret" not in running.task_log.text
     assert "hunter2-secret" not in caplog.text
 
 
-def test_a_running_task_of_the_same_try_is_followed_not_started_again(moto_ecs, caplog):
-    caplog.set_level(logging.INFO)
+def test_a_running_task_of_the_same_try_is_followed_not_started_again(moto_ecs):
     request = make_request()
     ecs = moto_ecs.client("ecs")
     # A stopped task of this try is history; a running one is the step, started by an earlier
@@ -279,7 +277,7 @@ def test_a_running_task_of_the_same_try_is_followed_not_started_again(moto_ecs, 
 
     assert running.result().status == SUCCESS
     assert len(ecs.list_tasks(cluster=CONTROL, startedBy=started_by(request))["taskArns"]) == 2
-    assert f"Following ECS task {earlier}" in caplog.text
+    assert f"Following ECS task {earlier}" in running.task_log.text
 
     # The next try is another mark, so it starts a task of its own.
     retry = make_request(try_number=2)

@@ -61,9 +61,11 @@ class TestGraphQLRunnerContract(RunnerContract):
         return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
 
     def test_kill_stops_a_running_step(
-        self, runner_factory, code_location, storage_spec, run_id, webserver
+        self, runner_factory, code_location, storage_spec, run_id, task_log, webserver
     ):
-        super().test_kill_stops_a_running_step(runner_factory, code_location, storage_spec, run_id)
+        super().test_kill_stops_a_running_step(
+            runner_factory, code_location, storage_spec, run_id, task_log
+        )
         # kill() terminated the Dagster run itself, not just the wait for it.
         [run] = runs_tagged(webserver.url, run_id)
         assert run["status"] == "CANCELED"

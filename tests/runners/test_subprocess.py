@@ -28,12 +28,11 @@ def request_for(step_key: str, tmp_path, run_config=None) -> StepRequest:
     )
 
 
-def test_a_step_succeeds_and_reports_its_output(tmp_path, caplog):
-    caplog.set_level(logging.INFO)
-    result = SubprocessRunner().run(request_for("fine", tmp_path), {}, logging.getLogger("t"))
+def test_a_step_succeeds_and_reports_its_output(tmp_path, task_log):
+    result = SubprocessRunner().run(request_for("fine", tmp_path), {}, task_log.logger)
     assert result.status == SUCCESS
     assert result.outputs == {"result": str(tmp_path / RUN_ID / "fine" / "result")}
-    assert f"Stored output 'result' at {tmp_path / RUN_ID / 'fine' / 'result'}" in caplog.text
+    assert f"Stored output 'result' at {tmp_path / RUN_ID / 'fine' / 'result'}" in task_log.text
 
 
 def test_secret_env_reaches_the_worker_but_not_the_request(tmp_path):
@@ -76,8 +75,7 @@ def test_kill_stops_the_whole_process_group(tmp_path):
         pass
 
 
-def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, caplog):
-    caplog.set_level(logging.INFO)
+def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, task_log):
     pid_file = tmp_path / "pid"
     # A SIGKILL would only come after kill_timeout: the worker must end on the SIGTERM.
     runner = SubprocessRunner(env={"SLOW_IMPORT_PID_FILE": str(pid_file)}, kill_timeout=60)
@@ -90,7 +88,7 @@ def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, cap
     )
     results = []
     thread = threading.Thread(
-        target=lambda: results.append(runner.run(request, {}, logging.getLogger("t")))
+        target=lambda: results.append(runner.run(request, {}, task_log.logger))
     )
     thread.start()
     deadline = time.monotonic() + 120
@@ -108,7 +106,7 @@ def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, cap
     assert results[0].error.class_name == "KeyboardInterrupt"
     assert (
         "Step 'noop' failed: KeyboardInterrupt: the step was stopped before it ran (SIGTERM or "
-        "SIGINT: a kill or a timeout)" in caplog.text
+        "SIGINT: a kill or a timeout)" in task_log.text
     )
     # and the step's event log was still written next to its outputs
     assert (tmp_path / RUN_ID / "noop" / "events.jsonl").exists()

@@ -14,7 +14,7 @@ from dagster_airflow_venv import VenvRunner
 
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import SUCCESS, CodeLocation, StepRequest, StorageSpec
-from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, plugin_registered
+from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, TaskLog, plugin_registered
 
 
 class TestVenvRunnerContract(RunnerContract):
@@ -40,11 +40,11 @@ def request(tmp_path) -> StepRequest:
     )
 
 
-def test_the_step_runs_with_the_venvs_python(step_venv, tmp_path, caplog):
-    caplog.set_level(logging.INFO)
-    result = VenvRunner(venv=str(step_venv)).run(request(tmp_path), {}, logging.getLogger("t"))
+def test_the_step_runs_with_the_venvs_python(step_venv, tmp_path):
+    with TaskLog() as task_log:
+        result = VenvRunner(venv=str(step_venv)).run(request(tmp_path), {}, task_log.logger)
     assert result.status == SUCCESS, result.error
-    assert f"Starting {step_venv}/bin/python -m dagster_airflow execute-step" in caplog.text
+    assert f"Starting {step_venv}/bin/python -m dagster_airflow execute-step" in task_log.text
     # The step's venv has no Airflow: the step really ran there, not in Airflow's environment.
     probe = [str(step_venv / "bin" / "python"), "-c", "import airflow"]
     assert subprocess.run(probe, capture_output=True).returncode == 1
