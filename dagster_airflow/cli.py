@@ -41,11 +41,28 @@ def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
     return cls(name=name, options=values), backend
 
 
-def _code_location(args: argparse.Namespace) -> CodeLocation:
+def _job_name(args: argparse.Namespace) -> str:
+    """The job, named positionally or with -j/--job as Dagster spells it."""
+    if args.job and args.job_option and args.job != args.job_option:
+        raise ConfigurationError(
+            f"two jobs named: {args.job!r} and -j {args.job_option!r}; name the job once."
+        )
+    job = args.job or args.job_option
+    if not job:
+        raise ConfigurationError(
+            "no job named; pass the Dagster job's name, as in `dagster-airflow scaffold "
+            "my_job -e run_config.yml` or -j my_job."
+        )
+    return job
+
+
+def _code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
     def absolute(path: str | None) -> str | None:
         return str(Path(path).expanduser().absolute()) if path else None
 
     working_directory = absolute(args.working_directory)
+    if not (args.python_file or args.module_name or args.workspace):
+        return _discovered_location(args, job_name, working_directory)
     if args.python_file:
         python_file = Path(args.python_file).expanduser()
         if not python_file.is_file():
@@ -63,6 +80,29 @@ def _code_location(args: argparse.Namespace) -> CodeLocation:
     )
 
 
+def _discovered_location(
+    args: argparse.Namespace, job_name: str, working_directory: str | None
+) -> CodeLocation:
+    """With no -f, -m or -w: what the working directory declares, as Dagster's CLI finds it."""
+    import attrs
+
+    from dagster_airflow.code_location import first_with_job
+    from dagster_airflow.discovery import discover
+
+    candidates, declared_in = discover()
+    if candidates[0].workspace:
+        return attrs.evolve(candidates[0], location_name=args.location_name)
+    candidates = [
+        attrs.evolve(
+            c,
+            attribute=args.attribute or c.attribute,
+            working_directory=working_directory or c.working_directory,
+        )
+        for c in candidates
+    ]
+    return first_with_job(candidates, job_name, f"the modules of {str(declared_in)!r}")
+
+
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import attrs
 
@@ -75,13 +115,14 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         render_dag,
     )
 
-    location = _code_location(args)
+    job_name = _job_name(args)
+    location = _code_location(args, job_name)
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
     storage_name = args.storage or runner_backend.cls.default_storage
     storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
     run_config = load_run_config(args.config)
     where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
-    graph = compile_job(location, args.job, run_config, where)
+    graph = compile_job(location, job_name, run_config, where)
     if args.image_code_root:
         host_root = location.working_directory or str(Path.cwd())
         graph = attrs.evolve(
@@ -91,7 +132,7 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         graph,
         runner,
         storage,
-        dag_id=args.dag_id or args.job,
+        dag_id=args.dag_id or job_name,
         command=command_line(argv),
     )
     if not args.install:
@@ -99,7 +140,7 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
     path = install_dag(text, folder, f"{graph.code_location.name}_{graph.job_name}.py")
-    print(f"Wrote DAG {args.dag_id or args.job!r} ({len(graph.steps)} tasks) to {path}")
+    print(f"Wrote DAG {args.dag_id or job_name!r} ({len(graph.steps)} tasks) to {path}")
     return 0
 
 
@@ -206,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile a Dagster job's execution plan with its run config and print an "
         "Airflow DAG file with one DagsterOperator per step (or --install it).",
     )
-    scaffold.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    scaffold.add_argument("job", metavar="JOB", nargs="?", help="the Dagster job's name")
+    scaffold.add_argument(
+        "-j", "--job", dest="job_option", metavar="JOB", help="the job's name, as Dagster spells it"
+    )
     scaffold.add_argument(
         "-e",
         "-c",
@@ -216,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_CONFIG_YAML",
         help="a run config YAML file; repeat to merge several, later files winning",
     )
-    where = scaffold.add_mutually_exclusive_group(required=True)
+    # None of them: the working directory's pyproject.toml or workspace.yaml, as Dagster's CLI.
+    where = scaffold.add_mutually_exclusive_group()
     where.add_argument("-f", "--python-file", help="the Python file that defines the job")
     where.add_argument("-m", "--module-name", help="the Python module that defines the job")
     where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
