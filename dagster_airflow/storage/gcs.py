@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,19 @@ class GCSStorage(IntermediateStorage):
             if not self.client.bucket(self.bucket).exists():
                 raise NotFound(f"bucket {self.bucket}")
         return False
+
+    def stat(self, key: str) -> ObjectStat:
+        from google.api_core.exceptions import NotFound
+
+        blob = self._blob(key)
+        with self.errors():
+            try:
+                blob.reload()
+            except NotFound:
+                if not self.client.bucket(self.bucket).exists():
+                    raise
+                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+        return ObjectStat(size=blob.size, modified=blob.updated.timestamp())
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_name(prefix.strip("/")) + "/"
