@@ -144,6 +144,52 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import json
+    import pprint
+
+    from dagster_airflow import results
+    from dagster_airflow.connections import get_connection
+    from dagster_airflow.scaffold import dags_folder
+
+    if args.dag_file:
+        dag = results.read_dag_file(Path(args.dag_file).expanduser())
+        if dag.dag_id != args.dag_id:
+            raise ConfigurationError(
+                f"the DAG file {args.dag_file!r} defines DAG {dag.dag_id!r}, not "
+                f"{args.dag_id!r}; pass that DAG's id or its own file."
+            )
+    else:
+        folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
+        dag = results.find_dag_file(args.dag_id, folder)
+    storage = dag.storage()
+    with results.credentials(storage, get_connection):
+        run = results.run_results(dag, args.run_id, storage)
+        if not args.show:
+            text = json.dumps(run.to_dict(), indent=2) + "\n" if args.json else results.table(run)
+            sys.stdout.write(text)
+            return 0
+        step, output = run.find(args.show)
+        if output == results.EVENTS:
+            events = [results.event_dict(e) for e in step.events]
+            text = json.dumps(events, indent=2) + "\n" if args.json else results.events_text(step)
+            sys.stdout.write(text)
+            return 0
+        stored = step.output(output)
+        key = storage.key(run.dagster_run_id, step.step_key, stored.name)
+        print(
+            f"Unpickling {stored.uri} in this Python ({sys.executable}); its classes must be "
+            "importable here, and unpickle only from a storage you trust.",
+            file=sys.stderr,
+        )
+        value = results.load_value(storage, stored, key, dag)
+    if args.json:
+        print(json.dumps({**stored.to_dict(), "value": results.jsonable(value)}, indent=2))
+    else:
+        print(pprint.pformat(value, width=99, sort_dicts=False))
+    return 0
+
+
 def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.worker import execute_step
 
@@ -324,6 +370,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=cmd_plugins)
+
+    found = commands.add_parser(
+        "results",
+        help="list what a DAG run's steps wrote, by the Airflow run id; --show one value",
+        description="List each step of one Airflow DAG run with its outputs (URI, size, when "
+        "written) and its event log, read from the storage the DAG's scaffolded file names, "
+        "with the credentials of its Airflow connection.",
+    )
+    found.add_argument("dag_id", metavar="DAG_ID", help="the Airflow DAG id")
+    found.add_argument(
+        "run_id", metavar="RUN_ID", help="the Airflow run id: manual__... or scheduled__..."
+    )
+    found.add_argument(
+        "--show",
+        metavar="STEP[.OUTPUT]",
+        help="print one output's value (unpickled here; default output: the step's only one, "
+        "or result), or STEP.events for its event log",
+    )
+    found.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    found.add_argument("--dag-file", help="the DAG's scaffolded file (default: found by DAG id)")
+    found.add_argument(
+        "--dags-folder", help="where to look for it (default: Airflow's, $AIRFLOW_HOME/dags)"
+    )
+    found.set_defaults(handler=cmd_results)
 
     execute = commands.add_parser(
         "execute-step",
