@@ -146,6 +146,7 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import json
+    import logging
     import pprint
 
     from dagster_airflow import results
@@ -164,6 +165,9 @@ def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
         dag = results.find_dag_file(args.dag_id, folder)
     storage = dag.storage()
     with results.credentials(storage, get_connection):
+        # Reading a connection through Airflow configures its logging at INFO: keep the SDKs'
+        # chatter ("Found credentials in environment variables") out of the command's output.
+        logging.getLogger().setLevel(logging.WARNING)
         run = results.run_results(dag, args.run_id, storage)
         if not args.show:
             text = json.dumps(run.to_dict(), indent=2) + "\n" if args.json else results.table(run)
