@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dagster_airflow.discovery import discover
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import EXAMPLES, ROOT, run_cli
 from tests.test_airflow_plugin import default_args
 
 
@@ -198,6 +198,8 @@ def test_nothing_found_says_what_was_looked_for_and_which_flag_to_pass(tmp_path)
         "workspace.yml; run the scaffold from your project's directory, or pass -f FILE.py, "
         "-m MODULE or -w workspace.yaml.\n"
     )
+    shown = (ROOT / "docs" / "scaffold.md").read_text()
+    assert done.stderr.replace(str(tmp_path), "/home/me") in shown
 
 
 def test_dg_autoload_defs_is_refused_in_one_sentence(tmp_path):

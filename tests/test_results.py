@@ -4,9 +4,13 @@ the DAG's Airflow connection."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import io
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import urllib.parse
@@ -21,7 +25,7 @@ from dagster_airflow.connections import from_environment, parse_uri
 from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec, dagster_run_id
 from dagster_airflow.runners.subprocess import SubprocessRunner
 from dagster_airflow.storage.gcs import EMULATOR_ENV
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import EXAMPLES, ROOT, run_cli
 from tests.test_airflow_plugin import default_args
 from tests.test_e2e_subprocess import dagster_in_process
 
@@ -297,6 +301,66 @@ def test_gcs_results_on_the_emulator(gcs_emulator, tmp_path, monkeypatch):
     assert f"gs://{bucket}/dagster-airflow/{dagster_id}/summarize/result" in done.stdout
     shown = results("results_gcs", AIRFLOW_RUN, "--show", "count_reversed", env=env)
     assert eval(shown.stdout) == expected("count_reversed")
+
+
+def test_storage_md_shows_the_table_the_command_prints():
+    """docs/storage.md's example, for the objects it shows (its "..." stands for three steps)."""
+    from dagster_airflow import results as found
+
+    text = (ROOT / "docs" / "storage.md").read_text()
+    shown = re.search(r"```\n\$ dagster-airflow results (.*?)```", text, re.S).group(1)
+    root = "s3://my-dagster-bucket/dagster-airflow/6f1c..."
+    written = datetime.datetime(2026, 11, 25, 10, 0, 4, tzinfo=datetime.UTC).timestamp()
+
+    def step(key, size, log_size, events, at):
+        return found.StepResults(
+            key,
+            "success",
+            (found.StoredObject("result", f"{root}/{key}/result", size, at),),
+            found.StoredObject("events.jsonl", f"{root}/{key}/events.jsonl", log_size, at),
+            tuple(range(events)),
+        )
+
+    run = found.RunResults(
+        found.DagFile(Path("demo.py"), "demo_pipeline", {}, ()),
+        "manual__2026-11-25T10:00:00+00:00",
+        "6f1c...",
+        root,
+        (
+            step("multiply_the_word", 21, 3174, 10, written),
+            step("summarize", 88, 4403, 14, written + 15),
+        ),
+    )
+    lines = shown.splitlines()
+    assert lines[0] == "demo_pipeline manual__2026-11-25T10:00:00+00:00"
+    assert found.table(run) == "\n".join(line for line in lines[1:] if line != "...") + "\n"
+
+
+def test_storage_md_python_example_reads_a_run(moto_server, monkeypatch):
+    """docs/storage.md's Python way, on moto, for a run the worker wrote."""
+    from dagster_airflow.storage.s3 import S3Storage
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": moto_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"docs-{uuid.uuid4().hex[:8]}"
+    storage = S3Storage(bucket=bucket)
+    storage.client.create_bucket(Bucket=bucket)
+    run_id = dagster_run_id("demo_pipeline", "manual__2026-11-25T10:00:00+00:00")
+    value = pickle.dumps({"total": 6})
+    storage.put_bytes(storage.key(run_id, "summarize", "result"), value)
+    text = (ROOT / "docs" / "storage.md").read_text().split("## Browsing", 1)[1]
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(code.replace("my-dagster-bucket", bucket), {})
+    assert printed.getvalue() == (
+        f"s3://{bucket}/dagster-airflow/{run_id}/summarize/result {len(value)}\n{{'total': 6}}\n"
+    )
 
 
 # -- connections outside a task ------------------------------------------------------------------
