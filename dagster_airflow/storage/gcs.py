@@ -163,18 +163,24 @@ class GCSStorage(IntermediateStorage):
         ):
             yield stream
 
-    @contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def _found_blob(self, key: str):
+        """The blob with its metadata loaded; OutputNotFoundError when there is none (call it
+        inside ``errors()``: a missing bucket raises NotFound)."""
         from google.api_core.exceptions import NotFound
 
         blob = self._blob(key)
+        try:
+            blob.reload()
+        except NotFound:
+            if not self.client.bucket(self.bucket).exists():
+                raise
+            raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+        return blob
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
         with self.errors():
-            try:
-                blob.reload()
-            except NotFound:
-                if not self.client.bucket(self.bucket).exists():
-                    raise
-                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+            blob = self._found_blob(key)
             # Pinned to the generation just found: a concurrent rewrite cannot mix two versions.
             with blob.open("rb", chunk_size=self.chunk_size) as stream:
                 yield stream
@@ -191,16 +197,8 @@ class GCSStorage(IntermediateStorage):
         return False
 
     def stat(self, key: str) -> ObjectStat:
-        from google.api_core.exceptions import NotFound
-
-        blob = self._blob(key)
         with self.errors():
-            try:
-                blob.reload()
-            except NotFound:
-                if not self.client.bucket(self.bucket).exists():
-                    raise
-                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+            blob = self._found_blob(key)
         return ObjectStat(size=blob.size, modified=blob.updated.timestamp())
 
     def list(self, prefix: str) -> Iterator[str]:
