@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -128,12 +129,16 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         graph = attrs.evolve(
             graph, code_location=relocate(graph.code_location, host_root, args.image_code_root)
         )
+    command = command_line(argv)
+    if not (args.python_file or args.module_name or args.workspace):
+        # Found in the working directory: scaffolding again must start there too.
+        command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
     text = render_dag(
         graph,
         runner,
         storage,
         dag_id=args.dag_id or job_name,
-        command=command_line(argv),
+        command=command,
     )
     if not args.install:
         sys.stdout.write(text)

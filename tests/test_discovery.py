@@ -141,6 +141,8 @@ def test_each_form_finds_what_dagster_finds_and_the_dag_names_it(
     wanted = {k: v.format(root=root) for k, v in expected.items()}
     assert location == {**wanted, "working_directory": str(root)}
     assert location.get("python_file", "/").startswith("/")
+    # The file says how to scaffold it again: from the directory where it was found.
+    assert f"    cd {root} && dagster-airflow scaffold demo_pipeline -e env.yml\n" in done.stdout
 
 
 def test_pyproject_comes_before_workspace_yaml_as_in_dagster(tmp_path, monkeypatch):

@@ -29,6 +29,8 @@ from tests.conftest import EXAMPLES, ROOT, run_cli
 from tests.test_airflow_plugin import default_args
 from tests.test_e2e_subprocess import dagster_in_process
 
+pytestmark = pytest.mark.airflow
+
 STEPS = ["multiply_the_word", "count_letters", "reverse_word", "count_reversed", "summarize"]
 AIRFLOW_RUN = "manual__2026-12-01T10:00:00+00:00"
 
@@ -225,7 +227,6 @@ def run_steps(args: dict, dag_id: str, env: dict[str, str]) -> None:
         assert result.succeeded, result.error
 
 
-@pytest.mark.airflow
 def test_s3_results_with_the_credentials_of_the_dags_connection(moto_server, tmp_path):
     bucket = f"results-{uuid.uuid4().hex[:8]}"
     boto3.client(
@@ -278,7 +279,6 @@ def test_s3_results_with_the_credentials_of_the_dags_connection(moto_server, tmp
     assert "results_aws" in without.stderr
 
 
-@pytest.mark.airflow
 def test_gcs_results_on_the_emulator(gcs_emulator, tmp_path, monkeypatch):
     from dagster_airflow.storage.gcs import GCSStorage
 
