@@ -152,7 +152,6 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import json
     import logging
-    import pprint
 
     from dagster_airflow import results
     from dagster_airflow.connections import get_connection
@@ -174,24 +173,35 @@ def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # chatter ("Found credentials in environment variables") out of the command's output.
         logging.getLogger().setLevel(logging.WARNING)
         run = results.run_results(dag, args.run_id, storage)
-        if not args.show:
-            text = json.dumps(run.to_dict(), indent=2) + "\n" if args.json else results.table(run)
-            sys.stdout.write(text)
-            return 0
-        step, output = run.find(args.show)
-        if output == results.EVENTS:
-            events = [results.event_dict(e) for e in step.events]
-            text = json.dumps(events, indent=2) + "\n" if args.json else results.events_text(step)
-            sys.stdout.write(text)
-            return 0
-        stored = step.output(output)
-        key = storage.key(run.dagster_run_id, step.step_key, stored.name)
-        print(
-            f"Unpickling {stored.uri} in this Python ({sys.executable}); its classes must be "
-            "importable here, and unpickle only from a storage you trust.",
-            file=sys.stderr,
+        if args.show:
+            return _show(run, storage, args)
+    text = json.dumps(run.to_dict(), indent=2) + "\n" if args.json else results.table(run)
+    sys.stdout.write(text)
+    return 0
+
+
+def _show(run, storage, args: argparse.Namespace) -> int:
+    """`results --show STEP[.OUTPUT]`: one output's value, or STEP.events: its event log."""
+    import json
+    import pprint
+
+    from dagster_airflow import results
+
+    step, output = run.find(args.show)
+    if output == results.EVENTS:
+        events = [results.event_dict(e) for e in step.events]
+        sys.stdout.write(
+            json.dumps(events, indent=2) + "\n" if args.json else results.events_text(step)
         )
-        value = results.load_value(storage, stored, key, dag)
+        return 0
+    stored = step.output(output)
+    print(
+        f"Unpickling {stored.uri} in this Python ({sys.executable}); its classes must be "
+        "importable here, and unpickle only from a storage you trust.",
+        file=sys.stderr,
+    )
+    key = storage.key(run.dagster_run_id, step.step_key, stored.name)
+    value = results.load_value(storage, stored, key, run.dag)
     if args.json:
         print(json.dumps({**stored.to_dict(), "value": results.jsonable(value)}, indent=2))
     else:
