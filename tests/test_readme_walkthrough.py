@@ -132,6 +132,7 @@ def test_the_readme_walkthrough(podman, moto_server, tmp_path):
     assert result.succeeded, result.output[-3000:]
     assert result.states == dict.fromkeys(STEPS, "success")
     assert f"Starting a container of {IMAGE}" in result.task_log("summarize")
+    assert podman.containers(label="dagster-airflow.dagster_run_id") == []
 
     # Its results, by the Airflow run id.
     listing, show = [c for c in commands if c[:2] == ["dagster-airflow", "results"]]
