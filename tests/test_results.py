@@ -408,3 +408,16 @@ def test_json_connections_and_missing_ones_from_the_environment(monkeypatch):
     }
     monkeypatch.delenv("AIRFLOW_CONN_NOT_THERE", raising=False)
     assert from_environment("not_there") is None
+
+
+def test_reading_results_imports_neither_side_until_a_connection_or_a_value_is_needed():
+    """The command reads a DAG file and a storage with neither Airflow nor Dagster imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dagster_airflow.results, dagster_airflow.connections, dagster_airflow.cli\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'dagster'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
