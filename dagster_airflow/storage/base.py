@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote
 
+import attrs
+
 # What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
 # (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
@@ -37,6 +39,15 @@ def browse_url(uri: str, folder: bool = False) -> str:
     if not sep and uri.startswith("/"):
         return Path(uri).as_uri() + ("/" if folder else "")
     return uri
+
+
+@attrs.frozen
+class ObjectStat:
+    """What a storage knows of a committed object: its size in bytes and when it was written
+    (seconds since the epoch, UTC)."""
+
+    size: int
+    modified: float
 
 
 class IntermediateStorage(ABC):
@@ -80,6 +91,13 @@ class IntermediateStorage(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """The keys under a prefix (such as a run id), sorted."""
+
+    def stat(self, key: str) -> ObjectStat:
+        """The object's size and time of writing; raises OutputNotFoundError naming the URI when
+        there is none. Backends answer from metadata; this fallback reads the object."""
+        import time
+
+        return ObjectStat(size=len(self.get_bytes(key)), modified=time.time())
 
     def browse_url(self, key: str, folder: bool = False) -> str:
         """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from dagster_airflow.errors import OutputNotFoundError
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.storage.base import IntermediateStorage
+from dagster_airflow.storage.base import IntermediateStorage, ObjectStat
 
 DEFAULT_BASE_DIR = os.path.join(tempfile.gettempdir(), "dagster-airflow")
 
@@ -62,6 +62,13 @@ class FilesystemStorage(IntermediateStorage):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def stat(self, key: str) -> ObjectStat:
+        try:
+            info = self.path(key).stat()
+        except FileNotFoundError:
+            raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+        return ObjectStat(size=info.st_size, modified=info.st_mtime)
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.path(prefix)

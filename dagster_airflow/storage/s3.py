@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,21 @@ class S3Storage(IntermediateStorage):
                 if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
                     raise self.client_error("NoSuchBucket", "") from exc
         return False
+
+    def stat(self, key: str) -> ObjectStat:
+        from botocore.exceptions import ClientError
+
+        with self.errors():
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+                head = None
+        if head is None:
+            self.exists(key)  # HEAD says 404 for a missing bucket too: this raises for that
+            raise OutputNotFoundError(f"no object at {self.uri(key)!r}.")
+        return ObjectStat(size=head["ContentLength"], modified=head["LastModified"].timestamp())
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_key(prefix.strip("/")) + "/"

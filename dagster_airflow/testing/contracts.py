@@ -107,6 +107,25 @@ class StorageContract:
             f"{run_id}/a/result",
         ]
 
+    def test_stat_gives_the_size_and_when_it_was_written(self, storage, run_id):
+        key = storage.key(run_id, "step", "result")
+        before = time.time()
+        storage.put_bytes(key, b"x" * 1234)
+        after = time.time()
+        stat = storage.stat(key)
+        assert stat.size == 1234
+        # Servers stamp objects to the second (S3's Last-Modified), and their clock is the
+        # machine's here: within a couple of seconds of the write.
+        assert before - 2 <= stat.modified <= after + 2
+        storage.put_bytes(key, b"")
+        assert storage.stat(key).size == 0
+
+    def test_stat_of_a_missing_key_raises_output_not_found_naming_the_uri(self, storage, run_id):
+        key = storage.key(run_id, "step", "missing")
+        with pytest.raises(OutputNotFoundError) as caught:
+            storage.stat(key)
+        assert storage.uri(key) in str(caught.value)
+
     def test_empty_object(self, storage, run_id):
         key = storage.key(run_id, "step", "empty")
         storage.put_bytes(key, b"")
