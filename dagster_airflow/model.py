@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.keys import check_run_id
 
 # uuid5 namespace of every Dagster run id this project derives from an Airflow run.
 RUN_ID_NAMESPACE = uuid.UUID("5c1f3c6e-2b0b-4f4e-9a57-6d0a1f6e7a10")
@@ -157,7 +158,10 @@ class StepRequest:
     code_location: CodeLocation
     job_name: str
     step_key: str
-    run_id: str
+    # A UUID, checked: it is the first part of every storage key the step reads or writes.
+    run_id: str = attrs.field(
+        validator=lambda _, __, value: check_run_id(value, "the step request")
+    )
     run_config: dict[str, Any] = attrs.field(factory=dict)
     storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
     attempt: int = 1

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.keys import check_key
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
 
@@ -143,6 +144,7 @@ class S3Storage(IntermediateStorage):
         return self._client
 
     def object_key(self, key: str) -> str:
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
