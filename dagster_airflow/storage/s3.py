@@ -363,6 +363,24 @@ class _MultipartWriter(io.RawIOBase):
             self.upload_id = None
         self.buffer = bytearray()
         self._shutdown()
+        self._abort_abandoned()
+
+    def _abort_abandoned(self) -> None:
+        """Abort the unfinished multipart uploads of this key: a writer killed midway (its
+        process died before it could abort) leaves its parts stored, and billed, for good."""
+        try:
+            pages = self.storage.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.storage.bucket, Prefix=self.object_key):
+                for upload in page.get("Uploads", ()):
+                    if upload["Key"] == self.object_key:
+                        self._call("abort_multipart_upload", UploadId=upload["UploadId"])
+        except Exception as exc:  # the object is committed; the parts only cost storage
+            log.warning(
+                "Could not abort unfinished uploads of %s (%s); a lifecycle rule "
+                "(AbortIncompleteMultipartUpload) removes them",
+                self.object_key,
+                exc,
+            )
 
     def _shutdown(self) -> None:
         if self.executor is not None:
