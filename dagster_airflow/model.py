@@ -8,6 +8,7 @@ and the worker answers with `StepEvent` lines that the runner folds into a `Step
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -31,13 +32,24 @@ EVENT_MARKER = "dagster_airflow_event"
 RUN_ID_TAG = "dagster-airflow/run_id"
 
 
-def dagster_run_id(dag_id: str, airflow_run_id: str) -> str:
+# Set on every Airflow component of a deployment (workers, api-server) to keep its run ids apart
+# from another deployment's that shares the storage with the same DAG ids (docs/storage.md).
+NAMESPACE_ENV_VAR = "DAGSTER_AIRFLOW_NAMESPACE"
+
+
+def dagster_run_id(dag_id: str, airflow_run_id: str, namespace: str | None = None) -> str:
     """The Dagster run id shared by every task of one Airflow DAG run.
 
     Derived from the dag id and the Airflow run id (never the logical date, which is None for
-    triggered runs), so a retried task finds the outputs its upstream tasks wrote.
+    triggered runs), so a retried task finds the outputs its upstream tasks wrote; and from the
+    deployment's namespace (default: ``$DAGSTER_AIRFLOW_NAMESPACE``), so that staging's
+    ``scheduled__2026-12-01T00:00:00+00:00`` of a DAG is not production's. Without a namespace
+    the id is what it always was.
     """
-    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{dag_id}\n{airflow_run_id}"))
+    if namespace is None:
+        namespace = os.environ.get(NAMESPACE_ENV_VAR, "")
+    name = f"{dag_id}\n{airflow_run_id}"
+    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{namespace}\n{name}" if namespace else name))
 
 
 def _json_object(value: Any, what: str) -> dict[str, Any]:
