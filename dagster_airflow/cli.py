@@ -108,15 +108,16 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import attrs
 
     from dagster_airflow.compile import compile_job, load_run_config
+    from dagster_airflow.dag_install import check_dag_id, install_dag
     from dagster_airflow.scaffold import (
         command_line,
         dags_folder,
-        install_dag,
         relocate,
         render_dag,
     )
 
     job_name = _job_name(args)
+    dag_id = check_dag_id(args.dag_id or job_name)
     location = _code_location(args, job_name)
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
     storage_name = args.storage or runner_backend.cls.default_storage
@@ -137,15 +138,17 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         graph,
         runner,
         storage,
-        dag_id=args.dag_id or job_name,
+        dag_id=dag_id,
         command=command,
     )
     if not args.install:
         sys.stdout.write(text)
         return 0
     folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
-    path = install_dag(text, folder, f"{graph.code_location.name}_{graph.job_name}.py")
-    print(f"Wrote DAG {args.dag_id or job_name!r} ({len(graph.steps)} tasks) to {path}")
+    path, replaced = install_dag(text, folder, dag_id, args.force, create=not args.dags_folder)
+    print(f"Wrote DAG {dag_id!r} ({len(graph.steps)} tasks) to {path}")
+    for old in replaced:
+        print(f"Removed {old}, which held the same DAG under an older name")
     return 0
 
 
@@ -361,7 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument(
         "--install",
         action="store_true",
-        help="write {location}_{job}.py into the dags folder instead of printing it",
+        help="write {dag_id}.py into the dags folder instead of printing it",
+    )
+    scaffold.add_argument(
+        "--force",
+        action="store_true",
+        help="with --install: replace a file that holds another DAG, or not a scaffolded one",
     )
     scaffold.add_argument(
         "--dags-folder", help="with --install (default: Airflow's, $AIRFLOW_HOME/dags)"

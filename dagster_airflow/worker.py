@@ -80,6 +80,9 @@ class EventPrinter:
             )
         )
 
+    def failed(self) -> bool:
+        return any(e.event_type == "STEP_FAILURE" for e in self.events)
+
     def succeeded(self) -> bool:
         return any(e.event_type in ("STEP_SUCCESS", "STEP_SKIPPED") for e in self.events)
 
@@ -103,6 +106,14 @@ class StepWorker:
             self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_BEFORE_IT_RAN}.")
         except Exception as exc:
             self.printer.fail(exc, f"Step {self.request.step_key!r} could not run: {exc}")
+        except BaseException as exc:
+            # Dagster reports an interruption while the step ran as its STEP_FAILURE, then
+            # re-raises it (a BaseException): the step ends here and writes its event log, with
+            # no uncaught traceback after the one clear line.
+            if type(exc).__name__ != "DagsterExecutionInterruptedError":
+                raise
+            if not self.printer.failed():
+                self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
         self._write_event_log()
         return EXIT_SUCCESS if self.printer.succeeded() else EXIT_FAILURE
 

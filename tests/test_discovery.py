@@ -179,16 +179,18 @@ def test_a_modules_list_scaffolds_from_the_module_that_has_the_job(tmp_path):
     assert default_args(done.stdout)["code_location"]["module_name"] == "demo"
 
 
-def test_install_names_the_file_after_the_code_location_name(tmp_path):
+def test_install_names_the_file_after_the_dag_id(tmp_path):
     root = project(tmp_path, TOOL_DAGSTER)
     dags = tmp_path / "dags"
+    dags.mkdir()
     done = run_cli(
         *("scaffold", "demo_pipeline", "-e", "env.yml", "--install"),
         *("--dags-folder", str(dags)),
         cwd=root,
     )
     assert done.returncode == 0, done.stderr
-    assert [p.name for p in dags.iterdir()] == ["demo_execution_repo_demo_pipeline.py"]
+    # Named for the DAG id (two DAGs of one job never share a file), whatever was discovered.
+    assert [p.name for p in dags.iterdir()] == ["demo_pipeline.py"]
 
 
 def test_nothing_found_says_what_was_looked_for_and_which_flag_to_pass(tmp_path):

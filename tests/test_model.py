@@ -1,9 +1,13 @@
 """The wire: JSON round trips and the run id shared by a DAG run's tasks."""
 
+import uuid
+
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import (
+    NAMESPACE_ENV_VAR,
+    RUN_ID_NAMESPACE,
     CodeLocation,
     RunnerSpec,
     StepError,
@@ -63,3 +67,19 @@ def test_backend_spec_accepts_a_name_or_a_mapping():
     )
     with pytest.raises(ConfigurationError, match="runner \\{'image': 'x'\\} has no 'name'"):
         RunnerSpec.from_value({"image": "x"})
+
+
+def test_a_namespace_keeps_two_deployments_runs_apart(monkeypatch):
+    """docs/storage.md: staging and production share a prefix and run the same DAG ids."""
+    scheduled = "scheduled__2026-12-01T00:00:00+00:00"
+    monkeypatch.delenv(NAMESPACE_ENV_VAR, raising=False)
+    unset = dagster_run_id("demo", scheduled)
+    # Without a namespace, the id is the one every earlier version derived.
+    assert unset == str(uuid.uuid5(RUN_ID_NAMESPACE, f"demo\n{scheduled}"))
+    monkeypatch.setenv(NAMESPACE_ENV_VAR, "staging")
+    staging = dagster_run_id("demo", scheduled)
+    monkeypatch.setenv(NAMESPACE_ENV_VAR, "production")
+    production = dagster_run_id("demo", scheduled)
+    assert len({unset, staging, production}) == 3
+    assert dagster_run_id("demo", scheduled, namespace="staging") == staging
+    assert dagster_run_id("demo", scheduled, namespace="") == unset

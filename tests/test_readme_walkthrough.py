@@ -121,7 +121,7 @@ def test_the_readme_walkthrough(podman, moto_server, tmp_path):
     args += ["--runner-option", "network_mode=host"]
     done = run_cli(*args, cwd=project, env=home.env)
     assert done.returncode == 0, done.stderr
-    dag_file = home.dags_folder / "demo_execution_repo_demo_pipeline.py"
+    dag_file = home.dags_folder / "demo_pipeline.py"
     assert done.stdout == f"Wrote DAG 'demo_pipeline' (5 tasks) to {dag_file}\n"
     text = dag_file.read_text()
     assert '"module_name": "demo"' in text and '"working_directory": "/opt/dagster/app"' in text

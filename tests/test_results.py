@@ -201,6 +201,7 @@ def test_unknown_dag_run_step_and_output_are_one_sentence(fs_run):
 
 
 def scaffold_to(folder: Path, dag_id: str, *storage_args: str) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
     done = run_cli(
         *("scaffold", "demo_pipeline", "-f", str(EXAMPLES / "demo.py")),
         *("-e", str(EXAMPLES / "demo.yml"), "--dag-id", dag_id, *storage_args),

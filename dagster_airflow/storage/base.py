@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import attrs
 
+from dagster_airflow.keys import check_key
+
 # What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
 # (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
@@ -65,8 +67,11 @@ class IntermediateStorage(ABC):
         return options
 
     def key(self, run_id: str, step_key: str, name: str) -> str:
-        """The key of an output (or the event log) of a step, relative to the storage's root."""
-        return f"{run_id}/{step_key}/{name}"
+        """The key of an output (or the event log) of a step, relative to the storage's root.
+
+        Refused (ConfigurationError) when a part could lead outside the storage: '..', an
+        absolute part, a control character. Every storage checks the keys it is handed too."""
+        return check_key(f"{run_id}/{step_key}/{name}")
 
     @abstractmethod
     def uri(self, key: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.keys import check_key
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -144,6 +145,7 @@ class GCSStorage(IntermediateStorage):
         return self._client
 
     def object_name(self, key: str) -> str:
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.keys import check_key
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -143,6 +144,7 @@ class S3Storage(IntermediateStorage):
         return self._client
 
     def object_key(self, key: str) -> str:
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
@@ -376,6 +378,24 @@ class _MultipartWriter(io.RawIOBase):
             self.upload_id = None
         self.buffer = bytearray()
         self._shutdown()
+        self._abort_abandoned()
+
+    def _abort_abandoned(self) -> None:
+        """Abort the unfinished multipart uploads of this key: a writer killed midway (its
+        process died before it could abort) leaves its parts stored, and billed, for good."""
+        try:
+            pages = self.storage.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.storage.bucket, Prefix=self.object_key):
+                for upload in page.get("Uploads", ()):
+                    if upload["Key"] == self.object_key:
+                        self._call("abort_multipart_upload", UploadId=upload["UploadId"])
+        except Exception as exc:  # the object is committed; the parts only cost storage
+            log.warning(
+                "Could not abort unfinished uploads of %s (%s); a lifecycle rule "
+                "(AbortIncompleteMultipartUpload) removes them",
+                self.object_key,
+                exc,
+            )
 
     def _shutdown(self) -> None:
         if self.executor is not None:

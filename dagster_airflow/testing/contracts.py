@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_airflow.errors import OutputNotFoundError
+from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
 from dagster_airflow.testing.task_log import TaskLog
 
@@ -125,6 +125,33 @@ class StorageContract:
         with pytest.raises(OutputNotFoundError) as caught:
             storage.stat(key)
         assert storage.uri(key) in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "../escaped_run/step/result",
+            "run/../../escaped/result",
+            "/absolute/step/result",
+            "run//result",
+            "run/./result",
+            "run/step/result\n",
+            "run\x00/step/result",
+            "run\\..\\result",
+            "",
+        ],
+    )
+    def test_a_key_that_could_leave_the_storage_is_refused(self, storage, key):
+        uses = [storage.uri, storage.exists, storage.get_bytes, lambda k: storage.put_bytes(k, b"")]
+        for use in uses:
+            with pytest.raises(ConfigurationError, match="storage key"):
+                use(key)
+
+    @pytest.mark.parametrize("run_id", ["../escaped_run", "..", "a\nb"])
+    def test_a_run_id_that_could_leave_the_storage_is_refused(self, storage, run_id):
+        with pytest.raises(ConfigurationError, match="storage key"):
+            storage.key(run_id, "step", "result")
+        with pytest.raises(ConfigurationError, match="storage key"):
+            storage.list(run_id)
 
     def test_empty_object(self, storage, run_id):
         key = storage.key(run_id, "step", "empty")
