@@ -216,7 +216,9 @@ def read_run(storage: FilesystemStorage, run_id: str) -> dict[str, tuple[dict, l
     for key in storage.list(run_id):
         step_key, _, name = key[len(run_id) + 1 :].partition("/")
         outputs, events = found.setdefault(step_key, ({}, []))
-        if name == EVENT_LOG_NAME or (name.startswith("events") and name.endswith(".jsonl")):
+        # The event log, and the logs of earlier attempts however a storage names them.
+        last = name.rsplit("/", 1)[-1]
+        if last == EVENT_LOG_NAME or (last.startswith("events") and last.endswith(".jsonl")):
             for line in storage.get_bytes(key).decode().splitlines():
                 event = StepEvent.from_line(line)
                 if event is not None:
@@ -285,13 +287,17 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     from dagster._core.execution.api import create_execution_plan
 
     from dagster_airflow.code_location import load_job, resolve
+    from dagster_airflow.compile import validation_error
     from dagster_airflow.event_details import event_details
     from dagster_airflow.storage.io_manager import IntermediateIOManager, intermediate_io_manager
 
     job = load_job(resolve(location, job_name), job_name)
     io_manager = intermediate_io_manager(IntermediateIOManager(storage))
     job = job.with_top_level_resources({**job.resource_defs, "io_manager": io_manager})
-    plan = create_execution_plan(job, run_config=dict(run_config))
+    try:
+        plan = create_execution_plan(job, run_config=dict(run_config))
+    except Exception as exc:
+        raise validation_error(exc, job_name, "the run config given to the comparison") from None
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             run_config=dict(run_config), instance=instance, raise_on_error=False
