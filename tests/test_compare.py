@@ -4,17 +4,21 @@ a job's Airflow run and Dagster's own (the CLI form, exit status 1)."""
 
 from __future__ import annotations
 
+import pickle
 import re
 import shlex
 
 import pytest
 
-from dagster_airflow.model import StepEvent
+from dagster_airflow.model import StepEvent, dagster_run_id
+from dagster_airflow.storage.filesystem import FilesystemStorage
+from dagster_airflow.testing.airflow_home import TaskInstanceRow
 from dagster_airflow.testing.compare import (
     Comparison,
     RunRecord,
     StepRecord,
     _mapping_key,
+    airflow_record,
     differences,
 )
 from tests.conftest import ROOT, run_cli
@@ -98,3 +102,51 @@ def test_the_cli_reports_a_real_difference_and_exits_1(airflow_home):
     done = run_cli(*args, "--airflow-home", str(airflow_home.path), cwd=ROOT)
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.splitlines() == block.group(2).splitlines()
+
+
+class RecordedRun:
+    """Task instances as Airflow's database holds them after a run (what AirflowHome reads)."""
+
+    def __init__(self, rows: list[TaskInstanceRow]) -> None:
+        self.rows = rows
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceRow]:
+        return self.rows
+
+
+def test_mapped_task_instances_stand_for_the_steps_of_a_dynamic_output(tmp_path):
+    storage = FilesystemStorage(str(tmp_path))
+    run_id = dagster_run_id("dag", "manual__1")
+    storage.put_bytes(storage.key(run_id, "upper[piece_a]", "result"), pickle.dumps("A"))
+    storage.put_bytes(storage.key(run_id, "pieces", "result[piece_a]"), pickle.dumps("a"))
+    home = RecordedRun(
+        [
+            TaskInstanceRow("pieces", -1, "success", 1, None),
+            TaskInstanceRow("upper", 0, "success", 1, "piece_a"),
+            TaskInstanceRow("upper", 1, "failed", 2, "upper [piece_b]"),
+            TaskInstanceRow("never_runs", -1, "skipped", 0, None),
+            TaskInstanceRow("graph.add_one", 0, "success", 1, None),
+            TaskInstanceRow("stray", -1, "success", 1, None),
+        ]
+    )
+    keys = ["pieces", "upper[piece_a]", "upper[piece_b]", "never_runs[?]", "graph.add_one[n1]"]
+
+    record = airflow_record(home, "dag", "manual__1", storage, keys)
+
+    assert {k: (s.outcome, s.attempts) for k, s in record.steps.items()} == {
+        "pieces": ("success", 1),
+        "upper[piece_a]": ("success", 1),
+        "upper[piece_b]": ("failure", 2),
+        "never_runs[?]": ("skipped", 0),
+    }
+    assert record.steps["pieces"].outputs == {"result[piece_a]": "a"}
+    assert record.steps["upper[piece_a]"].outputs == {"result": "A"}
+    # A map index that shows no key, and a task of no step, are named in the report.
+    assert record.unmatched == ("graph.add_one[0]", "stray")
+    dagster = RunRecord(
+        "Dagster", {k: StepRecord(k, record.steps[k].outcome) for k in record.steps}
+    )
+    assert differences(record, dagster)[-2:] == [
+        "Airflow task 'graph.add_one[0]' stands for no Dagster step",
+        "Airflow task 'stray' stands for no Dagster step",
+    ]
