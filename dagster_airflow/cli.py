@@ -210,6 +210,8 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         airflow_home=home,
     )
     print(report)
+    if not report.matches:
+        print(f"Both runs' storages and the DAG are in {report.work_dir}", file=sys.stderr)
     return 0 if report.matches else 1
 
 

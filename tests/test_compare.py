@@ -10,7 +10,8 @@ import shlex
 
 import pytest
 
-from dagster_airflow.model import StepEvent, dagster_run_id
+from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.model import CodeLocation, StepEvent, dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.airflow_home import TaskInstanceRow
 from dagster_airflow.testing.compare import (
@@ -19,6 +20,7 @@ from dagster_airflow.testing.compare import (
     StepRecord,
     _mapping_key,
     airflow_record,
+    compare_job,
     differences,
 )
 from tests.conftest import ROOT, run_cli
@@ -91,6 +93,11 @@ def test_attempts_are_compared_only_for_steps_that_ran():
 )
 def test_a_map_index_label_gives_the_mapping_key(shown, key):
     assert _mapping_key(shown) == key
+
+
+def test_options_the_comparison_sets_itself_are_refused(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"scaffold option '--storage=s3' is set by"):
+        compare_job(CodeLocation(python_file="jobs.py"), "job", scaffold_options=["--storage=s3"])
 
 
 @pytest.mark.airflow

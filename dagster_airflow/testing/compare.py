@@ -108,6 +108,7 @@ class Comparison:
     airflow: RunRecord | None = None
     dagster: RunRecord | None = None
     airflow_output: str = ""  # what `airflow dags test` printed, to read when a step differs
+    work_dir: str = ""  # the run config, both storages, the Airflow home (unless one was given)
 
     @property
     def matches(self) -> bool:
@@ -326,8 +327,9 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
         mapped = _MAPPED_KEY.match(step.key)
         if mapped and mapped["key"] == UNRESOLVED:
             # The steps a dynamic output resolved to, or "op[?]" itself when it resolved to none.
-            prefix = f"{mapped['base']}["
-            keys = sorted(k for k in set(outcomes) | set(events) if k.startswith(prefix)) or keys
+            ran = {k for k in set(outcomes) | set(events) if k.startswith(f"{mapped['base']}[")}
+            resolved = {f"{mapped['base']}[{k}]" for k in _mapping_keys(step.key, deps, steps)}
+            keys = sorted(ran | resolved) or keys
         for key in keys:
             outcome = outcomes.get(key) or _not_executed(step, steps, deps)
             outputs, logged = stored.get(key, ({}, []))[0], tuple(events.get(key, ()))
@@ -335,10 +337,32 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     return RunRecord("Dagster", steps, result.run_id)
 
 
+def _upstream(step_key: str, deps, steps: Mapping[str, StepRecord]) -> list[StepRecord]:
+    """The records of a step's upstream steps, each step "op[?]" as the steps it resolved to."""
+    found = []
+    for key in deps.get(step_key, ()):
+        mapped = _MAPPED_KEY.match(key)
+        prefix = f"{mapped['base']}[" if mapped and mapped["key"] == UNRESOLVED else None
+        found += [s for k, s in steps.items() if k == key or (prefix and k.startswith(prefix))]
+    return found
+
+
+def _mapping_keys(step_key: str, deps, steps: Mapping[str, StepRecord]) -> set[str]:
+    """The mapping keys a step "op[?]" maps over: those of the dynamic output upstream (its
+    outputs "name[key]"), or of the mapped step before it in a chain."""
+    keys = set()
+    for record in _upstream(step_key, deps, steps):
+        for name in (record.key, *record.outputs):
+            mapped = _MAPPED_KEY.match(name)
+            if mapped and mapped["key"] != UNRESOLVED:
+                keys.add(mapped["key"])
+    return keys
+
+
 def _not_executed(step, steps: Mapping[str, StepRecord], deps) -> str:
     """Why Dagster did not execute a step: an upstream step failed, or (for "op[?]") the
     dynamic output it maps over yielded no keys."""
-    upstream = [steps[k].outcome for k in deps.get(step.key, ()) if k in steps]
+    upstream = [record.outcome for record in _upstream(step.key, deps, steps)]
     failed = any(outcome in (FAILURE, UPSTREAM_FAILED) for outcome in upstream)
     return SKIPPED if UNRESOLVED in step.key and not failed else UPSTREAM_FAILED
 
@@ -424,7 +448,8 @@ def compare_job(
     done = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         refusal = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
-        return Comparison(job_name, (f"the scaffold refused the job: {refusal}",), dagster=dagster)
+        refused = (f"the scaffold refused the job: {refusal}",)
+        return Comparison(job_name, refused, dagster=dagster, work_dir=str(work))
     home = airflow_home or AirflowHome(work / "airflow")
     dag_file = home.install(done.stdout, f"{dag_id}.py")
     result = home.dags_test(dag_id, dag_file=dag_file, timeout=timeout)
@@ -435,6 +460,7 @@ def compare_job(
             (f"`airflow dags test {dag_id}` made no DAG run (exit {result.returncode}):\n{tail}",),
             dagster=dagster,
             airflow_output=result.output,
+            work_dir=str(work),
         )
     airflow = airflow_record(
         home,
@@ -449,4 +475,5 @@ def compare_job(
         airflow=airflow,
         dagster=dagster,
         airflow_output=result.output,
+        work_dir=str(work),
     )
