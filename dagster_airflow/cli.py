@@ -302,6 +302,28 @@ def cmd_plugins(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.compile import load_run_config
+    from dagster_airflow.testing.airflow_home import AirflowHome
+    from dagster_airflow.testing.compare import compare_job
+
+    home = AirflowHome(Path(args.airflow_home)) if args.airflow_home else None
+    scaffold_options = [f"--runner={args.runner}"] + [
+        f"--runner-option={o}" for o in args.runner_option
+    ]
+    report = compare_job(
+        _code_location(args),
+        args.job,
+        load_run_config(args.config),
+        scaffold_options=scaffold_options,
+        airflow_home=home,
+    )
+    print(report)
+    if not report.matches:
+        print(f"Both runs' storages and the DAG are in {report.work_dir}", file=sys.stderr)
+    return 0 if report.matches else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dagster-airflow",
@@ -421,6 +443,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--dags-folder", help="where to look for it (default: Airflow's, $AIRFLOW_HOME/dags)"
     )
     found.set_defaults(handler=cmd_results)
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a job through Airflow and through Dagster, and list every difference",
+        description="Scaffold the job, run its DAG once with `airflow dags test` in a throwaway "
+        "Airflow home, run the job with Dagster in process, and print every difference in step "
+        "outcomes, attempts, outputs, hooks, materializations and asset checks (exit status 1 "
+        "when there is one). See docs/semantics.md.",
+    )
+    compare.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    compare.add_argument(
+        "-e", "-c", "--config", action="append", default=[], metavar="RUN_CONFIG_YAML"
+    )
+    where = compare.add_mutually_exclusive_group(required=True)
+    for flags, name in (("-f", "python_file"), ("-m", "module_name"), ("-w", "workspace")):
+        where.add_argument(flags, dest=name)
+    for flags, name in (("-a", "attribute"), ("-d", "working_directory"), ("-l", "location_name")):
+        compare.add_argument(flags, dest=name)
+    compare.add_argument("--runner", default="subprocess", help="as for scaffold")
+    compare.add_argument("--runner-option", action="append", default=[], metavar="KEY=VALUE")
+    compare.add_argument(
+        "--airflow-home", help="an Airflow home to run in (default: a new temporary one)"
+    )
+    compare.set_defaults(handler=cmd_compare)
 
     execute = commands.add_parser(
         "execute-step",

@@ -264,6 +264,15 @@ class StepEvent:
     output_name: str | None = None
     uri: str | None = None
     error: StepError | None = None
+    # Materializations and asset check evaluations: the asset, its partition, JSON-safe metadata.
+    asset_key: str | None = None  # as Dagster writes it for users: "prefix/name"
+    partition: str | None = None
+    metadata: dict[str, Any] | None = None
+    check_name: str | None = None
+    passed: bool | None = None
+    severity: str | None = None  # "ERROR" or "WARN"
+    # Hook events: the hook's name (None when Dagster does not say, as for HOOK_ERRORED).
+    hook_name: str | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {EVENT_MARKER: self.event_type}
@@ -296,6 +305,13 @@ class StepEvent:
             output_name=data.get("output_name"),
             uri=data.get("uri"),
             error=StepError.from_dict(error) if error else None,
+            asset_key=data.get("asset_key"),
+            partition=data.get("partition"),
+            metadata=data.get("metadata"),
+            check_name=data.get("check_name"),
+            passed=data.get("passed"),
+            severity=data.get("severity"),
+            hook_name=data.get("hook_name"),
         )
 
 

@@ -16,6 +16,7 @@ import traceback
 from typing import Any, TextIO
 
 from dagster_airflow.errors import DagsterAirflowError
+from dagster_airflow.event_details import DETAILED_EVENTS, event_details
 from dagster_airflow.model import StepError, StepEvent, StepRequest
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
@@ -232,6 +233,10 @@ class StepWorker:
             }
         elif kind == "STEP_FAILURE":
             fields = {"error": _error_from_info(data.error)}
+        elif kind in DETAILED_EVENTS:
+            fields = event_details(event)
+            if kind == "HOOK_ERRORED":
+                fields["error"] = _error_from_info(data.error)
         self.printer.emit(
             StepEvent(
                 kind,

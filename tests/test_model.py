@@ -46,6 +46,32 @@ def test_step_event_round_trips_and_other_lines_are_output():
     assert event.error.summary() == "DagsterError: outer\n  caused by ValueError: inner"
 
 
+def test_materialization_check_and_hook_events_round_trip():
+    events = [
+        StepEvent(
+            "ASSET_MATERIALIZATION",
+            step_key="cleaned",
+            asset_key="warehouse/cleaned",
+            partition="2026-01-01",
+            metadata={"rows": 3, "path": "/tmp/x", "nested": {"a": [1, 2]}},
+        ),
+        # passed=False and an empty metadata mapping survive: only None and "" are left out.
+        StepEvent(
+            "ASSET_CHECK_EVALUATION",
+            step_key="cleaned_has_no_zero",
+            asset_key="cleaned",
+            check_name="has_no_zero",
+            passed=False,
+            severity="WARN",
+            metadata={},
+        ),
+        StepEvent("HOOK_COMPLETED", "done", step_key="op", hook_name="record_success"),
+    ]
+    for event in events:
+        assert StepEvent.from_line(event.to_json()) == event
+    assert '"passed": false' in events[1].to_json()
+
+
 def test_run_id_is_shared_by_a_dag_run_and_differs_across_runs():
     first = dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
     assert first == dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
