@@ -194,6 +194,7 @@ class StepWorker:
     def _execute(self) -> None:
         from dagster import DagsterInstance
         from dagster._core.definitions.job_base import InMemoryJob
+        from dagster._core.errors import DagsterExecutionStepNotFoundError
         from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
         from dagster._core.execution.plan.state import KnownExecutionState
         from dagster._core.execution.retries import RetryMode
@@ -221,9 +222,11 @@ class StepWorker:
                 step_keys_to_execute=[request.step_key],
                 known_state=known_state,
             )
+        except DagsterExecutionStepNotFoundError:
+            plan = None
         except Exception as exc:
             raise validation_error(exc, request.job_name, "the DAG's run_config") from None
-        if request.step_key not in plan.step_dict_by_key:
+        if plan is None or request.step_key not in plan.step_dict_by_key:
             raise ConfigurationError(
                 f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
                 "out of date with the job: scaffold it again."
