@@ -198,3 +198,110 @@ def test_invalid_run_config_names_the_bad_value(tmp_path):
     assert done.returncode == 2
     assert "Invalid scalar" in done.stderr and '"two"' in done.stderr
     assert f"fix it in {EXAMPLES / 'demo.yml'} + {bad}" in done.stderr
+
+
+# Each task's Airflow retry settings, as the DAG processor builds them.
+INSPECT_RETRIES = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("scaffolded_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({
+    task_id: {
+        "retries": task.retries,
+        "retry_delay": task.retry_delay.total_seconds(),
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "retry_policy": type(task.retry_policy).__name__,
+    }
+    for task_id, task in module.dag.task_dict.items()
+}))
+"""
+
+
+def retry_settings(text: str, tmp_path) -> dict:
+    path = tmp_path / "retries_dag.py"
+    path.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT_RETRIES, str(path)], capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def settings(retries: int, delay: float = 0.0, backoff: float = 0) -> dict:
+    return {
+        "retries": retries,
+        "retry_delay": delay,
+        "retry_exponential_backoff": backoff,
+        "retry_policy": "DagsterRetryPolicy",
+    }
+
+
+def test_each_tasks_retries_come_from_its_ops_retry_policy(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert '"retries"' not in text.split("DEFAULT_ARGS = {", 1)[1].split("}\n", 1)[0]
+    assert retry_settings(text, tmp_path) == {
+        # @op(retry_policy=RetryPolicy(max_retries=3, delay=0.2, backoff=EXPONENTIAL))
+        "flaky_twice": settings(3, 0.2, 2.0),
+        # .with_retry_policy(RetryPolicy(max_retries=2, delay=0.3, jitter=FULL))
+        "flaky_once": settings(2, 0.3),
+        # the rest: @job(op_retry_policy=RetryPolicy(max_retries=1, delay=0.1, backoff=LINEAR)),
+        # for which Airflow has no backoff (the delay of each try is Dagster's own anyway)
+        "job_policy_op": settings(1, 0.1),
+        "always_fails": settings(1, 0.1),
+        "after_failure": settings(1, 0.1),
+        "steady": settings(1, 0.1),
+        # the op's own policy wins over the job's
+        "refuses_retry": settings(2, 0.1),
+    }
+
+
+def test_ops_without_a_policy_are_not_retried_and_asset_jobs_keep_theirs(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_requested", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert retry_settings(text, tmp_path) == {
+        "requests_retry": settings(0, 300.0),
+        "fails_without_policy": settings(0, 300.0),
+    }
+    # define_asset_job(op_retry_policy=RetryPolicy(max_retries=1, delay=30, EXPONENTIAL)), and
+    # @asset(retry_policy=RetryPolicy(max_retries=4, delay=2)) winning over it.
+    text = scaffold("asset_retries", "-f", str(JOBS / "retries.py"))
+    assert retry_settings(text, tmp_path) == {
+        "own_policy_asset": settings(4, 2.0),
+        "job_policy_asset": settings(1, 30.0, 2.0),
+    }
+
+
+def test_scaffolded_retry_arguments_are_formatted_as_ruff_would(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    path = tmp_path / "retries_dag.py"
+    path.write_text(scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record)))
+    ruff = ROOT / ".venv" / "bin" / "ruff"
+    done = subprocess.run(
+        [str(ruff), "format", "--check", "--diff", "--line-length", "99", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("job_name", "run_config", "expected"),
+    [
+        ("mapped", "word: hey\ntimes: 2\n", '"run_config": {"word": "hey", "times": 2}'),
+        ("default_config", None, '"run_config": {}'),
+        ("static_partitioned", None, '"run_config": {}'),
+    ],
+)
+def test_jobs_with_a_config_mapping_or_their_own_config_scaffold(
+    tmp_path, job_name, run_config, expected
+):
+    args = [job_name, "-f", str(JOBS / "config_mapping.py")]
+    if run_config:
+        (tmp_path / "run.yml").write_text(run_config)
+        args += ["-e", str(tmp_path / "run.yml")]
+    assert expected in scaffold(*args)
