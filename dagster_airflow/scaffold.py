@@ -170,13 +170,14 @@ When the job's ops or their dependencies change, scaffold again:
 
     {command}
 
-Retries are Dagster's: a task whose op has a RetryPolicy has its max_retries as `retries`, and
-each Dagster attempt is an Airflow try, started after the delay Dagster chose (backoff and jitter
-drawn by Dagster); `retry_delay` and `retry_exponential_backoff` show the policy as closely as
-Airflow can (Airflow has no linear backoff and jitters by its own rule) and apply only to a try
-that ended without Dagster's word. An op without a policy is not retried. An op that raises
-RetryRequested(max_retries=N) needs retries=N on its task. A DAG-wide retry is yours to add:
-"retries" and "retry_delay" in DEFAULT_ARGS.
+Retries are Dagster's. A task whose op has a RetryPolicy gets its max_retries as `retries`;
+each Dagster attempt is one Airflow try, started after the delay Dagster computed (backoff and
+jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
+Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
+no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
+An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
+retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
+"retry_delay" to DEFAULT_ARGS.
 """
 
 import datetime

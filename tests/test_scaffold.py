@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -305,3 +306,14 @@ def test_jobs_with_a_config_mapping_or_their_own_config_scaffold(
         (tmp_path / "run.yml").write_text(run_config)
         args += ["-e", str(tmp_path / "run.yml")]
     assert expected in scaffold(*args)
+
+
+def test_the_retry_example_in_the_docs_is_what_the_scaffold_writes(tmp_path):
+    section = (ROOT / "docs" / "scaffold.md").read_text().split("## Retries", 1)[1]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    # The docs indent the block inside a list item; the DAG file by four spaces, in the DAG.
+    block = textwrap.dedent(shown).strip() + "\n"
+    assert textwrap.indent(block, "    ") in text
