@@ -119,6 +119,8 @@ def compile_job(
     try:
         plan = create_execution_plan(job, run_config=dict(run_config))
     except Exception as exc:
+        if job.partitioned_config is not None:  # its config would come from a partition
+            where += ", as the run config of one partition (the DAG does not choose partitions)"
         raise validation_error(exc, job_name, where) from exc
     dynamic = [s.key for s in plan.get_all_steps_in_topo_order() if "[?]" in s.key]
     if dynamic:

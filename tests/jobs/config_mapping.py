@@ -63,6 +63,29 @@ def daily_partitioned():
     count(repeat())
 
 
+@dg.op(config_schema={"region": str})
+def region_name(context: dg.OpExecutionContext) -> str:
+    return context.op_config["region"]
+
+
+@dg.static_partitioned_config(partition_keys=["north", "south"])
+def region_only(partition_key: str) -> dict:
+    return {"ops": {"region_name": {"config": {"region": partition_key}}}}
+
+
+@dg.job(config=region_only)
+def needs_a_partition():
+    """Its op's config has no default: without a partition there is no run config to plan with."""
+    region_name()
+
+
 defs = dg.Definitions(
-    jobs=[mapped, default_config, pythonic_defaults, static_partitioned, daily_partitioned]
+    jobs=[
+        mapped,
+        default_config,
+        pythonic_defaults,
+        static_partitioned,
+        daily_partitioned,
+        needs_a_partition,
+    ]
 )
