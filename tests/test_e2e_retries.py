@@ -124,19 +124,31 @@ def test_every_retry_policy_form_retries_as_in_dagster(airflow_home, tmp_path):
 def test_retry_requested_is_retried_given_the_tries_and_no_policy_means_no_retry(
     airflow_home, tmp_path
 ):
-    # What docs/scaffold.md tells a user whose op raises RetryRequested(max_retries=2).
+    # What docs/scaffold.md tells a user whose op raises RetryRequested(max_retries=2); and a
+    # task with a runner that does not exist, which no retry can fix.
     def edit(text: str) -> str:
         task = 'DagsterOperator(task_id="requests_retry", step_key="requests_retry"'
         assert task in text
-        return text.replace(task, task + ", retries=2")
+        misconfigured = (
+            '    misconfigured = DagsterOperator(task_id="misconfigured", '
+            'step_key="requests_retry", runner="kubernetes", retries=3)\n'
+        )
+        text = text.replace(task, task + ", retries=2")
+        first = "\n    requests_retry = "
+        return text.replace(first, "\n" + misconfigured + first.lstrip("\n"))
 
     result, airflow_record, _ = run_retries_dag(airflow_home, tmp_path, "retry_requested", edit)
     outcomes, attempts, dagster_record = dagster_reference(
         "retry_requested", tmp_path / "dagster_record.txt"
     )
 
+    tries = airflow_tries(airflow_home, result.dag_id, result.run_id)
+    assert (result.states.pop("misconfigured"), tries.pop("misconfigured")) == ("failed", 1)
+    assert "AirflowFailException: task 'misconfigured': runner 'kubernetes' is not available" in (
+        result.task_log("misconfigured")
+    )
     assert result.states == {step: AIRFLOW_STATE[o] for step, o in outcomes.items()}
-    assert airflow_tries(airflow_home, result.dag_id, result.run_id) == attempts
+    assert tries == attempts
     assert attempts == {"requests_retry": 3, "fails_without_policy": 1}
     assert Counter(airflow_record) == Counter(dagster_record)
     assert "ValueError: fails_without_policy fails on attempt 0" in result.task_log(
