@@ -1,5 +1,6 @@
 """The wire: JSON round trips and the run id shared by a DAG run's tasks."""
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -63,3 +64,23 @@ def test_backend_spec_accepts_a_name_or_a_mapping():
     )
     with pytest.raises(ConfigurationError, match="runner \\{'image': 'x'\\} has no 'name'"):
         RunnerSpec.from_value({"image": "x"})
+
+
+def test_retry_fields_round_trip_and_the_previous_attempts_come_from_the_try():
+    request = StepRequest(
+        code_location=CodeLocation(module_name="jobs"),
+        job_name="demo",
+        step_key="flaky",
+        run_id="6f0c6d3e-51f7-5a0c-8e6f-4b5d3b0b2f1a",
+        attempt=5,
+        retry_number=1,
+    )
+    assert StepRequest.from_json(request.to_json()) == request
+    assert request.previous_attempts == 1
+    # A request from before retry numbers: the try number minus one.
+    assert StepRequest.from_json(request.to_json().replace('"retry_number": 1', '"x": 0')) == (
+        attrs.evolve(request, retry_number=None)
+    )
+    assert attrs.evolve(request, retry_number=None).previous_attempts == 4
+    event = StepEvent("STEP_UP_FOR_RETRY", step_key="flaky", seconds_to_wait=0.6, attempt=2)
+    assert StepEvent.from_line(event.to_json()) == event
