@@ -312,7 +312,7 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"--runner-option={o}" for o in args.runner_option
     ]
     report = compare_job(
-        _code_location(args),
+        _code_location(args, args.job),
         args.job,
         load_run_config(args.config),
         scaffold_options=scaffold_options,

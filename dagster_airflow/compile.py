@@ -14,9 +14,34 @@ from dagster_airflow.model import CodeLocation
 
 
 @attrs.frozen
+class StepRetryPolicy:
+    """A step's effective Dagster RetryPolicy as plain data (Dagster resolves it per node: the
+    invocation's `.with_retry_policy()`, else the op's, else the job's `op_retry_policy`)."""
+
+    max_retries: int
+    delay: float | None = None  # seconds before the first retry
+    backoff: str | None = None  # "LINEAR" or "EXPONENTIAL" (Dagster's Backoff)
+    jitter: str | None = None  # "FULL" or "PLUS_MINUS" (Dagster's Jitter)
+
+
+@attrs.frozen
 class Step:
     key: str
     upstream: tuple[str, ...]  # keys of the steps whose outputs it reads
+    retry_policy: StepRetryPolicy | None = None
+
+
+def step_retry_policy(job, step) -> StepRetryPolicy | None:
+    """The RetryPolicy Dagster applies to an execution step, as plain data."""
+    policy = job.get_retry_policy_for_handle(step.node_handle)
+    if policy is None:
+        return None
+    return StepRetryPolicy(
+        max_retries=policy.max_retries,
+        delay=policy.delay,
+        backoff=policy.backoff.value if policy.backoff else None,
+        jitter=policy.jitter.value if policy.jitter else None,
+    )
 
 
 @attrs.frozen
@@ -83,20 +108,6 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
     )
 
 
-def quiet_console_run_config(job, run_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run config with Dagster's default console logger silenced.
-
-    The worker prints every event itself, as a JSON line the runner renders readably; the console
-    logger would print each one a second time. A job with its own loggers, or a run config that
-    configures them, is left as it is.
-    """
-    from dagster._loggers import default_loggers
-
-    if "loggers" in run_config or dict(job.loggers) != dict(default_loggers()):
-        return dict(run_config)
-    return {**run_config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
 def compile_job(
     location: CodeLocation, job_name: str, run_config: Mapping[str, Any], where: str
 ) -> StepGraph:
@@ -108,6 +119,8 @@ def compile_job(
     try:
         plan = create_execution_plan(job, run_config=dict(run_config))
     except Exception as exc:
+        if job.partitioned_config is not None:  # its config would come from a partition
+            where += ", as the run config of one partition (the DAG does not choose partitions)"
         raise validation_error(exc, job_name, where) from exc
     dynamic = [s.key for s in plan.get_all_steps_in_topo_order() if "[?]" in s.key]
     if dynamic:
@@ -117,7 +130,11 @@ def compile_job(
         )
     deps = plan.get_all_step_deps()
     steps = tuple(
-        Step(key=s.key, upstream=tuple(sorted(deps.get(s.key, ()))))
+        Step(
+            key=s.key,
+            upstream=tuple(sorted(deps.get(s.key, ()))),
+            retry_policy=step_retry_policy(job, s),
+        )
         for s in plan.get_all_steps_in_topo_order()
     )
     return StepGraph(

@@ -35,3 +35,15 @@ class StepFailedError(DagsterAirflowError):
 
 class RunnerError(DagsterAirflowError):
     """A runner could not start, follow or stop a step."""
+
+
+class StepUpForRetryError(StepFailedError):
+    """A Dagster step failed and Dagster retries it: the task fails into Airflow's next try.
+
+    ``seconds_to_wait`` is Dagster's delay before that try (None: at once); the operator's retry
+    policy hands it to Airflow.
+    """
+
+    def __init__(self, message: str, seconds_to_wait: float | None = None) -> None:
+        super().__init__(message)
+        self.seconds_to_wait = seconds_to_wait

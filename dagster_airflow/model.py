@@ -176,8 +176,18 @@ class StepRequest:
     )
     run_config: dict[str, Any] = attrs.field(factory=dict)
     storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
-    attempt: int = 1
+    attempt: int = 1  # the Airflow try number: identifies this try (an ECS task, a tag)
     task: TaskRef | None = None
+    # Dagster's context.retry_number for this try: the Airflow tries of this task before it,
+    # counted from its last clear. None: attempt - 1.
+    retry_number: int | None = None
+
+    @property
+    def previous_attempts(self) -> int:
+        """How many attempts of this step Dagster should believe came before this one."""
+        if self.retry_number is not None:
+            return max(self.retry_number, 0)
+        return max(self.attempt - 1, 0)
 
     def to_json(self) -> str:
         data = {
@@ -189,6 +199,7 @@ class StepRequest:
             "storage": self.storage.to_dict(),
             "attempt": self.attempt,
             "task": attrs.asdict(self.task) if self.task else None,
+            "retry_number": self.retry_number,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -211,6 +222,7 @@ class StepRequest:
                 storage=StorageSpec.from_value(data.get("storage") or "filesystem"),
                 attempt=int(data.get("attempt", 1)),
                 task=TaskRef(**data["task"]) if data.get("task") else None,
+                retry_number=data.get("retry_number"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc
@@ -273,6 +285,10 @@ class StepEvent:
     severity: str | None = None  # "ERROR" or "WARN"
     # Hook events: the hook's name (None when Dagster does not say, as for HOOK_ERRORED).
     hook_name: str | None = None
+    # STEP_UP_FOR_RETRY: the seconds Dagster asks to wait before the next attempt (None: at once).
+    seconds_to_wait: float | None = None
+    # Attempt of the step this event belongs to (1 is the first), in the step's event log.
+    attempt: int | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {EVENT_MARKER: self.event_type}
@@ -312,21 +328,37 @@ class StepEvent:
             passed=data.get("passed"),
             severity=data.get("severity"),
             hook_name=data.get("hook_name"),
+            seconds_to_wait=data.get("seconds_to_wait"),
+            attempt=data.get("attempt"),
         )
 
 
-SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+# How a step ended. UP_FOR_RETRY: it failed and Dagster retries it (a RetryPolicy or RetryRequested
+# with retries left), so the task should fail into Airflow's next try.
+SUCCESS, FAILURE, SKIPPED, UP_FOR_RETRY = "success", "failure", "skipped", "up_for_retry"
+
+# The worker's exit codes (`dagster-airflow execute-step`). EXIT_NO_RETRY: the step failed and no
+# retry can change that (a bad request or run config, or Dagster's own retry decision was final),
+# so the task fails at once, whatever its Airflow retries.
+EXIT_SUCCESS, EXIT_FAILURE, EXIT_NO_RETRY, EXIT_UP_FOR_RETRY = 0, 1, 2, 3
 
 
 @attrs.frozen
 class StepResult:
     """How a step ended, as its runner saw it."""
 
-    status: str  # SUCCESS, FAILURE or SKIPPED
+    status: str  # SUCCESS, FAILURE, SKIPPED or UP_FOR_RETRY
     exit_code: int | None = None
     outputs: dict[str, str] = attrs.field(factory=dict)  # output name -> URI
     error: StepError | None = None
     events: tuple[StepEvent, ...] = ()
+    # UP_FOR_RETRY: Dagster's delay before the next attempt, in seconds (None: at once).
+    seconds_to_wait: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """False when the step failed in a way no retry changes (the worker said so)."""
+        return self.exit_code != EXIT_NO_RETRY
 
     @property
     def succeeded(self) -> bool:

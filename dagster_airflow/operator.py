@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
-from dagster_airflow.errors import ConfigurationError, StepFailedError
+from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
 from dagster_airflow.plugins.links import DAGSTER_LINKS
+from dagster_airflow.task_outcome import DagsterRetryPolicy
 
 DEFAULT_RUNNER = "subprocess"
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
@@ -63,6 +64,9 @@ class DagsterOperator(BaseOperator):
     :param run_config: the job's run config; string values are Airflow templates.
     :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
     :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
+
+    Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
+    is retried after Dagster's own delay (see dagster_airflow.task_outcome).
     """
 
     template_fields: Sequence[str] = ("run_config", "runner", "storage")
@@ -82,6 +86,7 @@ class DagsterOperator(BaseOperator):
         storage: Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("retry_policy", DagsterRetryPolicy())
         super().__init__(**kwargs)
         if not isinstance(code_location, Mapping):
             raise ConfigurationError(
@@ -102,8 +107,6 @@ class DagsterOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, str]:
         # Imported here, not at module level: the DAG processor never needs them.
         from dagster_airflow.model import (
-            FAILURE,
-            SKIPPED,
             CodeLocation,
             RunnerSpec,
             StepRequest,
@@ -112,25 +115,32 @@ class DagsterOperator(BaseOperator):
             dagster_run_id,
         )
         from dagster_airflow.plugins.manager import get_plugins
-
-        plugins = get_plugins()
-        runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
-        runner_backend = plugins.runner(runner_spec.name)
-        storage_spec = StorageSpec.from_value(self.storage or runner_backend.cls.default_storage)
-        storage = plugins.storage(storage_spec.name).create(storage_spec.options)
-        self._step_runner = runner_backend.create(runner_spec.options)
+        from dagster_airflow.task_outcome import raise_for, retry_number
 
         ti = context["ti"]
-        request = StepRequest(
-            code_location=CodeLocation.from_dict(self.code_location),
-            job_name=self.job_name,
-            step_key=self.step_key,
-            run_id=dagster_run_id(self.dag_id, context["run_id"]),
-            run_config=dict(self.run_config),
-            storage=storage_spec,
-            attempt=ti.try_number,
-            task=TaskRef(self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number),
-        )
+        try:  # a misconfigured task fails at once: no retry would fix it
+            plugins = get_plugins()
+            runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
+            runner_backend = plugins.runner(runner_spec.name)
+            default_storage = runner_backend.cls.default_storage
+            storage_spec = StorageSpec.from_value(self.storage or default_storage)
+            storage = plugins.storage(storage_spec.name).create(storage_spec.options)
+            self._step_runner = runner_backend.create(runner_spec.options)
+            request = StepRequest(
+                code_location=CodeLocation.from_dict(self.code_location),
+                job_name=self.job_name,
+                step_key=self.step_key,
+                run_id=dagster_run_id(self.dag_id, context["run_id"]),
+                run_config=dict(self.run_config),
+                storage=storage_spec,
+                attempt=ti.try_number,
+                task=TaskRef(
+                    self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
+                ),
+                retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
+            )
+        except (ConfigurationError, PluginError, RunConfigError) as exc:
+            raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
         secret_env = storage.credentials_env(_connection)
         _mask(secret_env)
         self.log.info(
@@ -143,11 +153,7 @@ class DagsterOperator(BaseOperator):
             storage_spec.name,
         )
         result = self._step_runner.run(request, secret_env, self.log)
-        if result.status == SKIPPED:
-            raise AirflowSkipException(f"Dagster step {self.step_key!r} was skipped.")
-        if result.status == FAILURE:
-            error = result.error.summary() if result.error else "no error was reported"
-            raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
+        raise_for(result, self.step_key, ti, self.log)
         return dict(result.outputs)
 
     def on_kill(self) -> None:

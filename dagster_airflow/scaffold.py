@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-from dagster_airflow.compile import StepGraph
+from dagster_airflow.compile import Step, StepGraph, StepRetryPolicy
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 
@@ -104,6 +104,39 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
     )
 
 
+def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
+    """A task's Airflow retry arguments (as Python source) for its op's Dagster RetryPolicy.
+
+    Each Dagster attempt is an Airflow try, so ``retries`` is ``max_retries``. The wait before a
+    try is Dagster's own (its backoff and jitter drawn by Dagster, handed over by the operator's
+    retry policy); ``retry_delay`` and ``retry_exponential_backoff`` say the same as closely as
+    Airflow's settings can, for the UI and for a try that ends with no word from Dagster.
+    """
+    if policy is None:
+        return {}
+    arguments = {
+        "retries": str(policy.max_retries),
+        "retry_delay": f"datetime.timedelta(seconds={policy.delay or 0:g})",
+    }
+    if policy.backoff == "EXPONENTIAL":
+        arguments["retry_exponential_backoff"] = "2.0"
+    return arguments
+
+
+def _task(step: Step, name: str) -> str:
+    """One task's line (or lines, laid out as ruff format would)."""
+    arguments = {
+        "task_id": _literal(task_id_for(step.key)),
+        "step_key": _literal(step.key),
+        **retry_arguments(step.retry_policy),
+    }
+    flat = f"    {name} = DagsterOperator({', '.join(f'{k}={v}' for k, v in arguments.items())})"
+    if len(flat) <= 99:
+        return flat
+    inner = "".join(f"        {k}={v},\n" for k, v in arguments.items())
+    return f"    {name} = DagsterOperator(\n{inner}    )"
+
+
 def render_dag(
     graph: StepGraph,
     runner: RunnerSpec,
@@ -116,11 +149,7 @@ def render_dag(
     today = today or datetime.date.today()
     names = _identifiers([s.key for s in graph.steps])
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
-    tasks = "\n".join(
-        f"    {names[s.key]} = DagsterOperator("
-        f"task_id={_literal(task_id_for(s.key))}, step_key={_literal(s.key)})"
-        for s in graph.steps
-    )
+    tasks = "\n".join(_task(s, names[s.key]) for s in graph.steps)
     downstream: dict[str, list[str]] = {}
     for step in graph.steps:
         for upstream in step.upstream:
@@ -135,10 +164,19 @@ def render_dag(
         f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
 
 Each Airflow task runs one Dagster execution step in isolation. Edit DEFAULT_ARGS freely (where
-steps run, where their outputs go, retries, owner); a task may override any of them with its own
-argument. When the job's ops or their dependencies change, scaffold again:
+steps run, where their outputs go, owner); a task may override any of them with its own argument.
+When the job's ops or their dependencies change, scaffold again:
 
     {command}
+
+Retries are Dagster's. A task whose op has a RetryPolicy gets its max_retries as `retries`;
+each Dagster attempt is one Airflow try, started after the delay Dagster computed (backoff and
+jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
+Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
+no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
+An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
+retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
+"retry_delay" to DEFAULT_ARGS.
 """
 
 import datetime
@@ -157,8 +195,6 @@ DEFAULT_ARGS = {{
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
     "owner": "airflow",
-    "retries": 1,
-    "retry_delay": datetime.timedelta(minutes=5),
 }}
 
 with DAG(

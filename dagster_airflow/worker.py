@@ -8,19 +8,42 @@ to the step's outputs at the end.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import sys
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
-from dagster_airflow.errors import DagsterAirflowError
+import attrs
+
+from dagster_airflow.errors import (
+    ConfigurationError,
+    DagsterAirflowError,
+    PluginError,
+    RunConfigError,
+)
 from dagster_airflow.event_details import DETAILED_EVENTS, event_details
-from dagster_airflow.model import StepError, StepEvent, StepRequest
+from dagster_airflow.model import (
+    EXIT_FAILURE,
+    EXIT_NO_RETRY,
+    EXIT_SUCCESS,
+    EXIT_UP_FOR_RETRY,
+    StepError,
+    StepEvent,
+    StepRequest,
+)
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
-EXIT_SUCCESS, EXIT_FAILURE, EXIT_BAD_REQUEST = 0, 1, 2
+EXIT_BAD_REQUEST = EXIT_NO_RETRY
+# Failures of ours that no retry can fix: the task fails at once.
+NOT_RETRYABLE = (ConfigurationError, PluginError, RunConfigError)
+# The error classes of a failure that Dagster's own retry machinery decided was final.
+_RETRY_REQUESTED = ("RetryRequested", "RetryRequestedFromPolicy")
+_OUTCOMES = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
 STOPPED_BEFORE_IT_RAN = (
     "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
 )
@@ -59,17 +82,23 @@ def _error_from_exception(exc: BaseException) -> StepError:
 class EventPrinter:
     """Prints events as JSON lines and keeps them for the step's event log."""
 
-    def __init__(self, stream: TextIO, step_key: str) -> None:
+    def __init__(self, stream: TextIO, step_key: str, attempt: int | None = None) -> None:
         self.stream = stream
         self.step_key = step_key
+        self.attempt = attempt
         self.events: list[StepEvent] = []
+        # Set when the failure is one no retry can fix (see NOT_RETRYABLE).
+        self.not_retryable = False
 
     def emit(self, event: StepEvent) -> None:
+        if self.attempt is not None and event.attempt is None:
+            event = attrs.evolve(event, attempt=self.attempt)
         self.events.append(event)
         self.stream.write(event.to_json() + "\n")
         self.stream.flush()
 
     def fail(self, exc: BaseException, message: str) -> None:
+        self.not_retryable = self.not_retryable or isinstance(exc, NOT_RETRYABLE)
         self.emit(
             StepEvent(
                 "STEP_FAILURE",
@@ -87,6 +116,42 @@ class EventPrinter:
     def succeeded(self) -> bool:
         return any(e.event_type in ("STEP_SUCCESS", "STEP_SKIPPED") for e in self.events)
 
+    def outcome(self) -> StepEvent | None:
+        """The event that says how the step ended: its last success, skip, failure or retry."""
+        return next((e for e in reversed(self.events) if e.event_type in _OUTCOMES), None)
+
+
+def previous_retry_attempts(request: StepRequest) -> dict[str, int]:
+    """How many attempts of the step came before this one, for Dagster's KnownExecutionState.
+
+    Dagster's own executors count a step's attempts in the run; here each attempt is an Airflow
+    try, so the count comes from the request (the Airflow tries since the task's last clear).
+    Dagster decides from it whether a failure is retried (`RetryPolicy.max_retries`,
+    `RetryRequested.max_retries`) and shows it to the op as `context.retry_number`.
+    """
+    return {request.step_key: request.previous_attempts}
+
+
+@contextlib.contextmanager
+def without_fallback_console_logger() -> Iterator[None]:
+    """Dagster's console logger silenced, the user's run config untouched.
+
+    The worker prints every event itself, as a JSON line the runner renders readably; the console
+    logger would print each one a second time. When a run config names no loggers, Dagster falls
+    back to a colored console logger that no job definition replaces (`default_system_loggers`
+    in context creation), and adding a `loggers` entry to the run config breaks jobs with a
+    ConfigMapping or a partitioned config. So the fallback makes no logger in this process; a
+    run config that names loggers still gets them.
+    """
+    from dagster._core.execution import context_creation_job
+
+    fallback = context_creation_job.default_system_loggers
+    context_creation_job.default_system_loggers = lambda instance: []
+    try:
+        yield
+    finally:
+        context_creation_job.default_system_loggers = fallback
+
 
 class StepWorker:
     """Executes exactly one step of a job, as a request describes it."""
@@ -94,7 +159,9 @@ class StepWorker:
     def __init__(self, request: StepRequest, storage: IntermediateStorage, out: TextIO) -> None:
         self.request = request
         self.storage = storage
-        self.printer = EventPrinter(out, request.step_key)
+        self.printer = EventPrinter(out, request.step_key, request.attempt)
+        # Whether Dagster's retry machinery governs this step (it has a RetryPolicy).
+        self.has_retry_policy = False
 
     def uri(self, step_key: str, output_name: str) -> str:
         return self.storage.uri(self.storage.key(self.request.run_id, step_key, output_name))
@@ -116,15 +183,36 @@ class StepWorker:
             if not self.printer.failed():
                 self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
         self._write_event_log()
-        return EXIT_SUCCESS if self.printer.succeeded() else EXIT_FAILURE
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        """Success; up for retry (Dagster retries the step); a failure Airflow's own retries may
+        retry (an op without a Dagster retry policy); or one no retry changes."""
+        outcome = self.printer.outcome()
+        if outcome is None or outcome.event_type == "STEP_FAILURE":
+            if self.printer.not_retryable or self._dagster_said_final(outcome):
+                return EXIT_NO_RETRY
+            return EXIT_FAILURE
+        if outcome.event_type == "STEP_UP_FOR_RETRY":
+            return EXIT_UP_FOR_RETRY
+        return EXIT_SUCCESS
+
+    def _dagster_said_final(self, failure: StepEvent | None) -> bool:
+        """Dagster's retry decision applied to this failure: it was final, as in Dagster's run."""
+        if failure is None or failure.error is None:
+            return False
+        return self.has_retry_policy or failure.error.class_name in _RETRY_REQUESTED
 
     def _execute(self) -> None:
         from dagster import DagsterInstance
         from dagster._core.definitions.job_base import InMemoryJob
+        from dagster._core.errors import DagsterExecutionStepNotFoundError
         from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+        from dagster._core.execution.plan.state import KnownExecutionState
+        from dagster._core.execution.retries import RetryMode
 
         from dagster_airflow.code_location import load_job
-        from dagster_airflow.compile import quiet_console_run_config, validation_error
+        from dagster_airflow.compile import validation_error
         from dagster_airflow.storage.io_manager import (
             IntermediateIOManager,
             intermediate_io_manager,
@@ -136,19 +224,27 @@ class StepWorker:
         job = job.with_top_level_resources(
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
-        run_config = quiet_console_run_config(job, request.run_config)
+        run_config = dict(request.run_config)
         in_memory_job = InMemoryJob(job)
+        known_state = KnownExecutionState(previous_retry_attempts=previous_retry_attempts(request))
         try:
             plan = create_execution_plan(
-                in_memory_job, run_config=run_config, step_keys_to_execute=[request.step_key]
+                in_memory_job,
+                run_config=run_config,
+                step_keys_to_execute=[request.step_key],
+                known_state=known_state,
             )
+        except DagsterExecutionStepNotFoundError:
+            plan = None
         except Exception as exc:
             raise validation_error(exc, request.job_name, "the DAG's run_config") from None
-        if request.step_key not in plan.step_dict_by_key:
-            raise DagsterAirflowError(
+        if plan is None or request.step_key not in plan.step_dict_by_key:
+            raise ConfigurationError(
                 f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
                 "out of date with the job: scaffold it again."
             )
+        step = plan.get_step_by_key(request.step_key)
+        self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
         if self._skip_for_missing_inputs(plan):
             return
 
@@ -161,10 +257,19 @@ class StepWorker:
             run_config=run_config,
             tags=self._tags(),
         )
-        for _ in execute_plan_iterator(
-            plan, in_memory_job, dagster_run, instance, run_config=run_config
-        ):
-            pass
+        # DEFERRED, as Dagster's own step workers run: a failure with retries left ends the
+        # step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's next try);
+        # ENABLED would retry it here, within one Airflow try.
+        with without_fallback_console_logger():
+            for _ in execute_plan_iterator(
+                plan,
+                in_memory_job,
+                dagster_run,
+                instance,
+                retry_mode=RetryMode.DEFERRED,
+                run_config=run_config,
+            ):
+                pass
 
     def _tags(self) -> dict[str, str]:
         tags = {"dagster-airflow/attempt": str(self.request.attempt)}
@@ -237,6 +342,11 @@ class StepWorker:
             fields = event_details(event)
             if kind == "HOOK_ERRORED":
                 fields["error"] = _error_from_info(data.error)
+        elif kind == "STEP_UP_FOR_RETRY":
+            fields = {
+                "error": _error_from_info(data.error),
+                "seconds_to_wait": data.seconds_to_wait,
+            }
         self.printer.emit(
             StepEvent(
                 kind,
@@ -249,14 +359,35 @@ class StepWorker:
         )
 
     def _write_event_log(self) -> None:
+        """Append this attempt's events to the step's event log (one key for every attempt).
+
+        Read the earlier attempts, then write the whole: the storage commits a write atomically,
+        so a reader sees every attempt before this one or every attempt with it. Lines of an
+        earlier run of this very attempt are replaced.
+        """
         key = self.storage.key(self.request.run_id, self.request.step_key, EVENT_LOG_NAME)
-        body = "".join(e.to_json() + "\n" for e in self.printer.events)
         try:
+            earlier = self._earlier_attempts(key)
+            body = earlier + "".join(e.to_json() + "\n" for e in self.printer.events)
             self.storage.put_bytes(key, body.encode())
         except Exception as exc:  # the step's result stands; say why its log is missing
             self.printer.stream.write(
                 f"could not write the step's event log to {self.storage.uri(key)}: {exc}\n"
             )
+
+    def _earlier_attempts(self, key: str) -> str:
+        if not self.storage.exists(key):
+            return ""
+        lines = self.storage.get_bytes(key).decode().splitlines(keepends=True)
+        return "".join(line for line in lines if _attempt_of(line) != self.request.attempt)
+
+
+def _attempt_of(line: str) -> int | None:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return data.get("attempt") if isinstance(data, Mapping) else None
 
 
 def execute_step(request_text: str, out: TextIO = sys.stdout) -> int:
@@ -271,6 +402,7 @@ def execute_step(request_text: str, out: TextIO = sys.stdout) -> int:
     try:
         storage = get_plugins().storage(request.storage.name).create(request.storage.options)
     except DagsterAirflowError as exc:
-        EventPrinter(out, request.step_key).fail(exc, str(exc))
-        return EXIT_FAILURE
+        printer = EventPrinter(out, request.step_key, request.attempt)
+        printer.fail(exc, str(exc))
+        return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
     return StepWorker(request, storage, out).run()

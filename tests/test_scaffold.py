@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -164,6 +165,11 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
             [*DEMO, "--storage-option", "base_dir"],
             "--storage-option 'base_dir' is not KEY=VALUE",
         ),
+        (
+            ["needs_a_partition", "-f", str(JOBS / "config_mapping.py")],
+            "fix it in a run config file (-e run_config.yml), as the run config of one partition "
+            "(the DAG does not choose partitions).",
+        ),
     ],
     ids=[
         "invalid-run-config",
@@ -174,6 +180,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         "unknown-runner",
         "misspelled-option",
         "option-not-key-value",
+        "partitioned-config-without-defaults",
     ],
 )
 def test_bad_input_is_one_clear_sentence_and_writes_nothing(args, message, tmp_path):
@@ -290,3 +297,121 @@ def test_a_dags_folder_that_cannot_be_used_is_one_sentence(tmp_path, folder, mes
     assert done.returncode == 2
     assert message.format(folder=folder) in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+# Each task's Airflow retry settings, as the DAG processor builds them.
+INSPECT_RETRIES = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("scaffolded_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({
+    task_id: {
+        "retries": task.retries,
+        "retry_delay": task.retry_delay.total_seconds(),
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "retry_policy": type(task.retry_policy).__name__,
+    }
+    for task_id, task in module.dag.task_dict.items()
+}))
+"""
+
+
+def retry_settings(text: str, tmp_path) -> dict:
+    path = tmp_path / "retries_dag.py"
+    path.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT_RETRIES, str(path)], capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def settings(retries: int, delay: float = 0.0, backoff: float = 0) -> dict:
+    return {
+        "retries": retries,
+        "retry_delay": delay,
+        "retry_exponential_backoff": backoff,
+        "retry_policy": "DagsterRetryPolicy",
+    }
+
+
+def test_each_tasks_retries_come_from_its_ops_retry_policy(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert '"retries"' not in text.split("DEFAULT_ARGS = {", 1)[1].split("}\n", 1)[0]
+    assert retry_settings(text, tmp_path) == {
+        # @op(retry_policy=RetryPolicy(max_retries=3, delay=0.2, backoff=EXPONENTIAL))
+        "flaky_twice": settings(3, 0.2, 2.0),
+        # .with_retry_policy(RetryPolicy(max_retries=2, delay=0.3, jitter=FULL))
+        "flaky_once": settings(2, 0.3),
+        # the rest: @job(op_retry_policy=RetryPolicy(max_retries=1, delay=0.1, backoff=LINEAR)),
+        # for which Airflow has no backoff (the delay of each try is Dagster's own anyway)
+        "job_policy_op": settings(1, 0.1),
+        "always_fails": settings(1, 0.1),
+        "after_failure": settings(1, 0.1),
+        "steady": settings(1, 0.1),
+        # the op's own policy wins over the job's
+        "refuses_retry": settings(2, 0.1),
+    }
+
+
+def test_ops_without_a_policy_are_not_retried_and_asset_jobs_keep_theirs(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_requested", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert retry_settings(text, tmp_path) == {
+        "requests_retry": settings(0, 300.0),
+        "fails_without_policy": settings(0, 300.0),
+    }
+    # define_asset_job(op_retry_policy=RetryPolicy(max_retries=1, delay=30, EXPONENTIAL)), and
+    # @asset(retry_policy=RetryPolicy(max_retries=4, delay=2)) winning over it.
+    text = scaffold("asset_retries", "-f", str(JOBS / "retries.py"))
+    assert retry_settings(text, tmp_path) == {
+        "own_policy_asset": settings(4, 2.0),
+        "job_policy_asset": settings(1, 30.0, 2.0),
+    }
+
+
+def test_scaffolded_retry_arguments_are_formatted_as_ruff_would(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    path = tmp_path / "retries_dag.py"
+    path.write_text(scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record)))
+    ruff = ROOT / ".venv" / "bin" / "ruff"
+    done = subprocess.run(
+        [str(ruff), "format", "--check", "--diff", "--line-length", "99", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("job_name", "run_config", "expected"),
+    [
+        ("mapped", "word: hey\ntimes: 2\n", '"run_config": {"word": "hey", "times": 2}'),
+        ("default_config", None, '"run_config": {}'),
+        ("static_partitioned", None, '"run_config": {}'),
+    ],
+)
+def test_jobs_with_a_config_mapping_or_their_own_config_scaffold(
+    tmp_path, job_name, run_config, expected
+):
+    args = [job_name, "-f", str(JOBS / "config_mapping.py")]
+    if run_config:
+        (tmp_path / "run.yml").write_text(run_config)
+        args += ["-e", str(tmp_path / "run.yml")]
+    assert expected in scaffold(*args)
+
+
+def test_the_retry_example_in_the_docs_is_what_the_scaffold_writes(tmp_path):
+    section = (ROOT / "docs" / "scaffold.md").read_text().split("## Retries", 1)[1]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    # The docs indent the block inside a list item; the DAG file by four spaces, in the DAG.
+    block = textwrap.dedent(shown).strip() + "\n"
+    assert textwrap.indent(block, "    ") in text
