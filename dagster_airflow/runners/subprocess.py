@@ -9,8 +9,11 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+import attrs
+
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
@@ -50,6 +53,17 @@ def _die_with_parent(parent: int):
     return preexec
 
 
+_field = OptionFields("the subprocess runner")
+
+
+@attrs.frozen
+class SubprocessOptions:
+    python: str | None = _field.string("python", default=None, example="/opt/venv/bin/python")
+    env: Mapping[str, str] = _field.string_map("env", example="{MY_SETTING: value}")
+    working_dir: str | None = _field.string("working_dir", default=None, example="/opt/project")
+    kill_timeout: float = _field.number("kill_timeout", default=10.0, example="30")
+
+
 class SubprocessRunner(StepRunner):
     """Runs ``python -m dagster_airflow execute-step`` in its own process group.
 
@@ -72,10 +86,11 @@ class SubprocessRunner(StepRunner):
         working_dir: str | None = None,
         kill_timeout: float = 10.0,
     ) -> None:
-        self.python = python or sys.executable
-        self.env = dict(env or {})
-        self.working_dir = working_dir
-        self.kill_timeout = float(kill_timeout)
+        options = SubprocessOptions(python, env, working_dir, kill_timeout)
+        self.python = options.python or sys.executable
+        self.env = options.env
+        self.working_dir = options.working_dir
+        self.kill_timeout = options.kill_timeout
         self._process: subprocess.Popen[str] | None = None
 
     def command(self) -> list[str]:
