@@ -558,3 +558,21 @@ def test_a_fault_at_run_time_says_its_true_cause_in_one_sentence(
         reported = error["message"]
     assert message.replace("{tmp}", str(folder)) in reported
     assert "\n" not in reported
+
+
+def test_troubleshooting_lists_the_messages_as_the_code_words_them():
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert "(docs/troubleshooting.md)" in (ROOT / "README.md").read_text()
+    by_id = {c[0]: c[-1] for c in SCAFFOLD_CASES + RUN_TIME_CASES}
+    for case in (
+        "kill-timeout-not-a-number",
+        "ecs-launch-type-lower-case",
+        "s3-bucket-a-url",
+        "dag-id-with-a-space",
+        "step-no-longer-in-the-job",
+        "run-id-escaping",
+    ):
+        shown = by_id[case].split(" (its ops:")[0]
+        assert shown in text, case
