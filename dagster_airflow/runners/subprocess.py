@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 
 import attrs
@@ -120,16 +121,28 @@ class SubprocessRunner(StepRunner):
                 "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
             ) from exc
         log.info("Step process %s started", self._process.pid)
-        step_log = StepLog(log)
+        self._step_log = StepLog(log)
         assert self._process.stdout is not None
-        for line in self._process.stdout:
-            step_log.feed(line)
-        return step_log.result(self._process.wait())
+        self._reading = True
+        try:
+            for line in self._process.stdout:
+                self._step_log.feed(line)
+        finally:
+            self._reading = False
+        return self._step_log.result(self._process.wait())
 
     def kill(self) -> None:
         process = self._process
         if process is None or process.poll() is not None:
             return
+        # Airflow's execution_timeout raises inside run() and only then calls on_kill: nobody
+        # reads the step's output any more, so read the rest here, or its last words (that it
+        # was stopped) never reach the task log. (A kill through SIGTERM interrupts run() in
+        # the same thread, and run() goes on reading once the handler returns.)
+        drain = None
+        if not getattr(self, "_reading", True):
+            drain = threading.Thread(target=self._drain, name="step-output", daemon=True)
+            drain.start()
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(self.kill_timeout)
@@ -137,6 +150,16 @@ class SubprocessRunner(StepRunner):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         except ProcessLookupError:
+            pass
+        if drain is not None:
+            drain.join(self.kill_timeout)
+
+    def _drain(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            for line in self._process.stdout:
+                self._step_log.feed(line)
+        except (OSError, ValueError):  # closed meanwhile
             pass
 
 
