@@ -119,18 +119,20 @@ class FilesystemStorage(IntermediateStorage):
             yield stream
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        with self.errors(key):
+            return self.path(key).is_file()
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.path(prefix)
-        if not root.is_dir():
-            return iter(())
-        keys = (
-            str(p.relative_to(self.base_dir))
-            for p in root.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        )
-        return iter(sorted(keys))
+        with self.errors(prefix):
+            if not root.is_dir():
+                return iter(())
+            keys = sorted(
+                str(p.relative_to(self.base_dir))
+                for p in root.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
+            )
+        return iter(keys)
 
 
 @hookimpl
