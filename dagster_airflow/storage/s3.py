@@ -402,9 +402,11 @@ class _MultipartWriter(io.RawIOBase):
                 MultipartUpload={"Parts": sorted(self.parts, key=lambda p: p["PartNumber"])},
             )
             self.upload_id = None
+            # Only after a multipart write: a killed writer of this key left parts only if it
+            # too wrote more than a part, and a small object's single PUT stays one request.
+            self._abort_abandoned()
         self.buffer = bytearray()
         self._shutdown()
-        self._abort_abandoned()
 
     def _abort_abandoned(self) -> None:
         """Abort the unfinished multipart uploads of this key: a writer killed midway (its

@@ -316,12 +316,13 @@ class TestS3UnderTheDocumentedPolicy(StorageContract):
         other_key = storage.object_key(storage.key(run_id, "step", "result2"))
         other = client.create_multipart_upload(Bucket=bucket, Key=other_key)["UploadId"]
 
-        storage.put_bytes(key, b"retry")
+        storage.part_size = 5 * MIB
+        storage.put_bytes(key, b"r" * 11 * MIB)  # the retry, as large as the killed write
 
         uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=storage.prefix)
         assert [u["UploadId"] for u in uploads.get("Uploads", ())] == [other]
         assert "Could not abort" not in caplog.text
-        assert storage.get_bytes(key) == b"retry"
+        assert storage.get_bytes(key) == b"r" * 11 * MIB
 
     def test_nothing_outside_the_prefix(self, strict_moto, monkeypatch):
         url, (key_id, secret) = strict_moto["url"], strict_moto["steps"]
