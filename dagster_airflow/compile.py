@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.code_location import load_job, resolve
-from dagster_airflow.errors import DagsterAirflowError, RunConfigError
+from dagster_airflow.errors import DagsterAirflowError, RunConfigError, yaml_problem
 from dagster_airflow.model import CodeLocation
 
 
@@ -79,7 +80,9 @@ def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
                 f"cannot read run config file {path!r}: {exc.strerror}; check the -e path."
             ) from exc
         except yaml.YAMLError as exc:
-            raise RunConfigError(f"run config file {path!r} is not valid YAML: {exc}") from exc
+            raise RunConfigError(
+                f"run config file {path!r} is not valid YAML ({yaml_problem(exc)}); fix it."
+            ) from exc
         if data is None:
             continue
         if not isinstance(data, dict):
@@ -96,7 +99,13 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
     from dagster import DagsterInvalidConfigError
 
     if isinstance(exc, DagsterInvalidConfigError):
-        problems = "; ".join(" ".join(e.message.split()) for e in exc.errors)
+        # Dagster's "... at the root. You must provide ... Example config ..." as one sentence.
+        problems = "; ".join(
+            re.sub(
+                r"\.\s+([A-Z])", lambda m: f"; {m.group(1).lower()}", " ".join(e.message.split())
+            ).rstrip(".")
+            for e in exc.errors
+        )
         return RunConfigError(
             f"the run config for job {job_name!r} is invalid: {problems}; fix it in {where}."
         )

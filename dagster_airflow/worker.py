@@ -237,7 +237,11 @@ class StepWorker:
         except DagsterExecutionStepNotFoundError:
             plan = None
         except Exception as exc:
-            raise validation_error(exc, request.job_name, "the DAG's run_config") from None
+            from dagster_airflow.stale_dag import stale_dag_error
+
+            # A renamed or removed op fails the planner first; say the true cause.
+            stale = stale_dag_error(job, request.job_name, request.step_key, request.run_config)
+            raise stale or validation_error(exc, request.job_name, "the DAG's run_config") from None
         if plan is None or request.step_key not in plan.step_dict_by_key:
             raise ConfigurationError(
                 f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "

@@ -133,7 +133,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         (
             ["demo_pipeline", "-f", str(EXAMPLES / "demo.py")],
             "the run config for job 'demo_pipeline' is invalid: Missing required config entry "
-            '"ops" at the root.',
+            '"ops" at the root; you must provide this value in your run config; example config',
         ),
         (
             ["no_such_job", "-f", str(EXAMPLES / "demo.py"), "-e", str(EXAMPLES / "demo.yml")],

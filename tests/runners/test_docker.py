@@ -454,13 +454,15 @@ def test_an_unreachable_daemon_names_where_it_looked(tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"pull": "sometimes"}, "pull must be one of missing, always, never, got 'sometimes'"),
-        ({"auto_remove": True}, "auto_remove must be one of success, never, force, got True"),
-        ({"timeout": 0}, "timeout must be a number of seconds above 0, got 0"),
-        ({"mounts": "/a:/b"}, "mounts must be a list, got '/a:/b'"),
+        ({"pull": "sometimes"}, "'pull' must be one of missing, always, never, got 'sometimes'"),
+        ({"auto_remove": True}, "'auto_remove' must be one of success, never, force, got True"),
+        ({"timeout": 0}, "'timeout' must be a number of seconds above 0, got 0"),
+        ({"timeout": -5}, "'timeout' must be a number of seconds above 0, got -5"),
+        ({"mounts": "/a:/b"}, "'mounts' must be a list of mounts, got '/a:/b'"),
         ({"mounts": ["/a"]}, "mount '/a' is not understood"),
-        ({"command": "dagster-airflow execute-step"}, "command must be a list of strings"),
+        ({"command": "dagster-airflow execute-step"}, "'command' must be a list of strings"),
         ({"environment": ["A=1"]}, "'environment' must be a mapping"),
+        ({"stop_timeout": "10s"}, "'stop_timeout' must be a whole number of seconds of at least"),
     ],
 )
 def test_wrong_options_are_one_sentence(options, message):
