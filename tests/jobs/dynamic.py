@@ -10,7 +10,7 @@ import dagster as dg
 @dg.op(out=dg.DynamicOut())
 def pieces():
     # Yielded out of sorted order: the collect must read them in Dagster's order, not a listing's.
-    for name in ["b", "a", "c"]:
+    for name in ["b", "a"]:
         yield dg.DynamicOutput(name, mapping_key=f"piece_{name}")
 
 
@@ -83,4 +83,19 @@ def dynamic():
     join.alias("join_maybe")(maybe_pieces().map(exclaim.alias("exclaim_maybe")).collect())
 
 
-defs = dg.Definitions(jobs=[dynamic])
+@dg.op(out={"evens": dg.DynamicOut(), "odds": dg.DynamicOut()})
+def split():
+    for n in range(4):
+        yield dg.DynamicOutput(n, output_name="odds" if n % 2 else "evens", mapping_key=f"n{n}")
+
+
+@dg.job
+def two_dynamic_outputs():
+    """Airflow maps over the one list a task returns: two mapped DynamicOuts of one op are
+    refused."""
+    evens, odds = split()
+    total.alias("total_evens")(evens.map(square.alias("square_evens")).collect())
+    total.alias("total_odds")(odds.map(square.alias("square_odds")).collect())
+
+
+defs = dg.Definitions(jobs=[dynamic, two_dynamic_outputs])
