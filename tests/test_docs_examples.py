@@ -62,3 +62,12 @@ def test_scaffold_md_shows_the_file_the_scaffold_writes():
     assert ruff_format(date.sub(same_day, written)) == ruff_format(
         date.sub(same_day, shown.group(1))
     )
+
+
+def test_scaffold_md_shows_the_mapped_tasks_the_scaffold_writes():
+    page = (DOCS / "scaffold.md").read_text()
+    section = page[page.index("## Dynamic outputs: mapped tasks") :]
+    shown = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    done = run_cli("scaffold", "pieces", "-f", "examples/pieces.py")
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout

@@ -299,3 +299,13 @@ def test_two_mapped_dynamic_outputs_of_one_op_are_refused_in_one_sentence(tmp_pa
         "'split' (evens, odds): Airflow maps tasks over the one list a task returns; give each "
         "DynamicOut an op of its own."
     )
+
+
+def test_nested_mapping_is_refused_in_one_sentence_naming_the_op(tmp_path):
+    done = run_cli("scaffold", "nested", "-f", str(JOBS / "nested_mapping.py"))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (
+        "op 'work' cannot be downstream of more than one dynamic output. It is downstream of "
+        'both "pieces:result" and "sub_pieces:result"' in done.stderr
+    )
