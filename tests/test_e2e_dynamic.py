@@ -9,14 +9,17 @@ and a mapped op that fails its first attempt for one key).
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 
+import attrs
 import pytest
 import yaml
 
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
+from dagster_airflow.testing.airflow_home import DagRunResult
 from tests.conftest import JOBS, scaffold
 
 pytestmark = pytest.mark.airflow
@@ -49,6 +52,18 @@ def dagster_outcomes(job, run_config: dict):
     return result, outcomes
 
 
+@attrs.frozen
+class AirflowRun:
+    result: DagRunResult
+    instances: dict[str, tuple[str, int]]
+    storage: FilesystemStorage
+    run_id: str  # the Dagster run id
+
+    def output(self, step_key: str):
+        with self.storage.open_read(self.storage.key(self.run_id, step_key, "result")) as stream:
+            return pickle.load(stream)
+
+
 def run_dag(airflow_home, tmp_path, job: str, dag_id: str, run_config: dict | None = None):
     storage_dir = tmp_path / "storage"
     args = [job, "-f", str(JOBS / f"{job}.py"), "--dag-id", dag_id]
@@ -62,20 +77,30 @@ def run_dag(airflow_home, tmp_path, job: str, dag_id: str, run_config: dict | No
     airflow_home.install(text, f"{dag_id}.py")
     result = airflow_home.dags_test(dag_id)
     assert result.succeeded, result.output[-3000:]
-    storage = FilesystemStorage(base_dir=str(storage_dir))
-    run_id = dagster_run_id(dag_id, result.run_id)
+    return AirflowRun(
+        result,
+        task_instances(airflow_home, dag_id, result.run_id),
+        FilesystemStorage(base_dir=str(storage_dir)),
+        dagster_run_id(dag_id, result.run_id),
+    )
 
-    def output(step_key: str):
-        with storage.open_read(storage.key(run_id, step_key, "result")) as stream:
-            return pickle.load(stream)
 
-    return result, task_instances(airflow_home, dag_id, result.run_id), output
+def links(airflow_home, dag_id: str, run_id: str, name: str) -> dict[tuple[str, int], str]:
+    """(task id, map index) -> the URL of one of its extra links, as Airflow stored it."""
+    with sqlite3.connect(airflow_home.path / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+            "AND key = ?",
+            (dag_id, run_id, f"_link_{name}"),
+        ).fetchall()
+    return {(task, index): json.loads(value) for task, index, value in rows}
 
 
 def test_fan_in_loads_every_produced_source_as_dagster_does(airflow_home, tmp_path):
     from tests.jobs.fan_in import fan_in
 
-    result, instances, output = run_dag(airflow_home, tmp_path, "fan_in", "e2e_fan_in")
+    run = run_dag(airflow_home, tmp_path, "fan_in", "e2e_fan_in")
+    result, instances, output = run.result, run.instances, run.output
 
     reference, outcomes = dagster_outcomes(fan_in, {})
     assert {step: state for step, (state, _) in instances.items()} == outcomes
@@ -96,9 +121,8 @@ def test_dynamic_outputs_run_as_mapped_tasks_as_dagster_runs_them(airflow_home, 
         return {"ops": {"flaky_upper": {"config": {"marker_dir": str(markers)}}}}
 
     airflow_markers, dagster_markers = tmp_path / "airflow_markers", tmp_path / "dagster_markers"
-    result, instances, output = run_dag(
-        airflow_home, tmp_path, "dynamic", "e2e_dynamic", config(airflow_markers)
-    )
+    run = run_dag(airflow_home, tmp_path, "dynamic", "e2e_dynamic", config(airflow_markers))
+    result, instances, output = run.result, run.instances, run.output
     reference, outcomes = dagster_outcomes(dynamic, config(dagster_markers))
 
     # A map over zero keys is one skipped task instance in Airflow, no step in Dagster.
@@ -123,3 +147,15 @@ def test_dynamic_outputs_run_as_mapped_tasks_as_dagster_runs_them(airflow_home, 
     for markers in (airflow_markers, dagster_markers):
         attempts = {p.name: len(p.read_text()) for p in markers.glob("attempts_*")}
         assert attempts == {"attempts_piece_a": 2, "attempts_piece_b": 1}
+    # Each mapped task instance links to its own step's output and event log.
+    storage, run_id = run.storage, run.run_id
+    index = result.xcoms["pieces"].index("piece_a")
+    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")[
+        ("flaky_upper", index)
+    ] == storage.browse_url(storage.key(run_id, "flaky_upper[piece_a]", "result"))
+    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepEventLogLink")[
+        ("square", 0)
+    ] == storage.browse_url(storage.key(run_id, "square[n3]", "events.jsonl"))
+    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")[
+        ("pieces", -1)
+    ] == storage.browse_url(f"{run_id}/pieces/", folder=True)
