@@ -20,6 +20,7 @@ from dagster_airflow.model import StepError, StepEvent, StepRequest
 from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
 
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_BAD_REQUEST = 0, 1, 2
+_ENDS = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE")
 STOPPED_BEFORE_IT_RAN = (
     "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
 )
@@ -81,7 +82,10 @@ class EventPrinter:
         )
 
     def succeeded(self) -> bool:
-        return any(e.event_type in ("STEP_SUCCESS", "STEP_SKIPPED") for e in self.events)
+        """Whether the step's last end was a success or a skip (a failure may follow a success:
+        the step's record could not be written)."""
+        ends = [e.event_type for e in self.events if e.event_type in _ENDS]
+        return bool(ends) and ends[-1] != "STEP_FAILURE"
 
 
 class StepWorker:
@@ -251,16 +255,10 @@ class StepWorker:
         step whose record cannot be written fails."""
         from dagster_airflow.run_state import FAILURE, SKIPPED, SUCCESS, StepRecord
 
-        kinds = {e.event_type for e in self.printer.events}
-        status = (
-            FAILURE
-            if "STEP_FAILURE" in kinds
-            else SKIPPED
-            if "STEP_SKIPPED" in kinds
-            else SUCCESS
-            if "STEP_SUCCESS" in kinds
-            else FAILURE
-        )
+        ends = {"STEP_SUCCESS": SUCCESS, "STEP_SKIPPED": SKIPPED, "STEP_FAILURE": FAILURE}
+        status = FAILURE  # a worker that stopped before the step ended
+        for event in self.printer.events:
+            status = ends.get(event.event_type, status)
         outputs = tuple(
             (e.output_name, e.mapping_key)
             for e in self.printer.events
@@ -271,7 +269,9 @@ class StepWorker:
             self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
         except Exception as exc:
             self.printer.fail(
-                exc, f"could not write the step's record of its outputs to {self.storage.uri(key)}"
+                exc,
+                f"could not write the step's record of its outputs to {self.storage.uri(key)}: "
+                f"{exc}",
             )
 
     def _write_event_log(self) -> None:

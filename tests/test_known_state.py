@@ -50,7 +50,7 @@ class Run:
             storage=StorageSpec("filesystem", {"base_dir": str(self.storage.base_dir)}),
         )
         out = io.StringIO()
-        execute_step(request.to_json(), out)
+        self.exit_code = execute_step(request.to_json(), out)
         events = [json.loads(line) for line in out.getvalue().splitlines() if line]
         ends = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
         last = [e for e in events if e["dagster_airflow_event"] in ends][-1]
@@ -187,3 +187,13 @@ def test_a_mapping_key_the_run_did_not_yield_is_refused(tmp_path, dynamic_config
         "'pieces' yielded the mapping keys ['piece_b', 'piece_a']; clear the mapped "
         "task together with its upstream task.",
     )
+
+
+def test_a_step_whose_record_cannot_be_written_fails(tmp_path):
+    run = Run(tmp_path, "fan_in.py", "fan_in")
+    # A folder where the record goes: the storage cannot commit the record there.
+    (tmp_path / "storage" / run.run_id / "return_one_0" / "outputs.json").mkdir(parents=True)
+    end, message = run.step("return_one_0")
+    assert end == "STEP_FAILURE"
+    assert "Is a directory" in message  # the error the step fails with
+    assert run.exit_code == 1
