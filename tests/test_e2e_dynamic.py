@@ -147,9 +147,17 @@ def test_dynamic_outputs_run_as_mapped_tasks_as_dagster_runs_them(airflow_home, 
     for markers in (airflow_markers, dagster_markers):
         attempts = {p.name: len(p.read_text()) for p in markers.glob("attempts_*")}
         assert attempts == {"attempts_piece_a": 2, "attempts_piece_b": 1}
+    # Running one map index again by hand reruns that mapping key's Dagster step only.
+    index = result.xcoms["pieces"].index("piece_a")
+    done = airflow_home.airflow(
+        "tasks", "test", "e2e_dynamic", "flaky_upper", result.run_id, "--map-index", str(index)
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Dagster step 'flaky_upper[piece_a]' of job 'dynamic'" in done.stdout + done.stderr
+    attempts = {p.name: len(p.read_text()) for p in airflow_markers.glob("attempts_*")}
+    assert attempts == {"attempts_piece_a": 3, "attempts_piece_b": 1}
     # Each mapped task instance links to its own step's output and event log.
     storage, run_id = run.storage, run.run_id
-    index = result.xcoms["pieces"].index("piece_a")
     assert links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")[
         ("flaky_upper", index)
     ] == storage.browse_url(storage.key(run_id, "flaky_upper[piece_a]", "result"))
