@@ -27,9 +27,19 @@ class StepRetryPolicy:
 
 @attrs.frozen
 class Step:
-    key: str
+    key: str  # a mapped step's key ends in [?]: Dagster's key before the mapping keys are known
     upstream: tuple[str, ...]  # keys of the steps whose outputs it reads
-    retry_policy: StepRetryPolicy | None = None
+    # A mapped step (downstream of .map()): the (step key, output name) of the dynamic output
+    # whose mapping keys it is mapped over, one Airflow task instance per key.
+    mapped_over: tuple[str, str] | None = None
+    # The dynamic output whose mapping keys this step returns as its XCom, for the steps mapped
+    # over it.
+    mapping_keys_of: str | None = None
+    # An input reads several sources (a list fan-in, or a .collect() over a mapped step): it runs
+    # when no upstream failed and loads the sources that were produced, as Dagster does.
+    fan_in: bool = False
+    collect: bool = False  # a .collect(): reads every mapped output, in Dagster's order
+    retry_policy: StepRetryPolicy | None = None  # Dagster's, as Airflow's retries
 
 
 def step_retry_policy(job, step) -> StepRetryPolicy | None:
@@ -117,6 +127,53 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
     )
 
 
+def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
+    """The plan's steps with what Airflow's task mapping needs to know of each; what it cannot
+    express is refused in one sentence."""
+    from dagster._core.execution.plan.inputs import FromMultipleSources
+    from dagster._core.execution.plan.step import (
+        UnresolvedCollectExecutionStep,
+        UnresolvedMappedExecutionStep,
+    )
+
+    ordered = plan.get_all_steps_in_topo_order()
+    mapped_over = {
+        s.key: (s.resolved_by_step_key, s.resolved_by_output_name)
+        for s in ordered
+        if isinstance(s, UnresolvedMappedExecutionStep)
+    }
+    keys_of: dict[str, set[str]] = {}
+    for producer, output in mapped_over.values():
+        keys_of.setdefault(producer, set()).add(output)
+    for producer, outputs in keys_of.items():
+        if producer in mapped_over:
+            raise DagsterAirflowError(
+                f"job {job_name!r} maps over the dynamic output of step {producer!r}, which is "
+                "itself mapped: Airflow cannot map a task inside a mapped task (nested "
+                "mapping); collect the inner results in the mapped op instead."
+            )
+        if len(outputs) > 1:
+            raise DagsterAirflowError(
+                f"job {job_name!r} maps over {len(outputs)} dynamic outputs of op {producer!r} "
+                f"({', '.join(sorted(outputs))}): Airflow maps tasks over the one list a task "
+                "returns; give each DynamicOut an op of its own."
+            )
+    deps = plan.get_all_step_deps()
+    return tuple(
+        Step(
+            key=s.key,
+            upstream=tuple(sorted(deps.get(s.key, ()))),
+            mapped_over=mapped_over.get(s.key),
+            mapping_keys_of=next(iter(keys_of[s.key])) if s.key in keys_of else None,
+            fan_in=isinstance(s, UnresolvedCollectExecutionStep)
+            or any(isinstance(i.source, FromMultipleSources) for i in s.step_inputs),
+            collect=isinstance(s, UnresolvedCollectExecutionStep),
+            retry_policy=step_retry_policy(job, s),
+        )
+        for s in ordered
+    )
+
+
 def compile_job(
     location: CodeLocation, job_name: str, run_config: Mapping[str, Any], where: str
 ) -> StepGraph:
@@ -131,21 +188,7 @@ def compile_job(
         if job.partitioned_config is not None:  # its config would come from a partition
             where += ", as the run config of one partition (the DAG does not choose partitions)"
         raise validation_error(exc, job_name, where) from exc
-    dynamic = [s.key for s in plan.get_all_steps_in_topo_order() if "[?]" in s.key]
-    if dynamic:
-        raise DagsterAirflowError(
-            f"job {job_name!r} has dynamic steps {dynamic}, whose number is known only at run "
-            "time; one Airflow task per step cannot be scaffolded for them yet."
-        )
-    deps = plan.get_all_step_deps()
-    steps = tuple(
-        Step(
-            key=s.key,
-            upstream=tuple(sorted(deps.get(s.key, ()))),
-            retry_policy=step_retry_policy(job, s),
-        )
-        for s in plan.get_all_steps_in_topo_order()
-    )
+    steps = plan_steps(plan, job_name, job)
     return StepGraph(
         code_location=location,
         job_name=job_name,

@@ -274,6 +274,7 @@ class StepEvent:
     timestamp: float = 0.0
     input_name: str | None = None
     output_name: str | None = None
+    mapping_key: str | None = None  # of a dynamic output (STEP_OUTPUT, HANDLED_OUTPUT)
     uri: str | None = None
     error: StepError | None = None
     # Materializations and asset check evaluations: the asset, its partition, JSON-safe metadata.
@@ -319,6 +320,7 @@ class StepEvent:
             timestamp=data.get("timestamp", 0.0),
             input_name=data.get("input_name"),
             output_name=data.get("output_name"),
+            mapping_key=data.get("mapping_key"),
             uri=data.get("uri"),
             error=StepError.from_dict(error) if error else None,
             asset_key=data.get("asset_key"),
@@ -359,6 +361,15 @@ class StepResult:
     def retryable(self) -> bool:
         """False when the step failed in a way no retry changes (the worker said so)."""
         return self.exit_code != EXIT_NO_RETRY
+
+    @property
+    def mapping_keys(self) -> dict[str, list[str]]:
+        """Dynamic output name -> the mapping keys the step yielded for it, in Dagster's order."""
+        keys: dict[str, list[str]] = {}
+        for event in self.events:
+            if event.event_type == "STEP_OUTPUT" and event.output_name and event.mapping_key:
+                keys.setdefault(event.output_name, []).append(event.mapping_key)
+        return keys
 
     @property
     def succeeded(self) -> bool:

@@ -102,7 +102,8 @@ class StepLog:
         outputs = {
             e.output_name: e.uri
             for e in self.events
-            if e.event_type == "HANDLED_OUTPUT" and e.output_name and e.uri
+            # A dynamic output's many objects stay out: the XCom stays small.
+            if e.event_type == "HANDLED_OUTPUT" and e.output_name and e.uri and not e.mapping_key
         }
         events = tuple(self.events)
         # The last outcome counts: a Dagster run that retries a step within itself (the graphql

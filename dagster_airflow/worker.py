@@ -36,7 +36,7 @@ from dagster_airflow.model import (
     StepEvent,
     StepRequest,
 )
-from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
+from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
 
 EXIT_BAD_REQUEST = EXIT_NO_RETRY
 # Failures of ours that no retry can fix: the task fails at once.
@@ -44,6 +44,7 @@ NOT_RETRYABLE = (ConfigurationError, PluginError, RunConfigError)
 # The error classes of a failure that Dagster's own retry machinery decided was final.
 _RETRY_REQUESTED = ("RetryRequested", "RetryRequestedFromPolicy")
 _OUTCOMES = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
+_ENDS = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE")
 STOPPED_BEFORE_IT_RAN = (
     "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
 )
@@ -114,7 +115,10 @@ class EventPrinter:
         return any(e.event_type == "STEP_FAILURE" for e in self.events)
 
     def succeeded(self) -> bool:
-        return any(e.event_type in ("STEP_SUCCESS", "STEP_SKIPPED") for e in self.events)
+        """Whether the step's last end was a success or a skip (a failure may follow a success:
+        the step's record could not be written)."""
+        ends = [e.event_type for e in self.events if e.event_type in _ENDS]
+        return bool(ends) and ends[-1] != "STEP_FAILURE"
 
     def outcome(self) -> StepEvent | None:
         """The event that says how the step ended: its last success, skip, failure or retry."""
@@ -162,6 +166,7 @@ class StepWorker:
         self.printer = EventPrinter(out, request.step_key, request.attempt)
         # Whether Dagster's retry machinery governs this step (it has a RetryPolicy).
         self.has_retry_policy = False
+        self._mapping_keys: dict[str, str | None] = {}  # output name -> its last mapping key
 
     def uri(self, step_key: str, output_name: str) -> str:
         return self.storage.uri(self.storage.key(self.request.run_id, step_key, output_name))
@@ -182,6 +187,7 @@ class StepWorker:
                 raise
             if not self.printer.failed():
                 self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
+        self._write_record()
         self._write_event_log()
         return self._exit_code()
 
@@ -206,9 +212,7 @@ class StepWorker:
     def _execute(self) -> None:
         from dagster import DagsterInstance
         from dagster._core.definitions.job_base import InMemoryJob
-        from dagster._core.errors import DagsterExecutionStepNotFoundError
         from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
-        from dagster._core.execution.plan.state import KnownExecutionState
         from dagster._core.execution.retries import RetryMode
 
         from dagster_airflow.code_location import load_job
@@ -226,31 +230,19 @@ class StepWorker:
         )
         run_config = dict(request.run_config)
         in_memory_job = InMemoryJob(job)
-        known_state = KnownExecutionState(previous_retry_attempts=previous_retry_attempts(request))
         try:
-            plan = create_execution_plan(
-                in_memory_job,
-                run_config=run_config,
-                step_keys_to_execute=[request.step_key],
-                known_state=known_state,
-            )
-        except DagsterExecutionStepNotFoundError:
-            plan = None
+            full_plan = create_execution_plan(in_memory_job, run_config=run_config)
         except Exception as exc:
             from dagster_airflow.stale_dag import stale_dag_error
 
             # A renamed or removed op fails the planner first; say the true cause.
             stale = stale_dag_error(job, request.job_name, request.step_key, request.run_config)
             raise stale or validation_error(exc, request.job_name, "the DAG's run_config") from None
-        if plan is None or request.step_key not in plan.step_dict_by_key:
-            raise ConfigurationError(
-                f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
-                "out of date with the job: scaffold it again."
-            )
+        plan = self._plan_step(in_memory_job, run_config, full_plan)
+        if plan is None:
+            return
         step = plan.get_step_by_key(request.step_key)
         self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
-        if self._skip_for_missing_inputs(plan):
-            return
 
         instance = DagsterInstance.ephemeral()
         instance.add_event_listener(request.run_id, self._on_entry)
@@ -275,6 +267,50 @@ class StepWorker:
             ):
                 pass
 
+    def _plan_step(self, in_memory_job, run_config, full_plan):
+        """The plan of the one step, with the run's known state as Dagster's own executor would
+        hand it over (ready outputs, mapping keys); None when the step is skipped."""
+        from dagster._core.execution.api import create_execution_plan
+        from dagster._core.execution.plan.state import KnownExecutionState
+
+        from dagster_airflow.run_state import RunState, unresolved_key
+
+        request = self.request
+        if unresolved_key(request.step_key) not in full_plan.step_dict_by_key:
+            raise ConfigurationError(
+                f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
+                "out of date with the job: scaffold it again."
+            )
+        state = RunState(self.storage, request.run_id)
+        mappings = state.dynamic_mappings(full_plan, request.step_key)
+        state.check_resolvable(full_plan, request.step_key, mappings)
+        known = KnownExecutionState(
+            previous_retry_attempts=previous_retry_attempts(request),
+            dynamic_mappings=mappings,
+            ready_outputs=state.ready_outputs(),
+        )
+        plan = create_execution_plan(
+            in_memory_job,
+            run_config=run_config,
+            step_keys_to_execute=[request.step_key],
+            known_state=known,
+        )
+        skipped, extra_ready = state.missing_inputs(plan, request.step_key)
+        if skipped:
+            self.printer.emit(
+                StepEvent(
+                    "STEP_SKIPPED",
+                    skipped,
+                    step_key=request.step_key,
+                    timestamp=time.time(),
+                )
+            )
+            return None
+        # Outputs that are no object in the storage (Nothing, other IO managers) are ready too.
+        return plan._replace(
+            known_state=known._replace(ready_outputs=known.ready_outputs | extra_ready)
+        )
+
     def _tags(self) -> dict[str, str]:
         tags = {"dagster-airflow/attempt": str(self.request.attempt)}
         if self.request.task:
@@ -285,34 +321,6 @@ class StepWorker:
                 "dagster-airflow/airflow_run_id": task.run_id,
             }
         return tags
-
-    def _skip_for_missing_inputs(self, plan) -> bool:
-        """Skip the step when an upstream optional output was not produced (Dagster, running one
-        step, would fail to load the input instead); fail clearly when a required one is gone."""
-        step = plan.get_step_by_key(self.request.step_key)
-        for step_input in step.step_inputs:
-            for handle in step_input.get_step_output_handle_dependencies():
-                key = self.storage.key(self.request.run_id, handle.step_key, handle.output_name)
-                if self.storage.exists(key):
-                    continue
-                output = plan.get_step_output(handle)
-                if output.is_required:
-                    raise DagsterAirflowError(
-                        f"input {step_input.name!r} of step {step.key!r} needs output "
-                        f"{handle.output_name!r} of step {handle.step_key!r}, which is not at "
-                        f"{self.storage.uri(key)!r}; run the upstream task in this DAG run first."
-                    )
-                self.printer.emit(
-                    StepEvent(
-                        "STEP_SKIPPED",
-                        f"upstream step {handle.step_key!r} did not produce its optional output "
-                        f"{handle.output_name!r} (input {step_input.name!r}).",
-                        step_key=step.key,
-                        timestamp=time.time(),
-                    )
-                )
-                return True
-        return False
 
     def _on_entry(self, entry) -> None:
         event = entry.dagster_event
@@ -330,7 +338,11 @@ class StepWorker:
         fields: dict[str, Any] = {}
         data = event.event_specific_data
         kind = event.event_type_value
-        if kind == "LOADED_INPUT" and data.upstream_step_key:
+        if kind == "STEP_OUTPUT":
+            handle = data.step_output_handle
+            self._mapping_keys[handle.output_name] = handle.mapping_key
+            fields = {"output_name": handle.output_name, "mapping_key": handle.mapping_key}
+        elif kind == "LOADED_INPUT" and data.upstream_step_key:
             fields = {
                 "input_name": data.input_name,
                 "uri": self.uri(data.upstream_step_key, data.upstream_output_name),
@@ -338,6 +350,7 @@ class StepWorker:
         elif kind == "HANDLED_OUTPUT":
             fields = {
                 "output_name": data.output_name,
+                "mapping_key": self._mapping_keys.get(data.output_name),
                 "uri": self.io_manager.written.get(data.output_name),
             }
         elif kind == "STEP_FAILURE":
@@ -361,6 +374,31 @@ class StepWorker:
                 **fields,
             )
         )
+
+    def _write_record(self) -> None:
+        """What the step yielded, in order, and how it ended: the steps after it read this where
+        the storage's listing cannot tell (run_state.py). Without it they cannot run right, so a
+        step whose record cannot be written fails."""
+        from dagster_airflow.run_state import FAILURE, SKIPPED, SUCCESS, StepRecord
+
+        ends = {"STEP_SUCCESS": SUCCESS, "STEP_SKIPPED": SKIPPED, "STEP_FAILURE": FAILURE}
+        status = FAILURE  # a worker that stopped before the step ended
+        for event in self.printer.events:
+            status = ends.get(event.event_type, status)
+        outputs = tuple(
+            (e.output_name, e.mapping_key)
+            for e in self.printer.events
+            if e.event_type == "STEP_OUTPUT" and e.output_name
+        )
+        key = self.storage.key(self.request.run_id, self.request.step_key, OUTPUTS_RECORD_NAME)
+        try:
+            self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
+        except Exception as exc:
+            self.printer.fail(
+                exc,
+                f"could not write the step's record of its outputs to {self.storage.uri(key)}: "
+                f"{exc}",
+            )
 
     def _write_event_log(self) -> None:
         """Append this attempt's events to the step's event log (one key for every attempt).

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,6 +40,8 @@ _FINAL_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
 # CloudWatch may hold a stopped container's last lines back for a few seconds.
 _DRAIN_READS = 5
 _PAGES_PER_READ = 100
+# What an ECS tag value may hold; a mapped step's key (op[piece_3]) has brackets it may not.
+_TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 
 
 def started_by(request: StepRequest) -> str:
@@ -477,6 +480,7 @@ class EcsRunner(StepRunner):
         if request.task is not None:
             ours["dagster-airflow/dag"] = request.task.dag_id
             ours["dagster-airflow/task"] = request.task.task_id
+        ours = {k: _TAG_VALUE_BAD.sub("_", v) for k, v in ours.items()}
         # ECS tag values hold at most 256 characters.
         return {k: v[:256] for k, v in {**ours, **self.tags}.items()}
 

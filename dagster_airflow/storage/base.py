@@ -24,6 +24,8 @@ from dagster_airflow.keys import check_key
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
 
 EVENT_LOG_NAME = "events.jsonl"
+# Beside a step's outputs: how its last attempt ended and what it yielded, in order (run_state.py).
+OUTPUTS_RECORD_NAME = "outputs.json"
 
 S3_CONSOLE = "https://s3.console.aws.amazon.com/s3"
 GCS_CONSOLE = "https://console.cloud.google.com/storage/browser"

@@ -705,3 +705,9 @@ def test_an_airflow_execution_timeout_stops_the_ecs_task(
     while ecs_agent._processes[task["taskArn"]].poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ecs_agent._processes[task["taskArn"]].poll() is not None
+
+
+def test_a_mapped_steps_tags_are_valid_ecs_tag_values():
+    tags = make_runner()._tags(make_request("compute_piece[piece_3]"))
+    assert tags["dagster-airflow/step"] == "compute_piece_piece_3_"
+    assert all(re.fullmatch(r"[\w\s.:/=+\-@]*", value) for value in tags.values())
