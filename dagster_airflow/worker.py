@@ -238,7 +238,7 @@ class StepWorker:
             # A renamed or removed op fails the planner first; say the true cause.
             stale = stale_dag_error(job, request.job_name, request.step_key, request.run_config)
             raise stale or validation_error(exc, request.job_name, "the DAG's run_config") from None
-        plan = self._plan_step(in_memory_job, run_config, full_plan)
+        plan = self._plan_step(job, in_memory_job, run_config, full_plan)
         if plan is None:
             return
         step = plan.get_step_by_key(request.step_key)
@@ -267,7 +267,7 @@ class StepWorker:
             ):
                 pass
 
-    def _plan_step(self, in_memory_job, run_config, full_plan):
+    def _plan_step(self, job, in_memory_job, run_config, full_plan):
         """The plan of the one step, with the run's known state as Dagster's own executor would
         hand it over (ready outputs, mapping keys); None when the step is skipped."""
         from dagster._core.execution.api import create_execution_plan
@@ -277,7 +277,11 @@ class StepWorker:
 
         request = self.request
         if unresolved_key(request.step_key) not in full_plan.step_dict_by_key:
-            raise ConfigurationError(
+            from dagster_airflow.stale_dag import stale_dag_error
+
+            raise stale_dag_error(
+                job, request.job_name, request.step_key, request.run_config
+            ) or ConfigurationError(
                 f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
                 "out of date with the job: scaffold it again."
             )
@@ -394,6 +398,11 @@ class StepWorker:
         try:
             self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
         except Exception as exc:
+            if status == FAILURE:  # the step failed already, for the same cause most likely
+                self.printer.stream.write(
+                    f"could not write the step's record to {self.storage.uri(key)}: {exc}\n"
+                )
+                return
             self.printer.fail(
                 exc,
                 f"could not write the step's record of its outputs to {self.storage.uri(key)}: "

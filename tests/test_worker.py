@@ -223,7 +223,7 @@ def test_retry_requested_without_a_policy_is_up_for_retry_and_never_disabled(tmp
     ("change", "message"),
     [
         ({"step_key": "no_such_step"}, "job 'retry_policies' has no step 'no_such_step'"),
-        ({"run_config": {"ops": {"nope": {}}}}, "the run config for job 'retry_policies'"),
+        ({"run_config": {"ops": {"nope": {}}}}, "configures op 'nope', which job 'retry_policies'"),
         ({"storage": StorageSpec("nowhere")}, "storage 'nowhere' is not available"),
     ],
     ids=["unknown-step", "invalid-run-config", "unknown-storage"],
