@@ -147,6 +147,8 @@ class IntermediateStorage(ABC):
         """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:
         the console page for s3:// and gs:// URIs, a file:// URL for a path. The extra links of
         Airflow tasks use it; a storage with its own console overrides it."""
+        if folder:  # a key prefix ends in "/": the key check is of the prefix itself
+            return browse_url(self.uri(key.rstrip("/")) + "/", folder)
         return browse_url(self.uri(key), folder)
 
     def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:

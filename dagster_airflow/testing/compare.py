@@ -24,7 +24,7 @@ import attrs
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, StepEvent, dagster_run_id
-from dagster_airflow.storage.base import EVENT_LOG_NAME
+from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME
 from dagster_airflow.storage.filesystem import FilesystemStorage
 
 SUCCESS, FAILURE, SKIPPED, UPSTREAM_FAILED = "success", "failure", "skipped", "upstream_failed"
@@ -224,6 +224,8 @@ def read_run(storage: FilesystemStorage, run_id: str) -> dict[str, tuple[dict, l
                 event = StepEvent.from_line(line)
                 if event is not None:
                     events.append(event)
+        elif name == OUTPUTS_RECORD_NAME:
+            continue  # the worker's record of what the step yielded, not an output
         elif "/" not in name:
             data = storage.get_bytes(key)
             try:
