@@ -11,6 +11,9 @@ import attrs
 from dagster_airflow.code_location import load_job, resolve
 from dagster_airflow.errors import DagsterAirflowError, RunConfigError
 from dagster_airflow.model import CodeLocation
+from dagster_airflow.params import run_config_schema, with_placeholders
+from dagster_airflow.partitions import Partitioning, partitioning, scaffold_run_config
+from dagster_airflow.run_conf import deep_merge
 
 
 @attrs.frozen
@@ -28,17 +31,9 @@ class StepGraph:
     run_config: dict[str, Any]
     steps: tuple[Step, ...]
     description: str | None = None
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merged key by key, the later file winning, as `dagster job execute -c` does."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    # The job's run config schema as JSON Schema: the DAG's params (see params.py).
+    config_schema: dict[str, Any] = attrs.field(factory=dict)
+    partitions: Partitioning | None = None  # see partitions.py
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -105,8 +100,11 @@ def compile_job(
 
     location = resolve(location, job_name)
     job = load_job(location, job_name)
+    partitions = partitioning(job)
+    schema = run_config_schema(job, run_config)
+    planned = scaffold_run_config(job, with_placeholders(dict(run_config), schema))
     try:
-        plan = create_execution_plan(job, run_config=dict(run_config))
+        plan = create_execution_plan(job, run_config=planned)
     except Exception as exc:
         raise validation_error(exc, job_name, where) from exc
     dynamic = [s.key for s in plan.get_all_steps_in_topo_order() if "[?]" in s.key]
@@ -126,4 +124,6 @@ def compile_job(
         run_config=dict(run_config),
         steps=steps,
         description=job.description,
+        config_schema=schema,
+        partitions=partitions,
     )

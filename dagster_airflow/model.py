@@ -162,6 +162,8 @@ class StepRequest:
     storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
     attempt: int = 1
     task: TaskRef | None = None
+    partition_key: str | None = None  # the DAG run's conf["partition"], when it names one
+    logical_date: str | None = None  # ISO 8601; None for a run triggered without one
 
     def to_json(self) -> str:
         data = {
@@ -173,6 +175,8 @@ class StepRequest:
             "storage": self.storage.to_dict(),
             "attempt": self.attempt,
             "task": attrs.asdict(self.task) if self.task else None,
+            "partition_key": self.partition_key,
+            "logical_date": self.logical_date,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -195,6 +199,8 @@ class StepRequest:
                 storage=StorageSpec.from_value(data.get("storage") or "filesystem"),
                 attempt=int(data.get("attempt", 1)),
                 task=TaskRef(**data["task"]) if data.get("task") else None,
+                partition_key=data.get("partition_key"),
+                logical_date=data.get("logical_date"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc

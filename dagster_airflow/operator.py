@@ -7,17 +7,20 @@ one (what the DAG processor does many times a minute) touches no plugin, SDK or 
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, StepFailedError
 from dagster_airflow.plugins.links import DAGSTER_LINKS
 
 DEFAULT_RUNNER = "subprocess"
+# Errors of the worker that no retry can fix: the task fails at once.
+_NOT_RETRYABLE = ("RunConfigError",)
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
 
 
@@ -60,7 +63,11 @@ class DagsterOperator(BaseOperator):
     :param job_name: the Dagster job.
     :param code_location: where the job is defined (python_file / module_name / workspace, with
         attribute and working_directory), as the step's runner sees the file system.
-    :param run_config: the job's run config; string values are Airflow templates.
+    :param run_config: the job's run config; string values are Airflow templates, and one that
+        renders a number or a boolean for such a field gives that type.
+    :param run_config_schema: the run config's JSON Schema; ``dag_run.conf`` keys it names (ops,
+        resources ...) are deep-merged over ``run_config``, ``dag_run.conf["partition"]`` picks
+        the partition.
     :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
     :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
     """
@@ -78,6 +85,7 @@ class DagsterOperator(BaseOperator):
         job_name: str,
         code_location: Mapping[str, Any],
         run_config: Mapping[str, Any] | None = None,
+        run_config_schema: Mapping[str, Any] | None = None,
         runner: Mapping[str, Any] | str | None = None,
         storage: Mapping[str, Any] | str | None = None,
         **kwargs: Any,
@@ -96,6 +104,9 @@ class DagsterOperator(BaseOperator):
         self.job_name = job_name
         self.code_location = code_location
         self.run_config = run_config or {}
+        # As written, before Airflow renders its templates: which values were templates.
+        self.run_config_source = copy.deepcopy(self.run_config)
+        self.run_config_schema = run_config_schema or {}
         self.runner = runner
         self.storage = storage
 
@@ -112,6 +123,7 @@ class DagsterOperator(BaseOperator):
             dagster_run_id,
         )
         from dagster_airflow.plugins.manager import get_plugins
+        from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
 
         plugins = get_plugins()
         runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
@@ -121,15 +133,21 @@ class DagsterOperator(BaseOperator):
         self._step_runner = runner_backend.create(runner_spec.options)
 
         ti = context["ti"]
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        logical_date = context.get("logical_date")
         request = StepRequest(
             code_location=CodeLocation.from_dict(self.code_location),
             job_name=self.job_name,
             step_key=self.step_key,
             run_id=dagster_run_id(self.dag_id, context["run_id"]),
-            run_config=dict(self.run_config),
+            run_config=run_config_for_run(
+                self.run_config, self.run_config_source, conf, self.run_config_schema
+            ),
             storage=storage_spec,
             attempt=ti.try_number,
             task=TaskRef(self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number),
+            partition_key=conf.get(PARTITION_KEY),
+            logical_date=logical_date.isoformat() if logical_date else None,
         )
         secret_env = storage.credentials_env(_connection)
         _mask(secret_env)
@@ -147,6 +165,8 @@ class DagsterOperator(BaseOperator):
             raise AirflowSkipException(f"Dagster step {self.step_key!r} was skipped.")
         if result.status == FAILURE:
             error = result.error.summary() if result.error else "no error was reported"
+            if result.error and result.error.class_name in _NOT_RETRYABLE:
+                raise AirflowFailException(f"Dagster step {self.step_key!r}: {error}")
             raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
         return dict(result.outputs)
 

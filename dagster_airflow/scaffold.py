@@ -22,6 +22,8 @@ import attrs
 from dagster_airflow.compile import StepGraph
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
+from dagster_airflow.params import param_default
+from dagster_airflow.partitions import TIME
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
 
@@ -105,6 +107,65 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
     )
 
 
+def _start_date(graph: StepGraph, today: datetime.date) -> str:
+    """A time partitions' first launch (their first window's end), else the day of scaffolding."""
+    start = graph.partitions.start if graph.partitions else None
+    if start is None:
+        return f"datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC)"
+    utc = start.astimezone(datetime.UTC)
+    return (
+        f"datetime.datetime({utc.year}, {utc.month}, {utc.day}, {utc.hour}, {utc.minute}, "
+        "tzinfo=datetime.UTC)"
+    )
+
+
+def _schedule(graph: StepGraph) -> str:
+    partitions = graph.partitions
+    if partitions is None or partitions.cron is None:
+        return "None"
+    return (
+        f"CronTriggerTimetable({_literal(partitions.cron)}, "
+        f"timezone={_literal(partitions.timezone or 'UTC')})"
+    )
+
+
+def _params(graph: StepGraph) -> str:
+    """The PARAMS literal: one Param per top-level key of the run config schema, defaulting to
+    the scaffolded run config, and the partition param of a partitioned job."""
+    lines = []
+    for key in graph.config_schema.get("properties", {}):
+        default = param_default(graph.run_config.get(key, {}))
+        lines.append(
+            f"    {_literal(key)}: Param(\n"
+            f"        {_literal(default, 8, 8)},\n"
+            f'        **RUN_CONFIG_SCHEMA["properties"][{_literal(key)}],\n'
+            "    ),"
+        )
+    partitions = graph.partitions
+    if partitions is not None:
+        examples = ", ".join(repr(k) for k in partitions.examples)
+        if partitions.kind == TIME:
+            what = (
+                "empty: the partition Dagster's schedule launches at the run's logical date "
+                f"(the last one ended by then); keys such as {examples}"
+            )
+        else:
+            what = f"keys such as {examples}"
+        schema: dict = {"type": ["null", "string"]}
+        if partitions.keys:
+            schema["enum"] = [None, *partitions.keys]
+        description = f"{partitions.description}; {what}."
+        lines.append(
+            "    # The Dagster partition this run executes.\n"
+            '    "partition": Param(\n'
+            "        None,\n"
+            f"        description={_literal(description, 8, 20)},\n"
+            + "".join(f"        {k}={_literal(v, 8, 9 + len(k))},\n" for k, v in schema.items())
+            + "    ),"
+        )
+    return "{\n" + "\n".join(lines) + "\n}" if lines else "{}"
+
+
 def render_dag(
     graph: StepGraph,
     runner: RunnerSpec,
@@ -132,6 +193,9 @@ def render_dag(
         else f"    {names[up]} >> [{', '.join(down)}]"
         for up, down in downstream.items()
     )
+    sdk_names = ["DAG", "Param"]
+    if graph.partitions is not None and graph.partitions.cron:
+        sdk_names.insert(1, "CronTriggerTimetable")
     return (
         f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
 
@@ -144,9 +208,13 @@ argument. When the job's ops or their dependencies change, scaffold again:
 
 import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import {", ".join(sdk_names)}
 
 from dagster_airflow import DagsterOperator
+
+# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config fragment
+# under its keys: it is deep-merged over run_config below, and Dagster validates the result.
+RUN_CONFIG_SCHEMA = {_literal(graph.config_schema, 0, 20)}
 
 DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
@@ -157,19 +225,24 @@ DEFAULT_ARGS = {{
     "code_location": {_literal(graph.code_location.to_dict(), 4, 21)},
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
+    "run_config_schema": RUN_CONFIG_SCHEMA,
     "owner": "airflow",
     "retries": 1,
     "retry_delay": datetime.timedelta(minutes=5),
 }}
 
+# The trigger form's fields: the run config's keys, the scaffolded values as defaults.
+PARAMS = {_params(graph)}
+
 with DAG(
     dag_id={_literal(dag_id)},
     description={_literal(description)},
-    schedule=None,
-    start_date=datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC),
+    schedule={_schedule(graph)},
+    start_date={_start_date(graph, today)},
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
+    params=PARAMS,
 ) as dag:
 {tasks}
 

@@ -124,14 +124,19 @@ class StepWorker:
         job = job.with_top_level_resources(
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
-        run_config = quiet_console_run_config(job, request.run_config)
+        run_config, partition_tags = self._partition_run(job)
+        run_config = quiet_console_run_config(job, run_config)
         in_memory_job = InMemoryJob(job)
         try:
             plan = create_execution_plan(
-                in_memory_job, run_config=run_config, step_keys_to_execute=[request.step_key]
+                in_memory_job,
+                run_config=run_config,
+                step_keys_to_execute=[request.step_key],
+                tags=partition_tags,
             )
         except Exception as exc:
-            raise validation_error(exc, request.job_name, "the DAG's run_config") from None
+            where = "the DAG's run_config or the DAG run's conf"
+            raise validation_error(exc, request.job_name, where) from None
         if request.step_key not in plan.step_dict_by_key:
             raise DagsterAirflowError(
                 f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
@@ -147,12 +152,20 @@ class StepWorker:
             execution_plan=plan,
             run_id=request.run_id,
             run_config=run_config,
-            tags=self._tags(),
+            tags=self._tags() | partition_tags,
         )
         for _ in execute_plan_iterator(
             plan, in_memory_job, dagster_run, instance, run_config=run_config
         ):
             pass
+
+    def _partition_run(self, job) -> tuple[dict[str, Any], dict[str, str]]:
+        """The run config and tags of the DAG run's partition (none for an unpartitioned job)."""
+        from dagster_airflow.partitions import partition_for_run, run_for_partition
+
+        request = self.request
+        key = partition_for_run(job, request.partition_key, request.logical_date)
+        return run_for_partition(job, key, request.run_config)
 
     def _tags(self) -> dict[str, str]:
         tags = {"dagster-airflow/attempt": str(self.request.attempt)}
