@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.assets import source_assets, step_assets
 from dagster_airflow.code_location import load_job, resolve
 from dagster_airflow.errors import DagsterAirflowError, RunConfigError
 from dagster_airflow.model import CodeLocation
@@ -20,6 +21,7 @@ from dagster_airflow.run_conf import deep_merge
 class Step:
     key: str
     upstream: tuple[str, ...]  # keys of the steps whose outputs it reads
+    assets: tuple[str, ...] = ()  # the asset keys ("a/b") it materializes
 
 
 @attrs.frozen
@@ -34,6 +36,7 @@ class StepGraph:
     # The job's run config schema as JSON Schema: the DAG's params (see params.py).
     config_schema: dict[str, Any] = attrs.field(factory=dict)
     partitions: Partitioning | None = None  # see partitions.py
+    source_assets: tuple[str, ...] = ()  # assets the job reads and another job makes
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def compile_job(
         )
     deps = plan.get_all_step_deps()
     steps = tuple(
-        Step(key=s.key, upstream=tuple(sorted(deps.get(s.key, ()))))
+        Step(key=s.key, upstream=tuple(sorted(deps.get(s.key, ()))), assets=step_assets(job, s))
         for s in plan.get_all_steps_in_topo_order()
     )
     return StepGraph(
@@ -126,4 +129,5 @@ def compile_job(
         description=job.description,
         config_schema=schema,
         partitions=partitions,
+        source_assets=source_assets(job, plan.get_all_steps_in_topo_order()),
     )

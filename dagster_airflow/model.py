@@ -254,6 +254,14 @@ class StepEvent:
     output_name: str | None = None
     uri: str | None = None
     error: StepError | None = None
+    # ASSET_MATERIALIZATION and ASSET_CHECK_EVALUATION: the asset ("a/b"), the run's partition,
+    # the event's metadata as JSON values; a check's name, outcome and severity (ERROR, WARN).
+    asset_key: str | None = None
+    partition: str | None = None
+    metadata: dict[str, Any] | None = None
+    check_name: str | None = None
+    passed: bool | None = None
+    severity: str | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {EVENT_MARKER: self.event_type}
@@ -286,6 +294,12 @@ class StepEvent:
             output_name=data.get("output_name"),
             uri=data.get("uri"),
             error=StepError.from_dict(error) if error else None,
+            asset_key=data.get("asset_key"),
+            partition=data.get("partition"),
+            metadata=data.get("metadata"),
+            check_name=data.get("check_name"),
+            passed=data.get("passed"),
+            severity=data.get("severity"),
         )
 
 

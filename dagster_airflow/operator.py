@@ -168,7 +168,20 @@ class DagsterOperator(BaseOperator):
             if result.error and result.error.class_name in _NOT_RETRYABLE:
                 raise AirflowFailException(f"Dagster step {self.step_key!r}: {error}")
             raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
+        self._record_asset_events(context, result.events)
         return dict(result.outputs)
+
+    def _record_asset_events(self, context: Context, events) -> None:
+        """Give each Asset outlet's event (Airflow emits it as the task succeeds) the partition,
+        metadata and checks of its Dagster materialization."""
+        from airflow.sdk import Asset
+
+        from dagster_airflow.assets import outlet_extras
+
+        extras = outlet_extras(events)
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset) and outlet.name in extras:
+                context["outlet_events"][outlet].extra = extras[outlet.name]
 
     def on_kill(self) -> None:
         # Nothing to stop when Airflow kills the task before execute() started a step.

@@ -19,7 +19,9 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
+from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.compile import StepGraph
+from dagster_airflow.drift import plan_fingerprint
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.params import param_default
@@ -107,6 +109,15 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
     )
 
 
+def _task(step, name: str) -> str:
+    arguments = f"task_id={_literal(task_id_for(step.key))}, step_key={_literal(step.key)}"
+    if not step.assets:
+        return f"    {name} = DagsterOperator({arguments})"
+    arguments += ", outlets=[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in step.assets) + "]"
+    line = f"    {name} = DagsterOperator({arguments})"
+    return line if len(line) <= 99 else f"    {name} = DagsterOperator(\n        {arguments}\n    )"
+
+
 def _start_date(graph: StepGraph, today: datetime.date) -> str:
     """A time partitions' first launch (their first window's end), else the day of scaffolding."""
     start = graph.partitions.start if graph.partitions else None
@@ -119,7 +130,40 @@ def _start_date(graph: StepGraph, today: datetime.date) -> str:
     )
 
 
-def _schedule(graph: StepGraph) -> str:
+def _assets(graph: StepGraph, uri_template: str, on_assets: bool) -> str:
+    """The ASSETS literal: an Airflow Asset per Dagster asset the DAG makes (or waits for)."""
+    keys = sorted(
+        {k for s in graph.steps for k in s.assets} | set(_schedule_assets(graph, on_assets))
+    )
+    if not keys:
+        return ""
+    lines = "".join(
+        f"    {_literal(k)}: Asset(name={_literal(k)}, "
+        f"uri={_literal(asset_uri(k, uri_template))}),\n"
+        for k in keys
+    )
+    return (
+        "# The Dagster assets this DAG materializes (each task's outlets) or waits for, as\n"
+        f"# Airflow Assets (URI: {uri_template}).\nASSETS = {{\n{lines}}}\n\n"
+    )
+
+
+def _schedule_assets(graph: StepGraph, on_assets: bool) -> tuple[str, ...]:
+    if not on_assets:
+        return ()
+    if not graph.source_assets:
+        raise ConfigurationError(
+            f"job {graph.job_name!r} reads no asset that another job materializes, so "
+            "--schedule-on-assets has nothing to wait for; leave the flag out."
+        )
+    return graph.source_assets
+
+
+def _schedule(graph: StepGraph, on_assets: bool = False) -> str:
+    if on_assets:
+        return (
+            "[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in _schedule_assets(graph, True)) + "]"
+        )
     partitions = graph.partitions
     if partitions is None or partitions.cron is None:
         return "None"
@@ -166,6 +210,19 @@ def _params(graph: StepGraph) -> str:
     return "{\n" + "\n".join(lines) + "\n}" if lines else "{}"
 
 
+def _doc_md(graph: StepGraph, command: str) -> str:
+    """The DAG's doc_md: the job's description, how to regenerate the file, the plan's
+    fingerprint (a changed job makes a new DAG version in Airflow)."""
+    text = (
+        f"### Dagster job `{graph.job_name}`\n\n{graph.description or ''}\n\n"
+        f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
+        f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
+    ).replace("\n\n\n\n", "\n\n")
+    if '"""' in text or "\\" in text:
+        return _literal(text)
+    return f'"""\\\n{text}"""'
+
+
 def render_dag(
     graph: StepGraph,
     runner: RunnerSpec,
@@ -173,16 +230,15 @@ def render_dag(
     dag_id: str,
     command: str,
     today: datetime.date | None = None,
+    asset_uri_template: str = DEFAULT_URI_TEMPLATE,
+    schedule_on_assets: bool = False,
 ) -> str:
     """The DAG file's text."""
     today = today or datetime.date.today()
     names = _identifiers([s.key for s in graph.steps])
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
-    tasks = "\n".join(
-        f"    {names[s.key]} = DagsterOperator("
-        f"task_id={_literal(task_id_for(s.key))}, step_key={_literal(s.key)})"
-        for s in graph.steps
-    )
+    tasks = "\n".join(_task(s, names[s.key]) for s in graph.steps)
+    assets = _assets(graph, asset_uri_template, schedule_on_assets)
     downstream: dict[str, list[str]] = {}
     for step in graph.steps:
         for upstream in step.upstream:
@@ -194,8 +250,10 @@ def render_dag(
         for up, down in downstream.items()
     )
     sdk_names = ["DAG", "Param"]
-    if graph.partitions is not None and graph.partitions.cron:
+    if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
         sdk_names.insert(1, "CronTriggerTimetable")
+    if assets:
+        sdk_names.insert(1, "Asset")
     return (
         f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
 
@@ -212,8 +270,8 @@ from airflow.sdk import {", ".join(sdk_names)}
 
 from dagster_airflow import DagsterOperator
 
-# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config fragment
-# under its keys: it is deep-merged over run_config below, and Dagster validates the result.
+{assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
+# fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
 RUN_CONFIG_SCHEMA = {_literal(graph.config_schema, 0, 20)}
 
 DEFAULT_ARGS = {{
@@ -234,15 +292,18 @@ DEFAULT_ARGS = {{
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults.
 PARAMS = {_params(graph)}
 
+DOC_MD = {_doc_md(graph, command)}
+
 with DAG(
     dag_id={_literal(dag_id)},
     description={_literal(description)},
-    schedule={_schedule(graph)},
+    schedule={_schedule(graph, schedule_on_assets)},
     start_date={_start_date(graph, today)},
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
     params=PARAMS,
+    doc_md=DOC_MD,
 ) as dag:
 {tasks}
 

@@ -44,6 +44,15 @@ def describe(event: StepEvent) -> str:
         return text
     if kind == "STEP_SKIPPED":
         return f"Step {event.step_key!r} skipped: {event.message}"
+    if kind == "ASSET_MATERIALIZATION" and event.asset_key:
+        partition = f", partition {event.partition!r}" if event.partition else ""
+        return f"Materialized asset {event.asset_key!r}{partition}: {event.metadata or {}}"
+    if kind == "ASSET_CHECK_EVALUATION" and event.check_name:
+        outcome = "passed" if event.passed else f"failed (severity {event.severity})"
+        return (
+            f"Asset check {event.check_name!r} on {event.asset_key!r} {outcome}: "
+            f"{event.metadata or {}}"
+        )
     return event.message or kind
 
 

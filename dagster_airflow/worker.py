@@ -15,6 +15,7 @@ import time
 import traceback
 from typing import Any, TextIO
 
+from dagster_airflow.assets import event_fields
 from dagster_airflow.errors import DagsterAirflowError
 from dagster_airflow.model import StepError, StepEvent, StepRequest
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
@@ -234,6 +235,8 @@ class StepWorker:
             }
         elif kind == "STEP_FAILURE":
             fields = {"error": _error_from_info(data.error)}
+        elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
+            fields = event_fields(kind, data)
         self.printer.emit(
             StepEvent(
                 kind,

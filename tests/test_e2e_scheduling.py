@@ -3,6 +3,7 @@ Dagster's own runs of the same jobs."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 
@@ -101,3 +102,149 @@ def try_number(airflow_home, dag_id: str, run_id: str, task_id: str) -> int:
             (dag_id, run_id, task_id),
         ).fetchone()
     return number
+
+
+def dagster_partition_run(job_name: str, partition: str):
+    """Dagster's own run of one partition of a job of the test's code location."""
+    from tests.jobs.scheduling import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(partition_key=partition)
+
+
+def test_an_hourly_run_executes_the_partition_dagsters_schedule_would_launch(
+    airflow_home, tmp_path
+):
+    storage = install(airflow_home, tmp_path, "hourly_job")
+
+    # Dagster's schedule launches partition 00:00 at 01:00, once that hour has ended.
+    at_one = airflow_home.dags_test("hourly_job", logical_date="2022-05-31T01:00:00+00:00")
+    # conf["partition"] picks any partition, whatever the logical date.
+    chosen = airflow_home.dags_test("hourly_job", conf={"partition": "2022-06-01-05:00"})
+
+    for result, partition in ((at_one, "2022-05-31-00:00"), (chosen, "2022-06-01-05:00")):
+        assert result.succeeded, result.output[-3000:]
+        assert f"materializing partition {partition}" in result.task_log("hourly_readings")
+        dagster = dagster_partition_run("hourly_job", partition)
+        for step in ("hourly_readings", "hourly_summary"):
+            ours = output(storage, "hourly_job", result, step)
+            assert ours == dagster.output_for_node(step)
+        assert ours == f"readings for {partition} summarized ({partition})"
+
+
+def test_a_static_partitioned_config_job_runs_the_chosen_partition(airflow_home, tmp_path):
+    storage = install(airflow_home, tmp_path, "colours")
+
+    result = airflow_home.dags_test("colours", conf={"partition": "green"})
+    unknown = airflow_home.dags_test("colours", conf={"partition": "purple"}, dag_file=None)
+
+    assert result.succeeded, result.output[-3000:]
+    ours = output(storage, "colours", result, "paint")
+    assert ours == dagster_partition_run("colours", "green").output_for_node("paint")
+    assert ours == "painted green (partition green)"
+    # Airflow's own check of the param's enum refuses a key that is not a partition.
+    assert not unknown.succeeded
+    assert "'purple' is not one of [None, 'red', 'green', 'blue']" in unknown.output
+
+
+def test_a_daily_backfill_of_three_days_materializes_those_three_partitions(airflow_home, tmp_path):
+    storage = install(airflow_home, tmp_path, "daily_job")
+    days = ("2022-06-02", "2022-06-03", "2022-06-04")
+
+    results = [
+        airflow_home.dags_test("daily_job", logical_date=f"{d}T00:00:00+00:00") for d in days
+    ]
+
+    partitions = []
+    for result in results:
+        assert result.succeeded, result.output[-3000:]
+        ours = output(storage, "daily_job", result, "daily_totals")
+        assert ours == dagster_partition_run("daily_job", ours["partition"]).output_for_node(
+            "daily_totals"
+        )
+        partitions.append(ours["partition"])
+    # Each day's run materializes the day that ended at its logical date.
+    assert partitions == ["2022-06-01", "2022-06-02", "2022-06-03"]
+
+
+def asset_events(airflow_home, dag_id: str, run_id: str) -> dict[str, dict]:
+    """Airflow's asset events of one DAG run, as its database holds them: name -> extra."""
+    with sqlite3.connect(airflow_home.path / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT asset.name, asset.uri, asset_event.extra FROM asset_event "
+            "JOIN asset ON asset.id = asset_event.asset_id "
+            "WHERE asset_event.source_dag_id = ? AND asset_event.source_run_id = ?",
+            (dag_id, run_id),
+        ).fetchall()
+    return {name: {"uri": uri, "extra": json.loads(extra)} for name, uri, extra in rows}
+
+
+def test_assets_are_airflow_assets_and_a_failed_blocking_check_fails_its_task(
+    airflow_home, tmp_path
+):
+    storage_dir = tmp_path / "storage"
+    text = scaffold(
+        "checked_job", "-f", JOB_FILE, "--storage-option", f"base_dir={storage_dir}"
+    ).replace('"retries": 1', '"retries": 0')
+    airflow_home.install(text, "checked_job.py")
+    storage = FilesystemStorage(base_dir=str(storage_dir))
+
+    result = airflow_home.dags_test("checked_job")
+
+    from tests.jobs.scheduling import defs
+
+    dagster = defs.resolve_job_def("checked_job").execute_in_process(raise_on_error=False)
+    # As in Dagster: the failed blocking check fails its step, and what reads the asset never runs.
+    assert not result.succeeded
+    assert result.states == {
+        "orders": "success",
+        "refunds": "failed",
+        "refund_report": "upstream_failed",
+    }
+    assert dagster.is_node_success("orders") and dagster.is_node_failed("refunds")
+    assert "refund_report" not in {e.step_key for e in dagster.all_events if e.is_step_start}
+    assert "Asset check 'positive' on 'orders' passed: {'min': 1}" in result.task_log("orders")
+    assert "Asset check 'balanced' on 'refunds' failed (severity ERROR)" in result.task_log(
+        "refunds"
+    )
+
+    # The materialization's asset event, read back from Airflow, carries Dagster's metadata and
+    # the check; the failed task emitted none.
+    events = asset_events(airflow_home, "checked_job", result.run_id)
+    assert events == {
+        "orders": {
+            "uri": "dagster://orders",
+            "extra": {
+                "partition": None,
+                "metadata": {"rows": 3, "source": "shop"},
+                "checks": {
+                    "positive": {"passed": True, "severity": "ERROR", "metadata": {"min": 1}}
+                },
+            },
+        }
+    }
+    # The step's event log holds each materialization and check evaluation, as Dagster's does.
+    run_id = dagster_run_id("checked_job", result.run_id)
+    with storage.open_read(storage.key(run_id, "refunds", "events.jsonl")) as stream:
+        logged = [json.loads(line) for line in stream.read().decode().splitlines()]
+    kinds = {e["dagster_airflow_event"]: e for e in logged}
+    assert kinds["ASSET_MATERIALIZATION"]["asset_key"] == "refunds"
+    assert kinds["ASSET_MATERIALIZATION"]["metadata"] == {"rows": 2}
+    check = kinds["ASSET_CHECK_EVALUATION"]
+    assert (check["check_name"], check["passed"], check["severity"]) == ("balanced", False, "ERROR")
+    # Materializations and checks, step by step, are the ones Dagster's own run recorded.
+    ours = set()
+    for step in ("orders", "refunds"):
+        with storage.open_read(storage.key(run_id, step, "events.jsonl")) as stream:
+            for line in stream.read().decode().splitlines():
+                event = json.loads(line)
+                if "asset_key" in event:
+                    ours.add((event["asset_key"], event.get("check_name"), event.get("passed")))
+    theirs = {
+        (e.asset_key.to_user_string(), None, None)
+        for e in dagster.get_asset_materialization_events()
+    }
+    theirs |= {
+        (e.asset_key.to_user_string(), e.check_name, e.passed)
+        for e in dagster.get_asset_check_evaluations()
+    }
+    assert ours == theirs

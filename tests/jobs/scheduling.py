@@ -96,7 +96,53 @@ def fruit(context: dg.AssetExecutionContext) -> str:
 
 fruit_job = dg.define_asset_job("fruit_job", selection=[fruit])
 
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("positive", asset="orders", blocking=True)])
+def orders():
+    values = [3, 1, 2]
+    yield dg.Output(values, metadata={"rows": len(values), "source": "shop"})
+    yield dg.AssetCheckResult(check_name="positive", passed=min(values) > 0, metadata={"min": 1})
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("balanced", asset="refunds", blocking=True)])
+def refunds():
+    yield dg.Output([5, -7], metadata={"rows": 2})
+    yield dg.AssetCheckResult(check_name="balanced", passed=False, metadata={"sum": -2})
+
+
+@dg.asset
+def refund_report(refunds: list) -> int:
+    return sum(refunds)
+
+
+@dg.asset
+def order_report(orders: list) -> int:
+    return sum(orders)
+
+
+checked_job = dg.define_asset_job("checked_job", selection=[orders, refunds, refund_report])
+report_job = dg.define_asset_job("report_job", selection=[order_report])
+
 defs = dg.Definitions(
-    assets=[hourly_readings, hourly_summary, daily_totals, regional_sales, fruit],
-    jobs=[typed_config, colours, hourly_job, daily_job, regional_job, fruit_job],
+    assets=[
+        hourly_readings,
+        hourly_summary,
+        daily_totals,
+        regional_sales,
+        fruit,
+        orders,
+        refunds,
+        refund_report,
+        order_report,
+    ],
+    jobs=[
+        typed_config,
+        colours,
+        hourly_job,
+        daily_job,
+        regional_job,
+        fruit_job,
+        checked_job,
+        report_job,
+    ],
 )
