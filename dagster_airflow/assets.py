@@ -2,7 +2,7 @@
 events a task emits (plain functions; those handed Dagster objects import nothing themselves).
 
 An asset key ``["sales", "daily"]`` is the Airflow Asset named ``sales/daily`` with the URI
-``dagster://sales/daily``; `dagster-airflow scaffold --asset-uri TEMPLATE` changes the URI
+``dagster://asset/sales/daily``; `dagster-airflow scaffold --asset-uri TEMPLATE` changes the URI
 (``s3://lake/{key}``), the name stays the key.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from dagster_airflow.errors import ConfigurationError
 
-DEFAULT_URI_TEMPLATE = "dagster://{key}"
+DEFAULT_URI_TEMPLATE = "dagster://asset/{key}"
 
 
 def asset_uri(key: str, template: str = DEFAULT_URI_TEMPLATE) -> str:

@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("--dag-id", help="the Airflow DAG id (default: the job's name)")
     scaffold.add_argument(
         "--asset-uri",
-        default="dagster://{key}",
+        default="dagster://asset/{key}",
         metavar="TEMPLATE",
         help="the Airflow Asset URI of a Dagster asset, {key} its key as a/b "
         "(default: %(default)s)",

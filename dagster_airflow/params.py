@@ -39,8 +39,9 @@ def json_schema(config_type) -> dict[str, Any]:
                 json_schema(config_type.non_scalar_type),
             ]
         }
+    # Sorted: Dagster's field order varies between processes, and the DAG file must not.
     properties = {
-        name: json_schema(field.config_type) for name, field in config_type.fields.items()
+        name: json_schema(field.config_type) for name, field in sorted(config_type.fields.items())
     }
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if kind == ConfigTypeKind.SELECTOR:

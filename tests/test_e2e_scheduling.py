@@ -12,25 +12,12 @@ import yaml
 
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
-from tests.conftest import JOBS, scaffold
+from tests.conftest import EXAMPLES, scaffold
 
 pytestmark = pytest.mark.airflow
 
-JOB_FILE = str(JOBS / "scheduling.py")
-TYPED_CONFIG = {
-    "ops": {
-        "scale": {
-            "config": {
-                "factor": "{{ dag_run.conf.factor }}",
-                "ratio": 1.5,
-                "enabled": True,
-                "mode": "FAST",
-                "tags": ["a"],
-                "extra": {"anything": 1},
-            }
-        }
-    }
-}
+JOB_FILE = str(EXAMPLES / "scheduling.py")
+TYPED_CONFIG = yaml.safe_load((EXAMPLES / "scheduling.yml").read_text())
 
 
 def install(airflow_home, tmp_path, job: str, *args: str) -> FilesystemStorage:
@@ -48,9 +35,7 @@ def output(storage, dag_id: str, result, step_key: str, name: str = "result"):
 
 @pytest.fixture
 def typed_config_dag(airflow_home, tmp_path):
-    config = tmp_path / "typed.yml"
-    config.write_text(yaml.safe_dump(TYPED_CONFIG))
-    return install(airflow_home, tmp_path, "typed_config", "-e", str(config))
+    return install(airflow_home, tmp_path, "typed_config", "-e", str(EXAMPLES / "scheduling.yml"))
 
 
 def test_conf_merges_over_the_run_config_and_a_template_renders_its_fields_type(
@@ -62,7 +47,7 @@ def test_conf_merges_over_the_run_config_and_a_template_renders_its_fields_type(
 
     assert result.succeeded, result.output[-3000:]
     assert "factor 3 of type int" in result.task_log("scale")
-    from tests.jobs.scheduling import typed_config
+    from examples.scheduling import typed_config
 
     merged = {"ops": {"scale": {"config": {**TYPED_CONFIG["ops"]["scale"]["config"]}}}}
     merged["ops"]["scale"]["config"] |= {"factor": 3, "ratio": 2.0, "mode": "CAREFUL"}
@@ -106,7 +91,7 @@ def try_number(airflow_home, dag_id: str, run_id: str, task_id: str) -> int:
 
 def dagster_partition_run(job_name: str, partition: str):
     """Dagster's own run of one partition of a job of the test's code location."""
-    from tests.jobs.scheduling import defs
+    from examples.scheduling import defs
 
     return defs.resolve_job_def(job_name).execute_in_process(partition_key=partition)
 
@@ -190,7 +175,7 @@ def test_assets_are_airflow_assets_and_a_failed_blocking_check_fails_its_task(
 
     result = airflow_home.dags_test("checked_job")
 
-    from tests.jobs.scheduling import defs
+    from examples.scheduling import defs
 
     dagster = defs.resolve_job_def("checked_job").execute_in_process(raise_on_error=False)
     # As in Dagster: the failed blocking check fails its step, and what reads the asset never runs.
@@ -209,26 +194,25 @@ def test_assets_are_airflow_assets_and_a_failed_blocking_check_fails_its_task(
 
     # The materialization's asset event, read back from Airflow, carries Dagster's metadata and
     # the check; the failed task emitted none.
+    run_id = dagster_run_id("checked_job", result.run_id)
     events = asset_events(airflow_home, "checked_job", result.run_id)
-    assert events == {
-        "orders": {
-            "uri": "dagster://orders",
-            "extra": {
-                "partition": None,
-                "metadata": {"rows": 3, "source": "shop"},
-                "checks": {
-                    "positive": {"passed": True, "severity": "ERROR", "metadata": {"min": 1}}
-                },
-            },
-        }
+    assert list(events) == ["orders"]
+    assert events["orders"]["uri"] == "dagster://asset/orders"
+    extra = events["orders"]["extra"]
+    assert extra["partition"] is None
+    # Dagster's metadata: the op's own, and the IO manager's (where the value went).
+    metadata = extra["metadata"]
+    assert metadata.pop("uri") == str(storage_dir / run_id / "orders" / "result")
+    assert metadata == {"rows": 3, "source": "shop"}
+    assert extra["checks"] == {
+        "positive": {"passed": True, "severity": "ERROR", "metadata": {"min": 1}}
     }
     # The step's event log holds each materialization and check evaluation, as Dagster's does.
-    run_id = dagster_run_id("checked_job", result.run_id)
     with storage.open_read(storage.key(run_id, "refunds", "events.jsonl")) as stream:
         logged = [json.loads(line) for line in stream.read().decode().splitlines()]
     kinds = {e["dagster_airflow_event"]: e for e in logged}
     assert kinds["ASSET_MATERIALIZATION"]["asset_key"] == "refunds"
-    assert kinds["ASSET_MATERIALIZATION"]["metadata"] == {"rows": 2}
+    assert kinds["ASSET_MATERIALIZATION"]["metadata"]["rows"] == 2
     check = kinds["ASSET_CHECK_EVALUATION"]
     assert (check["check_name"], check["passed"], check["severity"]) == ("balanced", False, "ERROR")
     # Materializations and checks, step by step, are the ones Dagster's own run recorded.

@@ -6,7 +6,7 @@ import pytest
 
 from dagster_airflow.params import json_schema, run_config_schema, with_placeholders
 from dagster_airflow.run_conf import run_config_for_run, typed_templates
-from tests.jobs.scheduling import typed_config
+from examples.scheduling import typed_config
 
 
 def scale_config_schema() -> dict:

@@ -10,7 +10,7 @@ import pytest
 
 from dagster_airflow.errors import ConfigurationError, RunConfigError
 from dagster_airflow.partitions import MULTI, STATIC, TIME, partition_for_run, partitioning
-from tests.jobs.scheduling import defs
+from examples.scheduling import defs
 
 UTC = datetime.UTC
 

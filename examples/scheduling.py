@@ -1,4 +1,5 @@
-"""Jobs with typed config and partitions, in the shapes Dagster's documentation teaches."""
+"""Jobs with typed config, partitions, assets and asset checks, in the shapes Dagster's
+documentation teaches: the examples of docs/scheduling.md, and what its tests run."""
 
 from enum import Enum
 
