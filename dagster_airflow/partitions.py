@@ -55,13 +55,15 @@ def partitioning(job) -> Partitioning | None:
         )
     if isinstance(definition, TimeWindowPartitionsDefinition):
         first = definition.get_first_partition_window()
-        last = definition.get_last_partition_key()
+        first_key = definition.get_first_partition_key()
+        # The first two keys, never the newest: the DAG file must not change with the clock.
+        second_key = definition.get_next_partition_key(first_key) if first_key else None
         return Partitioning(
             kind=TIME,
             cron=definition.get_cron_schedule(),
             timezone=definition.timezone,
             start=first.end if first else definition.start,
-            examples=tuple(k for k in (definition.get_first_partition_key(), last) if k),
+            examples=tuple(k for k in (first_key, second_key) if k),
             description=_described(definition),
         )
     keys = tuple(definition.get_partition_keys())
