@@ -7,6 +7,8 @@
 - ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
   plugin for one test, and always remove it.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
+- ``AirflowDeployment``: a real Airflow 3 deployment (scheduler, DAG processor, api-server,
+  LocalExecutor) in a private network namespace, driven through its REST API.
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
 - ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
   agent that runs a cluster's tasks as local processes (see docs/ecs.md).
@@ -26,6 +28,7 @@ _LAZY = {
     "register_plugin": "dagster_airflow.testing.fixtures",
     "AirflowHome": "dagster_airflow.testing.airflow_home",
     "DagRunResult": "dagster_airflow.testing.airflow_home",
+    "AirflowDeployment": "dagster_airflow.testing.airflow_deployment",
     "create_venv": "dagster_airflow.testing.venv",
     "MotoEcs": "dagster_airflow.testing.ecs",
     "EcsAgent": "dagster_airflow.testing.ecs",
