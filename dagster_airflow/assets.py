@@ -1,5 +1,6 @@
-"""Dagster assets as Airflow Assets: their URIs, what each step materializes, and the asset
-events a task emits (plain functions; those handed Dagster objects import nothing themselves).
+"""Dagster assets as Airflow Assets: their URIs, what each step materializes, and the extra of
+the asset events a task emits (plain functions; those handed Dagster objects import nothing).
+The StepEvent fields of a materialization or a check come from event_details.py.
 
 An asset key ``["sales", "daily"]`` is the Airflow Asset named ``sales/daily`` with the URI
 ``dagster://asset/sales/daily``; `dagster-airflow scaffold --asset-uri TEMPLATE` changes the URI
@@ -8,8 +9,7 @@ An asset key ``["sales", "daily"]`` is the Airflow Asset named ``sales/daily`` w
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from dagster_airflow.errors import ConfigurationError
@@ -25,41 +25,6 @@ def asset_uri(key: str, template: str = DEFAULT_URI_TEMPLATE) -> str:
             "such as s3://lake/{key}."
         )
     return template.replace("{key}", key)
-
-
-def _json_value(value: Any) -> Any:
-    """A Dagster metadata value as JSON: its raw value where it is JSON, else its text."""
-    raw = getattr(value, "value", value)
-    try:
-        json.dumps(raw)
-    except (TypeError, ValueError):
-        return str(raw)
-    return raw
-
-
-def metadata_json(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _json_value(value) for name, value in metadata.items()}
-
-
-def event_fields(kind: str, data: Any) -> dict[str, Any]:
-    """The StepEvent fields of a materialization or a check evaluation (Dagster objects in)."""
-    if kind == "ASSET_MATERIALIZATION":
-        materialization = data.materialization
-        return {
-            "asset_key": materialization.asset_key.to_user_string(),
-            "partition": materialization.partition,
-            "metadata": metadata_json(materialization.metadata),
-        }
-    if kind == "ASSET_CHECK_EVALUATION":
-        return {
-            "asset_key": data.asset_key.to_user_string(),
-            "partition": getattr(data, "partition", None),
-            "metadata": metadata_json(data.metadata),
-            "check_name": data.check_name,
-            "passed": data.passed,
-            "severity": data.severity.value if data.severity else None,
-        }
-    return {}
 
 
 def step_assets(job, step) -> tuple[str, ...]:

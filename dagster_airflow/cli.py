@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -41,11 +42,28 @@ def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
     return cls(name=name, options=values), backend
 
 
-def _code_location(args: argparse.Namespace) -> CodeLocation:
+def _job_name(args: argparse.Namespace) -> str:
+    """The job, named positionally or with -j/--job as Dagster spells it."""
+    if args.job and args.job_option and args.job != args.job_option:
+        raise ConfigurationError(
+            f"two jobs named: {args.job!r} and -j {args.job_option!r}; name the job once."
+        )
+    job = args.job or args.job_option
+    if not job:
+        raise ConfigurationError(
+            "no job named; pass the Dagster job's name, as in `dagster-airflow scaffold "
+            "my_job -e run_config.yml` or -j my_job."
+        )
+    return job
+
+
+def _code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
     def absolute(path: str | None) -> str | None:
         return str(Path(path).expanduser().absolute()) if path else None
 
     working_directory = absolute(args.working_directory)
+    if not (args.python_file or args.module_name or args.workspace):
+        return _discovered_location(args, job_name, working_directory)
     if args.python_file:
         python_file = Path(args.python_file).expanduser()
         if not python_file.is_file():
@@ -63,36 +81,65 @@ def _code_location(args: argparse.Namespace) -> CodeLocation:
     )
 
 
+def _discovered_location(
+    args: argparse.Namespace, job_name: str, working_directory: str | None
+) -> CodeLocation:
+    """With no -f, -m or -w: what the working directory declares, as Dagster's CLI finds it."""
+    import attrs
+
+    from dagster_airflow.code_location import first_with_job
+    from dagster_airflow.discovery import discover
+
+    candidates, declared_in = discover()
+    if candidates[0].workspace:
+        return attrs.evolve(candidates[0], location_name=args.location_name)
+    candidates = [
+        attrs.evolve(
+            c,
+            attribute=args.attribute or c.attribute,
+            working_directory=working_directory or c.working_directory,
+        )
+        for c in candidates
+    ]
+    return first_with_job(candidates, job_name, f"the modules of {str(declared_in)!r}")
+
+
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import attrs
 
     from dagster_airflow.compile import compile_job, load_run_config
+    from dagster_airflow.dag_install import check_dag_id, install_dag
     from dagster_airflow.scaffold import (
         command_line,
         dags_folder,
-        install_dag,
         relocate,
         render_dag,
     )
 
-    location = _code_location(args)
+    job_name = _job_name(args)
+    dag_id = check_dag_id(args.dag_id or job_name)
+    location = _code_location(args, job_name)
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
     storage_name = args.storage or runner_backend.cls.default_storage
     storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
     run_config = load_run_config(args.config)
     where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
-    graph = compile_job(location, args.job, run_config, where)
+    graph = compile_job(location, job_name, run_config, where)
     if args.image_code_root:
         host_root = location.working_directory or str(Path.cwd())
         graph = attrs.evolve(
             graph, code_location=relocate(graph.code_location, host_root, args.image_code_root)
         )
+    command = command_line(argv)
+    if not (args.python_file or args.module_name or args.workspace):
+        # Found in the working directory: scaffolding again must start there too.
+        command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
     text = render_dag(
         graph,
         runner,
         storage,
-        dag_id=args.dag_id or args.job,
-        command=command_line(argv),
+        dag_id=dag_id,
+        command=command,
         asset_uri_template=args.asset_uri,
         schedule_on_assets=args.schedule_on_assets,
     )
@@ -100,8 +147,70 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         sys.stdout.write(text)
         return 0
     folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
-    path = install_dag(text, folder, f"{graph.code_location.name}_{graph.job_name}.py")
-    print(f"Wrote DAG {args.dag_id or args.job!r} ({len(graph.steps)} tasks) to {path}")
+    path, replaced = install_dag(text, folder, dag_id, args.force, create=not args.dags_folder)
+    print(f"Wrote DAG {dag_id!r} ({len(graph.steps)} tasks) to {path}")
+    for old in replaced:
+        print(f"Removed {old}, which held the same DAG under an older name")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import json
+    import logging
+
+    from dagster_airflow import results
+    from dagster_airflow.connections import get_connection
+    from dagster_airflow.scaffold import dags_folder
+
+    if args.dag_file:
+        dag = results.read_dag_file(Path(args.dag_file).expanduser())
+        if dag.dag_id != args.dag_id:
+            raise ConfigurationError(
+                f"the DAG file {args.dag_file!r} defines DAG {dag.dag_id!r}, not "
+                f"{args.dag_id!r}; pass that DAG's id or its own file."
+            )
+    else:
+        folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
+        dag = results.find_dag_file(args.dag_id, folder)
+    storage = dag.storage()
+    with results.credentials(storage, get_connection):
+        # Reading a connection through Airflow configures its logging at INFO: keep the SDKs'
+        # chatter ("Found credentials in environment variables") out of the command's output.
+        logging.getLogger().setLevel(logging.WARNING)
+        run = results.run_results(dag, args.run_id, storage)
+        if args.show:
+            return _show(run, storage, args)
+    text = json.dumps(run.to_dict(), indent=2) + "\n" if args.json else results.table(run)
+    sys.stdout.write(text)
+    return 0
+
+
+def _show(run, storage, args: argparse.Namespace) -> int:
+    """`results --show STEP[.OUTPUT]`: one output's value, or STEP.events: its event log."""
+    import json
+    import pprint
+
+    from dagster_airflow import results
+
+    step, output = run.find(args.show)
+    if output == results.EVENTS:
+        events = [results.event_dict(e) for e in step.events]
+        sys.stdout.write(
+            json.dumps(events, indent=2) + "\n" if args.json else results.events_text(step)
+        )
+        return 0
+    stored = step.output(output)
+    print(
+        f"Unpickling {stored.uri} in this Python ({sys.executable}); its classes must be "
+        "importable here, and unpickle only from a storage you trust.",
+        file=sys.stderr,
+    )
+    key = storage.key(run.dagster_run_id, step.step_key, stored.name)
+    value = results.load_value(storage, stored, key, run.dag)
+    if args.json:
+        print(json.dumps({**stored.to_dict(), "value": results.jsonable(value)}, indent=2))
+    else:
+        print(pprint.pformat(value, width=99, sort_dicts=False))
     return 0
 
 
@@ -211,6 +320,28 @@ def cmd_plugins(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.compile import load_run_config
+    from dagster_airflow.testing.airflow_home import AirflowHome
+    from dagster_airflow.testing.compare import compare_job
+
+    home = AirflowHome(Path(args.airflow_home)) if args.airflow_home else None
+    scaffold_options = [f"--runner={args.runner}"] + [
+        f"--runner-option={o}" for o in args.runner_option
+    ]
+    report = compare_job(
+        _code_location(args),
+        args.job,
+        load_run_config(args.config),
+        scaffold_options=scaffold_options,
+        airflow_home=home,
+    )
+    print(report)
+    if not report.matches:
+        print(f"Both runs' storages and the DAG are in {report.work_dir}", file=sys.stderr)
+    return 0 if report.matches else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dagster-airflow",
@@ -224,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile a Dagster job's execution plan with its run config and print an "
         "Airflow DAG file with one DagsterOperator per step (or --install it).",
     )
-    scaffold.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    scaffold.add_argument("job", metavar="JOB", nargs="?", help="the Dagster job's name")
+    scaffold.add_argument(
+        "-j", "--job", dest="job_option", metavar="JOB", help="the job's name, as Dagster spells it"
+    )
     scaffold.add_argument(
         "-e",
         "-c",
@@ -234,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_CONFIG_YAML",
         help="a run config YAML file; repeat to merge several, later files winning",
     )
-    where = scaffold.add_mutually_exclusive_group(required=True)
+    # None of them: the working directory's pyproject.toml or workspace.yaml, as Dagster's CLI.
+    where = scaffold.add_mutually_exclusive_group()
     where.add_argument("-f", "--python-file", help="the Python file that defines the job")
     where.add_argument("-m", "--module-name", help="the Python module that defines the job")
     where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
@@ -282,7 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument(
         "--install",
         action="store_true",
-        help="write {location}_{job}.py into the dags folder instead of printing it",
+        help="write {dag_id}.py into the dags folder instead of printing it",
+    )
+    scaffold.add_argument(
+        "--force",
+        action="store_true",
+        help="with --install: replace a file that holds another DAG, or not a scaffolded one",
     )
     scaffold.add_argument(
         "--dags-folder", help="with --install (default: Airflow's, $AIRFLOW_HOME/dags)"
@@ -320,6 +460,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("dag_file", metavar="DAG_FILE", help="the scaffolded DAG file")
     check.set_defaults(handler=cmd_check)
+
+    found = commands.add_parser(
+        "results",
+        help="list what a DAG run's steps wrote, by the Airflow run id; --show one value",
+        description="List each step of one Airflow DAG run with its outputs (URI, size, when "
+        "written) and its event log, read from the storage the DAG's scaffolded file names, "
+        "with the credentials of its Airflow connection.",
+    )
+    found.add_argument("dag_id", metavar="DAG_ID", help="the Airflow DAG id")
+    found.add_argument(
+        "run_id", metavar="RUN_ID", help="the Airflow run id: manual__... or scheduled__..."
+    )
+    found.add_argument(
+        "--show",
+        metavar="STEP[.OUTPUT]",
+        help="print one output's value (unpickled here; default output: the step's only one, "
+        "or result), or STEP.events for its event log",
+    )
+    found.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    found.add_argument("--dag-file", help="the DAG's scaffolded file (default: found by DAG id)")
+    found.add_argument(
+        "--dags-folder", help="where to look for it (default: Airflow's, $AIRFLOW_HOME/dags)"
+    )
+    found.set_defaults(handler=cmd_results)
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a job through Airflow and through Dagster, and list every difference",
+        description="Scaffold the job, run its DAG once with `airflow dags test` in a throwaway "
+        "Airflow home, run the job with Dagster in process, and print every difference in step "
+        "outcomes, attempts, outputs, hooks, materializations and asset checks (exit status 1 "
+        "when there is one). See docs/semantics.md.",
+    )
+    compare.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    compare.add_argument(
+        "-e", "-c", "--config", action="append", default=[], metavar="RUN_CONFIG_YAML"
+    )
+    where = compare.add_mutually_exclusive_group(required=True)
+    for flags, name in (("-f", "python_file"), ("-m", "module_name"), ("-w", "workspace")):
+        where.add_argument(flags, dest=name)
+    for flags, name in (("-a", "attribute"), ("-d", "working_directory"), ("-l", "location_name")):
+        compare.add_argument(flags, dest=name)
+    compare.add_argument("--runner", default="subprocess", help="as for scaffold")
+    compare.add_argument("--runner-option", action="append", default=[], metavar="KEY=VALUE")
+    compare.add_argument(
+        "--airflow-home", help="an Airflow home to run in (default: a new temporary one)"
+    )
+    compare.set_defaults(handler=cmd_compare)
 
     execute = commands.add_parser(
         "execute-step",

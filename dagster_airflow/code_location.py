@@ -106,14 +106,21 @@ def resolve(location: CodeLocation, job_name: str) -> CodeLocation:
     """A file or module code location that defines the job (a workspace is searched)."""
     if not location.workspace:
         return location
-    candidates = workspace_locations(location)
+    return first_with_job(
+        workspace_locations(location), job_name, f"workspace {location.workspace!r}"
+    )
+
+
+def first_with_job(candidates: list[CodeLocation], job_name: str, where: str) -> CodeLocation:
+    """The first of several code locations that defines the job; ``where`` names them all."""
+    if len(candidates) == 1:
+        return candidates[0]
     for candidate in candidates:
         if job_name in job_names(candidate):
             return candidate
     names = sorted({name for c in candidates for name in job_names(c)})
     raise CodeLocationError(
-        f"job {job_name!r} is not in workspace {location.workspace!r}; its jobs are: "
-        f"{', '.join(names) or 'none'}."
+        f"job {job_name!r} is not in {where}; its jobs are: {', '.join(names) or 'none'}."
     )
 
 

@@ -8,6 +8,7 @@ and the worker answers with `StepEvent` lines that the runner folds into a `Step
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.keys import check_run_id
 
 # uuid5 namespace of every Dagster run id this project derives from an Airflow run.
 RUN_ID_NAMESPACE = uuid.UUID("5c1f3c6e-2b0b-4f4e-9a57-6d0a1f6e7a10")
@@ -30,13 +32,24 @@ EVENT_MARKER = "dagster_airflow_event"
 RUN_ID_TAG = "dagster-airflow/run_id"
 
 
-def dagster_run_id(dag_id: str, airflow_run_id: str) -> str:
+# Set on every Airflow component of a deployment (workers, api-server) to keep its run ids apart
+# from another deployment's that shares the storage with the same DAG ids (docs/storage.md).
+NAMESPACE_ENV_VAR = "DAGSTER_AIRFLOW_NAMESPACE"
+
+
+def dagster_run_id(dag_id: str, airflow_run_id: str, namespace: str | None = None) -> str:
     """The Dagster run id shared by every task of one Airflow DAG run.
 
     Derived from the dag id and the Airflow run id (never the logical date, which is None for
-    triggered runs), so a retried task finds the outputs its upstream tasks wrote.
+    triggered runs), so a retried task finds the outputs its upstream tasks wrote; and from the
+    deployment's namespace (default: ``$DAGSTER_AIRFLOW_NAMESPACE``), so that staging's
+    ``scheduled__2026-12-01T00:00:00+00:00`` of a DAG is not production's. Without a namespace
+    the id is what it always was.
     """
-    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{dag_id}\n{airflow_run_id}"))
+    if namespace is None:
+        namespace = os.environ.get(NAMESPACE_ENV_VAR, "")
+    name = f"{dag_id}\n{airflow_run_id}"
+    return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{namespace}\n{name}" if namespace else name))
 
 
 def _json_object(value: Any, what: str) -> dict[str, Any]:
@@ -157,7 +170,10 @@ class StepRequest:
     code_location: CodeLocation
     job_name: str
     step_key: str
-    run_id: str
+    # A UUID, checked: it is the first part of every storage key the step reads or writes.
+    run_id: str = attrs.field(
+        validator=lambda _, __, value: check_run_id(value, "the step request")
+    )
     run_config: dict[str, Any] = attrs.field(factory=dict)
     storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
     attempt: int = 1
@@ -254,14 +270,15 @@ class StepEvent:
     output_name: str | None = None
     uri: str | None = None
     error: StepError | None = None
-    # ASSET_MATERIALIZATION and ASSET_CHECK_EVALUATION: the asset ("a/b"), the run's partition,
-    # the event's metadata as JSON values; a check's name, outcome and severity (ERROR, WARN).
-    asset_key: str | None = None
+    # Materializations and asset check evaluations: the asset, its partition, JSON-safe metadata.
+    asset_key: str | None = None  # as Dagster writes it for users: "prefix/name"
     partition: str | None = None
     metadata: dict[str, Any] | None = None
     check_name: str | None = None
     passed: bool | None = None
-    severity: str | None = None
+    severity: str | None = None  # "ERROR" or "WARN"
+    # Hook events: the hook's name (None when Dagster does not say, as for HOOK_ERRORED).
+    hook_name: str | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {EVENT_MARKER: self.event_type}
@@ -300,6 +317,7 @@ class StepEvent:
             check_name=data.get("check_name"),
             passed=data.get("passed"),
             severity=data.get("severity"),
+            hook_name=data.get("hook_name"),
         )
 
 

@@ -13,7 +13,6 @@ import keyword
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -333,13 +332,11 @@ def dags_folder() -> Path:
     return airflow_folder("dags_folder")
 
 
-def install_dag(text: str, folder: Path, filename: str) -> Path:
-    """Write the DAG file into the dags folder atomically (Airflow never parses half a file)."""
-    return write_atomically(text, folder, filename)
-
-
 def write_atomically(text: str, folder: Path, filename: str) -> Path:
-    """Write a Python file into a folder Airflow watches: whole, or not at all."""
+    """Write a Python file into a folder Airflow watches: whole, or not at all, readable as the
+    umask allows (the DAG processor may run as another user)."""
+    from dagster_airflow.files import write_whole
+
     if not re.fullmatch(r"[\w.-]+\.py", filename):
         raise ConfigurationError(
             f"cannot name a file {filename!r} in {str(folder)!r}; use letters, digits, '_', "
@@ -347,14 +344,8 @@ def write_atomically(text: str, folder: Path, filename: str) -> Path:
         )
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / filename
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with write_whole(target) as stream:
+        stream.write(text.encode())
     return target
 
 

@@ -20,6 +20,9 @@ _QUIET = {
     "STEP_WORKER_STARTED",
 }
 _TAIL_LINES = 20
+# A step stopped by a kill or a timeout: its one line says so; a stack would make it look like a
+# crash.
+INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 
 
 def describe(event: StepEvent) -> str:
@@ -39,7 +42,7 @@ def describe(event: StepEvent) -> str:
         while root.cause is not None:
             root = root.cause
         text = f"Step {event.step_key!r} failed: {event.error.summary()}"
-        if root.stack:
+        if root.stack and root.class_name not in INTERRUPTIONS:
             text += f"\n{root.class_name} stack trace:\n{root.stack.rstrip()}"
         return text
     if kind == "STEP_SKIPPED":

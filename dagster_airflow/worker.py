@@ -15,8 +15,8 @@ import time
 import traceback
 from typing import Any, TextIO
 
-from dagster_airflow.assets import event_fields
 from dagster_airflow.errors import DagsterAirflowError
+from dagster_airflow.event_details import DETAILED_EVENTS, event_details
 from dagster_airflow.model import StepError, StepEvent, StepRequest
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
@@ -81,6 +81,9 @@ class EventPrinter:
             )
         )
 
+    def failed(self) -> bool:
+        return any(e.event_type == "STEP_FAILURE" for e in self.events)
+
     def succeeded(self) -> bool:
         return any(e.event_type in ("STEP_SUCCESS", "STEP_SKIPPED") for e in self.events)
 
@@ -104,6 +107,14 @@ class StepWorker:
             self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_BEFORE_IT_RAN}.")
         except Exception as exc:
             self.printer.fail(exc, f"Step {self.request.step_key!r} could not run: {exc}")
+        except BaseException as exc:
+            # Dagster reports an interruption while the step ran as its STEP_FAILURE, then
+            # re-raises it (a BaseException): the step ends here and writes its event log, with
+            # no uncaught traceback after the one clear line.
+            if type(exc).__name__ != "DagsterExecutionInterruptedError":
+                raise
+            if not self.printer.failed():
+                self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
         self._write_event_log()
         return EXIT_SUCCESS if self.printer.succeeded() else EXIT_FAILURE
 
@@ -235,8 +246,10 @@ class StepWorker:
             }
         elif kind == "STEP_FAILURE":
             fields = {"error": _error_from_info(data.error)}
-        elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
-            fields = event_fields(kind, data)
+        elif kind in DETAILED_EVENTS:
+            fields = event_details(event)
+            if kind == "HOOK_ERRORED":
+                fields["error"] = _error_from_info(data.error)
         self.printer.emit(
             StepEvent(
                 kind,

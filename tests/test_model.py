@@ -1,9 +1,13 @@
 """The wire: JSON round trips and the run id shared by a DAG run's tasks."""
 
+import uuid
+
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import (
+    NAMESPACE_ENV_VAR,
+    RUN_ID_NAMESPACE,
     CodeLocation,
     RunnerSpec,
     StepError,
@@ -42,6 +46,32 @@ def test_step_event_round_trips_and_other_lines_are_output():
     assert event.error.summary() == "DagsterError: outer\n  caused by ValueError: inner"
 
 
+def test_materialization_check_and_hook_events_round_trip():
+    events = [
+        StepEvent(
+            "ASSET_MATERIALIZATION",
+            step_key="cleaned",
+            asset_key="warehouse/cleaned",
+            partition="2026-01-01",
+            metadata={"rows": 3, "path": "/tmp/x", "nested": {"a": [1, 2]}},
+        ),
+        # passed=False and an empty metadata mapping survive: only None and "" are left out.
+        StepEvent(
+            "ASSET_CHECK_EVALUATION",
+            step_key="cleaned_has_no_zero",
+            asset_key="cleaned",
+            check_name="has_no_zero",
+            passed=False,
+            severity="WARN",
+            metadata={},
+        ),
+        StepEvent("HOOK_COMPLETED", "done", step_key="op", hook_name="record_success"),
+    ]
+    for event in events:
+        assert StepEvent.from_line(event.to_json()) == event
+    assert '"passed": false' in events[1].to_json()
+
+
 def test_run_id_is_shared_by_a_dag_run_and_differs_across_runs():
     first = dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
     assert first == dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
@@ -63,3 +93,19 @@ def test_backend_spec_accepts_a_name_or_a_mapping():
     )
     with pytest.raises(ConfigurationError, match="runner \\{'image': 'x'\\} has no 'name'"):
         RunnerSpec.from_value({"image": "x"})
+
+
+def test_a_namespace_keeps_two_deployments_runs_apart(monkeypatch):
+    """docs/storage.md: staging and production share a prefix and run the same DAG ids."""
+    scheduled = "scheduled__2026-12-01T00:00:00+00:00"
+    monkeypatch.delenv(NAMESPACE_ENV_VAR, raising=False)
+    unset = dagster_run_id("demo", scheduled)
+    # Without a namespace, the id is the one every earlier version derived.
+    assert unset == str(uuid.uuid5(RUN_ID_NAMESPACE, f"demo\n{scheduled}"))
+    monkeypatch.setenv(NAMESPACE_ENV_VAR, "staging")
+    staging = dagster_run_id("demo", scheduled)
+    monkeypatch.setenv(NAMESPACE_ENV_VAR, "production")
+    production = dagster_run_id("demo", scheduled)
+    assert len({unset, staging, production}) == 3
+    assert dagster_run_id("demo", scheduled, namespace="staging") == staging
+    assert dagster_run_id("demo", scheduled, namespace="") == unset

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
+from tests.conftest import CLI, EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 DEMO = ["demo_pipeline", "-f", str(EXAMPLES / "demo.py"), "-e", str(EXAMPLES / "demo.yml")]
 
@@ -113,7 +113,7 @@ def test_module_and_workspace_code_locations(tmp_path):
         str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
-    written = tmp_path / "numbers_location_numbers.py"
+    written = tmp_path / "numbers.py"
     assert written.exists()
     assert f"Wrote DAG 'numbers' (4 tasks) to {written}" in done.stdout
     assert inspect_dag(written)["tasks"] == ["count", "double", "extract", "total"]
@@ -123,7 +123,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path / "home")}
     done = run_cli("scaffold", *DEMO, "--install", env=env)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "home" / "dags" / "demo_demo_pipeline.py").exists()
+    assert (tmp_path / "home" / "dags" / "demo_pipeline.py").exists()
 
 
 @pytest.mark.parametrize(
@@ -198,3 +198,95 @@ def test_invalid_run_config_names_the_bad_value(tmp_path):
     assert done.returncode == 2
     assert "Invalid scalar" in done.stderr and '"two"' in done.stderr
     assert f"fix it in {EXAMPLES / 'demo.yml'} + {bad}" in done.stderr
+
+
+def test_install_names_the_file_for_the_dag_id_and_loses_nothing(tmp_path):
+    first = run_cli("scaffold", *DEMO, "--install", "--dags-folder", str(tmp_path))
+    second = run_cli(
+        "scaffold", *DEMO, "--dag-id", "demo_hourly", "--install", "--dags-folder", str(tmp_path)
+    )
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_hourly.py", "demo_pipeline.py"]
+    assert inspect_dag(tmp_path / "demo_hourly.py")["dag_id"] == "demo_hourly"
+    assert inspect_dag(tmp_path / "demo_pipeline.py")["dag_id"] == "demo_pipeline"
+    # Installing the same DAG again replaces its own file.
+    again = run_cli("scaffold", *DEMO, "--install", "--dags-folder", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("held", ["another_dag", None])
+def test_install_refuses_a_file_holding_another_dag_unless_forced(tmp_path, held):
+    target = tmp_path / "demo_pipeline.py"
+    if held:
+        other = run_cli("scaffold", *DEMO, "--dag-id", held).stdout
+        target.write_text(other)
+        what = f"DAG {held!r}"
+    else:
+        target.write_text("# my own hand-written DAG\n")
+        what = "a file not written by the scaffold"
+    before = target.read_text()
+    done = run_cli("scaffold", *DEMO, "--install", "--dags-folder", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"dagster-airflow scaffold: {str(target)!r} holds {what}; pass --force to replace it, "
+        "or choose another --dag-id."
+    )
+    assert target.read_text() == before
+    forced = run_cli("scaffold", *DEMO, "--install", "--force", "--dags-folder", str(tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert inspect_dag(target)["dag_id"] == "demo_pipeline"
+
+
+def test_install_refuses_the_same_dag_under_an_older_name_unless_forced(tmp_path):
+    old = tmp_path / "demo_demo_pipeline.py"  # what earlier versions named it
+    old.write_text(scaffold(*DEMO))
+    done = run_cli("scaffold", *DEMO, "--install", "--dags-folder", str(tmp_path))
+    assert done.returncode == 2
+    assert f"DAG 'demo_pipeline' is already in {str(old)!r}" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [old.name]
+    forced = run_cli("scaffold", *DEMO, "--install", "--force", "--dags-folder", str(tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert f"Removed {old}" in forced.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["demo_pipeline.py"]
+
+
+@pytest.mark.parametrize("umask", ["022", "027"])
+def test_the_installed_file_honours_the_umask(tmp_path, umask):
+    import stat
+
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'umask {umask} && exec "$0" "$@"',
+            CLI,
+            "scaffold",
+            *DEMO,
+            "--install",
+            "--dags-folder",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    mode = stat.S_IMODE((tmp_path / "demo_pipeline.py").stat().st_mode)
+    assert mode == 0o666 & ~int(umask, 8)
+
+
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [
+        ("missing/dags", "the dags folder {folder!r} does not exist; create it, or pass"),
+        ("a_file", "the dags folder {folder!r} is not a folder"),
+        ("/proc", "cannot write the DAG file into the dags folder '/proc'"),
+    ],
+)
+def test_a_dags_folder_that_cannot_be_used_is_one_sentence(tmp_path, folder, message):
+    (tmp_path / "a_file").write_text("")
+    folder = folder if folder.startswith("/") else str(tmp_path / folder)
+    done = run_cli("scaffold", *DEMO, "--install", "--dags-folder", folder)
+    assert done.returncode == 2
+    assert message.format(folder=folder) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -6,7 +6,13 @@ import json
 import os
 import subprocess
 
-from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import (
+    REQUEST_ENV_VAR,
+    CodeLocation,
+    StepEvent,
+    StepRequest,
+    StorageSpec,
+)
 from tests.conftest import CLI, JOBS
 
 RUN_ID = "3f2b1c4d-5e6f-5a7b-8c9d-0e1f2a3b4c5d"
@@ -73,3 +79,35 @@ def test_a_bad_request_exits_two_with_one_sentence(tmp_path):
     )
     assert done.returncode == 2
     assert done.stdout.startswith("dagster-airflow execute-step: a step request must be JSON")
+
+
+def test_materializations_and_asset_checks_are_in_the_event_log(tmp_path):
+    def run_step(step_key: str) -> list[StepEvent]:
+        done = execute(
+            StepRequest(
+                code_location=CodeLocation(python_file=str(JOBS / "semantics" / "assets.py")),
+                job_name="asset_checks_job",
+                step_key=step_key,
+                run_id=RUN_ID,
+                storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+            )
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        log = (tmp_path / RUN_ID / step_key / "events.jsonl").read_text().splitlines()
+        return [StepEvent.from_line(line) for line in log]
+
+    run_step("raw_numbers")
+    (materialized,) = [e for e in run_step("cleaned") if e.event_type == "ASSET_MATERIALIZATION"]
+    assert (materialized.asset_key, materialized.partition) == ("cleaned", None)
+    assert materialized.metadata["uri"] == str(tmp_path / RUN_ID / "cleaned" / "result")
+    (check,) = [
+        e
+        for e in run_step("cleaned_cleaned_has_no_zero")
+        if e.event_type == "ASSET_CHECK_EVALUATION"
+    ]
+    assert (check.asset_key, check.check_name, check.passed, check.severity) == (
+        "cleaned",
+        "cleaned_has_no_zero",
+        False,
+        "WARN",
+    )

@@ -15,6 +15,40 @@ from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
 
+# Airflow's own configuration and secrets: a step runs user code, which gets none of them.
+AIRFLOW_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
+PR_SET_PDEATHSIG = 1
+
+
+def step_environment(
+    base: Mapping[str, str], extra: Mapping[str, str], worker: Mapping[str, str]
+) -> dict[str, str]:
+    """The machine's environment less Airflow's configuration, connections and variables, plus
+    the runner's ``env`` option and the worker's request and storage credentials."""
+    env = {k: v for k, v in base.items() if not k.startswith(AIRFLOW_ENV_PREFIXES)}
+    env.update(extra)
+    env.update(worker)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _die_with_parent(parent: int):
+    """A preexec_fn: the step process gets SIGKILL when the Airflow task process dies (SIGKILL,
+    OOM), so a retry never runs beside an orphan. Linux only; elsewhere it does nothing."""
+
+    def preexec() -> None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
 
 class SubprocessRunner(StepRunner):
     """Runs ``python -m dagster_airflow execute-step`` in its own process group.
@@ -22,6 +56,10 @@ class SubprocessRunner(StepRunner):
     Options: ``python`` (the interpreter with Dagster and the job's code; default: Airflow's
     own), ``env`` (extra environment variables), ``working_dir``, ``kill_timeout`` (seconds
     between SIGTERM and SIGKILL).
+
+    The step gets the machine's environment without Airflow's configuration and secrets
+    (``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), and dies with the Airflow task
+    process.
     """
 
     name = "subprocess"
@@ -46,8 +84,7 @@ class SubprocessRunner(StepRunner):
     def run(
         self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
     ) -> StepResult:
-        env = {**os.environ, **self.env, **self.worker_env(request, secret_env)}
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = step_environment(os.environ, self.env, self.worker_env(request, secret_env))
         log.info("Starting %s", " ".join(self.command()))
         try:
             self._process = subprocess.Popen(
@@ -60,12 +97,14 @@ class SubprocessRunner(StepRunner):
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # its own process group, so kill() stops all of it
+                preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
             )
         except OSError as exc:
             raise RunnerError(
                 f"cannot start the step's Python {self.python!r}: {exc}; set the subprocess "
                 "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
             ) from exc
+        log.info("Step process %s started", self._process.pid)
         step_log = StepLog(log)
         assert self._process.stdout is not None
         for line in self._process.stdout:

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote
 
+import attrs
+
+from dagster_airflow.keys import check_key
+
 # What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
 # (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
@@ -39,6 +43,15 @@ def browse_url(uri: str, folder: bool = False) -> str:
     return uri
 
 
+@attrs.frozen
+class ObjectStat:
+    """What a storage knows of a committed object: its size in bytes and when it was written
+    (seconds since the epoch, UTC)."""
+
+    size: int
+    modified: float
+
+
 class IntermediateStorage(ABC):
     """Where outputs live, under ``{prefix}/{run_id}/{step_key}/{output_name}``.
 
@@ -54,8 +67,11 @@ class IntermediateStorage(ABC):
         return options
 
     def key(self, run_id: str, step_key: str, name: str) -> str:
-        """The key of an output (or the event log) of a step, relative to the storage's root."""
-        return f"{run_id}/{step_key}/{name}"
+        """The key of an output (or the event log) of a step, relative to the storage's root.
+
+        Refused (ConfigurationError) when a part could lead outside the storage: '..', an
+        absolute part, a control character. Every storage checks the keys it is handed too."""
+        return check_key(f"{run_id}/{step_key}/{name}")
 
     @abstractmethod
     def uri(self, key: str) -> str:
@@ -80,6 +96,13 @@ class IntermediateStorage(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """The keys under a prefix (such as a run id), sorted."""
+
+    def stat(self, key: str) -> ObjectStat:
+        """The object's size and time of writing; raises OutputNotFoundError naming the URI when
+        there is none. Backends answer from metadata; this fallback reads the object."""
+        import time
+
+        return ObjectStat(size=len(self.get_bytes(key)), modified=time.time())
 
     def browse_url(self, key: str, folder: bool = False) -> str:
         """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.keys import check_key
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class GCSStorage(IntermediateStorage):
         return self._client
 
     def object_name(self, key: str) -> str:
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
@@ -163,18 +165,24 @@ class GCSStorage(IntermediateStorage):
         ):
             yield stream
 
-    @contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def _found_blob(self, key: str):
+        """The blob with its metadata loaded; OutputNotFoundError when there is none (call it
+        inside ``errors()``: a missing bucket raises NotFound)."""
         from google.api_core.exceptions import NotFound
 
         blob = self._blob(key)
+        try:
+            blob.reload()
+        except NotFound:
+            if not self.client.bucket(self.bucket).exists():
+                raise
+            raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+        return blob
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
         with self.errors():
-            try:
-                blob.reload()
-            except NotFound:
-                if not self.client.bucket(self.bucket).exists():
-                    raise
-                raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
+            blob = self._found_blob(key)
             # Pinned to the generation just found: a concurrent rewrite cannot mix two versions.
             with blob.open("rb", chunk_size=self.chunk_size) as stream:
                 yield stream
@@ -189,6 +197,11 @@ class GCSStorage(IntermediateStorage):
             if not self.client.bucket(self.bucket).exists():
                 raise NotFound(f"bucket {self.bucket}")
         return False
+
+    def stat(self, key: str) -> ObjectStat:
+        with self.errors():
+            blob = self._found_blob(key)
+        return ObjectStat(size=blob.size, modified=blob.updated.timestamp())
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_name(prefix.strip("/")) + "/"

@@ -107,6 +107,7 @@ def intermediate_io_manager_from_config(context: dg.InitResourceContext) -> Inte
     (falling back to the Dagster run's id for a run launched from the Dagster UI). The storage is
     found by name through the plugin manager, as the worker finds it.
     """
+    from dagster_airflow.keys import check_run_id
     from dagster_airflow.model import RUN_ID_TAG, StorageSpec
     from dagster_airflow.plugins.manager import get_plugins
 
@@ -114,4 +115,7 @@ def intermediate_io_manager_from_config(context: dg.InitResourceContext) -> Inte
     storage = get_plugins().storage(spec.name).create(spec.options)
     run = context.run
     run_id = run.tags.get(RUN_ID_TAG) if run is not None else None
+    if run_id is not None:
+        # Anyone who can launch a run in the Dagster UI can set the tag: it must be a run id.
+        check_run_id(run_id, f"the Dagster run's tag {RUN_ID_TAG!r}")
     return IntermediateIOManager(storage, run_id=run_id)

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
+from dagster_airflow.keys import check_key
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage
+from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class S3Storage(IntermediateStorage):
         return self._client
 
     def object_key(self, key: str) -> str:
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
@@ -194,6 +196,21 @@ class S3Storage(IntermediateStorage):
                 if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
                     raise self.client_error("NoSuchBucket", "") from exc
         return False
+
+    def stat(self, key: str) -> ObjectStat:
+        from botocore.exceptions import ClientError
+
+        with self.errors():
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+                head = None
+        if head is None:
+            self.exists(key)  # HEAD says 404 for a missing bucket too: this raises for that
+            raise OutputNotFoundError(f"no object at {self.uri(key)!r}.")
+        return ObjectStat(size=head["ContentLength"], modified=head["LastModified"].timestamp())
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.object_key(prefix.strip("/")) + "/"
@@ -361,6 +378,24 @@ class _MultipartWriter(io.RawIOBase):
             self.upload_id = None
         self.buffer = bytearray()
         self._shutdown()
+        self._abort_abandoned()
+
+    def _abort_abandoned(self) -> None:
+        """Abort the unfinished multipart uploads of this key: a writer killed midway (its
+        process died before it could abort) leaves its parts stored, and billed, for good."""
+        try:
+            pages = self.storage.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.storage.bucket, Prefix=self.object_key):
+                for upload in page.get("Uploads", ()):
+                    if upload["Key"] == self.object_key:
+                        self._call("abort_multipart_upload", UploadId=upload["UploadId"])
+        except Exception as exc:  # the object is committed; the parts only cost storage
+            log.warning(
+                "Could not abort unfinished uploads of %s (%s); a lifecycle rule "
+                "(AbortIncompleteMultipartUpload) removes them",
+                self.object_key,
+                exc,
+            )
 
     def _shutdown(self) -> None:
         if self.executor is not None:

@@ -7,6 +7,9 @@
 - ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
   plugin for one test, and always remove it.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
+- ``compare_job``: run a job through a real Airflow and through Dagster itself, and get a
+  ``Comparison`` listing every difference in step outcomes, attempts, outputs, hooks,
+  materializations and asset checks (see docs/semantics.md).
 - ``AirflowDeployment``: a real Airflow 3 deployment (scheduler, DAG processor, api-server,
   LocalExecutor) in a private network namespace, driven through its REST API.
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
@@ -28,6 +31,8 @@ _LAZY = {
     "register_plugin": "dagster_airflow.testing.fixtures",
     "AirflowHome": "dagster_airflow.testing.airflow_home",
     "DagRunResult": "dagster_airflow.testing.airflow_home",
+    "compare_job": "dagster_airflow.testing.compare",
+    "Comparison": "dagster_airflow.testing.compare",
     "AirflowDeployment": "dagster_airflow.testing.airflow_deployment",
     "create_venv": "dagster_airflow.testing.venv",
     "MotoEcs": "dagster_airflow.testing.ecs",

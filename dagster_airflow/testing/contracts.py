@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_airflow.errors import OutputNotFoundError
+from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
 from dagster_airflow.testing.task_log import TaskLog
 
@@ -106,6 +106,52 @@ class StorageContract:
             f"{run_id}/a/events.jsonl",
             f"{run_id}/a/result",
         ]
+
+    def test_stat_gives_the_size_and_when_it_was_written(self, storage, run_id):
+        key = storage.key(run_id, "step", "result")
+        before = time.time()
+        storage.put_bytes(key, b"x" * 1234)
+        after = time.time()
+        stat = storage.stat(key)
+        assert stat.size == 1234
+        # Servers stamp objects to the second (S3's Last-Modified), and their clock is the
+        # machine's here: within a couple of seconds of the write.
+        assert before - 2 <= stat.modified <= after + 2
+        storage.put_bytes(key, b"")
+        assert storage.stat(key).size == 0
+
+    def test_stat_of_a_missing_key_raises_output_not_found_naming_the_uri(self, storage, run_id):
+        key = storage.key(run_id, "step", "missing")
+        with pytest.raises(OutputNotFoundError) as caught:
+            storage.stat(key)
+        assert storage.uri(key) in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "../escaped_run/step/result",
+            "run/../../escaped/result",
+            "/absolute/step/result",
+            "run//result",
+            "run/./result",
+            "run/step/result\n",
+            "run\x00/step/result",
+            "run\\..\\result",
+            "",
+        ],
+    )
+    def test_a_key_that_could_leave_the_storage_is_refused(self, storage, key):
+        uses = [storage.uri, storage.exists, storage.get_bytes, lambda k: storage.put_bytes(k, b"")]
+        for use in uses:
+            with pytest.raises(ConfigurationError, match="storage key"):
+                use(key)
+
+    @pytest.mark.parametrize("run_id", ["../escaped_run", "..", "a\nb"])
+    def test_a_run_id_that_could_leave_the_storage_is_refused(self, storage, run_id):
+        with pytest.raises(ConfigurationError, match="storage key"):
+            storage.key(run_id, "step", "result")
+        with pytest.raises(ConfigurationError, match="storage key"):
+            storage.list(run_id)
 
     def test_empty_object(self, storage, run_id):
         key = storage.key(run_id, "step", "empty")

@@ -42,7 +42,8 @@ def test_secret_env_reaches_the_worker_but_not_the_request(tmp_path):
     assert "hunter2" not in request.to_json()
 
 
-def test_kill_stops_the_whole_process_group(tmp_path):
+def test_kill_stops_the_whole_process_group(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     pid_file = tmp_path / "pid"
     config = {"ops": {"sleepy": {"config": {"pid_file": str(pid_file), "seconds": 600}}}}
     runner = SubprocessRunner(kill_timeout=5)
@@ -68,6 +69,14 @@ def test_kill_stops_the_whole_process_group(tmp_path):
         "DagsterExecutionInterruptedError: the step was stopped while it ran (SIGTERM or "
         "SIGINT: a kill or a timeout)"
     )
+    # One clear line, no traceback (Dagster re-raises the interruption after reporting it), and
+    # the step's event log, ending with its failure, is written next to its outputs.
+    assert "Traceback" not in caplog.text and "stack trace" not in caplog.text
+    stopped = [r for r in caplog.records if "stopped while it ran" in r.getMessage()]
+    assert [r.levelname for r in stopped] == ["ERROR"]
+    assert "\n" not in stopped[0].getMessage()
+    events = (tmp_path / RUN_ID / "sleepy" / "events.jsonl").read_text().splitlines()
+    assert '"dagster_airflow_event": "STEP_FAILURE"' in events[-1]
     try:
         os.kill(pid, 0)
         raise AssertionError(f"step process {pid} survived kill()")
@@ -134,3 +143,87 @@ class TestSubprocessRunnerContract(RunnerContract):
     @pytest.fixture
     def storage_spec(self, tmp_path):
         return StorageSpec("filesystem", {"base_dir": str(tmp_path)})
+
+
+# An Airflow task process in miniature: runs a slow step through the runner, says when it is
+# running, and is then killed with SIGKILL (as the OOM killer or a lost worker would).
+TASK_PROCESS = """
+import json, logging, sys
+from dagster_airflow.model import StepRequest
+from dagster_airflow.runners.subprocess import SubprocessRunner
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
+SubprocessRunner().run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
+"""
+
+
+def test_the_step_process_dies_with_the_airflow_task_process(tmp_path):
+    import subprocess
+    import sys
+
+    config = {"ops": {"sleepy": {"config": {"pid_file": str(tmp_path / "pid"), "seconds": 600}}}}
+    request = request_for("sleepy", tmp_path, config)
+    task = subprocess.Popen(
+        [sys.executable, "-c", TASK_PROCESS, request.to_json()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    step_pid = None
+    for line in task.stdout:
+        if line.startswith("Step process "):
+            step_pid = int(line.split()[2])
+            break
+    assert step_pid is not None, "the runner did not log its step process"
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the op runs
+    assert (tmp_path / "pid").exists(), "the step never started its op"
+    task.kill()
+    task.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(step_pid):
+        time.sleep(0.05)
+    survived = _alive(step_pid)
+    if survived:
+        os.kill(step_pid, 9)
+    assert not survived, f"step process {step_pid} outlived the Airflow task process"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+def test_the_step_gets_no_airflow_configuration_or_secrets(tmp_path, monkeypatch):
+    from dagster_airflow.runners.subprocess import step_environment
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://airflow:pw@db/airflow")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://AKIA:secret@")
+    monkeypatch.setenv("AIRFLOW_VAR_API_KEY", "k")
+    monkeypatch.setenv("MY_TEAM_SETTING", "kept")
+    env = step_environment(os.environ, {"FROM_OPTION": "1"}, {"DAGSTER_AIRFLOW_STEP_REQUEST": "{}"})
+    assert not [k for k in env if k.startswith("AIRFLOW")]
+    assert env["MY_TEAM_SETTING"] == "kept"
+    assert env["FROM_OPTION"] == "1"
+    assert env["DAGSTER_AIRFLOW_STEP_REQUEST"] == "{}"
+
+
+def test_a_real_step_sees_no_airflow_variable(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://AKIA:hunter2@")
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "fernet-secret")
+    config = {"ops": {"env_dump": {"config": {"prefix": "AIRFLOW"}}}}
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "env_dump.py")),
+        job_name="env_dump_job",
+        step_key="env_dump",
+        run_id=RUN_ID,
+        run_config=config,
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    result = SubprocessRunner().run(request, {}, logging.getLogger("t"))
+    assert result.status == SUCCESS, result.error
+    assert "variables starting with 'AIRFLOW': []" in caplog.text

@@ -1,8 +1,14 @@
 """Filesystem storage: layout and atomic commits."""
 
+import os
+import signal
+import stat
+import subprocess
+import sys
+
 import pytest
 
-from dagster_airflow.errors import OutputNotFoundError
+from dagster_airflow.errors import OutputNotFoundError, StorageError
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import StorageContract
 
@@ -38,3 +44,75 @@ class TestFilesystemStorageContract(StorageContract):
     @pytest.fixture
     def storage(self, tmp_path):
         return FilesystemStorage(base_dir=str(tmp_path))
+
+
+RUN_ID = "3f2b1c4d-5e6f-5a7b-8c9d-0e1f2a3b4c5d"
+# A writer that writes half an object, says so, and waits to be killed.
+KILLED_WRITER = """
+import sys, time
+from dagster_airflow.storage.filesystem import FilesystemStorage
+storage = FilesystemStorage(base_dir=sys.argv[1])
+with storage.open_write(storage.key(sys.argv[2], "step", "result")) as stream:
+    stream.write(b"x" * 1024 * 1024)
+    stream.flush()
+    print("written", flush=True)
+    time.sleep(600)
+"""
+
+
+def hidden_files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_killed_writers_temporary_file_goes_at_the_next_write(tmp_path):
+    storage = FilesystemStorage(base_dir=str(tmp_path))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), RUN_ID],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout.readline() == "written\n"
+    folder = tmp_path / RUN_ID / "step"
+    # While the writer lives, a write of another key in its folder leaves its file alone.
+    storage.put_bytes(storage.key(RUN_ID, "step", "other"), b"o")
+    assert len(hidden_files(folder)) == 1
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+    storage.put_bytes(storage.key(RUN_ID, "step", "result"), b"retry")
+    assert hidden_files(folder) == []
+    assert storage.get_bytes(storage.key(RUN_ID, "step", "result")) == b"retry"
+
+
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
+    storage = FilesystemStorage(base_dir=str(tmp_path))
+    key = storage.key(RUN_ID, "step", "result")
+    with storage.open_write(key) as first:
+        first.write(b"first")
+        storage.put_bytes(key, b"second")  # another writer of the same key, at the same time
+        first.write(b" and more")
+    assert storage.get_bytes(key) == b"first and more"
+    assert hidden_files(tmp_path / RUN_ID / "step") == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_stored_outputs_honour_the_umask(tmp_path, umask):
+    storage = FilesystemStorage(base_dir=str(tmp_path))
+    key = storage.key(RUN_ID, "step", "result")
+    old = os.umask(umask)
+    try:
+        storage.put_bytes(key, b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(storage.path(key).stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_unusable_base_dir_is_one_sentence_naming_it(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    storage = FilesystemStorage(base_dir=str(tmp_path / "file"))
+    with pytest.raises(StorageError) as caught:
+        storage.put_bytes(storage.key(RUN_ID, "step", "result"), b"x")
+    message = str(caught.value)
+    assert f"under base_dir {str(tmp_path / 'file')!r}" in message
+    assert "(Not a directory)" in message
+    assert "\n" not in message

@@ -305,6 +305,24 @@ class TestS3UnderTheDocumentedPolicy(StorageContract):
             raise RuntimeError("the writer died")
         assert storage.get_bytes(key) == b"x" * 11 * MIB
 
+    def test_a_killed_writers_upload_is_aborted_by_the_next_write(self, storage, run_id, caplog):
+        key = storage.key(run_id, "step", "result")
+        client, bucket, object_key = storage.client, storage.bucket, storage.object_key(key)
+        # What a writer killed after its first part leaves: an upload nobody will complete.
+        upload = client.create_multipart_upload(Bucket=bucket, Key=object_key)["UploadId"]
+        client.upload_part(
+            Bucket=bucket, Key=object_key, UploadId=upload, PartNumber=1, Body=b"z" * 5 * MIB
+        )
+        other_key = storage.object_key(storage.key(run_id, "step", "result2"))
+        other = client.create_multipart_upload(Bucket=bucket, Key=other_key)["UploadId"]
+
+        storage.put_bytes(key, b"retry")
+
+        uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=storage.prefix)
+        assert [u["UploadId"] for u in uploads.get("Uploads", ())] == [other]
+        assert "Could not abort" not in caplog.text
+        assert storage.get_bytes(key) == b"retry"
+
     def test_nothing_outside_the_prefix(self, strict_moto, monkeypatch):
         url, (key_id, secret) = strict_moto["url"], strict_moto["steps"]
         storage = strict_storage(monkeypatch, url, key_id, secret, prefix="elsewhere")
@@ -341,9 +359,10 @@ def test_the_docs_example_browses_a_run(moto_server, aws_env):
     )
     assert done.returncode == 0, done.stderr
     root = f"s3://my-dagster-bucket/dagster-airflow/{run_id}"
+    size = {step: len(pickle.dumps({"step": step})) for step in ("count_letters", "summarize")}
     assert done.stdout.splitlines() == [
-        f"{root}/count_letters/result",
-        f"{root}/summarize/result",
+        f"{root}/count_letters/result {size['count_letters']}",
+        f"{root}/summarize/result {size['summarize']}",
         "{'step': 'summarize'}",
     ]
 
