@@ -72,7 +72,7 @@ class AirflowDeployment:
             ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 100000"],
             start_new_session=True,
         )
-        self._wait(lambda: self._loopback_up(), 10, "the network namespace's loopback")
+        self.wait_until(lambda: self._loopback_up(), 10, "the network namespace's loopback")
         bin_dir = Path(self.python).parent
         logs = self.home.path / "server-logs"
         logs.mkdir(exist_ok=True)
@@ -89,7 +89,7 @@ class AirflowDeployment:
                     )
                 )
         try:
-            self._wait(self._api_ready, 180, "the api-server")
+            self.wait_until(self._api_ready, 180, "the api-server")
             self._token = self._get_token()
         except BaseException:
             self.stop()
@@ -130,7 +130,7 @@ class AirflowDeployment:
 
     def _get_token(self) -> str:
         passwords = self.home.path / "simple_auth_manager_passwords.json.generated"
-        self._wait(passwords.exists, 60, "the simple auth manager's password file")
+        self.wait_until(passwords.exists, 60, "the simple auth manager's password file")
         password = json.loads(passwords.read_text())["admin"]
         status, body = self._call(
             "POST", "/auth/token", {"username": "admin", "password": password}, ""
@@ -168,17 +168,22 @@ class AirflowDeployment:
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Until the DAG processor has parsed the DAG and the scheduler knows it."""
-        self._wait(lambda: self.rest("GET", f"/api/v2/dags/{dag_id}")[0] == 200, timeout, dag_id)
+        self.wait_until(
+            lambda: self.rest("GET", f"/api/v2/dags/{dag_id}")[0] == 200, timeout, dag_id
+        )
 
     def trigger(self, dag_id: str, run_id: str, conf: dict | None = None) -> dict:
-        status, body = self.rest(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}},
-        )
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        for _ in range(5):
+            status, answer = self.rest("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+            # SQLite has one writer: under load the api-server's write may lose to the
+            # scheduler's and answer 500 "Database error", with nothing written. Try again.
+            if status == 500 and "Database error" in str(answer):
+                continue
+            break
         if status != 200:
-            raise RuntimeError(f"triggering {dag_id} answered {status}: {body}")
-        return body
+            raise RuntimeError(f"triggering {dag_id} answered {status}: {answer}")
+        return answer
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
         """The run's final state (success or failed)."""
@@ -191,11 +196,12 @@ class AirflowDeployment:
                 return True
             return False
 
-        self._wait(finished, timeout, f"run {run_id} of {dag_id}")
+        self.wait_until(finished, timeout, f"run {run_id} of {dag_id}")
         return final[0]
 
     @staticmethod
-    def _wait(condition, timeout: float, what: str) -> None:
+    def wait_until(condition, timeout: float, what: str) -> None:
+        """Poll ``condition`` until it is true; TimeoutError naming ``what`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
