@@ -110,8 +110,7 @@ def test_an_airflow_backfill_of_three_days_materializes_those_partitions(deploym
     deployment.install(scaffold("daily_job", "-f", JOB_FILE, *options), "daily_job.py")
     deployment.wait_for_dag("daily_job")
 
-    status, backfill = deployment.rest(
-        "POST",
+    status, backfill = deployment.write(
         "/api/v2/backfills",
         {
             "dag_id": "daily_job",

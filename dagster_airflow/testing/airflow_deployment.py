@@ -172,15 +172,20 @@ class AirflowDeployment:
             lambda: self.rest("GET", f"/api/v2/dags/{dag_id}")[0] == 200, timeout, dag_id
         )
 
+    def write(self, path: str, body: Any) -> tuple[int, Any]:
+        """A POST that creates something, tried again while SQLite's one writer is busy: under
+        load the api-server's write may lose to the scheduler's (500 "Database error", 503
+        "Database is locked"), with nothing written."""
+        for _ in range(10):
+            status, answer = self.rest("POST", path, body)
+            if status not in (500, 503) or "atabase" not in str(answer):
+                break
+            time.sleep(1)
+        return status, answer
+
     def trigger(self, dag_id: str, run_id: str, conf: dict | None = None) -> dict:
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
-        for _ in range(5):
-            status, answer = self.rest("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
-            # SQLite has one writer: under load the api-server's write may lose to the
-            # scheduler's and answer 500 "Database error", with nothing written. Try again.
-            if status == 500 and "Database error" in str(answer):
-                continue
-            break
+        status, answer = self.write(f"/api/v2/dags/{dag_id}/dagRuns", body)
         if status != 200:
             raise RuntimeError(f"triggering {dag_id} answered {status}: {answer}")
         return answer
