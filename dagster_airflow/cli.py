@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
+from dagster_airflow.errors import ConfigurationError, DagsterAirflowError, yaml_problem
 from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, RunnerSpec, StorageSpec
 
 EXIT_USAGE = 2
@@ -27,8 +27,11 @@ def _parse_option(text: str, flag: str) -> tuple[str, Any]:
         )
     try:
         value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            f"{flag} {text!r} has a value that is not valid YAML ({yaml_problem(exc)}); quote "
+            f"it as a string ({key}='\"...\"') or fix the YAML, such as {key}='{{A: b}}'."
+        ) from None
     return key.strip(), value
 
 
@@ -37,8 +40,10 @@ def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
 
     values = dict(_parse_option(o, f"--{kind}-option") for o in options)
     backend = getattr(get_plugins(), kind)(name)
-    values = backend.cls.scaffold_options(values)
     check_options(kind, name, backend.cls, values)
+    values = backend.cls.scaffold_options(values)
+    # Built (it connects to nothing) so that a wrong value fails here, not in every task.
+    backend.create(values)
     return cls(name=name, options=values), backend
 
 
@@ -330,7 +335,7 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"--runner-option={o}" for o in args.runner_option
     ]
     report = compare_job(
-        _code_location(args),
+        _code_location(args, args.job),
         args.job,
         load_run_config(args.config),
         scaffold_options=scaffold_options,

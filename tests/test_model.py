@@ -2,6 +2,7 @@
 
 import uuid
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -109,3 +110,23 @@ def test_a_namespace_keeps_two_deployments_runs_apart(monkeypatch):
     assert len({unset, staging, production}) == 3
     assert dagster_run_id("demo", scheduled, namespace="staging") == staging
     assert dagster_run_id("demo", scheduled, namespace="") == unset
+
+
+def test_retry_fields_round_trip_and_the_previous_attempts_come_from_the_try():
+    request = StepRequest(
+        code_location=CodeLocation(module_name="jobs"),
+        job_name="demo",
+        step_key="flaky",
+        run_id="6f0c6d3e-51f7-5a0c-8e6f-4b5d3b0b2f1a",
+        attempt=5,
+        retry_number=1,
+    )
+    assert StepRequest.from_json(request.to_json()) == request
+    assert request.previous_attempts == 1
+    # A request from before retry numbers: the try number minus one.
+    assert StepRequest.from_json(request.to_json().replace('"retry_number": 1', '"x": 0')) == (
+        attrs.evolve(request, retry_number=None)
+    )
+    assert attrs.evolve(request, retry_number=None).previous_attempts == 4
+    event = StepEvent("STEP_UP_FOR_RETRY", step_key="flaky", seconds_to_wait=0.6, attempt=2)
+    assert StepEvent.from_line(event.to_json()) == event

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import EXAMPLES, run_cli, scaffold
+from tests.conftest import EXAMPLES, JOBS, run_cli, scaffold
 
 INSPECT = """
 import importlib.util, json, sys
@@ -88,3 +88,16 @@ def test_the_dag_file_is_the_same_each_time_the_job_is_scaffolded():
     # clock: neither may change the file, or Airflow would see a new DAG version each time.
     args = ("hourly_job", "-f", str(EXAMPLES / "scheduling.py"))
     assert scaffold(*args) == scaffold(*args)
+
+
+def test_a_job_whose_config_comes_only_from_its_partitions_scaffolds(tmp_path):
+    # Its op's config has no default: planned with the first partition's config, run with the
+    # DAG run's partition.
+    path = tmp_path / "dag.py"
+    path.write_text(scaffold("needs_a_partition", "-f", str(JOBS / "config_mapping.py")))
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT, str(path)], capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    dag = json.loads(done.stdout.strip().splitlines()[-1])
+    assert dag["params"]["partition"]["enum"] == [None, "north", "south"]
