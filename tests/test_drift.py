@@ -83,3 +83,17 @@ def test_a_file_not_scaffolded_is_refused_in_one_sentence(tmp_path):
 
     assert done.returncode == 2
     assert "is not a DAG file scaffolded by dagster-airflow" in done.stderr
+
+
+def test_a_new_retry_policy_is_drift(tmp_path):
+    jobs, dag = scaffolded(tmp_path, "checked_job")
+    edit(
+        jobs,
+        "@dg.asset\ndef refund_report(",
+        "@dg.asset(retry_policy=dg.RetryPolicy(max_retries=2))\ndef refund_report(",
+    )
+
+    done = run_cli("check", str(dag))
+
+    assert done.returncode == 1
+    assert "retry policy of step 'refund_report': none in the file, {'retries': '2'" in done.stdout
