@@ -66,7 +66,7 @@ def test_an_invalid_conf_fails_at_once_with_one_sentence(airflow_home, typed_con
     assert "'fast' is not of type 'number'" in refused.output
 
     # What only Dagster can tell (the template renders "many" for an Int field) fails the first
-    # task at once, without the retry the DAG allows, naming the field, the value and the type.
+    # task at once (AirflowFailException: no try is left for it), naming field, value and type.
     result = airflow_home.dags_test("typed_config", conf={"factor": "many"})
 
     assert not result.succeeded
@@ -74,9 +74,10 @@ def test_an_invalid_conf_fails_at_once_with_one_sentence(airflow_home, typed_con
     assert try_number(airflow_home, "typed_config", result.run_id, "scale") == 1
     log = result.task_log("scale")
     assert (
-        'Invalid scalar at path root:ops:scale:config:factor. Value "many" of type '
-        '"<class \'str\'>" is not valid for expected type "Int"' in log
-    )
+        "the run config for job 'typed_config' is invalid: Invalid scalar at path "
+        'root:ops:scale:config:factor; value "many" of type "<class \'str\'>" is not valid '
+        "for expected type \"Int\"; fix it in the DAG's run_config or the DAG run's conf."
+    ) in log
     assert "AirflowFailException" in log
 
 
