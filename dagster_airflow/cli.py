@@ -145,6 +145,8 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         storage,
         dag_id=dag_id,
         command=command,
+        asset_uri_template=args.asset_uri,
+        schedule_on_assets=args.schedule_on_assets,
     )
     if not args.install:
         sys.stdout.write(text)
@@ -214,6 +216,22 @@ def _show(run, storage, args: argparse.Namespace) -> int:
         print(json.dumps({**stored.to_dict(), "value": results.jsonable(value)}, indent=2))
     else:
         print(pprint.pformat(value, width=99, sort_dicts=False))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.drift import check_dag_file
+
+    drift = check_dag_file(args.dag_file)
+    for line in drift:
+        print(line)
+    if drift:
+        print(
+            f"{args.dag_file}: {len(drift)} difference(s) from job; scaffold it again "
+            "(the command is in the file's docstring)."
+        )
+        return 1
+    print(f"{args.dag_file}: matches its job.")
     return 0
 
 
@@ -389,6 +407,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scaffold.add_argument("--dag-id", help="the Airflow DAG id (default: the job's name)")
     scaffold.add_argument(
+        "--asset-uri",
+        default="dagster://asset/{key}",
+        metavar="TEMPLATE",
+        help="the Airflow Asset URI of a Dagster asset, {key} its key as a/b "
+        "(default: %(default)s)",
+    )
+    scaffold.add_argument(
+        "--schedule-on-assets",
+        action="store_true",
+        help="run the DAG when the assets it reads (materialized by other DAGs) are updated, "
+        "instead of on the partitions' schedule",
+    )
+    scaffold.add_argument(
         "--install",
         action="store_true",
         help="write {dag_id}.py into the dags folder instead of printing it",
@@ -424,6 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=cmd_plugins)
+
+    check = commands.add_parser(
+        "check",
+        help="check that a scaffolded DAG file still matches its job (for CI)",
+        description="Compile the job a scaffolded DAG file names, with the file's code location "
+        "and run config, and print one line per difference (steps, edges, config schema, "
+        "partitions, retry policies); exit status 1 when there is one.",
+    )
+    check.add_argument("dag_file", metavar="DAG_FILE", help="the scaffolded DAG file")
+    check.set_defaults(handler=cmd_check)
 
     found = commands.add_parser(
         "results",

@@ -9,9 +9,13 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.assets import source_assets, step_assets
 from dagster_airflow.code_location import load_job, resolve
 from dagster_airflow.errors import DagsterAirflowError, RunConfigError, yaml_problem
 from dagster_airflow.model import CodeLocation
+from dagster_airflow.params import run_config_schema, with_placeholders
+from dagster_airflow.partitions import Partitioning, partitioning, scaffold_run_config
+from dagster_airflow.run_conf import deep_merge
 
 
 @attrs.frozen
@@ -40,6 +44,7 @@ class Step:
     fan_in: bool = False
     collect: bool = False  # a .collect(): reads every mapped output, in Dagster's order
     retry_policy: StepRetryPolicy | None = None  # Dagster's, as Airflow's retries
+    assets: tuple[str, ...] = ()  # the asset keys ("a/b") it materializes
 
 
 def step_retry_policy(job, step) -> StepRetryPolicy | None:
@@ -64,17 +69,10 @@ class StepGraph:
     run_config: dict[str, Any]
     steps: tuple[Step, ...]
     description: str | None = None
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merged key by key, the later file winning, as `dagster job execute -c` does."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    # The job's run config schema as JSON Schema: the DAG's params (see params.py).
+    config_schema: dict[str, Any] = attrs.field(factory=dict)
+    partitions: Partitioning | None = None  # see partitions.py
+    source_assets: tuple[str, ...] = ()  # assets the job reads and another job makes
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -169,6 +167,7 @@ def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
             or any(isinstance(i.source, FromMultipleSources) for i in s.step_inputs),
             collect=isinstance(s, UnresolvedCollectExecutionStep),
             retry_policy=step_retry_policy(job, s),
+            assets=step_assets(job, s),
         )
         for s in ordered
     )
@@ -182,11 +181,14 @@ def compile_job(
 
     location = resolve(location, job_name)
     job = load_job(location, job_name)
+    partitions = partitioning(job)
+    schema = run_config_schema(job, run_config)
+    planned = scaffold_run_config(job, with_placeholders(dict(run_config), schema))
     try:
-        plan = create_execution_plan(job, run_config=dict(run_config))
+        plan = create_execution_plan(job, run_config=planned)
     except Exception as exc:
         if job.partitioned_config is not None:  # its config would come from a partition
-            where += ", as the run config of one partition (the DAG does not choose partitions)"
+            where += ", merged over the run config of the job's first partition"
         raise validation_error(exc, job_name, where) from exc
     steps = plan_steps(plan, job_name, job)
     return StepGraph(
@@ -195,4 +197,7 @@ def compile_job(
         run_config=dict(run_config),
         steps=steps,
         description=job.description,
+        config_schema=schema,
+        partitions=partitions,
+        source_assets=source_assets(job, plan.get_all_steps_in_topo_order()),
     )

@@ -189,6 +189,9 @@ class StepRequest:
             return max(self.retry_number, 0)
         return max(self.attempt - 1, 0)
 
+    partition_key: str | None = None  # the DAG run's conf["partition"], when it names one
+    logical_date: str | None = None  # ISO 8601; None for a run triggered without one
+
     def to_json(self) -> str:
         data = {
             "code_location": self.code_location.to_dict(),
@@ -200,6 +203,8 @@ class StepRequest:
             "attempt": self.attempt,
             "task": attrs.asdict(self.task) if self.task else None,
             "retry_number": self.retry_number,
+            "partition_key": self.partition_key,
+            "logical_date": self.logical_date,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -223,6 +228,8 @@ class StepRequest:
                 attempt=int(data.get("attempt", 1)),
                 task=TaskRef(**data["task"]) if data.get("task") else None,
                 retry_number=data.get("retry_number"),
+                partition_key=data.get("partition_key"),
+                logical_date=data.get("logical_date"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc

@@ -7,6 +7,7 @@ one (what the DAG processor does many times a minute) touches no plugin, SDK or 
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -61,7 +62,11 @@ class DagsterOperator(BaseOperator):
     :param job_name: the Dagster job.
     :param code_location: where the job is defined (python_file / module_name / workspace, with
         attribute and working_directory), as the step's runner sees the file system.
-    :param run_config: the job's run config; string values are Airflow templates.
+    :param run_config: the job's run config; string values are Airflow templates, and one that
+        renders a number or a boolean for such a field gives that type.
+    :param run_config_schema: the run config's JSON Schema; ``dag_run.conf`` keys it names (ops,
+        resources ...) are deep-merged over ``run_config``, ``dag_run.conf["partition"]`` picks
+        the partition.
     :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
     :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
     :param mapping_key: for a mapped step (``op[?]``): the Dagster mapping key this task instance
@@ -88,6 +93,7 @@ class DagsterOperator(BaseOperator):
         job_name: str,
         code_location: Mapping[str, Any],
         run_config: Mapping[str, Any] | None = None,
+        run_config_schema: Mapping[str, Any] | None = None,
         runner: Mapping[str, Any] | str | None = None,
         storage: Mapping[str, Any] | str | None = None,
         mapping_key: Any = None,
@@ -115,6 +121,9 @@ class DagsterOperator(BaseOperator):
         self.job_name = job_name
         self.code_location = code_location
         self.run_config = run_config or {}
+        # As written, before Airflow renders its templates: which values were templates.
+        self.run_config_source = copy.deepcopy(self.run_config)
+        self.run_config_schema = run_config_schema or {}
         self.runner = runner
         self.storage = storage
         self.mapping_key = mapping_key
@@ -138,9 +147,12 @@ class DagsterOperator(BaseOperator):
             dagster_run_id,
         )
         from dagster_airflow.plugins.manager import get_plugins
+        from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task_outcome import raise_for, retry_number
 
         ti = context["ti"]
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        logical_date = context.get("logical_date")
         try:  # a misconfigured task fails at once: no retry would fix it
             plugins = get_plugins()
             runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
@@ -154,13 +166,17 @@ class DagsterOperator(BaseOperator):
                 job_name=self.job_name,
                 step_key=self.dagster_step_key,
                 run_id=dagster_run_id(self.dag_id, context["run_id"]),
-                run_config=dict(self.run_config),
+                run_config=run_config_for_run(
+                    self.run_config, self.run_config_source, conf, self.run_config_schema
+                ),
                 storage=storage_spec,
                 attempt=ti.try_number,
                 task=TaskRef(
                     self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
                 ),
                 retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
+                partition_key=conf.get(PARTITION_KEY),
+                logical_date=logical_date.isoformat() if logical_date else None,
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
@@ -177,10 +193,23 @@ class DagsterOperator(BaseOperator):
         )
         result = self._step_runner.run(request, secret_env, self.log)
         raise_for(result, request.step_key, ti, self.log)
+        self._record_asset_events(context, result.events)
         if self.mapping_keys_of:
             # What the mapped tasks downstream expand over, in the order the op yielded them.
             return result.mapping_keys.get(self.mapping_keys_of, [])
         return dict(result.outputs)
+
+    def _record_asset_events(self, context: Context, events) -> None:
+        """Give each Asset outlet's event (Airflow emits it as the task succeeds) the partition,
+        metadata and checks of its Dagster materialization."""
+        from airflow.sdk import Asset
+
+        from dagster_airflow.assets import outlet_extras
+
+        extras = outlet_extras(events)
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset) and outlet.name in extras:
+                context["outlet_events"][outlet].extra = extras[outlet.name]
 
     def on_kill(self) -> None:
         # Nothing to stop when Airflow kills the task before execute() started a step.

@@ -18,9 +18,13 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
+from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.compile import Step, StepGraph, StepRetryPolicy
+from dagster_airflow.drift import plan_fingerprint
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
+from dagster_airflow.params import param_default
+from dagster_airflow.partitions import TIME
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
 
@@ -81,6 +85,8 @@ def _operator_kwargs(step: Step, mapping_key: str | None = None) -> list[str]:
         # Runs when no upstream task failed, so a source that was skipped (or a map over zero
         # keys) does not skip it: the worker loads what was produced, as Dagster does.
         kwargs.append('trigger_rule="none_failed"')
+    if step.assets:
+        kwargs.append("outlets=[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in step.assets) + "]")
     return kwargs
 
 
@@ -212,6 +218,111 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
     )
 
 
+def _start_date(graph: StepGraph, today: datetime.date) -> str:
+    """A time partitions' first launch (their first window's end), else the day of scaffolding."""
+    start = graph.partitions.start if graph.partitions else None
+    if start is None:
+        return f"datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC)"
+    utc = start.astimezone(datetime.UTC)
+    return (
+        f"datetime.datetime({utc.year}, {utc.month}, {utc.day}, {utc.hour}, {utc.minute}, "
+        "tzinfo=datetime.UTC)"
+    )
+
+
+def _assets(graph: StepGraph, uri_template: str, on_assets: bool) -> str:
+    """The ASSETS literal: an Airflow Asset per Dagster asset the DAG makes (or waits for)."""
+    keys = sorted(
+        {k for s in graph.steps for k in s.assets} | set(_schedule_assets(graph, on_assets))
+    )
+    if not keys:
+        return ""
+    lines = "".join(
+        f"    {_literal(k)}: Asset(name={_literal(k)}, "
+        f"uri={_literal(asset_uri(k, uri_template))}),\n"
+        for k in keys
+    )
+    return (
+        "# The Dagster assets this DAG materializes (each task's outlets) or waits for, as\n"
+        f"# Airflow Assets (URI: {uri_template}).\nASSETS = {{\n{lines}}}\n\n"
+    )
+
+
+def _schedule_assets(graph: StepGraph, on_assets: bool) -> tuple[str, ...]:
+    if not on_assets:
+        return ()
+    if not graph.source_assets:
+        raise ConfigurationError(
+            f"job {graph.job_name!r} reads no asset that another job materializes, so "
+            "--schedule-on-assets has nothing to wait for; leave the flag out."
+        )
+    return graph.source_assets
+
+
+def _schedule(graph: StepGraph, on_assets: bool = False) -> str:
+    if on_assets:
+        return (
+            "[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in _schedule_assets(graph, True)) + "]"
+        )
+    partitions = graph.partitions
+    if partitions is None or partitions.cron is None:
+        return "None"
+    return (
+        f"CronTriggerTimetable({_literal(partitions.cron)}, "
+        f"timezone={_literal(partitions.timezone or 'UTC')})"
+    )
+
+
+def _params(graph: StepGraph) -> str:
+    """The PARAMS literal: one Param per top-level key of the run config schema, defaulting to
+    the scaffolded run config, and the partition param of a partitioned job."""
+    lines = []
+    for key in graph.config_schema.get("properties", {}):
+        default = param_default(graph.run_config.get(key, {}))
+        lines.append(
+            f"    {_literal(key)}: Param(\n"
+            f"        {_literal(default, 8, 8)},\n"
+            f'        **RUN_CONFIG_SCHEMA["properties"][{_literal(key)}],\n'
+            "    ),"
+        )
+    partitions = graph.partitions
+    if partitions is not None:
+        examples = ", ".join(repr(k) for k in partitions.examples)
+        if partitions.kind == TIME:
+            what = (
+                "empty: the partition Dagster's schedule launches at the run's logical date "
+                f"(the last one ended by then); keys such as {examples}"
+            )
+        else:
+            what = f"keys such as {examples}"
+        schema: dict = {"type": ["null", "string"]}
+        if partitions.keys:
+            schema["enum"] = [None, *partitions.keys]
+        description = f"{partitions.description}; {what}."
+        lines.append(
+            "    # The Dagster partition this run executes.\n"
+            '    "partition": Param(\n'
+            "        None,\n"
+            f"        description={_literal(description, 8, 20)},\n"
+            + "".join(f"        {k}={_literal(v, 8, 9 + len(k))},\n" for k, v in schema.items())
+            + "    ),"
+        )
+    return "{\n" + "\n".join(lines) + "\n}" if lines else "{}"
+
+
+def _doc_md(graph: StepGraph, command: str) -> str:
+    """The DAG's doc_md: the job's description, how to regenerate the file, the plan's
+    fingerprint (a changed job makes a new DAG version in Airflow)."""
+    text = (
+        f"### Dagster job `{graph.job_name}`\n\n{graph.description or ''}\n\n"
+        f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
+        f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
+    ).replace("\n\n\n\n", "\n\n")
+    if '"""' in text or "\\" in text:
+        return _literal(text)
+    return f'"""\\\n{text}"""'
+
+
 def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
     """A task's Airflow retry arguments (as Python source) for its op's Dagster RetryPolicy.
 
@@ -238,12 +349,21 @@ def render_dag(
     dag_id: str,
     command: str,
     today: datetime.date | None = None,
+    asset_uri_template: str = DEFAULT_URI_TEMPLATE,
+    schedule_on_assets: bool = False,
 ) -> str:
     """The DAG file's text."""
     today = today or datetime.date.today()
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
     tasks, edges, uses_groups = _tasks_and_edges(graph)
-    sdk_imports = "DAG, task_group" if uses_groups else "DAG"
+    assets = _assets(graph, asset_uri_template, schedule_on_assets)
+    sdk_names = ["DAG", "Param"]
+    if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
+        sdk_names.insert(1, "CronTriggerTimetable")
+    if assets:
+        sdk_names.insert(1, "Asset")
+    if uses_groups:
+        sdk_names.append("task_group")
     return (
         f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
 
@@ -265,9 +385,13 @@ retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "r
 
 import datetime
 
-from airflow.sdk import {sdk_imports}
+from airflow.sdk import {", ".join(sdk_names)}
 
 from dagster_airflow import DagsterOperator
+
+{assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
+# fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
+RUN_CONFIG_SCHEMA = {_literal(graph.config_schema, 0, 20)}
 
 DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
@@ -278,17 +402,25 @@ DEFAULT_ARGS = {{
     "code_location": {_literal(graph.code_location.to_dict(), 4, 21)},
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
+    "run_config_schema": RUN_CONFIG_SCHEMA,
     "owner": "airflow",
 }}
+
+# The trigger form's fields: the run config's keys, the scaffolded values as defaults.
+PARAMS = {_params(graph)}
+
+DOC_MD = {_doc_md(graph, command)}
 
 with DAG(
     dag_id={_literal(dag_id)},
     description={_literal(description)},
-    schedule=None,
-    start_date=datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC),
+    schedule={_schedule(graph, schedule_on_assets)},
+    start_date={_start_date(graph, today)},
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    doc_md=DOC_MD,
 ) as dag:
 {tasks}
 

@@ -59,6 +59,15 @@ def describe(event: StepEvent) -> str:
         wait = f"in {event.seconds_to_wait:g} s" if event.seconds_to_wait else "at once"
         cause = f": {op_error(event.error).summary()}" if event.error else ""
         return f"Step {event.step_key!r} failed and Dagster retries it {wait}{cause}"
+    if kind == "ASSET_MATERIALIZATION" and event.asset_key:
+        partition = f", partition {event.partition!r}" if event.partition else ""
+        return f"Materialized asset {event.asset_key!r}{partition}: {event.metadata or {}}"
+    if kind == "ASSET_CHECK_EVALUATION" and event.check_name:
+        outcome = "passed" if event.passed else f"failed (severity {event.severity})"
+        return (
+            f"Asset check {event.check_name!r} on {event.asset_key!r} {outcome}: "
+            f"{event.metadata or {}}"
+        )
     return event.message or kind
 
 

@@ -228,16 +228,20 @@ class StepWorker:
         job = job.with_top_level_resources(
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
-        run_config = dict(request.run_config)
+        run_config, partition_tags = self._partition_run(job)
+        self.partition_tags = partition_tags
         in_memory_job = InMemoryJob(job)
         try:
-            full_plan = create_execution_plan(in_memory_job, run_config=run_config)
+            full_plan = create_execution_plan(
+                in_memory_job, run_config=run_config, tags=partition_tags
+            )
         except Exception as exc:
             from dagster_airflow.stale_dag import stale_dag_error
 
             # A renamed or removed op fails the planner first; say the true cause.
             stale = stale_dag_error(job, request.job_name, request.step_key, request.run_config)
-            raise stale or validation_error(exc, request.job_name, "the DAG's run_config") from None
+            where = "the DAG's run_config or the DAG run's conf"
+            raise stale or validation_error(exc, request.job_name, where) from None
         plan = self._plan_step(job, in_memory_job, run_config, full_plan)
         if plan is None:
             return
@@ -251,7 +255,7 @@ class StepWorker:
             execution_plan=plan,
             run_id=request.run_id,
             run_config=run_config,
-            tags=self._tags(),
+            tags=self._tags() | partition_tags,
         )
         # DEFERRED, as Dagster's own step workers run: a failure with retries left ends the
         # step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's next try);
@@ -298,6 +302,7 @@ class StepWorker:
             run_config=run_config,
             step_keys_to_execute=[request.step_key],
             known_state=known,
+            tags=self.partition_tags,
         )
         skipped, extra_ready = state.missing_inputs(plan, request.step_key)
         if skipped:
@@ -314,6 +319,14 @@ class StepWorker:
         return plan._replace(
             known_state=known._replace(ready_outputs=known.ready_outputs | extra_ready)
         )
+
+    def _partition_run(self, job) -> tuple[dict[str, Any], dict[str, str]]:
+        """The run config and tags of the DAG run's partition (none for an unpartitioned job)."""
+        from dagster_airflow.partitions import partition_for_run, run_for_partition
+
+        request = self.request
+        key = partition_for_run(job, request.partition_key, request.logical_date)
+        return run_for_partition(job, key, request.run_config)
 
     def _tags(self) -> dict[str, str]:
         tags = {"dagster-airflow/attempt": str(self.request.attempt)}

@@ -165,11 +165,6 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
             [*DEMO, "--storage-option", "base_dir"],
             "--storage-option 'base_dir' is not KEY=VALUE",
         ),
-        (
-            ["needs_a_partition", "-f", str(JOBS / "config_mapping.py")],
-            "fix it in a run config file (-e run_config.yml), as the run config of one partition "
-            "(the DAG does not choose partitions).",
-        ),
     ],
     ids=[
         "invalid-run-config",
@@ -180,7 +175,6 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         "unknown-runner",
         "misspelled-option",
         "option-not-key-value",
-        "partitioned-config-without-defaults",
     ],
 )
 def test_bad_input_is_one_clear_sentence_and_writes_nothing(args, message, tmp_path):

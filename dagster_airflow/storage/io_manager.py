@@ -9,6 +9,9 @@ import dagster as dg
 from dagster_airflow.storage.base import IntermediateStorage
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+# Where an asset's latest materialization is kept, by asset key: {ASSET_COPIES}/{key}/{partition}.
+ASSET_COPIES = "assets"
+UNPARTITIONED = "__unpartitioned__"
 
 
 class IntermediateIOManager(dg.IOManager):
@@ -32,18 +35,51 @@ class IntermediateIOManager(dg.IOManager):
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         mapping_key = context.mapping_key
         key = self._key(context.run_id, context.step_key, context.name, mapping_key)
+        data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
         with self.storage.open_write(key) as stream:
-            pickle.dump(obj, stream, protocol=PICKLE_PROTOCOL)
+            stream.write(data)
+        if context.has_asset_key:
+            # An asset is also kept by its key, for the runs of other DAGs that read it.
+            copy = self._asset_copy_key(context.asset_key, _partition(context))
+            with self.storage.open_write(copy) as stream:
+                stream.write(data)
         uri = self.storage.uri(key)
         self.written[context.name] = uri
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> object:
         upstream = context.upstream_output
-        mapping_key = upstream.mapping_key
-        key = self._key(upstream.run_id, upstream.step_key, upstream.name, mapping_key)
+        if _produced_elsewhere(upstream) and context.has_asset_key:
+            # An asset another run (another DAG) materialized: its latest copy.
+            key = self._asset_copy_key(context.asset_key, _partition(context))
+        else:
+            mapping_key = upstream.mapping_key
+            key = self._key(upstream.run_id, upstream.step_key, upstream.name, mapping_key)
         with self.storage.open_read(key) as stream:
             return pickle.load(stream)
+
+    def _asset_copy_key(self, asset_key: dg.AssetKey, partition: str | None) -> str:
+        """``assets/{asset key}/{partition}``: the latest materialization of an asset, which the
+        runs of other DAGs read."""
+        return self.storage.key(ASSET_COPIES, "/".join(asset_key.path), partition or UNPARTITIONED)
+
+
+def _produced_elsewhere(upstream: dg.OutputContext | None) -> bool:
+    """Whether an input's upstream output comes from no step of this run: Dagster hands a source
+    asset's loader an output context it builds itself, of a placeholder run."""
+    from dagster._core.execution.context.output import RUN_ID_PLACEHOLDER
+
+    try:
+        return upstream is None or upstream.run_id == RUN_ID_PLACEHOLDER
+    except dg.DagsterInvariantViolationError:
+        return True
+
+
+def _partition(context: dg.InputContext | dg.OutputContext) -> str | None:
+    try:
+        return context.asset_partition_key if context.has_asset_partitions else None
+    except dg.DagsterInvariantViolationError:  # a range of partitions in one run: no one copy
+        return None
 
 
 def intermediate_io_manager(io_manager: IntermediateIOManager) -> dg.IOManagerDefinition:

@@ -10,6 +10,8 @@
 - ``compare_job``: run a job through a real Airflow and through Dagster itself, and get a
   ``Comparison`` listing every difference in step outcomes, attempts, outputs, hooks,
   materializations and asset checks (see docs/semantics.md).
+- ``AirflowDeployment``: a real Airflow 3 deployment (scheduler, DAG processor, api-server,
+  LocalExecutor) in a private network namespace, driven through its REST API.
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
 - ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
   agent that runs a cluster's tasks as local processes (see docs/ecs.md).
@@ -31,6 +33,7 @@ _LAZY = {
     "DagRunResult": "dagster_airflow.testing.airflow_home",
     "compare_job": "dagster_airflow.testing.compare",
     "Comparison": "dagster_airflow.testing.compare",
+    "AirflowDeployment": "dagster_airflow.testing.airflow_deployment",
     "create_venv": "dagster_airflow.testing.venv",
     "MotoEcs": "dagster_airflow.testing.ecs",
     "EcsAgent": "dagster_airflow.testing.ecs",

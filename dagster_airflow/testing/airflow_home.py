@@ -102,10 +102,22 @@ class AirflowHome:
         """Define a connection the way a deployment would, through the environment."""
         self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = uri
 
-    def dags_test(self, dag_id: str, dag_file: Path | None = None, timeout: float = 900):
-        """Run the DAG once with `airflow dags test` and collect what happened."""
+    def dags_test(
+        self,
+        dag_id: str,
+        dag_file: Path | None = None,
+        timeout: float = 900,
+        conf: dict | None = None,
+        logical_date: str | None = None,
+    ):
+        """Run the DAG once with `airflow dags test` (with a conf and a logical date, as
+        `--conf` and the LOGICAL_DATE argument give them) and collect what happened."""
         self.migrate()
         args = ["dags", "test", dag_id]
+        if logical_date is not None:
+            args.append(logical_date)
+        if conf is not None:
+            args += ["--conf", json.dumps(conf)]
         if dag_file is not None:
             args += ["--dagfile-path", str(dag_file)]
         done = self.airflow(*args, timeout=timeout)

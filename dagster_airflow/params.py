@@ -1,0 +1,115 @@
+"""A Dagster job's config schema as JSON Schema: the DAG's Airflow `params` (Dagster side).
+
+Airflow validates a trigger's `conf` against these schemas and its trigger form shows their
+fields. A conf is a fragment of the run config, deep-merged over the scaffolded one, so no field
+is required here; Dagster validates the merged whole when the step runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster_airflow.run_conf import is_template, schema_types
+
+_SCALARS = {"INT": "integer", "FLOAT": "number", "BOOL": "boolean", "STRING": "string"}
+
+
+def json_schema(config_type) -> dict[str, Any]:
+    """The JSON Schema of one Dagster config type."""
+    from dagster._config import ConfigTypeKind
+
+    kind = config_type.kind
+    if kind == ConfigTypeKind.ANY:
+        return {}
+    if kind == ConfigTypeKind.SCALAR:
+        return {"type": _SCALARS[config_type.scalar_kind.name]}
+    if kind == ConfigTypeKind.ENUM:
+        return {"type": "string", "enum": [v.config_value for v in config_type.enum_values]}
+    if kind == ConfigTypeKind.ARRAY:
+        return {"type": "array", "items": json_schema(config_type.inner_type)}
+    if kind == ConfigTypeKind.NONEABLE:
+        return nullable(json_schema(config_type.inner_type))
+    if kind == ConfigTypeKind.MAP:
+        return {"type": "object", "additionalProperties": json_schema(config_type.inner_type)}
+    if kind == ConfigTypeKind.SCALAR_UNION:
+        return {
+            "anyOf": [
+                json_schema(config_type.scalar_type),
+                json_schema(config_type.non_scalar_type),
+            ]
+        }
+    # Sorted: Dagster's field order varies between processes, and the DAG file must not.
+    properties = {
+        name: json_schema(field.config_type) for name, field in sorted(config_type.fields.items())
+    }
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if kind == ConfigTypeKind.SELECTOR:
+        schema |= {"additionalProperties": False, "maxProperties": 1}
+    elif kind == ConfigTypeKind.STRICT_SHAPE:
+        schema["additionalProperties"] = False
+    return schema  # PERMISSIVE_SHAPE stays open
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema that also admits None (Dagster's Noneable)."""
+    if isinstance(schema.get("type"), str):
+        widened = {**schema, "type": [schema["type"], "null"]}
+        if "enum" in schema:
+            widened["enum"] = [*schema["enum"], None]
+        return widened
+    if not schema:
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+# Top-level run config keys left out of the schema unless the scaffolded run config sets them:
+# each step runs alone in its own process, so Dagster's executor config means nothing there, and
+# the worker prints every event itself.
+_QUIET_KEYS = ("execution", "loggers")
+
+
+def run_config_schema(job, run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of the job's run config (ops, resources ...)."""
+    schema = json_schema(job.run_config_schema.config_type)
+    properties = schema.get("properties", {})
+    for key in _QUIET_KEYS:
+        if key not in run_config:
+            properties.pop(key, None)
+    return schema
+
+
+def param_default(value: Any) -> Any:
+    """A scaffolded run config value as a param's default: its Airflow templates left out, since
+    they render only when a task runs (and an Int field holding "{{ ... }}" is no Int yet)."""
+    if isinstance(value, Mapping):
+        return {k: param_default(v) for k, v in value.items() if not is_template(v)}
+    if isinstance(value, list):
+        return [param_default(v) for v in value if not is_template(v)]
+    return value
+
+
+_PLACEHOLDERS = {"integer": 0, "number": 0.0, "boolean": False, "null": None, "array": []}
+
+
+def _placeholder(template: str, schema: Mapping[str, Any]) -> Any:
+    if "enum" in schema:
+        return schema["enum"][0]
+    kinds = schema_types(schema)
+    if not kinds or "string" in kinds:
+        return template
+    return _PLACEHOLDERS.get(kinds[0], {})
+
+
+def with_placeholders(run_config: Any, schema: Mapping[str, Any]) -> Any:
+    """The run config with each template that must render a non-string (an Int field holding
+    "{{ dag_run.conf.factor }}") replaced by a value of its type, so Dagster can plan the job at
+    scaffold time; the DAG keeps the templates."""
+    if is_template(run_config):
+        return _placeholder(run_config, schema)
+    if isinstance(run_config, Mapping):
+        properties = schema.get("properties", {})
+        return {k: with_placeholders(v, properties.get(k, {})) for k, v in run_config.items()}
+    if isinstance(run_config, list):
+        return [with_placeholders(v, schema.get("items", {})) for v in run_config]
+    return run_config
