@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
@@ -30,6 +30,13 @@ def step_environment(
     env.update(worker)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def server_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """A step server's environment: a step's, without any request, credentials or Airflow
+    task context (each step gets its own from its task)."""
+    env = step_environment(base, extra, {})
+    return {k: v for k, v in env.items() if not k.startswith(("AIRFLOW_CTX_", REQUEST_ENV_VAR))}
 
 
 def _die_with_parent(parent: int):
@@ -55,7 +62,11 @@ class SubprocessRunner(StepRunner):
 
     Options: ``python`` (the interpreter with Dagster and the job's code; default: Airflow's
     own), ``env`` (extra environment variables), ``working_dir``, ``kill_timeout`` (seconds
-    between SIGTERM and SIGKILL).
+    between SIGTERM and SIGKILL), ``warm`` (fork the step from a step server that has Dagster
+    and the code location loaded; default true), ``idle_timeout`` (seconds a step server waits
+    for a step before it exits; 0: never), ``runtime_dir`` (where step servers listen; default
+    $DAGSTER_AIRFLOW_RUNTIME_DIR, $XDG_RUNTIME_DIR/dagster-airflow or /tmp/dagster-airflow-UID).
+    See docs/step-server.md.
 
     The step gets the machine's environment without Airflow's configuration and secrets
     (``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), and dies with the Airflow task
@@ -71,12 +82,19 @@ class SubprocessRunner(StepRunner):
         env: Mapping[str, str] | None = None,
         working_dir: str | None = None,
         kill_timeout: float = 10.0,
+        warm: bool = True,
+        idle_timeout: float = 600.0,
+        runtime_dir: str | None = None,
     ) -> None:
         self.python = python or sys.executable
         self.env = dict(env or {})
         self.working_dir = working_dir
         self.kill_timeout = float(kill_timeout)
+        self.warm = bool(warm) and sys.platform == "linux"
+        self.idle_timeout = float(idle_timeout)
+        self.runtime_dir = runtime_dir
         self._process: subprocess.Popen[str] | None = None
+        self._warm_step = None
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
@@ -85,6 +103,15 @@ class SubprocessRunner(StepRunner):
         self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
     ) -> StepResult:
         env = step_environment(os.environ, self.env, self.worker_env(request, secret_env))
+        if self.warm:
+            from dagster_airflow.step_server.client import StepServerUnavailable
+
+            try:
+                return self._run_warm(request, env, log)
+            except StepServerUnavailable as exc:
+                log.warning(
+                    "Step server unavailable (%s); running the step in a fresh process.", exc
+                )
         log.info("Starting %s", " ".join(self.command()))
         try:
             self._process = subprocess.Popen(
@@ -111,7 +138,27 @@ class SubprocessRunner(StepRunner):
             step_log.feed(line)
         return step_log.result(self._process.wait())
 
+    def _run_warm(self, request: StepRequest, env: dict[str, str], log: logging.Logger):
+        from dagster_airflow.step_server.client import StepServerClient
+
+        cwd = self.working_dir or os.getcwd()
+        client = StepServerClient(
+            python=self.python,
+            location=request.code_location,
+            cwd=cwd,
+            env_option=self.env,
+            server_env=server_environment(os.environ, self.env),
+            directory=self.runtime_dir,
+            idle_timeout=self.idle_timeout,
+        )
+        self._warm_step = client.open_step(log)
+        step_log = StepLog(log)
+        code = self._warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
+        return step_log.result(code)
+
     def kill(self) -> None:
+        if self._warm_step is not None:
+            self._warm_step.kill(self.kill_timeout)
         process = self._process
         if process is None or process.poll() is not None:
             return
