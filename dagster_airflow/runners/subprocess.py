@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
+from dagster_airflow.model import FAILURE, REQUEST_ENV_VAR, StepError, StepRequest, StepResult
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
@@ -18,6 +18,9 @@ from dagster_airflow.step_log import StepLog
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
 AIRFLOW_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 PR_SET_PDEATHSIG = 1
+STOPPED_BEFORE_IT_RAN = (
+    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
+)
 
 
 def step_environment(
@@ -95,6 +98,7 @@ class SubprocessRunner(StepRunner):
         self.runtime_dir = runtime_dir
         self._process: subprocess.Popen[str] | None = None
         self._warm_step = None
+        self._client = None
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
@@ -104,11 +108,15 @@ class SubprocessRunner(StepRunner):
     ) -> StepResult:
         env = step_environment(os.environ, self.env, self.worker_env(request, secret_env))
         if self.warm:
-            from dagster_airflow.step_server.client import StepServerUnavailable
+            from dagster_airflow.step_server.client import StepCancelled, StepServerUnavailable
 
             try:
                 return self._run_warm(request, env, log)
+            except StepCancelled:
+                return self._stopped_before_it_ran(log)
             except StepServerUnavailable as exc:
+                if self._client is not None and self._client.cancelled:
+                    return self._stopped_before_it_ran(log)
                 log.warning(
                     "Step server unavailable (%s); running the step in a fresh process.", exc
                 )
@@ -142,7 +150,7 @@ class SubprocessRunner(StepRunner):
         from dagster_airflow.step_server.client import StepServerClient
 
         cwd = self.working_dir or os.getcwd()
-        client = StepServerClient(
+        self._client = client = StepServerClient(
             python=self.python,
             location=request.code_location,
             cwd=cwd,
@@ -156,7 +164,15 @@ class SubprocessRunner(StepRunner):
         code = self._warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
         return step_log.result(code)
 
+    @staticmethod
+    def _stopped_before_it_ran(log: logging.Logger) -> StepResult:
+        error = StepError("KeyboardInterrupt", STOPPED_BEFORE_IT_RAN)
+        log.error("Step stopped before it ran: %s", error.summary())
+        return StepResult(FAILURE, None, {}, error)
+
     def kill(self) -> None:
+        if self._client is not None:
+            self._client.cancel()
         if self._warm_step is not None:
             self._warm_step.kill(self.kill_timeout)
         process = self._process

@@ -34,6 +34,10 @@ class StepServerUnavailable(Exception):
     """The server could not take the step, which has not started: run it in a fresh process."""
 
 
+class StepCancelled(Exception):
+    """kill() came before the step started: it must not start at all."""
+
+
 class StepServerClient:
     """The step server for one interpreter, code location, working directory and ``env``."""
 
@@ -56,6 +60,15 @@ class StepServerClient:
         self.start_timeout = start_timeout
         key = server_key(python, location.to_dict(), cwd, env_option)
         self.files = ServerFiles(runtime_dir(directory), key)
+        self.cancelled = False
+        self._waiting: socket.socket | None = None
+
+    def cancel(self) -> None:
+        """Called by kill(): stop waiting for the server, start nothing."""
+        self.cancelled = True
+        if self._waiting is not None:
+            with contextlib.suppress(OSError):
+                self._waiting.shutdown(socket.SHUT_RDWR)
 
     def open_step(self, log: logging.Logger) -> WarmStep:
         """A connection the server accepted a step on."""
@@ -72,19 +85,27 @@ class StepServerClient:
         for _ in range(_ATTEMPTS):
             began = time.monotonic()
             sock, spawned = self._connect_or_start()
+            self._waiting = sock
             try:
+                if self.cancelled:
+                    raise StepCancelled()
                 send_frame(sock, {"op": "run"})
                 sock.settimeout(self.start_timeout)
                 reply, _ = recv_frame(sock)
             except OSError as exc:
+                if self.cancelled:
+                    raise StepCancelled() from exc
                 sock.close()
                 problem = f"it broke the connection: {exc}"
                 continue
-            if reply is None:
+            if reply is None or self.cancelled:
                 sock.close()
+                if self.cancelled:
+                    raise StepCancelled()
                 problem = "it closed the connection without an answer"
                 continue
             if "accepted" in reply:
+                self._waiting = None  # the step's own kill() takes over from here
                 if spawned:
                     log.info(
                         "Started step server %s for %s in %.1f s",
@@ -163,6 +184,7 @@ class WarmStep:
         self.pid: int | None = None
         self._pidfd: int | None = None
         self.finished = False
+        self.cancelled = False
         self._killing = False
 
     def run(
@@ -177,6 +199,8 @@ class WarmStep:
         StepServerUnavailable when the step could not start."""
         read_end, write_end = os.pipe()
         try:
+            if self.cancelled:
+                raise StepCancelled()
             try:
                 send_frame(
                     self.sock,
@@ -190,10 +214,14 @@ class WarmStep:
         except OSError as exc:
             os.close(read_end)
             self.close()
+            if self.cancelled:
+                raise StepCancelled() from exc
             raise StepServerUnavailable(f"it did not start the step: {exc}") from exc
         if not reply or "pid" not in reply:
             os.close(read_end)
             self.close()
+            if self.cancelled:
+                raise StepCancelled()
             raise StepServerUnavailable(f"it did not start the step (answer {reply!r})")
         self.pid = int(reply["pid"])
         try:
@@ -222,7 +250,12 @@ class WarmStep:
     def kill(self, kill_timeout: float) -> None:
         """SIGTERM the step's process group through its supervisor; SIGKILL it after
         ``kill_timeout``. Waits until the step is gone."""
-        if self.pid is None or self.finished:
+        if self.finished:
+            return
+        if self.pid is None:  # not started yet: it never will
+            self.cancelled = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
             return
         self._killing = True
         try:
