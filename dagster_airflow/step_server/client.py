@@ -34,6 +34,10 @@ class StepServerUnavailable(Exception):
     """The server could not take the step, which has not started: run it in a fresh process."""
 
 
+class _Retry(Exception):
+    """This attempt to reach the server failed in a way the next attempt may not."""
+
+
 class StepCancelled(Exception):
     """kill() came before the step started: it must not start at all."""
 
@@ -84,7 +88,11 @@ class StepServerClient:
         problem = "it did not answer"
         for _ in range(_ATTEMPTS):
             began = time.monotonic()
-            sock, spawned = self._connect_or_start()
+            try:
+                sock, spawned = self._connect_or_start()
+            except _Retry as exc:
+                problem = str(exc)
+                continue
             self._waiting = sock
             try:
                 if self.cancelled:
@@ -136,7 +144,12 @@ class StepServerClient:
         try:
             return connect(self.files.socket, timeout=10), True
         except OSError as exc:
-            raise StepServerUnavailable(f"it did not listen after starting: {exc}") from exc
+            # A server that was exiting (idle, stopped) still held the key: once it is gone,
+            # the next attempt starts a new one.
+            deadline = time.monotonic() + 10
+            while self.files.held() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raise _Retry(f"it did not listen after starting: {exc}") from exc
 
     def _spawn(self) -> None:
         """Start a server and wait until it listens (or found another one listening)."""

@@ -167,6 +167,7 @@ class StepServer:
             _say(f"could not load {self.location.describe()}: {type(root).__name__}: {root}")
         self.freshness.record_loaded_modules()
         self.load_seconds = time.monotonic() - began
+        self.last_used = time.monotonic()  # the idle clock starts once the server can serve
         threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         if threads:
             _say(f"warning: threads running at fork time, which steps will not have: {threads}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -389,10 +390,13 @@ def test_a_server_that_breaks_the_protocol_falls_back_to_a_fresh_process(
         listener.close()
     assert result.status == SUCCESS
     warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        "Step server unavailable (it closed the connection without an answer); running the "
-        "step in a fresh process."
-    ]
+    # (it hangs up before or after reading the request: either way one line says so)
+    assert len(warnings) == 1
+    assert re.fullmatch(
+        r"Step server unavailable \(it (closed the connection without an answer|broke the "
+        r"connection: .*)\); running the step in a fresh process\.",
+        warnings[0],
+    )
 
 
 def test_a_code_location_that_fails_to_load_runs_fresh_and_reports_the_real_error(
@@ -466,3 +470,25 @@ def test_the_demo_runs_end_to_end_through_airflow_with_one_server(
     run_config = yaml.safe_load((EXAMPLES / "demo.yml").read_text())
     expected = demo_pipeline.execute_in_process(run_config=run_config).output_for_node("summarize")
     assert ours == expected
+
+
+def test_the_docs_examples_work(runtime_dir):
+    from dagster_airflow.plugins.manager import check_options, get_plugins
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "step-server.md").read_text()
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        scope: dict = {}
+        exec(block, scope)
+        options = dict(scope["default_args"]["runner"])
+        name = options.pop("name")
+        backend = get_plugins().runner(name)
+        check_options("runner", name, backend.cls, options)
+        assert backend.create(options).warm == options["warm"]
+    env = {**os.environ, "DAGSTER_AIRFLOW_RUNTIME_DIR": str(runtime_dir)}
+    commands = [line[2:] for line in text.splitlines() if line.startswith("$ dagster-airflow")]
+    assert commands == ["dagster-airflow servers", "dagster-airflow servers --stop"]
+    for command in commands:
+        done = run_cli(*command.split()[1:], env=env)
+        assert done.returncode == 0, done.stderr
+        assert "no step servers" in done.stdout
