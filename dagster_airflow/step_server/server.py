@@ -26,6 +26,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -223,6 +224,12 @@ class StepServer:
                 return True
 
     def _handle(self, conn: socket.socket) -> None:
+        # The socket is 0600 in a 0700 directory; still, serve only this user's processes.
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _, uid, _ = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            _say(f"refused a connection from uid {uid}")
+            return
         conn.settimeout(10)
         try:
             hello, _ = recv_frame(conn)
