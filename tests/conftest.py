@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR, stop_servers
 from dagster_airflow.testing import servers
 from dagster_airflow.testing.airflow_home import AirflowHome
-from dagster_airflow.testing.fixtures import task_log  # noqa: F401
+from dagster_airflow.testing.fixtures import (  # noqa: F401
+    step_server_runtime_dir,
+    stop_step_servers,
+    task_log,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -35,25 +36,6 @@ def airflow_configured(tmp_path_factory):
         patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow-of-the-tests")))
         patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         import airflow.sdk  # noqa: F401
-
-
-@pytest.fixture(scope="session", autouse=True)
-def step_server_runtime_dir():
-    """The suite's step servers listen in a runtime directory of its own (never a developer's);
-    /tmp keeps socket paths short."""
-    path = Path(tempfile.mkdtemp(prefix="da-suite-", dir="/tmp"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(RUNTIME_DIR_ENV_VAR, str(path))
-        yield path
-    stop_servers(path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True)
-def _stop_step_servers(step_server_runtime_dir):
-    """Every test stops, by pid, the step servers its steps started."""
-    yield
-    stop_servers(step_server_runtime_dir)
 
 
 @pytest.fixture(scope="session")

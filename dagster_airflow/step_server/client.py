@@ -116,9 +116,10 @@ class StepServerClient:
                 self._waiting = None  # the step's own kill() takes over from here
                 if spawned:
                     log.info(
-                        "Started step server %s for %s in %.1f s",
+                        "Started step server %s for %s with %s in %.1f s",
                         reply["accepted"],
                         self.location.describe(),
+                        self.python,
                         time.monotonic() - began,
                     )
                 return WarmStep(sock, int(reply["accepted"]))
