@@ -145,11 +145,15 @@ class StepServerClient:
         try:
             return connect(self.files.socket, timeout=10), True
         except OSError as exc:
-            # A server that was exiting (idle, stopped) still held the key: once it is gone,
-            # the next attempt starts a new one.
+            # Another server holds the key: one starting (it binds in a moment) or one exiting
+            # (idle, stopped; the next attempt starts a new one once it is gone).
             deadline = time.monotonic() + 10
             while self.files.held() and time.monotonic() < deadline:
-                time.sleep(0.02)
+                try:
+                    connect(self.files.socket, timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
             raise _Retry(f"it did not listen after starting: {exc}") from exc
 
     def _spawn(self) -> None:
