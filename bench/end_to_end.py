@@ -1,6 +1,6 @@
 """End to end: `airflow dags test` of a 10-step job (subprocess runner with a fresh process per
-step, filesystem storage)
-against `dagster job execute` of the same job with Dagster's own multiprocess executor."""
+step, filesystem storage) against `dagster job execute` of the same job with Dagster's own
+multiprocess executor."""
 
 from __future__ import annotations
 
