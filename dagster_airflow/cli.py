@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
+from dagster_airflow.errors import ConfigurationError, DagsterAirflowError, yaml_problem
 from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, RunnerSpec, StorageSpec
 
 EXIT_USAGE = 2
@@ -27,8 +27,11 @@ def _parse_option(text: str, flag: str) -> tuple[str, Any]:
         )
     try:
         value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            f"{flag} {text!r} has a value that is not valid YAML ({yaml_problem(exc)}); quote "
+            f"it as a string ({key}='\"...\"') or fix the YAML, such as {key}='{{A: b}}'."
+        ) from None
     return key.strip(), value
 
 
@@ -37,8 +40,10 @@ def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
 
     values = dict(_parse_option(o, f"--{kind}-option") for o in options)
     backend = getattr(get_plugins(), kind)(name)
-    values = backend.cls.scaffold_options(values)
     check_options(kind, name, backend.cls, values)
+    values = backend.cls.scaffold_options(values)
+    # Built (it connects to nothing) so that a wrong value fails here, not in every task.
+    backend.create(values)
     return cls(name=name, options=values), backend
 
 
@@ -332,6 +337,28 @@ def cmd_servers(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dagster_airflow.compile import load_run_config
+    from dagster_airflow.testing.airflow_home import AirflowHome
+    from dagster_airflow.testing.compare import compare_job
+
+    home = AirflowHome(Path(args.airflow_home)) if args.airflow_home else None
+    scaffold_options = [f"--runner={args.runner}"] + [
+        f"--runner-option={o}" for o in args.runner_option
+    ]
+    report = compare_job(
+        _code_location(args, args.job),
+        args.job,
+        load_run_config(args.config),
+        scaffold_options=scaffold_options,
+        airflow_home=home,
+    )
+    print(report)
+    if not report.matches:
+        print(f"Both runs' storages and the DAG are in {report.work_dir}", file=sys.stderr)
+    return 0 if report.matches else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dagster-airflow",
@@ -466,6 +493,30 @@ def build_parser() -> argparse.ArgumentParser:
         "$XDG_RUNTIME_DIR/dagster-airflow or /tmp/dagster-airflow-UID)",
     )
     servers.set_defaults(handler=cmd_servers)
+
+    compare = commands.add_parser(
+        "compare",
+        help="run a job through Airflow and through Dagster, and list every difference",
+        description="Scaffold the job, run its DAG once with `airflow dags test` in a throwaway "
+        "Airflow home, run the job with Dagster in process, and print every difference in step "
+        "outcomes, attempts, outputs, hooks, materializations and asset checks (exit status 1 "
+        "when there is one). See docs/semantics.md.",
+    )
+    compare.add_argument("job", metavar="JOB", help="the Dagster job's name")
+    compare.add_argument(
+        "-e", "-c", "--config", action="append", default=[], metavar="RUN_CONFIG_YAML"
+    )
+    where = compare.add_mutually_exclusive_group(required=True)
+    for flags, name in (("-f", "python_file"), ("-m", "module_name"), ("-w", "workspace")):
+        where.add_argument(flags, dest=name)
+    for flags, name in (("-a", "attribute"), ("-d", "working_directory"), ("-l", "location_name")):
+        compare.add_argument(flags, dest=name)
+    compare.add_argument("--runner", default="subprocess", help="as for scaffold")
+    compare.add_argument("--runner-option", action="append", default=[], metavar="KEY=VALUE")
+    compare.add_argument(
+        "--airflow-home", help="an Airflow home to run in (default: a new temporary one)"
+    )
+    compare.set_defaults(handler=cmd_compare)
 
     execute = commands.add_parser(
         "execute-step",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from dagster_airflow.errors import CodeLocationError
+from dagster_airflow.errors import CodeLocationError, yaml_problem
 from dagster_airflow.model import CodeLocation
 
 
@@ -29,6 +29,7 @@ def _repositories(location: CodeLocation) -> Iterator:
     if working_directory not in sys.path:
         sys.path.insert(0, working_directory)
     if location.attribute:
+        _check_attribute(location, working_directory)
         if location.python_file:
             pointer = FileCodePointer(location.python_file, location.attribute, working_directory)
         else:
@@ -46,6 +47,43 @@ def _repositories(location: CodeLocation) -> Iterator:
             yield repository
 
 
+def _check_attribute(location: CodeLocation, working_directory: str) -> None:
+    """A -a that the file or module does not have is one sentence listing the ones it has."""
+    import dagster as dg
+    from dagster._core.code_pointer import load_python_file, load_python_module
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+    if location.python_file:
+        module = load_python_file(location.python_file, working_directory)
+    else:
+        module = load_python_module(location.module_name, working_directory)
+    if hasattr(module, location.attribute):
+        return
+    kinds = (
+        dg.Definitions,
+        dg.RepositoryDefinition,
+        dg.JobDefinition,
+        dg.GraphDefinition,
+        UnresolvedAssetJobDefinition,
+    )
+    found = sorted(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, kinds) and not name.startswith("_")
+    )
+    kind = "file" if location.python_file else "module"
+    where = f"{kind} {location.python_file or location.module_name!r}"
+    if found:
+        has = f"its Definitions, repositories and jobs are: {', '.join(found)}"
+        fix = "pass one of them with -a, or leave -a out to find them"
+    else:
+        has = "it defines no Definitions, repository or job at module level"
+        fix = "define one, or leave -a out"
+    raise CodeLocationError(f"{where} has no attribute {location.attribute!r}; {has}: {fix}.")
+
+
 def workspace_locations(location: CodeLocation) -> list[CodeLocation]:
     """The file and module code locations a workspace.yaml lists, paths made absolute."""
     import yaml
@@ -56,7 +94,9 @@ def workspace_locations(location: CodeLocation) -> list[CodeLocation]:
     except OSError as exc:
         raise CodeLocationError(f"cannot read workspace {str(path)!r}: {exc.strerror}.") from exc
     except yaml.YAMLError as exc:
-        raise CodeLocationError(f"workspace {str(path)!r} is not valid YAML: {exc}.") from exc
+        raise CodeLocationError(
+            f"workspace {str(path)!r} is not valid YAML ({yaml_problem(exc)}); fix it."
+        ) from exc
     entries = (data or {}).get("load_from") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise CodeLocationError(
@@ -82,7 +122,14 @@ def workspace_locations(location: CodeLocation) -> list[CodeLocation]:
         working_directory = spec.get("working_directory")
         working_directory = str(base / working_directory) if working_directory else str(base)
         if kind == "python_file":
-            target = {"python_file": str(base / spec["relative_path"])}
+            python_file = base / str(spec.get("relative_path", ""))
+            if not python_file.is_file():
+                raise CodeLocationError(
+                    f"workspace {str(path)!r} lists python_file {spec.get('relative_path')!r}, "
+                    f"and there is no file {str(python_file)!r}; fix its relative_path (relative "
+                    "to the workspace's folder)."
+                )
+            target = {"python_file": str(python_file)}
         else:
             target = {"module_name": spec.get("module_name") or spec.get("package_name")}
         found = CodeLocation(

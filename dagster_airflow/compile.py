@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,14 +10,49 @@ from typing import Any
 import attrs
 
 from dagster_airflow.code_location import load_job, resolve
-from dagster_airflow.errors import DagsterAirflowError, RunConfigError
+from dagster_airflow.errors import DagsterAirflowError, RunConfigError, yaml_problem
 from dagster_airflow.model import CodeLocation
 
 
 @attrs.frozen
+class StepRetryPolicy:
+    """A step's effective Dagster RetryPolicy as plain data (Dagster resolves it per node: the
+    invocation's `.with_retry_policy()`, else the op's, else the job's `op_retry_policy`)."""
+
+    max_retries: int
+    delay: float | None = None  # seconds before the first retry
+    backoff: str | None = None  # "LINEAR" or "EXPONENTIAL" (Dagster's Backoff)
+    jitter: str | None = None  # "FULL" or "PLUS_MINUS" (Dagster's Jitter)
+
+
+@attrs.frozen
 class Step:
-    key: str
+    key: str  # a mapped step's key ends in [?]: Dagster's key before the mapping keys are known
     upstream: tuple[str, ...]  # keys of the steps whose outputs it reads
+    # A mapped step (downstream of .map()): the (step key, output name) of the dynamic output
+    # whose mapping keys it is mapped over, one Airflow task instance per key.
+    mapped_over: tuple[str, str] | None = None
+    # The dynamic output whose mapping keys this step returns as its XCom, for the steps mapped
+    # over it.
+    mapping_keys_of: str | None = None
+    # An input reads several sources (a list fan-in, or a .collect() over a mapped step): it runs
+    # when no upstream failed and loads the sources that were produced, as Dagster does.
+    fan_in: bool = False
+    collect: bool = False  # a .collect(): reads every mapped output, in Dagster's order
+    retry_policy: StepRetryPolicy | None = None  # Dagster's, as Airflow's retries
+
+
+def step_retry_policy(job, step) -> StepRetryPolicy | None:
+    """The RetryPolicy Dagster applies to an execution step, as plain data."""
+    policy = job.get_retry_policy_for_handle(step.node_handle)
+    if policy is None:
+        return None
+    return StepRetryPolicy(
+        max_retries=policy.max_retries,
+        delay=policy.delay,
+        backoff=policy.backoff.value if policy.backoff else None,
+        jitter=policy.jitter.value if policy.jitter else None,
+    )
 
 
 @attrs.frozen
@@ -54,7 +90,9 @@ def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
                 f"cannot read run config file {path!r}: {exc.strerror}; check the -e path."
             ) from exc
         except yaml.YAMLError as exc:
-            raise RunConfigError(f"run config file {path!r} is not valid YAML: {exc}") from exc
+            raise RunConfigError(
+                f"run config file {path!r} is not valid YAML ({yaml_problem(exc)}); fix it."
+            ) from exc
         if data is None:
             continue
         if not isinstance(data, dict):
@@ -71,7 +109,13 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
     from dagster import DagsterInvalidConfigError
 
     if isinstance(exc, DagsterInvalidConfigError):
-        problems = "; ".join(" ".join(e.message.split()) for e in exc.errors)
+        # Dagster's "... at the root. You must provide ... Example config ..." as one sentence.
+        problems = "; ".join(
+            re.sub(
+                r"\.\s+([A-Z])", lambda m: f"; {m.group(1).lower()}", " ".join(e.message.split())
+            ).rstrip(".")
+            for e in exc.errors
+        )
         return RunConfigError(
             f"the run config for job {job_name!r} is invalid: {problems}; fix it in {where}."
         )
@@ -83,18 +127,51 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
     )
 
 
-def quiet_console_run_config(job, run_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run config with Dagster's default console logger silenced.
+def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
+    """The plan's steps with what Airflow's task mapping needs to know of each; what it cannot
+    express is refused in one sentence."""
+    from dagster._core.execution.plan.inputs import FromMultipleSources
+    from dagster._core.execution.plan.step import (
+        UnresolvedCollectExecutionStep,
+        UnresolvedMappedExecutionStep,
+    )
 
-    The worker prints every event itself, as a JSON line the runner renders readably; the console
-    logger would print each one a second time. A job with its own loggers, or a run config that
-    configures them, is left as it is.
-    """
-    from dagster._loggers import default_loggers
-
-    if "loggers" in run_config or dict(job.loggers) != dict(default_loggers()):
-        return dict(run_config)
-    return {**run_config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    ordered = plan.get_all_steps_in_topo_order()
+    mapped_over = {
+        s.key: (s.resolved_by_step_key, s.resolved_by_output_name)
+        for s in ordered
+        if isinstance(s, UnresolvedMappedExecutionStep)
+    }
+    keys_of: dict[str, set[str]] = {}
+    for producer, output in mapped_over.values():
+        keys_of.setdefault(producer, set()).add(output)
+    for producer, outputs in keys_of.items():
+        if producer in mapped_over:
+            raise DagsterAirflowError(
+                f"job {job_name!r} maps over the dynamic output of step {producer!r}, which is "
+                "itself mapped: Airflow cannot map a task inside a mapped task (nested "
+                "mapping); collect the inner results in the mapped op instead."
+            )
+        if len(outputs) > 1:
+            raise DagsterAirflowError(
+                f"job {job_name!r} maps over {len(outputs)} dynamic outputs of op {producer!r} "
+                f"({', '.join(sorted(outputs))}): Airflow maps tasks over the one list a task "
+                "returns; give each DynamicOut an op of its own."
+            )
+    deps = plan.get_all_step_deps()
+    return tuple(
+        Step(
+            key=s.key,
+            upstream=tuple(sorted(deps.get(s.key, ()))),
+            mapped_over=mapped_over.get(s.key),
+            mapping_keys_of=next(iter(keys_of[s.key])) if s.key in keys_of else None,
+            fan_in=isinstance(s, UnresolvedCollectExecutionStep)
+            or any(isinstance(i.source, FromMultipleSources) for i in s.step_inputs),
+            collect=isinstance(s, UnresolvedCollectExecutionStep),
+            retry_policy=step_retry_policy(job, s),
+        )
+        for s in ordered
+    )
 
 
 def compile_job(
@@ -108,18 +185,10 @@ def compile_job(
     try:
         plan = create_execution_plan(job, run_config=dict(run_config))
     except Exception as exc:
+        if job.partitioned_config is not None:  # its config would come from a partition
+            where += ", as the run config of one partition (the DAG does not choose partitions)"
         raise validation_error(exc, job_name, where) from exc
-    dynamic = [s.key for s in plan.get_all_steps_in_topo_order() if "[?]" in s.key]
-    if dynamic:
-        raise DagsterAirflowError(
-            f"job {job_name!r} has dynamic steps {dynamic}, whose number is known only at run "
-            "time; one Airflow task per step cannot be scaffolded for them yet."
-        )
-    deps = plan.get_all_step_deps()
-    steps = tuple(
-        Step(key=s.key, upstream=tuple(sorted(deps.get(s.key, ()))))
-        for s in plan.get_all_steps_in_topo_order()
-    )
+    steps = plan_steps(plan, job_name, job)
     return StepGraph(
         code_location=location,
         job_name=job_name,

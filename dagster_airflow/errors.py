@@ -35,3 +35,23 @@ class StepFailedError(DagsterAirflowError):
 
 class RunnerError(DagsterAirflowError):
     """A runner could not start, follow or stop a step."""
+
+
+class StepUpForRetryError(StepFailedError):
+    """A Dagster step failed and Dagster retries it: the task fails into Airflow's next try.
+
+    ``seconds_to_wait`` is Dagster's delay before that try (None: at once); the operator's retry
+    policy hands it to Airflow.
+    """
+
+    def __init__(self, message: str, seconds_to_wait: float | None = None) -> None:
+        super().__init__(message)
+        self.seconds_to_wait = seconds_to_wait
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser's error on one line: what is wrong and where ("line 2, column 1")."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())

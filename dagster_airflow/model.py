@@ -176,8 +176,18 @@ class StepRequest:
     )
     run_config: dict[str, Any] = attrs.field(factory=dict)
     storage: StorageSpec = attrs.field(factory=lambda: StorageSpec("filesystem"))
-    attempt: int = 1
+    attempt: int = 1  # the Airflow try number: identifies this try (an ECS task, a tag)
     task: TaskRef | None = None
+    # Dagster's context.retry_number for this try: the Airflow tries of this task before it,
+    # counted from its last clear. None: attempt - 1.
+    retry_number: int | None = None
+
+    @property
+    def previous_attempts(self) -> int:
+        """How many attempts of this step Dagster should believe came before this one."""
+        if self.retry_number is not None:
+            return max(self.retry_number, 0)
+        return max(self.attempt - 1, 0)
 
     def to_json(self) -> str:
         data = {
@@ -189,6 +199,7 @@ class StepRequest:
             "storage": self.storage.to_dict(),
             "attempt": self.attempt,
             "task": attrs.asdict(self.task) if self.task else None,
+            "retry_number": self.retry_number,
         }
         return json.dumps(data, sort_keys=True)
 
@@ -211,6 +222,7 @@ class StepRequest:
                 storage=StorageSpec.from_value(data.get("storage") or "filesystem"),
                 attempt=int(data.get("attempt", 1)),
                 task=TaskRef(**data["task"]) if data.get("task") else None,
+                retry_number=data.get("retry_number"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc
@@ -262,8 +274,22 @@ class StepEvent:
     timestamp: float = 0.0
     input_name: str | None = None
     output_name: str | None = None
+    mapping_key: str | None = None  # of a dynamic output (STEP_OUTPUT, HANDLED_OUTPUT)
     uri: str | None = None
     error: StepError | None = None
+    # Materializations and asset check evaluations: the asset, its partition, JSON-safe metadata.
+    asset_key: str | None = None  # as Dagster writes it for users: "prefix/name"
+    partition: str | None = None
+    metadata: dict[str, Any] | None = None
+    check_name: str | None = None
+    passed: bool | None = None
+    severity: str | None = None  # "ERROR" or "WARN"
+    # Hook events: the hook's name (None when Dagster does not say, as for HOOK_ERRORED).
+    hook_name: str | None = None
+    # STEP_UP_FOR_RETRY: the seconds Dagster asks to wait before the next attempt (None: at once).
+    seconds_to_wait: float | None = None
+    # Attempt of the step this event belongs to (1 is the first), in the step's event log.
+    attempt: int | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {EVENT_MARKER: self.event_type}
@@ -294,23 +320,56 @@ class StepEvent:
             timestamp=data.get("timestamp", 0.0),
             input_name=data.get("input_name"),
             output_name=data.get("output_name"),
+            mapping_key=data.get("mapping_key"),
             uri=data.get("uri"),
             error=StepError.from_dict(error) if error else None,
+            asset_key=data.get("asset_key"),
+            partition=data.get("partition"),
+            metadata=data.get("metadata"),
+            check_name=data.get("check_name"),
+            passed=data.get("passed"),
+            severity=data.get("severity"),
+            hook_name=data.get("hook_name"),
+            seconds_to_wait=data.get("seconds_to_wait"),
+            attempt=data.get("attempt"),
         )
 
 
-SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+# How a step ended. UP_FOR_RETRY: it failed and Dagster retries it (a RetryPolicy or RetryRequested
+# with retries left), so the task should fail into Airflow's next try.
+SUCCESS, FAILURE, SKIPPED, UP_FOR_RETRY = "success", "failure", "skipped", "up_for_retry"
+
+# The worker's exit codes (`dagster-airflow execute-step`). EXIT_NO_RETRY: the step failed and no
+# retry can change that (a bad request or run config, or Dagster's own retry decision was final),
+# so the task fails at once, whatever its Airflow retries.
+EXIT_SUCCESS, EXIT_FAILURE, EXIT_NO_RETRY, EXIT_UP_FOR_RETRY = 0, 1, 2, 3
 
 
 @attrs.frozen
 class StepResult:
     """How a step ended, as its runner saw it."""
 
-    status: str  # SUCCESS, FAILURE or SKIPPED
+    status: str  # SUCCESS, FAILURE, SKIPPED or UP_FOR_RETRY
     exit_code: int | None = None
     outputs: dict[str, str] = attrs.field(factory=dict)  # output name -> URI
     error: StepError | None = None
     events: tuple[StepEvent, ...] = ()
+    # UP_FOR_RETRY: Dagster's delay before the next attempt, in seconds (None: at once).
+    seconds_to_wait: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """False when the step failed in a way no retry changes (the worker said so)."""
+        return self.exit_code != EXIT_NO_RETRY
+
+    @property
+    def mapping_keys(self) -> dict[str, list[str]]:
+        """Dynamic output name -> the mapping keys the step yielded for it, in Dagster's order."""
+        keys: dict[str, list[str]] = {}
+        for event in self.events:
+            if event.event_type == "STEP_OUTPUT" and event.output_name and event.mapping_key:
+                keys.setdefault(event.output_name, []).append(event.mapping_key)
+        return keys
 
     @property
     def succeeded(self) -> bool:

@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
-from dagster_airflow.errors import ConfigurationError, StepFailedError
+from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
 from dagster_airflow.plugins.links import DAGSTER_LINKS
+from dagster_airflow.task_outcome import DagsterRetryPolicy
 
 DEFAULT_RUNNER = "subprocess"
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
@@ -63,9 +64,18 @@ class DagsterOperator(BaseOperator):
     :param run_config: the job's run config; string values are Airflow templates.
     :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
     :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
+    :param mapping_key: for a mapped step (``op[?]``): the Dagster mapping key this task instance
+        runs, so the step is ``op[mapping_key]``. The scaffold maps the task over the keys its
+        upstream task returns (``.expand(mapping_key=upstream.output)``).
+    :param mapping_keys_of: for a step with a dynamic output that later steps are mapped over:
+        that output's name; the task then returns its mapping keys (never data) as its XCom.
+
+    Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
+    is retried after Dagster's own delay (see dagster_airflow.task_outcome).
     """
 
-    template_fields: Sequence[str] = ("run_config", "runner", "storage")
+    # mapping_key is a template field so that, in a mapped task group, Airflow resolves it.
+    template_fields: Sequence[str] = ("run_config", "runner", "storage", "mapping_key")
     # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
     operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
@@ -80,9 +90,18 @@ class DagsterOperator(BaseOperator):
         run_config: Mapping[str, Any] | None = None,
         runner: Mapping[str, Any] | str | None = None,
         storage: Mapping[str, Any] | str | None = None,
+        mapping_key: Any = None,
+        mapping_keys_of: str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("retry_policy", DagsterRetryPolicy())
         super().__init__(**kwargs)
+        if step_key.endswith("[?]") and mapping_key is None:
+            raise ConfigurationError(
+                f"task {self.task_id!r} runs the mapped step {step_key!r} but has no "
+                "mapping_key; map it over its upstream task's keys: "
+                "DagsterOperator.partial(...).expand(mapping_key=upstream.output)."
+            )
         if not isinstance(code_location, Mapping):
             raise ConfigurationError(
                 f"task {self.task_id!r}: code_location must be a dict such as "
@@ -98,12 +117,19 @@ class DagsterOperator(BaseOperator):
         self.run_config = run_config or {}
         self.runner = runner
         self.storage = storage
+        self.mapping_key = mapping_key
+        self.mapping_keys_of = mapping_keys_of
 
-    def execute(self, context: Context) -> dict[str, str]:
+    @property
+    def dagster_step_key(self) -> str:
+        """The Dagster step this task instance runs: ``op[piece_3]`` for a mapped step."""
+        if self.mapping_key is None:
+            return self.step_key
+        return f"{self.step_key.removesuffix('[?]')}[{self.mapping_key}]"
+
+    def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
         from dagster_airflow.model import (
-            FAILURE,
-            SKIPPED,
             CodeLocation,
             RunnerSpec,
             StepRequest,
@@ -112,25 +138,32 @@ class DagsterOperator(BaseOperator):
             dagster_run_id,
         )
         from dagster_airflow.plugins.manager import get_plugins
-
-        plugins = get_plugins()
-        runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
-        runner_backend = plugins.runner(runner_spec.name)
-        storage_spec = StorageSpec.from_value(self.storage or runner_backend.cls.default_storage)
-        storage = plugins.storage(storage_spec.name).create(storage_spec.options)
-        self._step_runner = runner_backend.create(runner_spec.options)
+        from dagster_airflow.task_outcome import raise_for, retry_number
 
         ti = context["ti"]
-        request = StepRequest(
-            code_location=CodeLocation.from_dict(self.code_location),
-            job_name=self.job_name,
-            step_key=self.step_key,
-            run_id=dagster_run_id(self.dag_id, context["run_id"]),
-            run_config=dict(self.run_config),
-            storage=storage_spec,
-            attempt=ti.try_number,
-            task=TaskRef(self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number),
-        )
+        try:  # a misconfigured task fails at once: no retry would fix it
+            plugins = get_plugins()
+            runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
+            runner_backend = plugins.runner(runner_spec.name)
+            default_storage = runner_backend.cls.default_storage
+            storage_spec = StorageSpec.from_value(self.storage or default_storage)
+            storage = plugins.storage(storage_spec.name).create(storage_spec.options)
+            self._step_runner = runner_backend.create(runner_spec.options)
+            request = StepRequest(
+                code_location=CodeLocation.from_dict(self.code_location),
+                job_name=self.job_name,
+                step_key=self.dagster_step_key,
+                run_id=dagster_run_id(self.dag_id, context["run_id"]),
+                run_config=dict(self.run_config),
+                storage=storage_spec,
+                attempt=ti.try_number,
+                task=TaskRef(
+                    self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
+                ),
+                retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
+            )
+        except (ConfigurationError, PluginError, RunConfigError) as exc:
+            raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
         secret_env = storage.credentials_env(_connection)
         _mask(secret_env)
         self.log.info(
@@ -143,15 +176,14 @@ class DagsterOperator(BaseOperator):
             storage_spec.name,
         )
         result = self._step_runner.run(request, secret_env, self.log)
-        if result.status == SKIPPED:
-            raise AirflowSkipException(f"Dagster step {self.step_key!r} was skipped.")
-        if result.status == FAILURE:
-            error = result.error.summary() if result.error else "no error was reported"
-            raise StepFailedError(f"Dagster step {self.step_key!r} failed: {error}")
+        raise_for(result, request.step_key, ti, self.log)
+        if self.mapping_keys_of:
+            # What the mapped tasks downstream expand over, in the order the op yielded them.
+            return result.mapping_keys.get(self.mapping_keys_of, [])
         return dict(result.outputs)
 
     def on_kill(self) -> None:
         # Nothing to stop when Airflow kills the task before execute() started a step.
         if getattr(self, "_step_runner", None) is not None:
-            self.log.info("Stopping Dagster step %r", self.step_key)
+            self.log.info("Stopping Dagster step %r", self.dagster_step_key)
             self._step_runner.kill()

@@ -27,7 +27,12 @@ from dagster_airflow.model import (
     StorageSpec,
     dagster_run_id,
 )
-from dagster_airflow.storage.base import EVENT_LOG_NAME, ConnectionGetter, IntermediateStorage
+from dagster_airflow.storage.base import (
+    EVENT_LOG_NAME,
+    OUTPUTS_RECORD_NAME,
+    ConnectionGetter,
+    IntermediateStorage,
+)
 
 EVENTS = "events"  # what --show STEP.events names: the step's event log
 _STATUS = {"STEP_SUCCESS": "success", "STEP_FAILURE": "failed", "STEP_SKIPPED": "skipped"}
@@ -283,7 +288,7 @@ def run_results(dag: DagFile, run_id: str, storage: IntermediateStorage) -> RunR
         outputs = tuple(
             _stored(storage, storage.key(dagster_id, step_key, n))
             for n in names
-            if n != EVENT_LOG_NAME
+            if n not in (EVENT_LOG_NAME, OUTPUTS_RECORD_NAME)  # the worker's own records
         )
         log_key = storage.key(dagster_id, step_key, EVENT_LOG_NAME)
         event_log = _stored(storage, log_key) if EVENT_LOG_NAME in names else None

@@ -18,24 +18,31 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-from dagster_airflow.compile import StepGraph
+from dagster_airflow.compile import Step, StepGraph, StepRetryPolicy
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
 
 
+# What the Airflow UI shows for each task instance of a mapped step: its Dagster mapping key.
+MAP_INDEX_TEMPLATE = "{{ task.mapping_key }}"
+
+
 def task_id_for(step_key: str) -> str:
-    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -)."""
-    return _TASK_ID_BAD.sub("_", step_key)[:250]
+    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -).
+
+    A mapped step ``op[?]`` is the task ``op``; its task instances carry the mapping keys.
+    """
+    return _TASK_ID_BAD.sub("_", step_key.removesuffix("[?]"))[:250]
 
 
-def _identifiers(keys: Sequence[str]) -> dict[str, str]:
-    """A distinct Python variable name for each step key."""
+def _identifiers(keys: Sequence[str], used: set[str] | None = None) -> dict[str, str]:
+    """A distinct Python variable name for each step key (or other name)."""
     names: dict[str, str] = {}
-    used: set[str] = set()
+    used = set() if used is None else used
     for key in keys:
-        base = re.sub(r"\W", "_", key)
+        base = re.sub(r"\W", "_", key.removesuffix("[?]"))
         if not base or base[0].isdigit() or keyword.iskeyword(base):
             base = f"step_{base}"
         name, n = base, 2
@@ -44,6 +51,107 @@ def _identifiers(keys: Sequence[str]) -> dict[str, str]:
         used.add(name)
         names[key] = name
     return names
+
+
+def _call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -> str:
+    """``prefix + function(kwargs) + suffix`` at the indent of ``prefix``, laid out as ruff format
+    would: on one line when it fits, else the arguments on one line of their own, else one a
+    line."""
+    indent = " " * (len(prefix) - len(prefix.lstrip()))
+    flat = f"{prefix}{function}({', '.join(kwargs)}){suffix}"
+    if len(flat) <= 99:
+        return flat
+    inner = f"{indent}    {', '.join(kwargs)}"
+    if len(inner) <= 99:
+        return f"{prefix}{function}(\n{inner}\n{indent}){suffix}"
+    lines = "".join(f"{indent}    {k},\n" for k in kwargs)
+    return f"{prefix}{function}(\n{lines}{indent}){suffix}"
+
+
+def _operator_kwargs(step: Step, mapping_key: str | None = None) -> list[str]:
+    kwargs = [f"task_id={_literal(task_id_for(step.key))}", f"step_key={_literal(step.key)}"]
+    if mapping_key:
+        kwargs.append(f"mapping_key={mapping_key}")
+    if step.mapped_over:
+        kwargs.append(f"map_index_template={_literal(MAP_INDEX_TEMPLATE)}")
+    if step.mapping_keys_of:
+        kwargs.append(f"mapping_keys_of={_literal(step.mapping_keys_of)}")
+    kwargs += [f"{name}={value}" for name, value in retry_arguments(step.retry_policy).items()]
+    if step.fan_in:
+        # Runs when no upstream task failed, so a source that was skipped (or a map over zero
+        # keys) does not skip it: the worker loads what was produced, as Dagster does.
+        kwargs.append('trigger_rule="none_failed"')
+    return kwargs
+
+
+def _tasks_and_edges(graph: StepGraph) -> tuple[str, str, bool]:
+    """The DAG body: its tasks, its edges, and whether it uses a mapped task group."""
+    names = _identifiers([s.key for s in graph.steps])
+    used = set(names.values())
+    groups: dict[tuple[str, str], list[Step]] = {}
+    for step in graph.steps:
+        if step.mapped_over:
+            groups.setdefault(step.mapped_over, []).append(step)
+    lines: list[str] = []
+    declared: set[tuple[str, str]] = set()  # edges Airflow gets from .expand() or the group
+    for step in graph.steps:
+        if not step.mapped_over:
+            lines.append(
+                _call(f"    {names[step.key]} = ", "DagsterOperator", _operator_kwargs(step))
+            )
+            continue
+        members = groups[step.mapped_over]
+        if step is not members[0]:
+            continue
+        producer, output = step.mapped_over
+        keys = f"mapping_key={names[producer]}.output"
+        member_keys = {m.key for m in members}
+        declared |= {(producer, m.key) for m in members}
+        if len(members) == 1:
+            lines.append(
+                _call(
+                    f"    {names[step.key]} = ",
+                    "DagsterOperator.partial",
+                    _operator_kwargs(step),
+                    f".expand({keys})",
+                )
+            )
+            continue
+        # Several steps over the same keys: a mapped task group, so that each mapping key's
+        # task instances depend on each other only, as Dagster's mapped steps do.
+        base = f"over_{names[producer]}" + ("" if output == "result" else f"_{output}")
+        function = _identifiers([base], used)[base]
+        group_id = f"{task_id_for(producer)}-{output}"
+        if lines and lines[-1]:
+            lines.append("")
+        lines.append(f"    @task_group(group_id={_literal(group_id)}, prefix_group_id=False)")
+        lines.append(f"    def {function}(mapping_key):")
+        for member in members:
+            kwargs = _operator_kwargs(member, "mapping_key")
+            lines.append(_call(f"        {names[member.key]} = ", "DagsterOperator", kwargs))
+        for member in members:
+            for upstream in member.upstream:
+                if upstream in member_keys:
+                    lines.append(f"        {names[upstream]} >> {names[member.key]}")
+                    declared.add((upstream, member.key))
+        returned = ", ".join(names[m.key] for m in members)
+        lines.append(f"        return {returned}")
+        lines.append("")
+        lines.append(f"    {returned} = {function}.expand({keys})")
+        lines.append("")
+    downstream: dict[str, list[str]] = {}
+    for step in graph.steps:
+        for upstream in step.upstream:
+            if (upstream, step.key) not in declared:
+                downstream.setdefault(upstream, []).append(names[step.key])
+    edges = "\n".join(
+        f"    {names[up]} >> {down[0]}"
+        if len(down) == 1
+        else f"    {names[up]} >> [{', '.join(down)}]"
+        for up, down in downstream.items()
+    )
+    uses_groups = any(len(members) > 1 for members in groups.values())
+    return "\n".join(lines).rstrip(), edges, uses_groups
 
 
 def _literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -> str:
@@ -104,6 +212,25 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
     )
 
 
+def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
+    """A task's Airflow retry arguments (as Python source) for its op's Dagster RetryPolicy.
+
+    Each Dagster attempt is an Airflow try, so ``retries`` is ``max_retries``. The wait before a
+    try is Dagster's own (its backoff and jitter drawn by Dagster, handed over by the operator's
+    retry policy); ``retry_delay`` and ``retry_exponential_backoff`` say the same as closely as
+    Airflow's settings can, for the UI and for a try that ends with no word from Dagster.
+    """
+    if policy is None:
+        return {}
+    arguments = {
+        "retries": str(policy.max_retries),
+        "retry_delay": f"datetime.timedelta(seconds={policy.delay or 0:g})",
+    }
+    if policy.backoff == "EXPONENTIAL":
+        arguments["retry_exponential_backoff"] = "2.0"
+    return arguments
+
+
 def render_dag(
     graph: StepGraph,
     runner: RunnerSpec,
@@ -114,36 +241,31 @@ def render_dag(
 ) -> str:
     """The DAG file's text."""
     today = today or datetime.date.today()
-    names = _identifiers([s.key for s in graph.steps])
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
-    tasks = "\n".join(
-        f"    {names[s.key]} = DagsterOperator("
-        f"task_id={_literal(task_id_for(s.key))}, step_key={_literal(s.key)})"
-        for s in graph.steps
-    )
-    downstream: dict[str, list[str]] = {}
-    for step in graph.steps:
-        for upstream in step.upstream:
-            downstream.setdefault(upstream, []).append(names[step.key])
-    edges = "\n".join(
-        f"    {names[up]} >> {down[0]}"
-        if len(down) == 1
-        else f"    {names[up]} >> [{', '.join(down)}]"
-        for up, down in downstream.items()
-    )
+    tasks, edges, uses_groups = _tasks_and_edges(graph)
+    sdk_imports = "DAG, task_group" if uses_groups else "DAG"
     return (
         f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
 
 Each Airflow task runs one Dagster execution step in isolation. Edit DEFAULT_ARGS freely (where
-steps run, where their outputs go, retries, owner); a task may override any of them with its own
-argument. When the job's ops or their dependencies change, scaffold again:
+steps run, where their outputs go, owner); a task may override any of them with its own argument.
+When the job's ops or their dependencies change, scaffold again:
 
     {command}
+
+Retries are Dagster's. A task whose op has a RetryPolicy gets its max_retries as `retries`;
+each Dagster attempt is one Airflow try, started after the delay Dagster computed (backoff and
+jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
+Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
+no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
+An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
+retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
+"retry_delay" to DEFAULT_ARGS.
 """
 
 import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import {sdk_imports}
 
 from dagster_airflow import DagsterOperator
 
@@ -157,8 +279,6 @@ DEFAULT_ARGS = {{
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
     "owner": "airflow",
-    "retries": 1,
-    "retry_delay": datetime.timedelta(minutes=5),
 }}
 
 with DAG(

@@ -6,7 +6,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepEvent, StepResult
+from dagster_airflow.model import (
+    FAILURE,
+    SKIPPED,
+    SUCCESS,
+    UP_FOR_RETRY,
+    StepError,
+    StepEvent,
+    StepResult,
+)
 
 # Dagster's bookkeeping events: kept in the event log, shown only at DEBUG in the task log.
 _QUIET = {
@@ -47,7 +55,19 @@ def describe(event: StepEvent) -> str:
         return text
     if kind == "STEP_SKIPPED":
         return f"Step {event.step_key!r} skipped: {event.message}"
+    if kind == "STEP_UP_FOR_RETRY":
+        wait = f"in {event.seconds_to_wait:g} s" if event.seconds_to_wait else "at once"
+        cause = f": {op_error(event.error).summary()}" if event.error else ""
+        return f"Step {event.step_key!r} failed and Dagster retries it {wait}{cause}"
     return event.message or kind
+
+
+def op_error(error: StepError) -> StepError:
+    """The op's own exception in a Dagster error: the root of its causes (Dagster wraps an op's
+    exception in DagsterExecutionStepExecutionError, and a retry in RetryRequested)."""
+    while error.cause is not None:
+        error = error.cause
+    return error
 
 
 class StepLog:
@@ -70,7 +90,7 @@ class StepLog:
         if event.event_type == "LOG":
             level = logging.getLevelName(event.level)
             self.log.log(level if isinstance(level, int) else logging.INFO, "%s", event.message)
-        elif event.event_type == "STEP_FAILURE":
+        elif event.event_type in ("STEP_FAILURE", "STEP_UP_FOR_RETRY"):
             self.log.error("%s", describe(event))
         elif event.event_type in _QUIET:
             self.log.debug("%s", describe(event))
@@ -79,20 +99,28 @@ class StepLog:
         return event
 
     def result(self, exit_code: int | None) -> StepResult:
-        by_type = {e.event_type: e for e in self.events}
         outputs = {
             e.output_name: e.uri
             for e in self.events
-            if e.event_type == "HANDLED_OUTPUT" and e.output_name and e.uri
+            # A dynamic output's many objects stay out: the XCom stays small.
+            if e.event_type == "HANDLED_OUTPUT" and e.output_name and e.uri and not e.mapping_key
         }
         events = tuple(self.events)
-        if "STEP_FAILURE" in by_type:
-            failure = by_type["STEP_FAILURE"]
-            error = failure.error or StepError("DagsterError", failure.message)
-            return StepResult(FAILURE, exit_code, outputs, error, events)
-        if "STEP_SKIPPED" in by_type:
+        # The last outcome counts: a Dagster run that retries a step within itself (the graphql
+        # runner's deployment) reports STEP_UP_FOR_RETRY, then the next attempt's outcome.
+        kinds = ("STEP_FAILURE", "STEP_SKIPPED", "STEP_SUCCESS", "STEP_UP_FOR_RETRY")
+        outcome = next((e for e in reversed(self.events) if e.event_type in kinds), None)
+        kind = outcome.event_type if outcome else None
+        if outcome is not None and kind in ("STEP_FAILURE", "STEP_UP_FOR_RETRY"):
+            error = outcome.error or StepError("DagsterError", outcome.message)
+            if kind == "STEP_FAILURE":
+                return StepResult(FAILURE, exit_code, outputs, error, events)
+            return StepResult(
+                UP_FOR_RETRY, exit_code, outputs, error, events, outcome.seconds_to_wait
+            )
+        if kind == "STEP_SKIPPED":
             return StepResult(SKIPPED, exit_code, {}, None, events)
-        if "STEP_SUCCESS" in by_type and exit_code in (0, None):
+        if kind == "STEP_SUCCESS" and exit_code in (0, None):
             return StepResult(SUCCESS, exit_code, outputs, None, events)
         return StepResult(FAILURE, exit_code, outputs, self._crash_error(exit_code), events)
 

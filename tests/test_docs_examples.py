@@ -62,3 +62,22 @@ def test_scaffold_md_shows_the_file_the_scaffold_writes():
     assert ruff_format(date.sub(same_day, written)) == ruff_format(
         date.sub(same_day, shown.group(1))
     )
+
+
+@pytest.mark.airflow
+def test_semantics_md_checks_the_demo_as_it_shows(airflow_home, tmp_path, monkeypatch):
+    """The test docs/semantics.md tells users to write, run as written: the demo matches."""
+    code = re.search(r"```python\n(.*?)```", (DOCS / "semantics.md").read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/semantics.md", "exec"), namespace)
+    monkeypatch.chdir(ROOT)
+    namespace["test_the_demo_runs_on_airflow_as_on_dagster"](airflow_home, tmp_path)
+
+
+def test_scaffold_md_shows_the_mapped_tasks_the_scaffold_writes():
+    page = (DOCS / "scaffold.md").read_text()
+    section = page[page.index("## Dynamic outputs: mapped tasks") :]
+    shown = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    done = run_cli("scaffold", "pieces", "-f", "examples/pieces.py")
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout

@@ -47,6 +47,15 @@ def test_the_page_has_blocks_of_each_kind():
     assert len(marked_blocks("run")) >= 2
 
 
+def test_the_typed_options_example_says_what_the_page_shows():
+    assert DOCS["message"] == (
+        "the sqlite storage's option 'timeout' must be a number of seconds above 0, got 'soon'; "
+        "write it as timeout=30."
+    )
+    assert DOCS["message"] in " ".join(PAGE.read_text().split())
+    assert DOCS["SqliteOptions"](path="/x").journal == "wal"
+
+
 class TestDocsSqliteStorage(StorageContract):
     @pytest.fixture
     def storage(self, tmp_path):

@@ -70,7 +70,9 @@ def test_demo_on_s3_matches_dagster_and_keeps_the_secret_out_of_logs_and_xcoms(
         item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=root)["Contents"]
     )
     assert keys == sorted(
-        f"{root}/{step}/{name}" for step in STEPS for name in ("result", "events.jsonl")
+        f"{root}/{step}/{name}"
+        for step in STEPS
+        for name in ("result", "events.jsonl", "outputs.json")
     )
     assert result.xcoms["summarize"] == {"result": f"s3://{bucket}/{root}/summarize/result"}
     body = s3.get_object(Bucket=bucket, Key=f"{root}/summarize/result")["Body"].read()
@@ -104,7 +106,9 @@ def test_demo_on_gcs_matches_dagster(airflow_home, gcs_emulator, monkeypatch):
     assert result.states == dict.fromkeys(STEPS, "success")
     run_id = dagster_run_id("e2e_gcs", result.run_id)
     assert list(storage.list(run_id)) == sorted(
-        f"{run_id}/{step}/{name}" for step in STEPS for name in ("result", "events.jsonl")
+        f"{run_id}/{step}/{name}"
+        for step in STEPS
+        for name in ("result", "events.jsonl", "outputs.json")
     )
     assert result.xcoms["summarize"] == {
         "result": f"gs://{bucket}/{prefix}/{run_id}/summarize/result"

@@ -84,8 +84,9 @@ def test_failure_skip_and_timeout_behave_as_airflow_users_expect(airflow_home, t
         "--storage-option",
         f"base_dir={tmp_path / 'storage'}",
     )
-    # What a user edits in the scaffolded file: no retries, and a timeout on the slow task.
-    text = text.replace('"retries": 1', '"retries": 0')
+    # An op without a Dagster retry policy gets no retries: its failure is final.
+    assert re.search(r'"retries": \d|retries=\d', text) is None
+    # What a user edits in the scaffolded file: a timeout on the slow task.
     text = text.replace(
         'DagsterOperator(task_id="sleepy", step_key="sleepy")',
         'DagsterOperator(task_id="sleepy", step_key="sleepy", '
@@ -117,6 +118,15 @@ def test_failure_skip_and_timeout_behave_as_airflow_users_expect(airflow_home, t
     # The step's process is gone once Airflow has timed the task out.
     pid = int(Path(pid_file).read_text())
     assert not _alive(pid), f"the timed-out step's process {pid} is still running"
+    # It said so in one line, with none of the worker's uncaught traceback after it, and it
+    # wrote its event log, ending with its failure.
+    sleepy_log = result.task_log("sleepy")
+    assert "the step was stopped while it ran" in sleepy_log
+    assert "dagster._core.errors.DagsterExecutionInterruptedError" not in sleepy_log
+    assert "DagsterExecutionInterruptedError stack trace" not in sleepy_log
+    run_id = dagster_run_id("trouble", result.run_id)
+    events = tmp_path / "storage" / run_id / "sleepy" / "events.jsonl"
+    assert '"STEP_FAILURE"' in events.read_text().splitlines()[-1]
 
 
 def _alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 import uuid
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -46,6 +47,32 @@ def test_step_event_round_trips_and_other_lines_are_output():
     assert event.error.summary() == "DagsterError: outer\n  caused by ValueError: inner"
 
 
+def test_materialization_check_and_hook_events_round_trip():
+    events = [
+        StepEvent(
+            "ASSET_MATERIALIZATION",
+            step_key="cleaned",
+            asset_key="warehouse/cleaned",
+            partition="2026-01-01",
+            metadata={"rows": 3, "path": "/tmp/x", "nested": {"a": [1, 2]}},
+        ),
+        # passed=False and an empty metadata mapping survive: only None and "" are left out.
+        StepEvent(
+            "ASSET_CHECK_EVALUATION",
+            step_key="cleaned_has_no_zero",
+            asset_key="cleaned",
+            check_name="has_no_zero",
+            passed=False,
+            severity="WARN",
+            metadata={},
+        ),
+        StepEvent("HOOK_COMPLETED", "done", step_key="op", hook_name="record_success"),
+    ]
+    for event in events:
+        assert StepEvent.from_line(event.to_json()) == event
+    assert '"passed": false' in events[1].to_json()
+
+
 def test_run_id_is_shared_by_a_dag_run_and_differs_across_runs():
     first = dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
     assert first == dagster_run_id("demo", "manual__2026-01-01T00:00:00+00:00")
@@ -83,3 +110,23 @@ def test_a_namespace_keeps_two_deployments_runs_apart(monkeypatch):
     assert len({unset, staging, production}) == 3
     assert dagster_run_id("demo", scheduled, namespace="staging") == staging
     assert dagster_run_id("demo", scheduled, namespace="") == unset
+
+
+def test_retry_fields_round_trip_and_the_previous_attempts_come_from_the_try():
+    request = StepRequest(
+        code_location=CodeLocation(module_name="jobs"),
+        job_name="demo",
+        step_key="flaky",
+        run_id="6f0c6d3e-51f7-5a0c-8e6f-4b5d3b0b2f1a",
+        attempt=5,
+        retry_number=1,
+    )
+    assert StepRequest.from_json(request.to_json()) == request
+    assert request.previous_attempts == 1
+    # A request from before retry numbers: the try number minus one.
+    assert StepRequest.from_json(request.to_json().replace('"retry_number": 1', '"x": 0')) == (
+        attrs.evolve(request, retry_number=None)
+    )
+    assert attrs.evolve(request, retry_number=None).previous_attempts == 4
+    event = StepEvent("STEP_UP_FOR_RETRY", step_key="flaky", seconds_to_wait=0.6, attempt=2)
+    assert StepEvent.from_line(event.to_json()) == event

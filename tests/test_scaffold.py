@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         (
             ["demo_pipeline", "-f", str(EXAMPLES / "demo.py")],
             "the run config for job 'demo_pipeline' is invalid: Missing required config entry "
-            '"ops" at the root.',
+            '"ops" at the root; you must provide this value in your run config; example config',
         ),
         (
             ["no_such_job", "-f", str(EXAMPLES / "demo.py"), "-e", str(EXAMPLES / "demo.yml")],
@@ -164,6 +165,11 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
             [*DEMO, "--storage-option", "base_dir"],
             "--storage-option 'base_dir' is not KEY=VALUE",
         ),
+        (
+            ["needs_a_partition", "-f", str(JOBS / "config_mapping.py")],
+            "fix it in a run config file (-e run_config.yml), as the run config of one partition "
+            "(the DAG does not choose partitions).",
+        ),
     ],
     ids=[
         "invalid-run-config",
@@ -174,6 +180,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         "unknown-runner",
         "misspelled-option",
         "option-not-key-value",
+        "partitioned-config-without-defaults",
     ],
 )
 def test_bad_input_is_one_clear_sentence_and_writes_nothing(args, message, tmp_path):
@@ -290,3 +297,232 @@ def test_a_dags_folder_that_cannot_be_used_is_one_sentence(tmp_path, folder, mes
     assert done.returncode == 2
     assert message.format(folder=folder) in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+# Each task's Airflow retry settings, as the DAG processor builds them.
+INSPECT_RETRIES = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("scaffolded_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({
+    task_id: {
+        "retries": task.retries,
+        "retry_delay": task.retry_delay.total_seconds(),
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "retry_policy": type(task.retry_policy).__name__,
+    }
+    for task_id, task in module.dag.task_dict.items()
+}))
+"""
+
+
+# How Airflow sees each task of a scaffolded DAG with dynamic outputs: mapped or not, over which
+# task's XCom, in which mapped task group, with which trigger rule.
+INSPECT_MAPPING = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("scaffolded_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+dag = module.dag
+tasks = {}
+for task_id, task in dag.task_dict.items():
+    group = task.get_closest_mapped_task_group()
+    expand = group._expand_input if group else getattr(task, "expand_input", None)
+    sources = sorted(op.task_id for op, _ in expand.iter_references()) if expand else []
+    tasks[task_id] = {
+        "mapped": task.is_mapped or group is not None,
+        "over": sources,
+        "group": group.group_id if group else None,
+        "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
+        "upstream": sorted(task.upstream_task_ids),
+        "step_key": task.partial_kwargs.get("step_key") if task.is_mapped else task.step_key,
+        "map_index_template": task.map_index_template,
+        "mapping_keys_of": (
+            task.partial_kwargs if task.is_mapped else vars(task)
+        ).get("mapping_keys_of"),
+    }
+print(json.dumps({
+    "tasks": tasks,
+    "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
+}))
+"""
+
+
+def retry_settings(text: str, tmp_path) -> dict:
+    path = tmp_path / "retries_dag.py"
+    path.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT_RETRIES, str(path)], capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def settings(retries: int, delay: float = 0.0, backoff: float = 0) -> dict:
+    return {
+        "retries": retries,
+        "retry_delay": delay,
+        "retry_exponential_backoff": backoff,
+        "retry_policy": "DagsterRetryPolicy",
+    }
+
+
+def test_each_tasks_retries_come_from_its_ops_retry_policy(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert '"retries"' not in text.split("DEFAULT_ARGS = {", 1)[1].split("}\n", 1)[0]
+    assert retry_settings(text, tmp_path) == {
+        # @op(retry_policy=RetryPolicy(max_retries=3, delay=0.2, backoff=EXPONENTIAL))
+        "flaky_twice": settings(3, 0.2, 2.0),
+        # .with_retry_policy(RetryPolicy(max_retries=2, delay=0.3, jitter=FULL))
+        "flaky_once": settings(2, 0.3),
+        # the rest: @job(op_retry_policy=RetryPolicy(max_retries=1, delay=0.1, backoff=LINEAR)),
+        # for which Airflow has no backoff (the delay of each try is Dagster's own anyway)
+        "job_policy_op": settings(1, 0.1),
+        "always_fails": settings(1, 0.1),
+        "after_failure": settings(1, 0.1),
+        "steady": settings(1, 0.1),
+        # the op's own policy wins over the job's
+        "refuses_retry": settings(2, 0.1),
+    }
+
+
+def test_ops_without_a_policy_are_not_retried_and_asset_jobs_keep_theirs(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_requested", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    assert retry_settings(text, tmp_path) == {
+        "requests_retry": settings(0, 300.0),
+        "fails_without_policy": settings(0, 300.0),
+    }
+    # define_asset_job(op_retry_policy=RetryPolicy(max_retries=1, delay=30, EXPONENTIAL)), and
+    # @asset(retry_policy=RetryPolicy(max_retries=4, delay=2)) winning over it.
+    text = scaffold("asset_retries", "-f", str(JOBS / "retries.py"))
+    assert retry_settings(text, tmp_path) == {
+        "own_policy_asset": settings(4, 2.0),
+        "job_policy_asset": settings(1, 30.0, 2.0),
+    }
+
+
+def test_scaffolded_retry_arguments_are_formatted_as_ruff_would(tmp_path):
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    path = tmp_path / "retries_dag.py"
+    path.write_text(scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record)))
+    ruff = ROOT / ".venv" / "bin" / "ruff"
+    done = subprocess.run(
+        [str(ruff), "format", "--check", "--diff", "--line-length", "99", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("job_name", "run_config", "expected"),
+    [
+        ("mapped", "word: hey\ntimes: 2\n", '"run_config": {"word": "hey", "times": 2}'),
+        ("default_config", None, '"run_config": {}'),
+        ("static_partitioned", None, '"run_config": {}'),
+    ],
+)
+def test_jobs_with_a_config_mapping_or_their_own_config_scaffold(
+    tmp_path, job_name, run_config, expected
+):
+    args = [job_name, "-f", str(JOBS / "config_mapping.py")]
+    if run_config:
+        (tmp_path / "run.yml").write_text(run_config)
+        args += ["-e", str(tmp_path / "run.yml")]
+    assert expected in scaffold(*args)
+
+
+def test_the_retry_example_in_the_docs_is_what_the_scaffold_writes(tmp_path):
+    section = (ROOT / "docs" / "scaffold.md").read_text().split("## Retries", 1)[1]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    record = tmp_path / "record.yml"
+    record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
+    text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    # The docs indent the block inside a list item; the DAG file by four spaces, in the DAG.
+    block = textwrap.dedent(shown).strip() + "\n"
+    assert textwrap.indent(block, "    ") in text
+
+
+def test_dynamic_outputs_scaffold_mapped_tasks_over_the_keys_their_step_returns(tmp_path):
+    config = tmp_path / "run_config.yml"
+    config.write_text("ops:\n  flaky_upper:\n    config:\n      marker_dir: /tmp\n")
+    text = scaffold("dynamic", "-f", str(JOBS / "dynamic.py"), "-e", str(config))
+    path = tmp_path / "dynamic_dag.py"
+    path.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT_MAPPING, str(path)], capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    dag = json.loads(done.stdout.strip().splitlines()[-1])
+    tasks = dag["tasks"]
+
+    assert dag["dagster_modules"] == []
+    # The step that yields DynamicOutputs returns their mapping keys for the mapped tasks.
+    assert tasks["pieces"]["mapping_keys_of"] == "result"
+    assert tasks["pieces"]["mapped"] is False
+    # A chain of maps over a graph: one mapped task group, so each mapping key's task instances
+    # depend on each other only; task ids are the step keys without [?].
+    for task_id in ("flaky_upper", "decorate.exclaim", "decorate.double"):
+        assert tasks[task_id]["mapped"] is True
+        assert tasks[task_id]["over"] == ["pieces"]
+        assert tasks[task_id]["group"] == "pieces-result"
+        assert tasks[task_id]["step_key"] == f"{task_id}[?]"
+        assert tasks[task_id]["map_index_template"] == "{{ task.mapping_key }}"
+    # (Each also depends on the task whose keys it maps over, as Airflow wires a mapped group.)
+    assert tasks["decorate.double"]["upstream"] == ["decorate.exclaim", "pieces"]
+    assert tasks["decorate.exclaim"]["upstream"] == ["flaky_upper", "pieces"]
+    assert tasks["flaky_upper"]["upstream"] == ["pieces"]
+    # A single map is a plain mapped task: DagsterOperator.partial(...).expand(...).
+    assert tasks["square"] | {"upstream": None} == {
+        "mapped": True,
+        "over": ["numbers"],
+        "group": None,
+        "trigger_rule": "all_success",
+        "upstream": None,
+        "step_key": "square[?]",
+        "map_index_template": "{{ task.mapping_key }}",
+        "mapping_keys_of": None,
+    }
+    assert "DagsterOperator.partial(" in text and ".expand(mapping_key=numbers.output)" in text
+    # A collect is a fan-in task: it runs when no upstream failed, so zero keys (its mapped
+    # upstream skipped) still give it [] as in Dagster.
+    for task_id in ("join", "total", "join_none", "join_maybe"):
+        assert tasks[task_id]["mapped"] is False
+        assert tasks[task_id]["trigger_rule"] == "none_failed"
+    assert tasks["join"]["upstream"] == ["decorate.double"]
+    assert tasks["join_none"]["upstream"] == ["double_none"]
+
+
+def test_a_list_fan_in_runs_when_no_upstream_failed(tmp_path):
+    text = scaffold("fan_in", "-f", str(JOBS / "fan_in.py"))
+    assert 'DagsterOperator(task_id="sum_ten", step_key="sum_ten", trigger_rule="none_failed")' in (
+        text
+    )
+    assert 'DagsterOperator(task_id="plus_ten", step_key="plus_ten")' in text
+    assert "task_group" not in text
+
+
+def test_two_mapped_dynamic_outputs_of_one_op_are_refused_in_one_sentence(tmp_path):
+    done = run_cli("scaffold", "two_dynamic_outputs", "-f", str(JOBS / "dynamic.py"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "dagster-airflow scaffold: job 'two_dynamic_outputs' maps over 2 dynamic outputs of op "
+        "'split' (evens, odds): Airflow maps tasks over the one list a task returns; give each "
+        "DynamicOut an op of its own."
+    )
+
+
+def test_nested_mapping_is_refused_in_one_sentence_naming_the_op(tmp_path):
+    done = run_cli("scaffold", "nested", "-f", str(JOBS / "nested_mapping.py"))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (
+        "op 'work' cannot be downstream of more than one dynamic output. It is downstream of "
+        'both "pieces:result" and "sub_pieces:result"' in done.stderr
+    )

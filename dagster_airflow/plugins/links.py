@@ -64,6 +64,11 @@ def _xcom(ti_key: Any, key: str) -> Any:
     return ti_key.xcom_pull(task_ids=ti_key.task_id, key=key, map_indexes=ti_key.map_index)
 
 
+def _dagster_step_key(operator: Any) -> str:
+    # A mapped task's operator, as the worker renders it, knows its mapping key.
+    return getattr(operator, "dagster_step_key", None) or operator.step_key
+
+
 class _DagsterLink(BaseOperatorLink):
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         try:
@@ -88,10 +93,12 @@ class StepOutputsLink(_DagsterLink):
         if not outputs:
             return None
         storage, run_id = _step_storage(operator, ti_key)
-        if len(outputs) == 1:
+        step_key = _dagster_step_key(operator)
+        # A dict of output URIs; a list is the mapping keys of a dynamic output: its folder.
+        if isinstance(outputs, dict) and len(outputs) == 1:
             (output_name,) = outputs
-            return storage.browse_url(storage.key(run_id, operator.step_key, output_name))
-        return storage.browse_url(f"{run_id}/{operator.step_key}/", folder=True)
+            return storage.browse_url(storage.key(run_id, step_key, output_name))
+        return storage.browse_url(f"{run_id}/{step_key}/", folder=True)
 
 
 class StepEventLogLink(_DagsterLink):
@@ -105,7 +112,7 @@ class StepEventLogLink(_DagsterLink):
         from dagster_airflow.storage.base import EVENT_LOG_NAME
 
         storage, run_id = _step_storage(operator, ti_key)
-        return storage.browse_url(storage.key(run_id, operator.step_key, EVENT_LOG_NAME))
+        return storage.browse_url(storage.key(run_id, _dagster_step_key(operator), EVENT_LOG_NAME))
 
 
 class DagsterRunLink(_DagsterLink):

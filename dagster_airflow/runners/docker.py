@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepRequest, StepResult
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
 from dagster_airflow.step_log import StepLog
@@ -36,17 +39,6 @@ _END = object()  # the log stream ended
 _GONE = object()  # the container was removed while we followed it
 
 
-def _string_map(value: Any, option: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"the docker runner's {option!r} must be a mapping of variable names to values, "
-            f"got {value!r}."
-        )
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
-
-
 def _parse_mount(value: Any) -> tuple[str, str, str, bool]:
     """(source, target, type, read_only) from "src:dst[:ro]" or a mapping."""
     if isinstance(value, str):
@@ -63,6 +55,35 @@ def _parse_mount(value: Any) -> tuple[str, str, str, bool]:
         f"the docker runner's mount {value!r} is not understood; write it as "
         '"/host/path:/container/path[:ro]", "volume-name:/container/path" or '
         '{"source": ..., "target": ..., "type": "bind" or "volume", "read_only": true}.'
+    )
+
+
+_field = OptionFields("the docker runner")
+
+
+@attrs.frozen
+class DockerOptions:
+    image: str = _field.string("image", example="my-dagster-code:1.0")
+    docker_url: str | None = _field.string(
+        "docker_url", default=None, example="unix:///var/run/docker.sock"
+    )
+    docker_conn_id: str | None = _field.string("docker_conn_id", default=None, example="docker")
+    pull: str = _field.one_of("pull", PULL_POLICIES, default="missing")
+    environment: Mapping[str, str] = _field.string_map("environment")
+    private_environment: Mapping[str, str] = _field.string_map("private_environment")
+    mounts: Sequence[tuple[str, str, str, bool]] = _field.items(
+        "mounts", _parse_mount, "a list of mounts", '["/host/path:/container/path:ro"]'
+    )
+    network_mode: str | None = _field.string("network_mode", default=None, example="host")
+    working_dir: str | None = _field.string("working_dir", default=None, example="/opt/app")
+    user: str | int | None = _field.any("user")
+    auto_remove: str = _field.one_of("auto_remove", AUTO_REMOVE_POLICIES, default="success")
+    timeout: float | None = _field.number("timeout", default=None, example="3600")
+    command: Sequence[str] | None = _field.string_list(
+        "command", '["python", "-m", "dagster_airflow", "execute-step"]'
+    )
+    stop_timeout: int = _field.number(
+        "stop_timeout", default=10, example="10", inclusive=True, integer=True
     )
 
 
@@ -130,53 +151,36 @@ class DockerRunner(StepRunner):
         command: Sequence[str] | None = None,
         stop_timeout: int = 10,
     ) -> None:
-        if not isinstance(image, str) or not image.strip():
-            raise ConfigurationError(
-                f"the docker runner's image must name an image such as 'my-dagster-code:1.0', "
-                f"got {image!r}."
-            )
-        if pull not in PULL_POLICIES:
-            raise ConfigurationError(
-                f"the docker runner's pull must be one of {', '.join(PULL_POLICIES)}, got {pull!r}."
-            )
-        if auto_remove not in AUTO_REMOVE_POLICIES:
-            raise ConfigurationError(
-                f"the docker runner's auto_remove must be one of "
-                f"{', '.join(AUTO_REMOVE_POLICIES)}, got {auto_remove!r}."
-            )
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise ConfigurationError(
-                f"the docker runner's timeout must be a number of seconds above 0, got {timeout!r}."
-            )
-        if isinstance(command, str) or (
-            command is not None
-            and (not command or not all(isinstance(part, str) for part in command))
-        ):
-            raise ConfigurationError(
-                "the docker runner's command must be a list of strings such as "
-                f'["python", "-m", "dagster_airflow", "execute-step"], got {command!r}.'
-            )
-        if mounts is not None and not isinstance(mounts, list | tuple):
-            raise ConfigurationError(
-                f"the docker runner's mounts must be a list, got {mounts!r}; write it as "
-                '["/host/path:/container/path:ro", ...].'
-            )
-        self.image = image.strip()
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
-        self.pull = pull
-        self.environment = _string_map(environment, "environment")
-        self.private_environment = _string_map(private_environment, "private_environment")
-        self.mounts = [_parse_mount(m) for m in mounts or ()]
-        self.network_mode = network_mode
-        self.working_dir = working_dir
-        self.user = user
-        self.auto_remove = auto_remove
-        self.timeout = float(timeout) if timeout is not None else None
-        self.command = list(command or WORKER_COMMAND)
-        self.stop_timeout = int(stop_timeout)
+        o = DockerOptions(
+            image,
+            docker_url,
+            docker_conn_id,
+            pull,
+            environment,
+            private_environment,
+            mounts,
+            network_mode,
+            working_dir,
+            user,
+            auto_remove,
+            timeout,
+            command,
+            stop_timeout,
+        )
+        self.image = o.image.strip()
+        self.docker_url = o.docker_url
+        self.docker_conn_id = o.docker_conn_id
+        self.pull = o.pull
+        self.environment = o.environment
+        self.private_environment = o.private_environment
+        self.mounts = o.mounts
+        self.network_mode = o.network_mode
+        self.working_dir = o.working_dir
+        self.user = o.user
+        self.auto_remove = o.auto_remove
+        self.timeout = o.timeout
+        self.command = list(o.command or WORKER_COMMAND)
+        self.stop_timeout = o.stop_timeout
         self._container = None
         # Reentrant: Airflow calls on_kill (kill) from a signal handler in the thread running run().
         self._lock = threading.RLock()

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import attrs
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import FAILURE, StepError, StepRequest, StepResult
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
 from dagster_airflow.step_log import StepLog
@@ -38,6 +40,8 @@ _FINAL_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
 # CloudWatch may hold a stopped container's last lines back for a few seconds.
 _DRAIN_READS = 5
 _PAGES_PER_READ = 100
+# What an ECS tag value may hold; a mapped step's key (op[piece_3]) has brackets it may not.
+_TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 
 
 def started_by(request: StepRequest) -> str:
@@ -79,6 +83,61 @@ def _aws_network_configuration(value: Mapping[str, Any] | None) -> dict[str, Any
             public = "ENABLED" if public else "DISABLED"
         awsvpc["assignPublicIp"] = public
     return {"awsvpcConfiguration": awsvpc}
+
+
+def _capacity_provider(item: Any) -> dict[str, Any]:
+    if not isinstance(item, Mapping) or not item.get("capacityProvider"):
+        raise ConfigurationError(
+            f"the ecs runner's capacity_provider_strategy item {item!r} is not a mapping with a "
+            'capacityProvider; write it as [{"capacityProvider": "FARGATE_SPOT", "weight": 1}].'
+        )
+    return dict(item)
+
+
+_field = OptionFields("the ecs runner")
+
+
+@attrs.frozen
+class EcsOptions:
+    cluster: str = _field.string("cluster", example="my-cluster")
+    task_definition: str = _field.string("task_definition", example="my-dagster-code:3")
+    container_name: str | None = _field.string("container_name", default=None, example="step")
+    launch_type: str | None = _field.one_of("launch_type", LAUNCH_TYPES, default=None)
+    capacity_provider_strategy: Sequence[Mapping[str, Any]] = _field.items(
+        "capacity_provider_strategy",
+        _capacity_provider,
+        "a list of capacity providers",
+        '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]',
+    )
+    network_configuration: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_aws_network_configuration
+    )
+    platform_version: str | None = _field.string("platform_version", default=None, example="LATEST")
+    tags: Mapping[str, str] = _field.string_map("tags", example="{team: data}")
+    awslogs_group: str | None = _field.string("awslogs_group", default=None, example="/ecs/x")
+    awslogs_stream_prefix: str | None = _field.string(
+        "awslogs_stream_prefix", default=None, example="ecs"
+    )
+    poll_interval: float = _field.number("poll_interval", default=6.0, example="6")
+    pending_timeout: float | None = _field.number(
+        "pending_timeout", default=900.0, example="900", optional=True
+    )
+    aws_conn_id: str | None = _field.string("aws_conn_id", default=None, example="aws_default")
+    storage_credentials: str = _field.one_of(
+        "storage_credentials", STORAGE_CREDENTIALS, default="task_role"
+    )
+    region_name: str | None = _field.string("region_name", default=None, example="eu-west-1")
+    endpoint_url: str | None = _field.string(
+        "endpoint_url", default=None, example="https://ecs.eu-west-1.amazonaws.com"
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.launch_type is not None and self.capacity_provider_strategy:
+            raise ConfigurationError(
+                f"the ecs runner got both launch_type {self.launch_type!r} and "
+                f"capacity_provider_strategy {list(self.capacity_provider_strategy)!r}; ECS "
+                "takes one, so remove the other."
+            )
 
 
 class CloudWatchLogReader:
@@ -139,44 +198,40 @@ class EcsRunner(StepRunner):
         region_name: str | None = None,
         endpoint_url: str | None = None,
     ) -> None:
-        if launch_type is not None and launch_type not in LAUNCH_TYPES:
-            raise ConfigurationError(
-                f"the ecs runner's launch_type {launch_type!r} is not one of "
-                f"{', '.join(LAUNCH_TYPES)}; set one of them or a capacity_provider_strategy."
-            )
-        if launch_type is not None and capacity_provider_strategy:
-            raise ConfigurationError(
-                f"the ecs runner got both launch_type {launch_type!r} and "
-                f"capacity_provider_strategy {capacity_provider_strategy!r}; ECS takes one, "
-                "so remove the other."
-            )
-        if storage_credentials not in STORAGE_CREDENTIALS:
-            raise ConfigurationError(
-                f"the ecs runner's storage_credentials {storage_credentials!r} is not "
-                "'task_role' (the task role reaches the storage) or 'environment' (the "
-                "storage's Airflow credentials go into the task's environment overrides)."
-            )
-        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise ConfigurationError(
-                f"the ecs runner's poll_interval {poll_interval!r} must be a positive number "
-                "of seconds."
-            )
-        self.cluster = cluster
-        self.task_definition = task_definition
-        self.container_name = container_name
-        self.launch_type = launch_type
-        self.capacity_provider_strategy = [dict(s) for s in capacity_provider_strategy or ()]
-        self.network_configuration = _aws_network_configuration(network_configuration)
-        self.platform_version = platform_version
-        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        self.awslogs_group = awslogs_group
-        self.awslogs_stream_prefix = awslogs_stream_prefix
-        self.poll_interval = float(poll_interval)
-        self.pending_timeout = pending_timeout
-        self.aws_conn_id = aws_conn_id
-        self.storage_credentials = storage_credentials
-        self.region_name = region_name
-        self.endpoint_url = endpoint_url
+        o = EcsOptions(
+            cluster,
+            task_definition,
+            container_name,
+            launch_type,
+            capacity_provider_strategy,
+            network_configuration,
+            platform_version,
+            tags,
+            awslogs_group,
+            awslogs_stream_prefix,
+            poll_interval,
+            pending_timeout,
+            aws_conn_id,
+            storage_credentials,
+            region_name,
+            endpoint_url,
+        )
+        self.cluster = o.cluster
+        self.task_definition = o.task_definition
+        self.container_name = o.container_name
+        self.launch_type = o.launch_type
+        self.capacity_provider_strategy = list(o.capacity_provider_strategy)
+        self.network_configuration = o.network_configuration
+        self.platform_version = o.platform_version
+        self.tags = dict(o.tags)
+        self.awslogs_group = o.awslogs_group
+        self.awslogs_stream_prefix = o.awslogs_stream_prefix
+        self.poll_interval = o.poll_interval
+        self.pending_timeout = o.pending_timeout
+        self.aws_conn_id = o.aws_conn_id
+        self.storage_credentials = o.storage_credentials
+        self.region_name = o.region_name
+        self.endpoint_url = o.endpoint_url
         self._endpoint_url: str | None = None
         self._ecs: Any = None
         self._task_arn: str | None = None
@@ -425,6 +480,7 @@ class EcsRunner(StepRunner):
         if request.task is not None:
             ours["dagster-airflow/dag"] = request.task.dag_id
             ours["dagster-airflow/task"] = request.task.task_id
+        ours = {k: _TAG_VALUE_BAD.sub("_", v) for k, v in ours.items()}
         # ECS tag values hold at most 256 characters.
         return {k: v[:256] for k, v in {**ours, **self.tags}.items()}
 

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import (
     FAILURE,
@@ -25,6 +27,7 @@ from dagster_airflow.model import (
     StepRequest,
     StepResult,
 )
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
@@ -135,6 +138,29 @@ def _timestamp(value: str | None) -> float:
         return 0.0
 
 
+_field = OptionFields("the graphql runner")
+
+
+def _url_fix(url: str) -> str | None:
+    if re.match(r"https?://[^/\s]+", url):
+        return None
+    return f"set it to the Dagster webserver's address, such as {DEFAULT_URL!r}"
+
+
+@attrs.frozen
+class GraphQLOptions:
+    url: str = _field.string(
+        "url", example=DEFAULT_URL, check=_url_fix, expected="an http(s) address"
+    )
+    location: str | None = _field.string("location", default=None, example="my_location")
+    repository: str | None = _field.string("repository", default=None, example="__repository__")
+    dagster_conn_id: str | None = _field.string(
+        "dagster_conn_id", default=None, example="dagster_default"
+    )
+    poll_interval: float = _field.number("poll_interval", default=1.0, example="1")
+    timeout: float | None = _field.number("timeout", default=None, example="3600")
+
+
 class GraphQLRunner(StepRunner):
     """Launches each step as a Dagster run through dagster-webserver's GraphQL API.
 
@@ -156,19 +182,15 @@ class GraphQLRunner(StepRunner):
         poll_interval: float = 1.0,
         timeout: float | None = None,
     ) -> None:
-        if not isinstance(url, str) or not re.match(r"https?://", url):
-            raise RunnerError(
-                f"the graphql runner's url must be the Dagster webserver's http(s) address, "
-                f"got {url!r}; set it like {DEFAULT_URL!r}."
-            )
-        self.url = url.rstrip("/")
+        o = GraphQLOptions(url, location, repository, dagster_conn_id, poll_interval, timeout)
+        self.url = o.url.rstrip("/")
         self.endpoint = self.url if self.url.endswith("/graphql") else f"{self.url}/graphql"
         self.ui_url = self.endpoint.removesuffix("/graphql")  # where a run is shown: /runs/<id>
-        self.location = location
-        self.repository = repository
-        self.dagster_conn_id = dagster_conn_id
-        self.poll_interval = float(poll_interval)
-        self.timeout = float(timeout) if timeout is not None else None
+        self.location = o.location
+        self.repository = o.repository
+        self.dagster_conn_id = o.dagster_conn_id
+        self.poll_interval = o.poll_interval
+        self.timeout = o.timeout
         self._headers: dict[str, str] = {}
         self._client = None
         self._run_id: str | None = None

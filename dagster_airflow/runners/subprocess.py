@@ -7,10 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
+
+import attrs
 
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import FAILURE, REQUEST_ENV_VAR, StepError, StepRequest, StepResult
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.step_log import StepLog
@@ -60,6 +64,29 @@ def _die_with_parent(parent: int):
     return preexec
 
 
+_field = OptionFields("the subprocess runner")
+
+
+def _boolean(option: str):
+    def convert(value):
+        if not isinstance(value, bool):
+            raise _field.error(option, value, "true or false", f"write it as {option}=false")
+        return value
+
+    return convert
+
+
+@attrs.frozen
+class SubprocessOptions:
+    python: str | None = _field.string("python", default=None, example="/opt/venv/bin/python")
+    env: Mapping[str, str] = _field.string_map("env", example="{MY_SETTING: value}")
+    working_dir: str | None = _field.string("working_dir", default=None, example="/opt/project")
+    kill_timeout: float = _field.number("kill_timeout", default=10.0, example="30")
+    warm: bool = _field.field(_boolean("warm"), default=True)
+    idle_timeout: float = _field.number("idle_timeout", default=600.0, inclusive=True)
+    runtime_dir: str | None = _field.string("runtime_dir", default=None, example="/run/me/da")
+
+
 class SubprocessRunner(StepRunner):
     """Runs ``python -m dagster_airflow execute-step`` in its own process group.
 
@@ -89,13 +116,16 @@ class SubprocessRunner(StepRunner):
         idle_timeout: float = 600.0,
         runtime_dir: str | None = None,
     ) -> None:
-        self.python = python or sys.executable
-        self.env = dict(env or {})
-        self.working_dir = working_dir
-        self.kill_timeout = float(kill_timeout)
-        self.warm = bool(warm) and sys.platform == "linux"
-        self.idle_timeout = float(idle_timeout)
-        self.runtime_dir = runtime_dir
+        options = SubprocessOptions(
+            python, env, working_dir, kill_timeout, warm, idle_timeout, runtime_dir
+        )
+        self.python = options.python or sys.executable
+        self.env = options.env
+        self.working_dir = options.working_dir
+        self.kill_timeout = options.kill_timeout
+        self.warm = options.warm and sys.platform == "linux"
+        self.idle_timeout = options.idle_timeout
+        self.runtime_dir = options.runtime_dir
         self._process: subprocess.Popen[str] | None = None
         self._warm_step = None
         self._client = None
@@ -140,11 +170,15 @@ class SubprocessRunner(StepRunner):
                 "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
             ) from exc
         log.info("Step process %s started", self._process.pid)
-        step_log = StepLog(log)
+        self._step_log = StepLog(log)
         assert self._process.stdout is not None
-        for line in self._process.stdout:
-            step_log.feed(line)
-        return step_log.result(self._process.wait())
+        self._reading = True
+        try:
+            for line in self._process.stdout:
+                self._step_log.feed(line)
+        finally:
+            self._reading = False
+        return self._step_log.result(self._process.wait())
 
     def _run_warm(self, request: StepRequest, env: dict[str, str], log: logging.Logger):
         from dagster_airflow.step_server.client import StepServerClient
@@ -178,6 +212,14 @@ class SubprocessRunner(StepRunner):
         process = self._process
         if process is None or process.poll() is not None:
             return
+        # Airflow's execution_timeout raises inside run() and only then calls on_kill: nobody
+        # reads the step's output any more, so read the rest here, or its last words (that it
+        # was stopped) never reach the task log. (A kill through SIGTERM interrupts run() in
+        # the same thread, and run() goes on reading once the handler returns.)
+        drain = None
+        if not getattr(self, "_reading", True):
+            drain = threading.Thread(target=self._drain, name="step-output", daemon=True)
+            drain.start()
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(self.kill_timeout)
@@ -185,6 +227,16 @@ class SubprocessRunner(StepRunner):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         except ProcessLookupError:
+            pass
+        if drain is not None:
+            drain.join(self.kill_timeout)
+
+    def _drain(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            for line in self._process.stdout:
+                self._step_log.feed(line)
+        except (OSError, ValueError):  # closed meanwhile
             pass
 
 

@@ -4,6 +4,7 @@ one step's environment and output pipe to it, follow the step, stop it (Airflow 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -204,6 +206,10 @@ class WarmStep:
         self.finished = False
         self.cancelled = False
         self._killing = False
+        self._reading = False
+        self._stream = io.StringIO()
+        self._stream.close()
+        self._feed: Callable[[str], object] = lambda line: None
 
     def run(
         self,
@@ -247,9 +253,15 @@ class WarmStep:
         except OSError:
             self._pidfd = None  # it has already exited
         log.info("Step process %s started (forked by step server %s)", self.pid, self.server_pid)
-        with open(read_end, encoding="utf-8", errors="replace") as stream:
-            for line in stream:
+        self._feed = feed
+        self._stream = open(read_end, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._reading = True
+        try:
+            for line in self._stream:
                 feed(line)
+        finally:
+            self._reading = False
+        self._stream.close()
         self.sock.settimeout(None)
         try:
             reply, _ = recv_frame(self.sock)
@@ -276,6 +288,13 @@ class WarmStep:
                 self.sock.shutdown(socket.SHUT_RDWR)
             return
         self._killing = True
+        # Airflow's execution_timeout raises inside run() and only then calls on_kill: nobody
+        # reads the step's output any more, so read the rest here, or its last words (that it
+        # was stopped) never reach the task log.
+        drain = None
+        if not self._reading and not self._stream.closed:
+            drain = threading.Thread(target=self._drain, name="step-output", daemon=True)
+            drain.start()
         try:
             send_frame(self.sock, {"op": "kill"})
         except OSError:
@@ -283,9 +302,19 @@ class WarmStep:
         if not self._wait_gone(kill_timeout + 5):
             self._signal(signal.SIGKILL)
             self._wait_gone(5)
+        if drain is not None:
+            drain.join(kill_timeout)
         self._killing = False
-        if self.finished:
+        if drain is not None:  # run() was abandoned: nobody else will close the connection
+            self.close()
+        elif self.finished:
             self._close_pidfd()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile
+            for line in self._stream:
+                self._feed(line)
+            self._stream.close()
 
     def _signal(self, sig: int) -> None:
         if self._pidfd is not None:

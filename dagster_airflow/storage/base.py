@@ -7,6 +7,7 @@ it imports neither Dagster nor Airflow, and its SDK only inside the methods that
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -23,6 +24,8 @@ from dagster_airflow.keys import check_key
 ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
 
 EVENT_LOG_NAME = "events.jsonl"
+# Beside a step's outputs: how its last attempt ended and what it yielded, in order (run_state.py).
+OUTPUTS_RECORD_NAME = "outputs.json"
 
 S3_CONSOLE = "https://s3.console.aws.amazon.com/s3"
 GCS_CONSOLE = "https://console.cloud.google.com/storage/browser"
@@ -52,13 +55,49 @@ class ObjectStat:
     modified: float
 
 
+# The methods handed a key. Every storage refuses a key that could leave it (keys.check_key):
+# the base class wraps each subclass's own implementation, so no storage can forget to.
+_KEYED_METHODS = ("uri", "open_write", "open_read", "exists", "browse_url")
+
+
+def _refusing_unsafe_keys(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def checked(self, key, *args, **kwargs):
+        check_key(key)
+        return method(self, key, *args, **kwargs)
+
+    return checked
+
+
+def _refusing_unsafe_prefixes(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def checked(self, prefix, *args, **kwargs):
+        if isinstance(prefix, str) and prefix.strip("/"):
+            check_key(prefix.strip("/"))
+        else:
+            check_key(prefix)
+        return method(self, prefix, *args, **kwargs)
+
+    return checked
+
+
 class IntermediateStorage(ABC):
     """Where outputs live, under ``{prefix}/{run_id}/{step_key}/{output_name}``.
 
-    Subclasses take their options as keyword arguments of ``__init__`` and set ``name``.
+    Subclasses take their options as keyword arguments of ``__init__`` and set ``name``. Each
+    method that takes a key refuses one with a '..' or absolute part or a control character
+    before the subclass's code runs (ConfigurationError), so a key never leaves the storage.
     """
 
     name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in _KEYED_METHODS:
+            if method in cls.__dict__:
+                setattr(cls, method, _refusing_unsafe_keys(cls.__dict__[method]))
+        if "list" in cls.__dict__:
+            cls.list = _refusing_unsafe_prefixes(cls.__dict__["list"])
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +147,8 @@ class IntermediateStorage(ABC):
         """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:
         the console page for s3:// and gs:// URIs, a file:// URL for a path. The extra links of
         Airflow tasks use it; a storage with its own console overrides it."""
+        if folder:  # a key prefix ends in "/": the key check is of the prefix itself
+            return browse_url(self.uri(key.rstrip("/")) + "/", folder)
         return browse_url(self.uri(key), folder)
 
     def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:

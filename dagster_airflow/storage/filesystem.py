@@ -9,26 +9,64 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
+
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.files import write_whole
 from dagster_airflow.keys import check_key
+from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import IntermediateStorage, ObjectStat
 
 DEFAULT_BASE_DIR = os.path.join(tempfile.gettempdir(), "dagster-airflow")
 
 
+_field = OptionFields("the filesystem storage")
+
+
+@attrs.frozen
+class FilesystemOptions:
+    base_dir: str = _field.string(
+        "base_dir", default=DEFAULT_BASE_DIR, example="/data/dagster-airflow", expected="a path"
+    )
+
+
+def _unusable(base_dir: Path) -> str | None:
+    """Why steps on this machine could not write under base_dir, or None."""
+    if base_dir.exists():
+        if not base_dir.is_dir():
+            return "is a file, not a folder"
+        return None if os.access(base_dir, os.W_OK | os.X_OK) else "is not writable"
+    parent = base_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be created: {str(parent)!r} is a file"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {str(parent)!r} is not writable"
+    return None
+
+
 class FilesystemStorage(IntermediateStorage):
     name = "filesystem"
 
     def __init__(self, base_dir: str = DEFAULT_BASE_DIR) -> None:
-        self.base_dir = Path(base_dir).expanduser().absolute()
+        options = FilesystemOptions(base_dir)
+        self.base_dir = Path(options.base_dir).expanduser().absolute()
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        # Absolute, so the DAG works whatever directory Airflow's workers run in.
-        base_dir = options.get("base_dir", DEFAULT_BASE_DIR)
-        return {**options, "base_dir": str(Path(base_dir).expanduser().absolute())}
+        # Absolute, so the DAG works whatever directory Airflow's workers run in; and usable
+        # here, where the scaffold runs (for the subprocess runner, where the steps run too).
+        base_dir = FilesystemOptions(options.get("base_dir", DEFAULT_BASE_DIR)).base_dir
+        path = Path(base_dir).expanduser().absolute()
+        problem = _unusable(path)
+        if problem:
+            raise ConfigurationError(
+                f"the filesystem storage's option 'base_dir' {str(path)!r} {problem}; set "
+                "base_dir to a folder every step can write, such as /data/dagster-airflow."
+            )
+        return {**options, "base_dir": str(path)}
 
     def path(self, key: str) -> Path:
         """The file of a key, proven to lie under ``base_dir`` once symlinks are resolved."""
@@ -56,7 +94,7 @@ class FilesystemStorage(IntermediateStorage):
                 f"the filesystem storage cannot use {str(where)!r} ({exc.strerror or exc}) under "
                 f"base_dir {str(self.base_dir)!r}; make base_dir a folder every step can write, "
                 "or set the storage's 'base_dir' option to one."
-            ) from exc
+            ) from None  # the sentence carries the errno's text
 
     @contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
@@ -81,7 +119,8 @@ class FilesystemStorage(IntermediateStorage):
             yield stream
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        with self.errors(key):
+            return self.path(key).is_file()
 
     def stat(self, key: str) -> ObjectStat:
         try:
@@ -92,14 +131,15 @@ class FilesystemStorage(IntermediateStorage):
 
     def list(self, prefix: str) -> Iterator[str]:
         root = self.path(prefix)
-        if not root.is_dir():
-            return iter(())
-        keys = (
-            str(p.relative_to(self.base_dir))
-            for p in root.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        )
-        return iter(sorted(keys))
+        with self.errors(prefix):
+            if not root.is_dir():
+                return iter(())
+            keys = sorted(
+                str(p.relative_to(self.base_dir))
+                for p in root.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
+            )
+        return iter(keys)
 
 
 @hookimpl

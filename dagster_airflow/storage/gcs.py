@@ -14,13 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import attrs
+
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
+from dagster_airflow.options import OptionFields, check_prefix
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -35,6 +39,46 @@ PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+def _bucket_fix(bucket: str) -> str | None:
+    """Why GCS would refuse the bucket name, as a fix; None when it is fine."""
+    if bucket.startswith("gs://"):
+        name = bucket[5:].split("/")[0]
+        return f"write bucket={name!r} (a name, not a URL) and put any path in 'prefix'"
+    parts = bucket.split(".")
+    if (
+        _BUCKET_NAME.match(bucket)
+        and all(0 < len(part) <= 63 for part in parts)
+        and (len(bucket) <= 63 or "." in bucket)
+        and not bucket.startswith("goog")
+    ):
+        return None
+    return (
+        "GCS bucket names have 3 to 63 lower-case letters, digits, '-', '_' and '.', and begin "
+        "and end with a letter or digit; use the bucket's name as the console shows it"
+    )
+
+
+_field = OptionFields("the gcs storage")
+
+
+@attrs.frozen
+class GCSOptions:
+    bucket: str = _field.string(
+        "bucket", example="my-bucket", check=_bucket_fix, expected="a bucket name"
+    )
+    prefix: str = _field.any("prefix", default=DEFAULT_PREFIX)
+    project: str | None = _field.string("project", default=None, example="my-project")
+    gcp_conn_id: str = _field.string(
+        "gcp_conn_id", default=DEFAULT_CONN_ID, example="google_cloud_default"
+    )
+
+    def __attrs_post_init__(self) -> None:
+        check_prefix(_field, self.prefix)
 
 
 class GCSStorage(IntermediateStorage):
@@ -55,15 +99,11 @@ class GCSStorage(IntermediateStorage):
         project: str | None = None,
         gcp_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
-        if not isinstance(bucket, str) or not bucket.strip("/ ") or bucket.startswith("gs://"):
-            raise ConfigurationError(
-                f"gcs storage option 'bucket' must be a bucket name such as 'my-bucket' (no "
-                f"gs:// and no path; put a path in 'prefix'), got {bucket!r}."
-            )
-        self.bucket = bucket
-        self.prefix = (prefix or "").strip("/")
-        self.project = project or None
-        self.gcp_conn_id = gcp_conn_id
+        o = GCSOptions(bucket, prefix, project, gcp_conn_id)
+        self.bucket = o.bucket
+        self.prefix = (o.prefix or "").strip("/")
+        self.project = o.project
+        self.gcp_conn_id = o.gcp_conn_id
         self.chunk_size = CHUNK_SIZE
         self._client = None
 

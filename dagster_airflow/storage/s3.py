@@ -15,13 +15,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+import attrs
+
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
+from dagster_airflow.options import OptionFields, check_prefix
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -51,6 +55,52 @@ _BAD_CREDENTIALS = {
 }
 
 
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def _bucket_fix(bucket: str) -> str | None:
+    """Why S3 would refuse the bucket name, as a fix; None when it is fine."""
+    if bucket.startswith("s3://"):
+        name = bucket[5:].split("/")[0]
+        return f"write bucket={name!r} (a name, not a URL) and put any path in 'prefix'"
+    if _BUCKET_NAME.match(bucket) and ".." not in bucket and not _IP_ADDRESS.match(bucket):
+        return None
+    return (
+        "S3 bucket names have 3 to 63 lower-case letters, digits, '.' and '-', begin and end "
+        "with a letter or digit, and are not IP addresses; use the bucket's name as S3 shows it"
+    )
+
+
+def _url_fix(url: str) -> str | None:
+    if re.match(r"https?://[^/\s]+", url):
+        return None
+    return "write it as an http(s) address such as http://127.0.0.1:9000"
+
+
+_field = OptionFields("the s3 storage")
+
+
+@attrs.frozen
+class S3Options:
+    bucket: str = _field.string(
+        "bucket", example="my-bucket", check=_bucket_fix, expected="a bucket name"
+    )
+    prefix: str = _field.any("prefix", default=DEFAULT_PREFIX)
+    region_name: str | None = _field.string("region_name", default=None, example="eu-west-1")
+    endpoint_url: str | None = _field.string(
+        "endpoint_url",
+        default=None,
+        example="http://127.0.0.1:9000",
+        check=_url_fix,
+        expected="an http(s) address",
+    )
+    aws_conn_id: str = _field.string("aws_conn_id", default=DEFAULT_CONN_ID, example="aws_default")
+
+    def __attrs_post_init__(self) -> None:
+        check_prefix(_field, self.prefix)
+
+
 class S3Storage(IntermediateStorage):
     """Outputs in an S3 bucket.
 
@@ -74,21 +124,12 @@ class S3Storage(IntermediateStorage):
         endpoint_url: str | None = None,
         aws_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
-        if not isinstance(bucket, str) or not bucket.strip("/ "):
-            raise ConfigurationError(
-                f"s3 storage option 'bucket' must be a bucket name such as 'my-bucket', "
-                f"got {bucket!r}."
-            )
-        if bucket.startswith("s3://"):
-            raise ConfigurationError(
-                f"s3 storage option 'bucket' is a bucket name, not a URL: got {bucket!r}; write "
-                f"bucket={bucket[5:].split('/')[0]!r} and put any path in 'prefix'."
-            )
-        self.bucket = bucket
-        self.prefix = (prefix or "").strip("/")
-        self.region_name = region_name or None
-        self.endpoint_url = endpoint_url or None
-        self.aws_conn_id = aws_conn_id
+        o = S3Options(bucket, prefix, region_name, endpoint_url, aws_conn_id)
+        self.bucket = o.bucket
+        self.prefix = (o.prefix or "").strip("/")
+        self.region_name = o.region_name
+        self.endpoint_url = o.endpoint_url
+        self.aws_conn_id = o.aws_conn_id
         self.part_size = PART_SIZE
         self.max_concurrency = MAX_CONCURRENCY
         self._client = None
@@ -376,9 +417,11 @@ class _MultipartWriter(io.RawIOBase):
                 MultipartUpload={"Parts": sorted(self.parts, key=lambda p: p["PartNumber"])},
             )
             self.upload_id = None
+            # Only after a multipart write: a killed writer of this key left parts only if it
+            # too wrote more than a part, and a small object's single PUT stays one request.
+            self._abort_abandoned()
         self.buffer = bytearray()
         self._shutdown()
-        self._abort_abandoned()
 
     def _abort_abandoned(self) -> None:
         """Abort the unfinished multipart uploads of this key: a writer killed midway (its

@@ -10,6 +10,9 @@
   a conftest.py): the session's step servers listen in a directory of its own, and each test
   stops the ones its steps started.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
+- ``compare_job``: run a job through a real Airflow and through Dagster itself, and get a
+  ``Comparison`` listing every difference in step outcomes, attempts, outputs, hooks,
+  materializations and asset checks (see docs/semantics.md).
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
 - ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
   agent that runs a cluster's tasks as local processes (see docs/ecs.md).
@@ -31,6 +34,8 @@ _LAZY = {
     "stop_step_servers": "dagster_airflow.testing.fixtures",
     "AirflowHome": "dagster_airflow.testing.airflow_home",
     "DagRunResult": "dagster_airflow.testing.airflow_home",
+    "compare_job": "dagster_airflow.testing.compare",
+    "Comparison": "dagster_airflow.testing.compare",
     "create_venv": "dagster_airflow.testing.venv",
     "MotoEcs": "dagster_airflow.testing.ecs",
     "EcsAgent": "dagster_airflow.testing.ecs",

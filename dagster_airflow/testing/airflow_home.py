@@ -45,6 +45,17 @@ class DagRunResult:
         return "\n".join(lines)
 
 
+@attrs.frozen
+class TaskInstanceRow:
+    """One task instance of a DAG run, as Airflow's database holds it."""
+
+    task_id: str
+    map_index: int  # -1 for a task that is not mapped (or mapped over nothing)
+    state: str | None
+    try_number: int  # 0 for a task that never ran (skipped or upstream_failed by Airflow)
+    rendered_map_index: str | None  # what the UI shows for a map index (map_index_template)
+
+
 class AirflowHome:
     """An AIRFLOW_HOME in a directory of its own, with its database migrated on first use."""
 
@@ -111,6 +122,16 @@ class AirflowHome:
                 (dag_id, run_id, task_id, key),
             ).fetchone()
         return json.loads(row[0]) if row and isinstance(row[0], str | bytes) else None
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceRow]:
+        """Every task instance of one DAG run, mapped ones per map index."""
+        with sqlite3.connect(self.path / "airflow.db") as db:
+            rows = db.execute(
+                "SELECT task_id, map_index, state, try_number, rendered_map_index "
+                "FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
+                (dag_id, run_id),
+            ).fetchall()
+        return [TaskInstanceRow(*row) for row in rows]
 
     def _newest_run(self, dag_id: str) -> tuple[str | None, dict[str, str], dict[str, object]]:
         with sqlite3.connect(self.path / "airflow.db") as db:

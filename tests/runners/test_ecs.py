@@ -395,13 +395,21 @@ def test_started_by_is_deterministic_short_and_per_try():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"launch_type": "LAMBDA"}, "launch_type 'LAMBDA' is not one of FARGATE, EC2, EXTERNAL"),
+        (
+            {"launch_type": "LAMBDA"},
+            "'launch_type' must be one of FARGATE, EC2, EXTERNAL, got 'LAMBDA'",
+        ),
+        ({"launch_type": "fargate"}, "got 'fargate'; write launch_type=FARGATE."),
         (
             {"capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT"}]},
             "got both launch_type 'FARGATE' and capacity_provider_strategy",
         ),
-        ({"storage_credentials": "yes"}, "storage_credentials 'yes' is not 'task_role'"),
-        ({"poll_interval": 0}, "poll_interval 0 must be a positive number"),
+        (
+            {"storage_credentials": "yes"},
+            "'storage_credentials' must be one of task_role, environment, got 'yes'",
+        ),
+        ({"poll_interval": 0}, "'poll_interval' must be a number of seconds above 0, got 0"),
+        ({"capacity_provider_strategy": ["FARGATE"]}, "item 'FARGATE' is not a mapping"),
         ({"network_configuration": {"security_groups": ["sg-1"]}}, "needs a list of 'subnets'"),
     ],
 )
@@ -697,3 +705,9 @@ def test_an_airflow_execution_timeout_stops_the_ecs_task(
     while ecs_agent._processes[task["taskArn"]].poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ecs_agent._processes[task["taskArn"]].poll() is not None
+
+
+def test_a_mapped_steps_tags_are_valid_ecs_tag_values():
+    tags = make_runner()._tags(make_request("compute_piece[piece_3]"))
+    assert tags["dagster-airflow/step"] == "compute_piece_piece_3_"
+    assert all(re.fullmatch(r"[\w\s.:/=+\-@]*", value) for value in tags.values())

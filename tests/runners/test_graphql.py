@@ -131,10 +131,11 @@ def test_the_io_manager_keys_outputs_by_the_run_id_tag_or_else_the_dagster_run(t
         "resources": {"io_manager": {"config": {"storage": storage}}},
     }
     job = contract.with_top_level_resources({"io_manager": intermediate_io_manager_from_config})
+    airflow_run = "0e6f2b7c-2a1b-5e4f-8f3a-9c8b7a6d5e4f"  # a run id the runner derived
     tagged = job.execute_in_process(
-        run_config=run_config, tags={RUN_ID_TAG: "airflow-run"}, raise_on_error=False
+        run_config=run_config, tags={RUN_ID_TAG: airflow_run}, raise_on_error=False
     )
-    assert pickle.loads((tmp_path / "airflow-run" / "consume" / "result").read_bytes()) == 42
+    assert pickle.loads((tmp_path / airflow_run / "consume" / "result").read_bytes()) == 42
     untagged = job.execute_in_process(run_config=run_config, raise_on_error=False)
     assert (tmp_path / untagged.run_id / "produce" / "result").exists()
     assert not (tmp_path / tagged.run_id).exists()

@@ -275,6 +275,8 @@ def test_an_execution_timeout_stops_the_step(tmp_path, runtime_dir, task_log):
     pid = int(pid_file.read_text())
     runner.kill()  # what Airflow's task runner does after the timeout: on_kill
     wait_until(lambda: not alive(pid), 30, "the step to stop")
+    # run() had stopped reading: kill() read the step's last words into the task log
+    assert "the step was stopped while it ran" in task_log.text
 
 
 TASK_PROCESS = """

@@ -109,7 +109,7 @@ def connections(**by_id):
 
 def test_the_key_file_json_and_project_come_from_the_extras(tmp_path):
     info = service_account_info()
-    storage = GCSStorage(bucket="b")
+    storage = GCSStorage(bucket="bkt")
     for extra in (
         {"keyfile_dict": json.dumps(info), "project": "p"},
         {"keyfile_dict": info, "project": "p"},
@@ -130,13 +130,13 @@ def test_the_key_file_json_and_project_come_from_the_extras(tmp_path):
 
 
 def test_no_connection_or_no_key_means_application_default_credentials():
-    storage = GCSStorage(bucket="b")
+    storage = GCSStorage(bucket="bkt")
     assert storage.credentials_env(connections()) == {}
     assert storage.credentials_env(connections(google_cloud_default={"extra": {}})) == {}
 
 
 def test_a_key_that_is_not_json_is_one_clear_sentence():
-    storage = GCSStorage(bucket="b", gcp_conn_id="gcp")
+    storage = GCSStorage(bucket="bkt", gcp_conn_id="gcp")
     with pytest.raises(ConfigurationError) as caught:
         storage.credentials_env(connections(gcp={"extra": {"keyfile_dict": "not json, a secret"}}))
     assert str(caught.value) == (

@@ -162,7 +162,7 @@ def test_a_200_mb_output_streams_with_bounded_memory(bucket, aws_env):
     peaks = json.loads(done.stdout.strip().splitlines()[-1])
     assert peaks["same"]
     # Streaming: one 8 MiB part being filled and at most 4 being sent; one chunk for reads.
-    parts = (S3Storage(bucket="b").max_concurrency + 1) * 8 * MIB
+    parts = (S3Storage(bucket="bkt").max_concurrency + 1) * 8 * MIB
     assert peaks["write_peak"] < parts + 16 * MIB, peaks
     assert peaks["read_peak"] < 16 * MIB, peaks
     # Pickling a value already in memory adds parts, not a copy; loading holds one copy.
@@ -178,7 +178,7 @@ def connections(**by_id):
 
 
 def test_credentials_come_from_login_password_and_extras():
-    storage = S3Storage(bucket="b", aws_conn_id="my_aws")
+    storage = S3Storage(bucket="bkt", aws_conn_id="my_aws")
     conn = {
         "conn_type": "aws",
         "login": "AKIAEXAMPLE",
@@ -202,7 +202,7 @@ def test_credentials_in_extras_as_the_2019_readme_had_them():
     extra = json.dumps(
         {"aws_access_key_id": "AKIAOLD", "aws_secret_access_key": "old", "region_name": "us-west-2"}
     )
-    env = S3Storage(bucket="b").credentials_env(
+    env = S3Storage(bucket="bkt").credentials_env(
         connections(aws_default={"conn_type": "aws", "extra": extra})
     )
     assert env == {
@@ -213,13 +213,13 @@ def test_credentials_in_extras_as_the_2019_readme_had_them():
 
 
 def test_no_connection_leaves_boto3s_default_chain():
-    assert S3Storage(bucket="b").credentials_env(connections()) == {}
+    assert S3Storage(bucket="bkt").credentials_env(connections()) == {}
 
 
 def test_a_key_id_without_secret_is_one_clear_sentence():
     conn = {"conn_type": "aws", "login": "AKIAEXAMPLE", "password": None, "extra": {}}
     with pytest.raises(ConfigurationError, match=r"connection 'aws_default' has an AWS key id"):
-        S3Storage(bucket="b").credentials_env(connections(aws_default=conn))
+        S3Storage(bucket="bkt").credentials_env(connections(aws_default=conn))
 
 
 def test_a_bucket_url_is_refused_with_the_fix():
@@ -316,12 +316,13 @@ class TestS3UnderTheDocumentedPolicy(StorageContract):
         other_key = storage.object_key(storage.key(run_id, "step", "result2"))
         other = client.create_multipart_upload(Bucket=bucket, Key=other_key)["UploadId"]
 
-        storage.put_bytes(key, b"retry")
+        storage.part_size = 5 * MIB
+        storage.put_bytes(key, b"r" * 11 * MIB)  # the retry, as large as the killed write
 
         uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=storage.prefix)
         assert [u["UploadId"] for u in uploads.get("Uploads", ())] == [other]
         assert "Could not abort" not in caplog.text
-        assert storage.get_bytes(key) == b"retry"
+        assert storage.get_bytes(key) == b"r" * 11 * MIB
 
     def test_nothing_outside_the_prefix(self, strict_moto, monkeypatch):
         url, (key_id, secret) = strict_moto["url"], strict_moto["steps"]

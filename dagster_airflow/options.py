@@ -1,0 +1,206 @@
+"""Typed, validated backend options: each backend's option set is a frozen attrs class.
+
+A backend declares its options once, as fields made by an ``OptionFields`` of its own::
+
+    _field = OptionFields("the subprocess runner")
+
+    @attrs.frozen
+    class SubprocessOptions:
+        python: str | None = _field.string("python", default=None)
+        kill_timeout: float = _field.number("kill_timeout", default=10.0, example="30")
+
+Each field converts and checks its value when the class is built, and a wrong one is one
+sentence naming the option, showing the value and saying the fix::
+
+    the subprocess runner's option 'kill_timeout' must be a number of seconds above 0, got
+    'soon'; write it as kill_timeout=30.
+
+The backend builds its options from this class in ``__init__``; the scaffold builds the backend
+(which connects to nothing) before it writes a DAG file, so wrong values never reach a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from dagster_airflow.errors import ConfigurationError
+
+_REQUIRED = attrs.NOTHING
+
+
+class OptionFields:
+    """Field makers for one backend, whose name (``"the docker runner"``) starts each message."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+
+    def error(self, option: str, value: Any, expected: str, fix: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"{self.backend}'s option {option!r} must be {expected}, got {value!r}; {fix}."
+        )
+
+    @staticmethod
+    def field(check: Callable[[Any], Any], default: Any = _REQUIRED) -> Any:
+        """A field whose value (the default too) goes through ``check``, which converts it or
+        raises the option's sentence."""
+        return attrs.field(default=default, converter=check)
+
+    # -- the kinds of value --------------------------------------------------------------------
+
+    def string(
+        self,
+        option: str,
+        default: Any = _REQUIRED,
+        example: str = "...",
+        check: Callable[[str], str | None] | None = None,
+        expected: str = "a non-empty string",
+        optional: bool = False,
+    ) -> Any:
+        """A string (None allowed when ``optional`` or the default is None). ``check`` returns
+        a problem's fix, or None when the string is fine."""
+
+        def convert(value: Any) -> Any:
+            if value is None and (optional or default is None):
+                return None
+            if not isinstance(value, str) or not value.strip():
+                raise self.error(option, value, expected, f"write it as {option}={example}")
+            if check is not None and (fix := check(value)):
+                raise self.error(option, value, expected, fix)
+            return value
+
+        return self.field(convert, default)
+
+    def number(
+        self,
+        option: str,
+        default: Any = _REQUIRED,
+        example: str = "10",
+        minimum: float = 0.0,
+        inclusive: bool = False,
+        integer: bool = False,
+        optional: bool = False,
+    ) -> Any:
+        """A number of seconds above ``minimum`` (or at it, ``inclusive``); None allowed when
+        ``optional`` or the default is None. Booleans and strings are refused, not converted."""
+        kind = "a whole number of seconds" if integer else "a number of seconds"
+        expected = f"{kind} {'of at least' if inclusive else 'above'} {minimum:g}"
+
+        def convert(value: Any) -> Any:
+            if value is None and (optional or default is None):
+                return None
+            ok = isinstance(value, int) if integer else isinstance(value, int | float)
+            if (
+                isinstance(value, bool)
+                or not ok
+                or value < minimum
+                or (value == minimum and not inclusive)
+            ):
+                raise self.error(option, value, expected, f"write it as {option}={example}")
+            return int(value) if integer else float(value)
+
+        return self.field(convert, default)
+
+    def one_of(self, option: str, choices: Sequence[str], default: Any = _REQUIRED) -> Any:
+        expected = f"one of {', '.join(choices)}"
+
+        def convert(value: Any) -> Any:
+            if value is None and default is None:
+                return None
+            if value in choices:
+                return value
+            close = [c for c in choices if isinstance(value, str) and c.lower() == value.lower()]
+            fix = f"write {option}={close[0]}" if close else f"write it as {option}={choices[0]}"
+            raise self.error(option, value, expected, fix)
+
+        return self.field(convert, default)
+
+    def string_map(self, option: str, example: str = "{NAME: value}") -> Any:
+        """A mapping of environment variable names to values (values become strings)."""
+
+        def convert(value: Any) -> dict[str, str]:
+            if value is None:
+                return {}
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
+                raise self.error(
+                    option,
+                    value,
+                    "a mapping of variable names to values",
+                    f"write it as {option}='{example}'",
+                )
+            return {k: "" if v is None else str(v) for k, v in value.items()}
+
+        return self.field(convert, None)
+
+    def string_list(self, option: str, example: str) -> Any:
+        """A non-empty list of strings, or None."""
+
+        def convert(value: Any) -> list[str] | None:
+            if value is None:
+                return None
+            if (
+                isinstance(value, str)
+                or not isinstance(value, Sequence)
+                or not value
+                or not all(isinstance(part, str) for part in value)
+            ):
+                raise self.error(
+                    option, value, "a list of strings", f"write it as {option}='{example}'"
+                )
+            return list(value)
+
+        return self.field(convert, None)
+
+    def items(
+        self,
+        option: str,
+        parse: Callable[[Any], Any],
+        expected: str,
+        example: str,
+    ) -> Any:
+        """A list whose every item goes through ``parse`` (which raises its own sentence)."""
+
+        def convert(value: Any) -> list[Any]:
+            if value is None:
+                return []
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+                raise self.error(option, value, expected, f"write it as {option}='{example}'")
+            return [parse(item) for item in value]
+
+        return self.field(convert, None)
+
+    def mapping(self, option: str, example: str) -> Any:
+        """A mapping, or None."""
+
+        def convert(value: Any) -> dict[str, Any] | None:
+            if value is None:
+                return None
+            if not isinstance(value, Mapping):
+                raise self.error(option, value, "a mapping", f"write it as {option}='{example}'")
+            return dict(value)
+
+        return self.field(convert, None)
+
+    def any(self, option: str, default: Any = None) -> Any:
+        return self.field(lambda value: value, default)
+
+
+def check_prefix(fields: OptionFields, prefix: Any) -> None:
+    """A storage's key prefix: a string (or None) that cannot lead outside the bucket."""
+    from dagster_airflow.keys import check_key
+
+    if prefix is None or prefix == "":
+        return
+    if not isinstance(prefix, str):
+        raise fields.error("prefix", prefix, "a key prefix", "write it as prefix=dagster-airflow")
+    try:
+        check_key(prefix.strip("/"))
+    except ConfigurationError:
+        raise fields.error(
+            "prefix",
+            prefix,
+            "a key prefix with no empty, '.' or '..' part",
+            "write it as prefix=dagster-airflow",
+        ) from None
