@@ -1,5 +1,6 @@
-"""End to end: `airflow dags test` of a 10-step job (subprocess runner, filesystem storage)
-against `dagster job execute` of the same job with Dagster's own multiprocess executor."""
+"""End to end: `airflow dags test` of a 10-step job (subprocess runner with a fresh process per
+step, filesystem storage) against `dagster job execute` of the same job with Dagster's own
+multiprocess executor."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def main() -> list[Row]:
             str(job_file),
             "--storage-option",
             f"base_dir={folder / 'storage'}",
+            "--runner-option",
+            "warm=false",  # a fresh process per step; bench/step_server.py measures warm steps
             "--install",
         ],
         env=home.env,

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import print_table
 
-MODULES = ("dag_files", "step_overhead", "end_to_end", "storage")
+MODULES = ("dag_files", "step_overhead", "step_server", "end_to_end", "storage")
 
 
 def main(names: list[str]) -> int:

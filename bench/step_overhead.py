@@ -1,4 +1,4 @@
-"""Per-step overhead of the subprocess runner.
+"""Per-step overhead of the subprocess runner with a fresh process per step (warm: false).
 
 Ours: the wall time of one trivial step through DagsterOperator.execute, in a process that has
 imported Airflow (as an Airflow worker has). Floor: a fresh `python -c "import dagster; import
@@ -26,6 +26,7 @@ with DAG(dag_id="bench_step", schedule=None) as dag:
         task_id="step_0000", step_key="step_0000", job_name="synthetic_10",
         code_location={"python_file": f"{folder}/{module}.py", "working_directory": folder},
         storage={"name": "filesystem", "base_dir": f"{folder}/storage"},
+        runner={"name": "subprocess", "warm": False},  # a fresh process: see step_server.py
     )
 ti = types.SimpleNamespace(try_number=1, map_index=-1)
 context = {"ti": ti, "run_id": f"bench_{time.time()}"}

@@ -325,6 +325,36 @@ def cmd_plugins(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def cmd_servers(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import time
+
+    from dagster_airflow.step_server.protocol import memory_kib, running_servers, runtime_dir
+
+    directory = runtime_dir(args.runtime_dir)
+    servers = running_servers(directory)
+    if not servers:
+        print(f"no step servers in {directory}")
+        return 0
+    if args.stop:
+        for server in servers:
+            where = CodeLocation.from_dict(server.info["code_location"]).describe()
+            gone = server.stop()
+            print(f"{'stopped' if gone else 'could not stop'} {server.pid} ({where})")
+        return 0
+    print(f"{'PID':>8} {'STEPS':>6} {'IDLE':>7} {'UPTIME':>8} {'RSS':>9}  CODE LOCATION  (PYTHON)")
+    for server in servers:
+        status = server.status()
+        rss = memory_kib(server.pid).get("rss", 0) / 1024
+        uptime = time.time() - server.info.get("started", time.time())
+        idle = f"{status['idle_seconds']:.0f} s" if "idle_seconds" in status else "busy"
+        where = CodeLocation.from_dict(server.info["code_location"]).describe()
+        print(
+            f"{server.pid:>8} {status.get('steps', '?'):>6} {idle:>7} {uptime:>6.0f} s "
+            f"{rss:>5.0f} MiB  {where}  ({server.info.get('python')})"
+        )
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.compile import load_run_config
     from dagster_airflow.testing.airflow_home import AirflowHome
@@ -489,6 +519,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--dags-folder", help="where to look for it (default: Airflow's, $AIRFLOW_HOME/dags)"
     )
     found.set_defaults(handler=cmd_results)
+
+    servers = commands.add_parser(
+        "servers",
+        help="list the running step servers of this user; --stop stops them",
+        description="List the step servers the subprocess runner started on this machine for "
+        "this user (pid, steps forked, idle time, memory, code location), or stop them. Steps "
+        "still running finish on their own.",
+    )
+    servers.add_argument("--stop", action="store_true", help="stop every listed server")
+    servers.add_argument(
+        "--runtime-dir",
+        help="where the servers listen (default: $DAGSTER_AIRFLOW_RUNTIME_DIR, "
+        "$XDG_RUNTIME_DIR/dagster-airflow or /tmp/dagster-airflow-UID)",
+    )
+    servers.set_defaults(handler=cmd_servers)
 
     compare = commands.add_parser(
         "compare",

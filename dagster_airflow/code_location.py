@@ -171,7 +171,19 @@ def first_with_job(candidates: list[CodeLocation], job_name: str, where: str) ->
     )
 
 
+# Code locations a step server loaded before forking its steps: a forked step reuses them, so
+# the user's module-level code runs once per server (docs/step-server.md).
+_preloaded: dict[CodeLocation, list] = {}
+
+
+def preload(location: CodeLocation) -> None:
+    """Load a code location once, for every step later forked from this process."""
+    _preloaded[location] = _load(location)
+
+
 def _load(location: CodeLocation) -> list:
+    if location in _preloaded:
+        return _preloaded[location]
     try:
         return list(_repositories(location))
     except CodeLocationError:

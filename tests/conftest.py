@@ -10,7 +10,11 @@ import pytest
 
 from dagster_airflow.testing import servers
 from dagster_airflow.testing.airflow_home import AirflowHome
-from dagster_airflow.testing.fixtures import task_log  # noqa: F401
+from dagster_airflow.testing.fixtures import (  # noqa: F401
+    step_server_runtime_dir,
+    stop_step_servers,
+    task_log,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -37,6 +37,7 @@ def test_importing_the_package_imports_neither_side():
         "from dagster_airflow import DagsterOperator",
         "import dagster_airflow.runners.subprocess, dagster_airflow.plugins.manager",
         "import dagster_airflow.runners.graphql",
+        "import dagster_airflow.step_server.client, dagster_airflow.step_server.protocol",
     ],
 )
 def test_airflow_side_imports_no_dagster(imports):
@@ -50,6 +51,7 @@ def test_airflow_side_imports_no_dagster(imports):
         "import dagster_airflow.worker, dagster_airflow.compile, dagster_airflow.code_location",
         "import dagster_airflow.storage.io_manager, dagster_airflow.scaffold",
         "from dagster_airflow.plugins.manager import get_plugins; get_plugins()",
+        "import dagster_airflow.step_server.server as s; s._warm()",
     ],
 )
 def test_dagster_side_imports_no_airflow(imports):

@@ -159,7 +159,7 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         (
             [*DEMO, "--runner-option", "pyhton=/usr/bin/python3"],
             "runner 'subprocess' has no option 'pyhton' (value '/usr/bin/python3'); its options "
-            "are: env, kill_timeout, python, working_dir.",
+            "are: env, idle_timeout, kill_timeout, python, runtime_dir, warm, working_dir.",
         ),
         (
             [*DEMO, "--storage-option", "base_dir"],

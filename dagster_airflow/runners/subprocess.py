@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import attrs
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.model import FAILURE, REQUEST_ENV_VAR, StepError, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import StepRunner
@@ -22,6 +22,9 @@ from dagster_airflow.step_log import StepLog
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
 AIRFLOW_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 PR_SET_PDEATHSIG = 1
+STOPPED_BEFORE_IT_RAN = (
+    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
+)
 
 
 def step_environment(
@@ -34,6 +37,13 @@ def step_environment(
     env.update(worker)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def server_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """A step server's environment: a step's, without any request, credentials or Airflow
+    task context (each step gets its own from its task)."""
+    env = step_environment(base, extra, {})
+    return {k: v for k, v in env.items() if not k.startswith(("AIRFLOW_CTX_", REQUEST_ENV_VAR))}
 
 
 def _die_with_parent(parent: int):
@@ -57,12 +67,24 @@ def _die_with_parent(parent: int):
 _field = OptionFields("the subprocess runner")
 
 
+def _boolean(option: str):
+    def convert(value):
+        if not isinstance(value, bool):
+            raise _field.error(option, value, "true or false", f"write it as {option}=false")
+        return value
+
+    return convert
+
+
 @attrs.frozen
 class SubprocessOptions:
     python: str | None = _field.string("python", default=None, example="/opt/venv/bin/python")
     env: Mapping[str, str] = _field.string_map("env", example="{MY_SETTING: value}")
     working_dir: str | None = _field.string("working_dir", default=None, example="/opt/project")
     kill_timeout: float = _field.number("kill_timeout", default=10.0, example="30")
+    warm: bool = _field.field(_boolean("warm"), default=True)
+    idle_timeout: float = _field.number("idle_timeout", default=600.0, inclusive=True)
+    runtime_dir: str | None = _field.string("runtime_dir", default=None, example="/run/me/da")
 
 
 class SubprocessRunner(StepRunner):
@@ -70,7 +92,11 @@ class SubprocessRunner(StepRunner):
 
     Options: ``python`` (the interpreter with Dagster and the job's code; default: Airflow's
     own), ``env`` (extra environment variables), ``working_dir``, ``kill_timeout`` (seconds
-    between SIGTERM and SIGKILL).
+    between SIGTERM and SIGKILL), ``warm`` (fork the step from a step server that has Dagster
+    and the code location loaded; default true), ``idle_timeout`` (seconds a step server waits
+    for a step before it exits; 0: never), ``runtime_dir`` (where step servers listen; default
+    $DAGSTER_AIRFLOW_RUNTIME_DIR, $XDG_RUNTIME_DIR/dagster-airflow or /tmp/dagster-airflow-UID).
+    See docs/step-server.md.
 
     The step gets the machine's environment without Airflow's configuration and secrets
     (``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), and dies with the Airflow task
@@ -86,13 +112,23 @@ class SubprocessRunner(StepRunner):
         env: Mapping[str, str] | None = None,
         working_dir: str | None = None,
         kill_timeout: float = 10.0,
+        warm: bool = True,
+        idle_timeout: float = 600.0,
+        runtime_dir: str | None = None,
     ) -> None:
-        options = SubprocessOptions(python, env, working_dir, kill_timeout)
+        options = SubprocessOptions(
+            python, env, working_dir, kill_timeout, warm, idle_timeout, runtime_dir
+        )
         self.python = options.python or sys.executable
         self.env = options.env
         self.working_dir = options.working_dir
         self.kill_timeout = options.kill_timeout
+        self.warm = options.warm and sys.platform == "linux"
+        self.idle_timeout = options.idle_timeout
+        self.runtime_dir = options.runtime_dir
         self._process: subprocess.Popen[str] | None = None
+        self._warm_step = None
+        self._client = None
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
@@ -101,6 +137,19 @@ class SubprocessRunner(StepRunner):
         self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
     ) -> StepResult:
         env = step_environment(os.environ, self.env, self.worker_env(request, secret_env))
+        if self.warm:
+            from dagster_airflow.step_server.client import StepCancelled, StepServerUnavailable
+
+            try:
+                return self._run_warm(request, env, log)
+            except StepCancelled:
+                return self._stopped_before_it_ran(log)
+            except StepServerUnavailable as exc:
+                if self._client is not None and self._client.cancelled:
+                    return self._stopped_before_it_ran(log)
+                log.warning(
+                    "Step server unavailable (%s); running the step in a fresh process.", exc
+                )
         log.info("Starting %s", " ".join(self.command()))
         try:
             self._process = subprocess.Popen(
@@ -131,7 +180,35 @@ class SubprocessRunner(StepRunner):
             self._reading = False
         return self._step_log.result(self._process.wait())
 
+    def _run_warm(self, request: StepRequest, env: dict[str, str], log: logging.Logger):
+        from dagster_airflow.step_server.client import StepServerClient
+
+        cwd = self.working_dir or os.getcwd()
+        self._client = client = StepServerClient(
+            python=self.python,
+            location=request.code_location,
+            cwd=cwd,
+            env_option=self.env,
+            server_env=server_environment(os.environ, self.env),
+            directory=self.runtime_dir,
+            idle_timeout=self.idle_timeout,
+        )
+        self._warm_step = client.open_step(log)
+        step_log = StepLog(log)
+        code = self._warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
+        return step_log.result(code)
+
+    @staticmethod
+    def _stopped_before_it_ran(log: logging.Logger) -> StepResult:
+        error = StepError("KeyboardInterrupt", STOPPED_BEFORE_IT_RAN)
+        log.error("Step stopped before it ran: %s", error.summary())
+        return StepResult(FAILURE, None, {}, error)
+
     def kill(self) -> None:
+        if self._client is not None:
+            self._client.cancel()
+        if self._warm_step is not None:
+            self._warm_step.kill(self.kill_timeout)
         process = self._process
         if process is None or process.poll() is not None:
             return

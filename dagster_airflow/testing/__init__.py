@@ -6,6 +6,9 @@
   its own (not pytest's caplog, which Airflow's logging setup may cut off).
 - ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
   plugin for one test, and always remove it.
+- ``step_server_runtime_dir``, ``stop_step_servers`` (pytest fixtures, autouse once imported into
+  a conftest.py): the session's step servers listen in a directory of its own, and each test
+  stops the ones its steps started.
 - ``AirflowHome``: a throwaway Airflow 3 on SQLite, to run a DAG with ``airflow dags test``.
 - ``compare_job``: run a job through a real Airflow and through Dagster itself, and get a
   ``Comparison`` listing every difference in step outcomes, attempts, outputs, hooks,
@@ -29,6 +32,8 @@ _LAZY = {
     "TaskLog": "dagster_airflow.testing.task_log",
     "plugin_registered": "dagster_airflow.testing.plugins",
     "register_plugin": "dagster_airflow.testing.fixtures",
+    "step_server_runtime_dir": "dagster_airflow.testing.fixtures",
+    "stop_step_servers": "dagster_airflow.testing.fixtures",
     "AirflowHome": "dagster_airflow.testing.airflow_home",
     "DagRunResult": "dagster_airflow.testing.airflow_home",
     "compare_job": "dagster_airflow.testing.compare",

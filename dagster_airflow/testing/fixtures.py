@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +29,26 @@ def task_log() -> Iterator[TaskLog]:
     whatever Airflow's logging setup and whatever ran before."""
     with TaskLog() as log:
         yield log
+
+
+@pytest.fixture(scope="session", autouse=True)
+def step_server_runtime_dir() -> Iterator[Path]:
+    """Step servers the session's steps start listen in a runtime directory of its own, never a
+    developer's (/tmp keeps socket paths short); all are stopped at the end."""
+    from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR, stop_servers
+
+    path = Path(tempfile.mkdtemp(prefix="da-suite-", dir="/tmp"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNTIME_DIR_ENV_VAR, str(path))
+        yield path
+    stop_servers(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def stop_step_servers(step_server_runtime_dir: Path) -> Iterator[None]:
+    """Every test stops, by pid, the step servers its steps started."""
+    from dagster_airflow.step_server.protocol import stop_servers
+
+    yield
+    stop_servers(step_server_runtime_dir)

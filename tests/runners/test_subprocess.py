@@ -86,8 +86,11 @@ def test_kill_stops_the_whole_process_group(tmp_path, caplog):
 
 def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, task_log):
     pid_file = tmp_path / "pid"
-    # A SIGKILL would only come after kill_timeout: the worker must end on the SIGTERM.
-    runner = SubprocessRunner(env={"SLOW_IMPORT_PID_FILE": str(pid_file)}, kill_timeout=60)
+    # A SIGKILL would only come after kill_timeout: the worker must end on the SIGTERM. (A fresh
+    # process: with a step server the code location loads in the server, before any step.)
+    runner = SubprocessRunner(
+        env={"SLOW_IMPORT_PID_FILE": str(pid_file)}, kill_timeout=60, warm=False
+    )
     request = StepRequest(
         code_location=CodeLocation(python_file=str(JOBS / "slow_import.py")),
         job_name="slow_import",
@@ -136,9 +139,12 @@ def test_a_python_that_does_not_exist_is_a_clear_error(tmp_path):
 
 
 class TestSubprocessRunnerContract(RunnerContract):
+    """A fresh process per step (warm: false); tests/runners/test_step_server.py runs the same
+    contract with the step server."""
+
     @pytest.fixture
     def runner_factory(self):
-        return lambda: SubprocessRunner(kill_timeout=5)
+        return lambda: SubprocessRunner(kill_timeout=5, warm=False)
 
     @pytest.fixture
     def storage_spec(self, tmp_path):
@@ -152,18 +158,20 @@ import json, logging, sys
 from dagster_airflow.model import StepRequest
 from dagster_airflow.runners.subprocess import SubprocessRunner
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-SubprocessRunner().run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
+runner = SubprocessRunner(warm=sys.argv[2] == "warm")
+runner.run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
 """
 
 
-def test_the_step_process_dies_with_the_airflow_task_process(tmp_path):
+@pytest.mark.parametrize("mode", ["fresh", "warm"])
+def test_the_step_process_dies_with_the_airflow_task_process(tmp_path, mode):
     import subprocess
     import sys
 
     config = {"ops": {"sleepy": {"config": {"pid_file": str(tmp_path / "pid"), "seconds": 600}}}}
     request = request_for("sleepy", tmp_path, config)
     task = subprocess.Popen(
-        [sys.executable, "-c", TASK_PROCESS, request.to_json()],
+        [sys.executable, "-c", TASK_PROCESS, request.to_json(), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_airflow.testing.fixtures import step_server_runtime_dir, stop_step_servers  # noqa: F401
 from dagster_airflow.testing.venv import create_venv
 
 ROOT = Path(__file__).resolve().parents[3]  # the dagster-airflow repository
