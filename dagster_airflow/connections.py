@@ -43,6 +43,12 @@ def _from_airflow(conn_id: str) -> dict[str, Any] | None:
             conn = Connection.get_connection_from_secrets(conn_id)
         except AirflowNotFoundException:
             return None
+    return as_dict(conn)
+
+
+def as_dict(conn: Any) -> dict[str, Any]:
+    """An Airflow connection object (the SDK's in a task, the model's outside one) as the plain
+    dict storages and runners read."""
     return {
         "conn_type": conn.conn_type,
         "host": conn.host,

@@ -28,19 +28,13 @@ def _connection(conn_id: str) -> dict[str, Any] | None:
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    from dagster_airflow.connections import as_dict
+
     try:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException:
         return None
-    return {
-        "conn_type": conn.conn_type,
-        "host": conn.host,
-        "port": conn.port,
-        "login": conn.login,
-        "password": conn.password,
-        "schema": conn.schema,
-        "extra": conn.extra_dejson,
-    }
+    return as_dict(conn)
 
 
 def _mask(env: Mapping[str, str]) -> None:
