@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -471,11 +472,15 @@ def compare_job(
         FilesystemStorage(str(storage_dir["airflow"])),
         dagster.steps,
     )
+    found = tuple(differences(airflow, dagster))
+    if not found and work_dir is None:
+        # Nothing to look into: a directory of our own making goes (a difference keeps it).
+        shutil.rmtree(work, ignore_errors=True)
     return Comparison(
         job_name,
-        tuple(differences(airflow, dagster)),
+        found,
         airflow=airflow,
         dagster=dagster,
         airflow_output=result.output,
-        work_dir=str(work),
+        work_dir="" if not found and work_dir is None else str(work),
     )
