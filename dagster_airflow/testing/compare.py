@@ -294,6 +294,7 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     from dagster_airflow.compile import validation_error
     from dagster_airflow.event_details import event_details
     from dagster_airflow.storage.io_manager import IntermediateIOManager, intermediate_io_manager
+    from dagster_airflow.worker import without_fallback_console_logger
 
     job = load_job(resolve(location, job_name), job_name)
     io_manager = intermediate_io_manager(IntermediateIOManager(storage))
@@ -302,7 +303,8 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
         plan = create_execution_plan(job, run_config=dict(run_config))
     except Exception as exc:
         raise validation_error(exc, job_name, "the run config given to the comparison") from None
-    with DagsterInstance.ephemeral() as instance:
+    # The events are read from the instance; Dagster's console copy of them is only noise.
+    with DagsterInstance.ephemeral() as instance, without_fallback_console_logger():
         result = job.execute_in_process(
             run_config=dict(run_config), instance=instance, raise_on_error=False
         )
