@@ -7,7 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 
-from measure import BIN, SCRATCH, Row, paired_medians, print_table, run, wall
+from measure import (
+    BIN,
+    SCRATCH,
+    Row,
+    dagster_job_execute,
+    paired_medians,
+    print_table,
+    run,
+    wall,
+)
 from synthetic_job import write_job
 
 from dagster_airflow.testing.airflow_home import AirflowHome
@@ -50,19 +59,7 @@ def main() -> list[Row]:
             raise RuntimeError(result.output[-3000:])
 
     def dagster() -> None:
-        run(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "execute",
-                "-f",
-                str(job_file),
-                "-j",
-                f"synthetic_{STEPS}",
-            ],
-            env=dagster_env,
-            cwd=folder,
-        )
+        dagster_job_execute(job_file, f"synthetic_{STEPS}", dagster_env, folder)
 
     ours, theirs = paired_medians(lambda: wall(airflow), lambda: wall(dagster), REPEATS)
     return [

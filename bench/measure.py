@@ -53,6 +53,15 @@ def run(args: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+def dagster_job_execute(job_file, job_name: str, env: dict, cwd) -> None:
+    """`dagster job execute -f FILE -j JOB`: Dagster's own run of a job, the baseline."""
+    run(
+        [str(BIN / "dagster"), "job", "execute", "-f", str(job_file), "-j", job_name],
+        env=env,
+        cwd=cwd,
+    )
+
+
 def paired_medians(
     ours: Callable[[], float], baseline: Callable[[], float], repeats: int
 ) -> tuple[float, float]:

@@ -18,7 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import BIN, SCRATCH, Row, paired_medians, print_table, run, wall
+from measure import (
+    BIN,
+    SCRATCH,
+    Row,
+    dagster_job_execute,
+    paired_medians,
+    print_table,
+    run,
+    wall,
+)
 from synthetic_job import write_job
 
 from dagster_airflow.step_server.protocol import memory_kib, running_servers, stop_servers
@@ -157,19 +166,7 @@ def end_to_end(folder: Path, runtime_dir: Path) -> tuple[float, float, float]:
         return go
 
     def dagster() -> None:
-        run(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "execute",
-                "-f",
-                str(job_file),
-                "-j",
-                f"synthetic_{STEPS}",
-            ],
-            env=dagster_env,
-            cwd=folder,
-        )
+        dagster_job_execute(job_file, f"synthetic_{STEPS}", dagster_env, folder)
 
     dags_test(f"synthetic_{STEPS}")()  # the server starts once, as on a worker that ran a step
     ours, floor = paired_medians(
