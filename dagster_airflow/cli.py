@@ -280,7 +280,7 @@ def _exit_now(code: int) -> None:
 
 
 def cmd_install(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.plugins.install import install_plugin
+    from dagster_airflow.ui.install import install_plugin
 
     folder = Path(args.plugins_folder).expanduser() if args.plugins_folder else None
     try:

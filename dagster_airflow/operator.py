@@ -16,8 +16,8 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-from dagster_airflow.plugins.links import DAGSTER_LINKS
 from dagster_airflow.task_outcome import DagsterRetryPolicy
+from dagster_airflow.ui.links import DAGSTER_LINKS
 
 DEFAULT_RUNNER = "subprocess"
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)

@@ -18,9 +18,9 @@ import sys
 import pytest
 
 from dagster_airflow.model import dagster_run_id
-from dagster_airflow.plugins.install import PLUGIN_FILE, PLUGIN_FILENAME
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing import AirflowHome, create_venv
+from dagster_airflow.ui.install import PLUGIN_FILE, PLUGIN_FILENAME
 from tests.conftest import EXAMPLES, ROOT, run_cli, scaffold
 from tests.plugin_dists import write_distribution
 
@@ -30,7 +30,7 @@ DAG_ID = "plugin_demo"
 DAGSTER_UI = "http://127.0.0.1:3000"  # never contacted: only written into a link
 
 # Stands in for the graphql runner: runs the step locally and reports where Dagster's UI shows
-# it, as the links contract asks (dagster_airflow.plugins.links.push_dagster_run_url).
+# it, as the links contract asks (dagster_airflow.ui.links.push_dagster_run_url).
 LINKED_RUNNER = f"""
     from dagster_airflow import hookimpl
     from dagster_airflow.runners.subprocess import SubprocessRunner
@@ -39,7 +39,7 @@ LINKED_RUNNER = f"""
         name = "linked"
 
         def run(self, request, secret_env, log):
-            from dagster_airflow.plugins.links import push_dagster_run_url
+            from dagster_airflow.ui.links import push_dagster_run_url
 
             push_dagster_run_url("{DAGSTER_UI}/runs/" + request.run_id)
             return super().run(request, secret_env, log)

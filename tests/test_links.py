@@ -47,6 +47,6 @@ def test_a_storage_browses_its_own_keys(tmp_path):
 
 
 def test_the_airflow_plugin_imports_no_dagster():
-    modules = imported_after("import dagster_airflow.plugins.airflow_plugin")
+    modules = imported_after("import dagster_airflow.ui.airflow_plugin")
     assert "airflow.plugins_manager" in modules
     assert not [m for m in modules if m.split(".")[0] == "dagster"]

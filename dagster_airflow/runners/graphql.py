@@ -420,9 +420,9 @@ class GraphQLRunner(StepRunner):
         # comes second sees the other, so a kill during the launch still terminates the run.
         self._run_id = run_id
         log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.ui_url, run_id)
-        # The task's "Dagster run" link (dagster_airflow.plugins.links); imported here because
+        # The task's "Dagster run" link (dagster_airflow.ui.links); imported here because
         # every plugin module is loaded by the Dagster-side worker too.
-        from dagster_airflow.plugins.links import push_dagster_run_url
+        from dagster_airflow.ui.links import push_dagster_run_url
 
         push_dagster_run_url(f"{self.ui_url}/runs/{run_id}")
         if self._killed:

@@ -2,7 +2,7 @@
 
 Airflow finds it through the ``airflow.plugins`` entry point of the installed package, or through
 the file `dagster-airflow install` writes into the plugins folder. It declares the extra links every
-DagsterOperator task shows (see dagster_airflow.plugins.links), so that `airflow plugins` lists
+DagsterOperator task shows (see dagster_airflow.ui.links), so that `airflow plugins` lists
 them; the operator itself carries the same links, which is what makes Airflow 3 compute them.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from dagster_airflow.plugins.links import DAGSTER_LINKS
+from dagster_airflow.ui.links import DAGSTER_LINKS
 
 PLUGIN_NAME = "dagster_airflow"
 

@@ -23,7 +23,7 @@ Written by dagster-airflow {__version__}: run `dagster-airflow install` again af
 delete this file to uninstall.
 """
 
-from dagster_airflow.plugins.airflow_plugin import DagsterAirflowPlugin, registered_by_entry_point
+from dagster_airflow.ui.airflow_plugin import DagsterAirflowPlugin, registered_by_entry_point
 
 if registered_by_entry_point():
     # The installed package registers the plugin through its airflow.plugins entry point; a
