@@ -7,6 +7,7 @@ and the worker answers with `StepEvent` lines that the runner folds into a `Step
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -27,9 +28,26 @@ REQUEST_ENV_VAR = "DAGSTER_AIRFLOW_STEP_REQUEST"
 # The key that marks a worker's output line as a StepEvent rather than the step's own output.
 EVENT_MARKER = "dagster_airflow_event"
 
+# The one tag vocabulary of every runner: what a container's labels, an ECS task's tags and a
+# Dagster run's tags are called. A runner writes PREFIX + separator + name ("dagster-airflow/dag_id"
+# on ECS and Dagster, "dagster-airflow.dag_id" as a container label).
+TAG_PREFIX = "dagster-airflow"
+DAGSTER_RUN_ID, STEP_KEY = "dagster_run_id", "step_key"
+TRY_TAGS = ("dag_id", "task_id", "airflow_run_id", "map_index", "try_number")
+
 # The Dagster run tag that carries the Airflow-derived run id, when a step runs as a Dagster run
-# of its own (the graphql runner): the IO manager keys intermediates by it.
-RUN_ID_TAG = "dagster-airflow/run_id"
+# of its own (the graphql runner): the IO manager keys intermediates by it. The same name on every
+# runner; LEGACY_RUN_ID_TAG is what runners before the one vocabulary wrote, still read.
+RUN_ID_TAG = f"{TAG_PREFIX}/{DAGSTER_RUN_ID}"
+LEGACY_RUN_ID_TAG = f"{TAG_PREFIX}/run_id"
+
+# The kinds of step error a runner reports when the step itself did not report its outcome
+# (StepError.kind; None for the step's own error). Written once here, used by every runner.
+TIMEOUT = "timeout"  # it ran longer than the runner's timeout, and was stopped
+STOPPED = "stopped"  # it was stopped: Airflow's on_kill, an execution timeout, an interruption
+LOST = "lost"  # its run ended or vanished without the step's result (crash, OOM, removed)
+NEVER_STARTED = "never_started"  # it was stopped, or failed, before its run started
+STEP_ERROR_KINDS = (TIMEOUT, STOPPED, LOST, NEVER_STARTED)
 
 
 # Set on every Airflow component of a deployment (workers, api-server) to keep its run ids apart
@@ -154,13 +172,37 @@ class StorageSpec(BackendSpec):
 
 @attrs.frozen
 class TaskRef:
-    """The Airflow task instance a step runs for: what a runner labels its work with."""
+    """The Airflow try a step runs for: the identity every runner labels its work with.
+
+    The identity includes the try number, so a retry never reattaches to the run of the try
+    before it: Airflow retries because it judged that try failed (the step failed, timed out, or
+    its worker was lost), and the run it left is the failed one, whose outcome must not be
+    reported again as the new try's. Its request differs too (Dagster's retry_number, a run
+    config rendered anew). Within one try (a worker restarted, the same try run again) the
+    identity is the same, so a runner follows the run it finds instead of starting a second.
+    Airflow's ECS operator leaves the try out, so that a retry after a lost worker finds the
+    orphan; here that orphan runs to its end beside the retry, which is safe for the storage
+    (every output is committed atomically) and stopped by the kill of its own try where Airflow
+    still sends one. docs/plugins.md says the same.
+    """
 
     dag_id: str
     task_id: str
     run_id: str
     map_index: int = -1
     try_number: int = 1
+
+    def fingerprint(self) -> str:
+        """A hex digest of the try: the same for every process of this try, different across
+        dags, tasks, runs, map indexes and tries. Names and marks are cut from it."""
+        parts = [self.dag_id, self.task_id, self.run_id, str(self.map_index), str(self.try_number)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def tags(self, separator: str = "/") -> dict[str, str]:
+        """The try's tags in the one vocabulary (TRY_TAGS), as ``dagster-airflow/dag_id``."""
+        values = (self.dag_id, self.task_id, self.run_id, self.map_index, self.try_number)
+        pairs = zip(TRY_TAGS, values, strict=True)
+        return {f"{TAG_PREFIX}{separator}{name}": str(value) for name, value in pairs}
 
 
 @attrs.frozen
@@ -191,6 +233,23 @@ class StepRequest:
 
     partition_key: str | None = None  # the DAG run's conf["partition"], when it names one
     logical_date: str | None = None  # ISO 8601; None for a run triggered without one
+
+    def tags(self, separator: str = "/") -> dict[str, str]:
+        """What a runner labels this step's run with: the Dagster run id and step, and the
+        Airflow try (TaskRef.tags) when there is one."""
+        tags = {
+            f"{TAG_PREFIX}{separator}{DAGSTER_RUN_ID}": self.run_id,
+            f"{TAG_PREFIX}{separator}{STEP_KEY}": self.step_key,
+        }
+        return tags | (self.task.tags(separator) if self.task else {})
+
+    def fingerprint(self) -> str:
+        """The identity's digest: the Airflow try's (TaskRef.fingerprint); outside Airflow, the
+        Dagster run, step and attempt."""
+        if self.task is not None:
+            return self.task.fingerprint()
+        parts = [self.run_id, self.step_key, str(self.attempt)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def to_json(self) -> str:
         data = {
@@ -243,14 +302,17 @@ class StepError:
     message: str
     stack: str = ""
     cause: StepError | None = None
+    # One of STEP_ERROR_KINDS when a runner, not the step, says how it ended; None otherwise.
+    kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "class_name": self.class_name,
             "message": self.message,
             "stack": self.stack,
             "cause": self.cause.to_dict() if self.cause else None,
         }
+        return data | ({"kind": self.kind} if self.kind else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepError:
@@ -260,6 +322,7 @@ class StepError:
             message=data.get("message", ""),
             stack=data.get("stack", ""),
             cause=cls.from_dict(cause) if cause else None,
+            kind=data.get("kind"),
         )
 
     def summary(self) -> str:

@@ -8,7 +8,6 @@ one (what the DAG processor does many times a minute) touches no plugin, SDK or 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,37 +15,11 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
+from dagster_airflow.task_context import DEFAULT_RUNNER, RESOLVED
 from dagster_airflow.task_outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
-DEFAULT_RUNNER = "subprocess"
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
-
-
-def _connection(conn_id: str) -> dict[str, Any] | None:
-    """An Airflow connection as a plain dict, or None when there is no such connection."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from dagster_airflow.connections import as_dict
-
-    try:
-        conn = Connection.get(conn_id)
-    except AirflowNotFoundException:
-        return None
-    return as_dict(conn)
-
-
-def _mask(env: Mapping[str, str]) -> None:
-    """Have Airflow redact the credentials among these variables from every task log line.
-
-    Only credentials: masking a region or an endpoint URL would redact "us-east-1" everywhere.
-    """
-    from airflow.sdk.log import mask_secret
-
-    for name, value in env.items():
-        if value and _SECRET_NAME.search(name):
-            mask_secret(value)
+__all__ = ["DEFAULT_RUNNER", "DagsterOperator"]
 
 
 class DagsterOperator(BaseOperator):
@@ -132,15 +105,8 @@ class DagsterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
-        from dagster_airflow.model import (
-            CodeLocation,
-            RunnerSpec,
-            StepRequest,
-            StorageSpec,
-            TaskRef,
-            dagster_run_id,
-        )
-        from dagster_airflow.plugins.manager import get_plugins
+        from dagster_airflow import task_context
+        from dagster_airflow.model import CodeLocation, StepRequest, TaskRef, dagster_run_id
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task_outcome import raise_for, retry_number
 
@@ -148,13 +114,9 @@ class DagsterOperator(BaseOperator):
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         logical_date = context.get("logical_date")
         try:  # a misconfigured task fails at once: no retry would fix it
-            plugins = get_plugins()
-            runner_spec = RunnerSpec.from_value(self.runner or DEFAULT_RUNNER)
-            runner_backend = plugins.runner(runner_spec.name)
-            default_storage = runner_backend.cls.default_storage
-            storage_spec = StorageSpec.from_value(self.storage or default_storage)
-            storage = plugins.storage(storage_spec.name).create(storage_spec.options)
-            self._step_runner = runner_backend.create(runner_spec.options)
+            resolved = task_context.resolve(self.runner, self.storage)
+            setattr(self, RESOLVED, resolved)  # the storage, once: the links read it too
+            self._step_runner = resolved.runner.create(resolved.runner_spec.options)
             request = StepRequest(
                 code_location=CodeLocation.from_dict(self.code_location),
                 job_name=self.job_name,
@@ -163,7 +125,7 @@ class DagsterOperator(BaseOperator):
                 run_config=run_config_for_run(
                     self.run_config, self.run_config_source, conf, self.run_config_schema
                 ),
-                storage=storage_spec,
+                storage=resolved.storage_spec,
                 attempt=ti.try_number,
                 task=TaskRef(
                     self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
@@ -174,18 +136,19 @@ class DagsterOperator(BaseOperator):
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
-        secret_env = storage.credentials_env(_connection)
-        _mask(secret_env)
+        secret_env = resolved.storage.credentials_env(task_context.connection)
+        run_context = task_context.for_task(self.log, resolved.storage, secret_env)
         self.log.info(
             "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
             request.step_key,
             request.job_name,
             request.run_id,
             request.attempt,
-            runner_spec.name,
-            storage_spec.name,
+            resolved.runner_spec.name,
+            resolved.storage_spec.name,
         )
-        result = self._step_runner.run(request, secret_env, self.log)
+        # The log again, for runners written before the context (run(request, secret_env, log)).
+        result = self._step_runner.run(request, run_context, self.log)
         raise_for(result, request.step_key, ti, self.log)
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:

@@ -81,3 +81,45 @@ def test_a_whole_step_runs_without_importing_airflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
     assert (tmp_path / request.run_id / "multiply_the_word" / "result").exists()
+
+
+def imports_of(path) -> set[str]:
+    """Every module a file imports, at any depth of its code (inside functions too)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+RUNNERS = ["docker", "ecs", "graphql", "subprocess", "lifecycle", "base", "context"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_runners_import_nothing_of_airflow_the_plugin_manager_or_the_ui(runner):
+    """What a runner needs of the task comes through its RunContext (issue 15, point 3)."""
+    from tests.conftest import ROOT
+
+    path = ROOT / "dagster_airflow" / "runners" / f"{runner}.py"
+    if not path.exists():
+        pytest.skip(f"no {path.name} yet")
+    forbidden = [
+        name
+        for name in imports_of(path)
+        if name.split(".")[0] == "airflow"
+        or name in ("dagster_airflow.plugins.manager", "dagster_airflow.operator")
+        or name.startswith("dagster_airflow.ui")
+    ]
+    assert forbidden == [], f"{path.name} imports {forbidden}"
+
+
+def test_the_operator_and_the_ui_links_do_not_import_each_other():
+    from tests.conftest import ROOT
+
+    package = ROOT / "dagster_airflow"
+    assert "dagster_airflow.ui.links" in imports_of(package / "operator.py")
+    assert "dagster_airflow.operator" not in imports_of(package / "ui" / "links.py")

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
+from dagster_airflow.runners.context import RunContext, run_context
+
+__all__ = ["WORKER_COMMAND", "RunContext", "StepRunner", "run_context"]
 
 # The worker's command, as an image or a virtual environment with dagster-airflow installed has it.
 WORKER_COMMAND = ("dagster-airflow", "execute-step")
@@ -17,7 +20,9 @@ class StepRunner(ABC):
     """Runs one step's worker somewhere, streams its output into the task log, and reports.
 
     Subclasses set ``name``, take their options as keyword arguments of ``__init__`` (checked
-    against the DAG's configuration before the runner is made), and implement ``run``.
+    against the DAG's configuration before the runner is made), and implement ``run``. A runner
+    whose steps run elsewhere (a container, a cloud task, a deployment) builds on
+    dagster_airflow.runners.lifecycle.RemoteRunner instead, which owns the loop.
     """
 
     name: ClassVar[str]
@@ -31,18 +36,28 @@ class StepRunner(ABC):
 
     @abstractmethod
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
         """Run the worker for ``request`` and wait for it.
 
-        ``secret_env`` holds the storage's credentials: hand it to the worker's environment and
-        never log it. Feed every line of the worker's output to a ``StepLog`` as it comes.
+        ``context`` is the RunContext the operator built (``run_context(request, context,
+        log)`` returns it); a runner driven directly may pass the credentials environment and a
+        log instead, as before the context. ``context.secret_env`` holds the storage's
+        credentials: hand it to the worker's environment and never log it. Feed every line of
+        the worker's output to a ``StepLog`` as it comes.
         """
 
     def kill(self) -> None:  # noqa: B027 - a runner with nothing to stop need not override
         """Stop the step if it is running (Airflow's on_kill, a timeout). Safe to call anytime."""
 
     @staticmethod
-    def worker_env(request: StepRequest, secret_env: Mapping[str, str]) -> dict[str, str]:
+    def worker_env(
+        request: StepRequest, secret_env: RunContext | Mapping[str, str]
+    ) -> dict[str, str]:
         """The environment a worker needs besides its platform's: the request and credentials."""
+        if isinstance(secret_env, RunContext):
+            secret_env = secret_env.secret_env
         return {**secret_env, REQUEST_ENV_VAR: request.to_json()}

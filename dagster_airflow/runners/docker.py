@@ -21,7 +21,7 @@ from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
+from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, StepRunner, run_context
 from dagster_airflow.step_log import StepLog
 
 PULL_POLICIES = ("missing", "always", "never")
@@ -212,33 +212,31 @@ class DockerRunner(StepRunner):
             ) from exc
         return client
 
-    def _login(self, client, log: logging.Logger) -> None:
+    def _login(self, client, context: RunContext) -> None:
         if not self.docker_conn_id:
             return
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
-        from airflow.sdk.log import mask_secret
         from docker.errors import APIError
 
-        try:
-            conn = Connection.get(self.docker_conn_id)
-        except AirflowNotFoundException:
+        conn = context.connection(self.docker_conn_id)
+        if conn is None:
             raise RunnerError(
                 f"the docker runner's docker_conn_id {self.docker_conn_id!r} is not an Airflow "
                 "connection; create it with the registry as host, the user as login and the "
                 "password or token as password."
-            ) from None
-        if conn.password:
-            mask_secret(conn.password)
-        registry = f"{conn.host}:{conn.port}" if conn.port else conn.host
-        extra = conn.extra_dejson or {}
-        log.info(
-            "Logging in to registry %s as %s (connection %r)", registry, conn.login, conn.conn_id
+            )
+        context.mask_values([conn.get("password")])
+        registry = f"{conn['host']}:{conn['port']}" if conn.get("port") else conn["host"]
+        extra = conn.get("extra") or {}
+        context.log.info(
+            "Logging in to registry %s as %s (connection %r)",
+            registry,
+            conn.get("login"),
+            self.docker_conn_id,
         )
         try:
             client.login(
-                username=conn.login,
-                password=conn.password,
+                username=conn.get("login"),
+                password=conn.get("password"),
                 registry=registry,
                 email=extra.get("email"),
                 reauth=bool(extra.get("reauth", True)),
@@ -357,14 +355,14 @@ class DockerRunner(StepRunner):
             ) from exc
 
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
-        if any(self.private_environment.values()):
-            from airflow.sdk.log import mask_secret
-
-            for value in self.private_environment.values():
-                if value:
-                    mask_secret(value)
+        context = run_context(request, context, log)
+        log, secret_env = context.log, context.secret_env
+        context.mask_values(self.private_environment.values())
         with self._lock:
             self._stopped_by, self._kill_requested = None, False
         client = self.client()
@@ -377,7 +375,7 @@ class DockerRunner(StepRunner):
                 container.status,
             )
         else:
-            self._login(client, log)
+            self._login(client, context)
             self._ensure_image(client, log)
             container = self._create(client, request, secret_env, log)
             log.info("Started container %s (%s)", container.name, container.short_id)

@@ -10,7 +10,6 @@ ECS task its earlier process started instead of starting a second one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -24,7 +23,7 @@ from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import FAILURE, StepError, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import WORKER_COMMAND, StepRunner
+from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, StepRunner, run_context
 from dagster_airflow.step_log import StepLog
 
 logger = logging.getLogger(__name__)
@@ -45,14 +44,9 @@ _TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
 
 
 def started_by(request: StepRequest) -> str:
-    """The task's mark: the same for every attempt of one Airflow try, different across tries."""
-    if request.task is not None:
-        t = request.task
-        parts = [t.dag_id, t.task_id, t.run_id, str(t.map_index), str(t.try_number)]
-    else:  # outside Airflow: the Dagster run and step
-        parts = [request.run_id, request.step_key, str(request.attempt)]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return STARTED_BY_PREFIX + digest[: 36 - len(STARTED_BY_PREFIX)]
+    """The task's mark, cut from the identity (StepRequest.fingerprint): the same for every
+    process of one Airflow try, different across tries."""
+    return STARTED_BY_PREFIX + request.fingerprint()[: 36 - len(STARTED_BY_PREFIX)]
 
 
 def _aws_network_configuration(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -244,16 +238,14 @@ class EcsRunner(StepRunner):
 
     # -- AWS clients ---------------------------------------------------------------------------
 
-    def _session(self) -> Any:
+    def _session(self, context: RunContext) -> Any:
         """A boto3 session with the credentials of the Airflow connection ``aws_conn_id``; with
         no such connection, boto3's own chain (environment, instance or pod role)."""
         import boto3
 
         conn = None
         if self.aws_conn_id:
-            from dagster_airflow.operator import _connection
-
-            conn = _connection(self.aws_conn_id)
+            conn = context.connection(self.aws_conn_id)
             if conn is None:
                 logger.info(
                     "No Airflow connection %r: the ecs runner uses boto3's default credentials",
@@ -281,14 +273,19 @@ class EcsRunner(StepRunner):
     # -- run -----------------------------------------------------------------------------------
 
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        context = run_context(request, context, log)
+        secret_env = context.secret_env
         secrets = secret_env.values() if self.storage_credentials == "environment" else ()
         with _redacted_from_botocore_debug(secrets):
             try:
-                return self._run(request, secret_env, log)
+                return self._run(request, context)
             except ClientError as exc:
                 raise RunnerError(
                     f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
@@ -302,10 +299,9 @@ class EcsRunner(StepRunner):
                     "region_name, endpoint_url) or the runner's region_name."
                 ) from exc
 
-    def _run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
-    ) -> StepResult:
-        session = self._session()
+    def _run(self, request: StepRequest, context: RunContext) -> StepResult:
+        log, secret_env = context.log, context.secret_env
+        session = self._session(context)
         self._ecs = ecs = self._client(session, "ecs")
         task_definition = self._describe_task_definition(ecs)
         container = self._container(task_definition)
@@ -476,7 +472,9 @@ class EcsRunner(StepRunner):
         return task
 
     def _tags(self, request: StepRequest) -> dict[str, str]:
-        ours = {"dagster-airflow/step": request.step_key, "dagster-airflow/run": request.run_id}
+        # The one vocabulary (StepRequest.tags), and the short names of earlier versions, which
+        # IAM conditions and cost reports may use.
+        ours = request.tags() | {"dagster-airflow/step": request.step_key}
         if request.task is not None:
             ours["dagster-airflow/dag"] = request.task.dag_id
             ours["dagster-airflow/task"] = request.task.task_id

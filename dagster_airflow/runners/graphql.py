@@ -4,7 +4,7 @@ Plain HTTP to dagster-webserver's GraphQL API, no Dagster import: ``launchRun`` 
 selected, then poll the run's status and copy its event log into the Airflow task log. Every step
 is a Dagster run of its own, visible in the Dagster UI; the steps of one Airflow run are chained
 as re-executions of one another (``rootRunId`` / ``parentRunId``) and share the Airflow-derived
-run id through the tag ``dagster-airflow/run_id``, by which the deployment's IO manager
+run id through the tag ``dagster-airflow/dagster_run_id``, by which the deployment's IO manager
 (``dagster_airflow.storage.io_manager.intermediate_io_manager_from_config``) keys intermediates.
 """
 
@@ -22,6 +22,7 @@ from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import (
     FAILURE,
     RUN_ID_TAG,
+    TAG_PREFIX,
     StepError,
     StepEvent,
     StepRequest,
@@ -29,7 +30,7 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import StepRunner
+from dagster_airflow.runners.base import RunContext, StepRunner, run_context
 from dagster_airflow.step_log import StepLog
 
 DEFAULT_URL = "http://localhost:3000"
@@ -261,27 +262,22 @@ class GraphQLRunner(StepRunner):
             raise RunnerError(f"the Dagster webserver at {self.url!r} answered: {messages}")
         return body["data"]
 
-    def _connection_headers(self) -> dict[str, str]:
+    def _connection_headers(self, context: RunContext) -> dict[str, str]:
         """Headers from the Airflow connection ``dagster_conn_id``: its extra's ``headers``, and
         its password as a token in ``token_header`` (default Dagster-Cloud-Api-Token)."""
         if not self.dagster_conn_id:
             return {}
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
-        from airflow.sdk.log import mask_secret
-
-        try:
-            conn = Connection.get(self.dagster_conn_id)
-        except AirflowNotFoundException:
+        conn = context.connection(self.dagster_conn_id)
+        if conn is None:
             raise RunnerError(
                 f"the graphql runner's dagster_conn_id {self.dagster_conn_id!r} is not an "
                 "Airflow connection; create it or remove the option."
-            ) from None
-        extra = conn.extra_dejson or {}
+            )
+        extra = conn.get("extra") or {}
         headers = {str(k): str(v) for k, v in (extra.get("headers") or {}).items()}
-        if conn.password:
-            mask_secret(conn.password)
-            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn.password
+        if conn.get("password"):
+            context.mask(conn["password"])
+            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn["password"]
         return headers
 
     # -- the run ------------------------------------------------------------------------------
@@ -334,21 +330,8 @@ class GraphQLRunner(StepRunner):
 
     @staticmethod
     def tags(request: StepRequest) -> dict[str, str]:
-        tags = {
-            RUN_ID_TAG: request.run_id,
-            "dagster-airflow/step_key": request.step_key,
-            "dagster-airflow/attempt": str(request.attempt),
-        }
-        if request.task:
-            tags |= {
-                "dagster-airflow/dag_id": request.task.dag_id,
-                "dagster-airflow/task_id": request.task.task_id,
-                "dagster-airflow/airflow_run_id": request.task.run_id,
-                "dagster-airflow/try_number": str(request.task.try_number),
-            }
-            if request.task.map_index >= 0:
-                tags["dagster-airflow/map_index"] = str(request.task.map_index)
-        return tags
+        """The one tag vocabulary (StepRequest.tags), and the attempt."""
+        return request.tags() | {f"{TAG_PREFIX}/attempt": str(request.attempt)}
 
     def _lineage(self, run_id: str) -> dict[str, str]:
         """rootRunId and parentRunId: the newest Dagster run of the same Airflow run is the
@@ -404,15 +387,20 @@ class GraphQLRunner(StepRunner):
         raise RunnerError(f"{where} could not launch step {request.step_key!r}: {answer}")
 
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
-        if secret_env:
+        context = run_context(request, context, log)
+        log = context.log
+        if context.secret_env:
             log.info(
                 "Storage credentials from Airflow connections are not sent to the Dagster "
                 "deployment: its run workers use their own access to storage %r.",
                 request.storage.name,
             )
-        self._headers = self._connection_headers()
+        self._headers = self._connection_headers(context)
         if self._killed:
             return self._stopped("the task was stopped before its Dagster run was launched")
         run_id = self._launch(request)
@@ -420,14 +408,10 @@ class GraphQLRunner(StepRunner):
         # comes second sees the other, so a kill during the launch still terminates the run.
         self._run_id = run_id
         log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.ui_url, run_id)
-        # The task's "Dagster run" link (dagster_airflow.ui.links); imported here because
-        # every plugin module is loaded by the Dagster-side worker too.
-        from dagster_airflow.ui.links import push_dagster_run_url
-
-        push_dagster_run_url(f"{self.ui_url}/runs/{run_id}")
+        context.push_link(f"{self.ui_url}/runs/{run_id}")  # the task's "Dagster run" link
         if self._killed:
             self.kill()
-        return self._follow(request, run_id, log)
+        return self._follow(request, run_id, log, context.storage)
 
     def _poll(self, run_id: str, cursor: str | None) -> dict:
         """One poll; a webserver briefly away (a restart, a deploy) is waited for."""
@@ -443,9 +427,10 @@ class GraphQLRunner(StepRunner):
                 logger.warning("Polling Dagster run %s failed, retrying: %s", run_id, exc)
                 time.sleep(max(self.poll_interval, 2.0))
 
-    def _follow(self, request: StepRequest, run_id: str, log: logging.Logger) -> StepResult:
+    def _follow(
+        self, request: StepRequest, run_id: str, log: logging.Logger, storage
+    ) -> StepResult:
         step_log = StepLog(log)
-        storage = self._storage(request)
         cursor: str | None = None
         deadline = time.monotonic() + self.timeout if self.timeout is not None else None
         timed_out = False
@@ -517,17 +502,6 @@ class GraphQLRunner(StepRunner):
 
     def _stopped(self, why: str) -> StepResult:
         return StepResult(FAILURE, None, {}, StepError("DagsterRunCanceled", why))
-
-    @staticmethod
-    def _storage(request: StepRequest):
-        """The request's storage, to name the URIs inputs were loaded from (None if unknown)."""
-        from dagster_airflow.plugins.manager import get_plugins
-
-        try:
-            spec = request.storage
-            return get_plugins().storage(spec.name).create(spec.options)
-        except Exception:
-            return None
 
     @staticmethod
     def _step_event(event: Mapping[str, Any], request: StepRequest, storage) -> StepEvent:

@@ -16,7 +16,7 @@ from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import FAILURE, REQUEST_ENV_VAR, StepError, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import StepRunner
+from dagster_airflow.runners.base import RunContext, StepRunner, run_context
 from dagster_airflow.step_log import StepLog
 
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
@@ -134,9 +134,14 @@ class SubprocessRunner(StepRunner):
         return [self.python, "-m", "dagster_airflow", "execute-step"]
 
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
-        env = step_environment(os.environ, self.env, self.worker_env(request, secret_env))
+        context = run_context(request, context, log)
+        log = context.log
+        env = step_environment(os.environ, self.env, self.worker_env(request, context))
         if self.warm:
             from dagster_airflow.step_server.client import StepCancelled, StepServerUnavailable
 

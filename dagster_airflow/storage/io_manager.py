@@ -103,19 +103,22 @@ def intermediate_io_manager_from_config(context: dg.InitResourceContext) -> Inte
     """The IO manager a Dagster deployment binds as ``io_manager`` for the graphql runner.
 
     Each step the graphql runner launches is a Dagster run of its own, so outputs are keyed by
-    the Airflow-derived run id the runner puts in the run's tag ``dagster-airflow/run_id``
-    (falling back to the Dagster run's id for a run launched from the Dagster UI). The storage is
-    found by name through the plugin manager, as the worker finds it.
+    the Airflow-derived run id the runner puts in the run's tag ``dagster-airflow/dagster_run_id``
+    (``dagster-airflow/run_id`` from runners before that name; falling back to the Dagster run's
+    id for a run launched from the Dagster UI). The storage is found by name through the plugin
+    manager, as the worker finds it.
     """
     from dagster_airflow.keys import check_run_id
-    from dagster_airflow.model import RUN_ID_TAG, StorageSpec
+    from dagster_airflow.model import LEGACY_RUN_ID_TAG, RUN_ID_TAG, StorageSpec
     from dagster_airflow.plugins.manager import get_plugins
 
     spec = StorageSpec.from_value(dict(context.resource_config["storage"]))
     storage = get_plugins().storage(spec.name).create(spec.options)
     run = context.run
-    run_id = run.tags.get(RUN_ID_TAG) if run is not None else None
+    tags = run.tags if run is not None else {}
+    tag = RUN_ID_TAG if RUN_ID_TAG in tags else LEGACY_RUN_ID_TAG
+    run_id = tags.get(tag)
     if run_id is not None:
         # Anyone who can launch a run in the Dagster UI can set the tag: it must be a run id.
-        check_run_id(run_id, f"the Dagster run's tag {RUN_ID_TAG!r}")
+        check_run_id(run_id, f"the Dagster run's tag {tag!r}")
     return IntermediateIOManager(storage, run_id=run_id)

@@ -8,7 +8,8 @@ task's XComs and its runner and storage configuration, and never raises (a link 
 an empty string, which the UI shows as a disabled button).
 
 The Dagster UI link follows a small contract: a runner that knows where its step's run is shown
-(the graphql runner) calls ``push_dagster_run_url(url)`` while it runs. That pushes the URL as the
+(the graphql runner) calls its run context's ``push_link(url)`` while it runs
+(dagster_airflow.task_context.push_dagster_run_url). That pushes the URL as the
 XCom ``dagster_run_url`` of the current task instance (for whoever wants it: the link, downstream
 tasks, the REST API) and notes on the task that it did, so that tasks whose runner pushed nothing
 do not look the XCom up (Airflow logs a missing XCom as an error).
@@ -21,42 +22,26 @@ from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
+from dagster_airflow.task_context import (
+    DAGSTER_RUN_URL_XCOM_KEY,
+    PUSHED,
+    RESOLVED,
+    push_dagster_run_url,
+    resolve,
+)
+
 log = logging.getLogger(__name__)
 
-# The XCom a runner pushes with the URL of the step's run in the Dagster UI.
-DAGSTER_RUN_URL_XCOM_KEY = "dagster_run_url"
-_PUSHED = "_dagster_airflow_pushed_run_url"
-
-
-def push_dagster_run_url(url: str) -> bool:
-    """From inside a runner's ``run``: show ``url`` as this task's "Dagster run" link.
-
-    Outside a running Airflow task (a runner driven directly, as in a test kit's contract tests)
-    there is no task to link from: nothing is pushed and it returns False.
-    """
-    from airflow.sdk import get_current_context
-
-    try:
-        ti = get_current_context()["ti"]
-    except RuntimeError:
-        return False
-    ti.xcom_push(key=DAGSTER_RUN_URL_XCOM_KEY, value=url)
-    setattr(ti.task, _PUSHED, True)
-    return True
+__all__ = ["DAGSTER_LINKS", "DAGSTER_RUN_URL_XCOM_KEY", "push_dagster_run_url"]
 
 
 def _step_storage(operator: Any, ti_key: Any):
-    """The task's storage and the Dagster run id its step used, as DagsterOperator.execute
-    resolves them: the task's storage, else its runner's default one."""
-    from dagster_airflow.model import RunnerSpec, StorageSpec, dagster_run_id
-    from dagster_airflow.operator import DEFAULT_RUNNER
-    from dagster_airflow.plugins.manager import get_plugins
+    """The task's storage and the Dagster run id its step used: what DagsterOperator.execute
+    resolved (once per task), else resolved the same way."""
+    from dagster_airflow.model import dagster_run_id
 
-    plugins = get_plugins()
-    runner = plugins.runner(RunnerSpec.from_value(operator.runner or DEFAULT_RUNNER).name)
-    spec = StorageSpec.from_value(operator.storage or runner.cls.default_storage)
-    storage = plugins.storage(spec.name).create(spec.options)
-    return storage, dagster_run_id(ti_key.dag_id, ti_key.run_id)
+    resolved = getattr(operator, RESOLVED, None) or resolve(operator.runner, operator.storage)
+    return resolved.storage, dagster_run_id(ti_key.dag_id, ti_key.run_id)
 
 
 def _xcom(ti_key: Any, key: str) -> Any:
@@ -121,7 +106,7 @@ class DagsterRunLink(_DagsterLink):
     name = "Dagster run"
 
     def link(self, operator: Any, ti_key: Any) -> str | None:
-        if not getattr(operator, _PUSHED, False):
+        if not getattr(operator, PUSHED, False):
             return None
         return _xcom(ti_key, DAGSTER_RUN_URL_XCOM_KEY)
 

@@ -20,6 +20,7 @@ from typing import Any
 from dagster_airflow import hookimpl
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.subprocess import SubprocessRunner
 
 __version__ = "0.1.0"
@@ -65,7 +66,10 @@ class VenvRunner(SubprocessRunner):
         return options
 
     def run(
-        self, request: StepRequest, secret_env: Mapping[str, str], log: logging.Logger
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
     ) -> StepResult:
         if not Path(self.python).is_file():
             raise RunnerError(
@@ -73,7 +77,7 @@ class VenvRunner(SubprocessRunner):
                 f"{self.python!r}); create it with `uv venv {self.venv}` and install "
                 "'dagster-airflow[dagster]' and your job's dependencies into it."
             )
-        result = super().run(request, secret_env, log)
+        result = super().run(request, context, log)
         if result.error and "No module named dagster_airflow" in result.error.summary():
             raise RunnerError(
                 f"venv runner: the virtual environment {str(self.venv)!r} lacks dagster-airflow; "

@@ -1,0 +1,74 @@
+"""The run context: what the operator hands a runner's ``run`` (Airflow side, no Airflow import).
+
+Built once per task by the operator (dagster_airflow.task_context.for_task): the storage
+resolved once, its credentials environment, the task log, and Airflow's connections, masking
+and task links as plain callables. A runner reads connections, masks secrets and pushes links
+through it, so no runner imports Airflow, the plugin manager or the UI plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from dagster_airflow.model import StepRequest
+    from dagster_airflow.storage.base import IntermediateStorage
+
+ConnectionGetter = Callable[[str], "dict[str, Any] | None"]
+
+
+def _no_connection(conn_id: str) -> dict[str, Any] | None:
+    return None
+
+
+def _no_mask(value: str) -> None:
+    return None
+
+
+def _no_link(url: str) -> bool:
+    return False
+
+
+@attrs.frozen
+class RunContext:
+    """What a runner may use of the task it runs for.
+
+    :param log: the task log; a step's output goes there (through a StepLog).
+    :param secret_env: the storage's credentials as environment variables: hand them to the
+        worker, never log them.
+    :param storage: the task's intermediate storage, resolved once (None when unknown).
+    :param connection: an Airflow connection by id, as a plain dict (conn_type, host, port,
+        login, password, schema, extra), or None when there is none.
+    :param mask: have Airflow redact a value from every task log line from now on.
+    :param push_link: show a URL as the task's "Dagster run" link; False outside a task.
+    """
+
+    log: logging.Logger
+    secret_env: Mapping[str, str] = attrs.field(factory=dict)
+    storage: IntermediateStorage | None = None
+    connection: ConnectionGetter = _no_connection
+    mask: Callable[[str], None] = _no_mask
+    push_link: Callable[[str], bool] = _no_link
+
+    def mask_values(self, values) -> None:
+        """Mask every non-empty value."""
+        for value in values:
+            if value:
+                self.mask(value)
+
+
+def run_context(
+    request: StepRequest, context: RunContext | Mapping[str, str], log: logging.Logger | None
+) -> RunContext:
+    """The context a runner's ``run`` was handed, or, for a runner driven directly with the old
+    arguments ``(request, secret_env, log)`` (a test, a script), the one a task would have: the
+    request's storage and Airflow's connections and masking, where Airflow is installed."""
+    if isinstance(context, RunContext):
+        return context
+    from dagster_airflow.task_context import outside_task
+
+    return outside_task(request, log or logging.getLogger("dagster_airflow"), dict(context or {}))
