@@ -28,6 +28,9 @@ _QUIET = {
     "STEP_WORKER_STARTED",
 }
 _TAIL_LINES = 20
+_OUTCOMES = ("STEP_FAILURE", "STEP_SKIPPED", "STEP_SUCCESS", "STEP_UP_FOR_RETRY")
+# The error of a worker whose output ended without the step's outcome (StepLog.crashed).
+WORKER_EXITED = "WorkerExited"
 # A step stopped by a kill or a timeout: its one line says so; a stack would make it look like a
 # crash.
 INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
@@ -107,6 +110,15 @@ class StepLog:
             self.log.info("%s", describe(event))
         return event
 
+    def reported(self) -> bool:
+        """Whether the step reported how it ended (success, failure, skip or retry)."""
+        return any(e.event_type in _OUTCOMES for e in self.events)
+
+    @staticmethod
+    def crashed(result: StepResult) -> bool:
+        """Whether ``result`` is this log's guess for a worker that never reported its outcome."""
+        return result.error is not None and result.error.class_name == WORKER_EXITED
+
     def result(self, exit_code: int | None) -> StepResult:
         outputs = {
             e.output_name: e.uri
@@ -117,8 +129,7 @@ class StepLog:
         events = tuple(self.events)
         # The last outcome counts: a Dagster run that retries a step within itself (the graphql
         # runner's deployment) reports STEP_UP_FOR_RETRY, then the next attempt's outcome.
-        kinds = ("STEP_FAILURE", "STEP_SKIPPED", "STEP_SUCCESS", "STEP_UP_FOR_RETRY")
-        outcome = next((e for e in reversed(self.events) if e.event_type in kinds), None)
+        outcome = next((e for e in reversed(self.events) if e.event_type in _OUTCOMES), None)
         kind = outcome.event_type if outcome else None
         if outcome is not None and kind in ("STEP_FAILURE", "STEP_UP_FOR_RETRY"):
             error = outcome.error or StepError("DagsterError", outcome.message)
@@ -142,4 +153,4 @@ class StepLog:
             what = f"the worker exited with code {exit_code} before the step finished"
         tail = "\n".join(self.tail)
         cause = StepError("WorkerOutput", f"last lines of its output:\n{tail}") if tail else None
-        return StepError("WorkerExited", what, cause=cause)
+        return StepError(WORKER_EXITED, what, cause=cause)

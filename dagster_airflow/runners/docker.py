@@ -6,35 +6,27 @@ The docker SDK is imported inside the methods that need it, so loading the plugi
 from __future__ import annotations
 
 import codecs
-import hashlib
+import contextlib
 import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import FAILURE, SKIPPED, SUCCESS, StepError, StepRequest, StepResult
+from dagster_airflow.model import SKIPPED, SUCCESS, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, StepRunner, run_context
+from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
+from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
 from dagster_airflow.step_log import StepLog
 
 PULL_POLICIES = ("missing", "always", "never")
 AUTO_REMOVE_POLICIES = ("success", "never", "force")
 
-# Labels on every container this runner starts. The TaskRef ones identify the Airflow try the
-# container runs for: a runner started again for the same try follows that container.
-LABEL_PREFIX = "dagster-airflow."
-TRY_LABELS = ("dag_id", "task_id", "run_id", "map_index", "try_number")
-
-# Polling a container's state: from FIRST_POLL seconds, doubling up to MAX_POLL. An exited
-# container's log stream gets FOLLOW_GRACE seconds to end before the runner stops waiting for it.
-FIRST_POLL, MAX_POLL, FOLLOW_GRACE = 0.05, 1.0, 5.0
 _END = object()  # the log stream ended
 _GONE = object()  # the container was removed while we followed it
 
@@ -109,7 +101,7 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending
 
 
-class DockerRunner(StepRunner):
+class DockerRunner(RemoteRunner):
     """Runs ``dagster-airflow execute-step`` in a fresh container of ``image`` for each step.
 
     The image's own entrypoint is replaced by ``command``, so an image built for
@@ -133,6 +125,8 @@ class DockerRunner(StepRunner):
     """
 
     name = "docker"
+    run_noun = "container"
+    output_waits = True  # its log stream is read in a thread: wait on it
 
     def __init__(
         self,
@@ -181,11 +175,8 @@ class DockerRunner(StepRunner):
         self.timeout = o.timeout
         self.command = list(o.command or WORKER_COMMAND)
         self.stop_timeout = o.stop_timeout
-        self._container = None
-        # Reentrant: Airflow calls on_kill (kill) from a signal handler in the thread running run().
-        self._lock = threading.RLock()
-        self._stopped_by: str | None = None  # "kill" or "timeout" once we stopped the container
-        self._kill_requested = False  # kill() came while run() was still starting the container
+        self._client = None
+        self._log = logging.getLogger(__name__)
 
     # -- the Docker daemon -------------------------------------------------------------------
 
@@ -273,18 +264,12 @@ class DockerRunner(StepRunner):
                 "docker_conn_id to an Airflow connection holding its credentials."
             ) from exc
 
-    # -- one step ----------------------------------------------------------------------------
+    # -- one step (the lifecycle's methods) -------------------------------------------------
 
     @staticmethod
     def labels(request: StepRequest) -> dict[str, str]:
-        labels = {
-            f"{LABEL_PREFIX}dagster_run_id": request.run_id,
-            f"{LABEL_PREFIX}step_key": request.step_key,
-        }
-        if request.task is not None:
-            for name in TRY_LABELS:
-                labels[f"{LABEL_PREFIX}{name}"] = str(getattr(request.task, name))
-        return labels
+        """The one tag vocabulary (StepRequest.tags) as container labels."""
+        return request.tags(separator=".")
 
     @staticmethod
     def container_name(request: StepRequest) -> str | None:
@@ -292,24 +277,45 @@ class DockerRunner(StepRunner):
         if request.task is None:
             return None
         task = request.task
-        key = "\n".join(str(getattr(task, n)) for n in TRY_LABELS)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         readable = re.sub(r"[^a-zA-Z0-9_.-]", "_", f"{task.dag_id}.{task.task_id}")[:80]
-        return f"dagster-airflow-{readable}-{digest}"
+        return f"dagster-airflow-{readable}-{task.fingerprint()[:12]}"
+
+    def prepare(self, request: StepRequest, context: RunContext) -> None:
+        context.mask_values(self.private_environment.values())
+        self._client = self.client()
+        self._log = context.log
+
+    def find(self, request: StepRequest, context: RunContext) -> _Followed | None:
+        """The container already started for this Airflow try, if any."""
+        container = self._existing(self._client, request)
+        if container is None:
+            return None
+        context.log.info(
+            "Following container %s (%s), already %s for this try",
+            container.name,
+            container.short_id,
+            container.status,
+        )
+        return _Followed(container)
 
     def _existing(self, client, request: StepRequest):
-        """The container already started for this Airflow try, if any."""
         if request.task is None:
             return None
-        labels = self.labels(request)
-        wanted = [f"{LABEL_PREFIX}{n}={labels[LABEL_PREFIX + n]}" for n in TRY_LABELS]
+        wanted = [f"{k}={v}" for k, v in request.task.tags(separator=".").items()]
         for container in client.containers.list(all=True, filters={"label": wanted}):
             if container.status in ("running", "paused", "exited", "stopped"):
                 return container
             container.remove(force=True)  # created but never started: start afresh
         return None
 
-    def _create(self, client, request: StepRequest, secret_env: Mapping[str, str], log):
+    def start(self, request: StepRequest, context: RunContext) -> _Followed:
+        self._login(self._client, context)
+        self._ensure_image(self._client, context.log)
+        container = self._create(self._client, request, context, context.log)
+        context.log.info("Started container %s (%s)", container.name, container.short_id)
+        return _Followed(container)
+
+    def _create(self, client, request: StepRequest, context: RunContext, log):
         from docker.errors import APIError
         from docker.types import Mount
 
@@ -317,7 +323,7 @@ class DockerRunner(StepRunner):
             "PYTHONUNBUFFERED": "1",
             **self.environment,
             **self.private_environment,
-            **self.worker_env(request, secret_env),
+            **self.worker_env(request, context),
         }
         mounts = [
             Mount(target=target, source=source, type=kind, read_only=read_only)
@@ -354,131 +360,61 @@ class DockerRunner(StepRunner):
                 "runner's mounts, network_mode, user and working_dir options."
             ) from exc
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
-        context = run_context(request, context, log)
-        log, secret_env = context.log, context.secret_env
-        context.mask_values(self.private_environment.values())
-        with self._lock:
-            self._stopped_by, self._kill_requested = None, False
-        client = self.client()
-        container = self._existing(client, request)
-        if container is not None:
-            log.info(
-                "Following container %s (%s), already %s for this try",
-                container.name,
-                container.short_id,
-                container.status,
-            )
-        else:
-            self._login(client, context)
-            self._ensure_image(client, log)
-            container = self._create(client, request, secret_env, log)
-            log.info("Started container %s (%s)", container.name, container.short_id)
-        with self._lock:
-            self._container = container
-            killed = self._kill_requested
-        if killed:
-            self._stop("kill", log)
-        timer = None
-        if self.timeout is not None:
-            timer = threading.Timer(self.timeout, self._stop, args=("timeout", log))
-            timer.daemon = True
-            timer.start()
-        step_log = StepLog(log)
-        result = None
-        try:
-            self._follow(container, step_log)
-            result = self._result(step_log, self._exit_code(container))
-            return result
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if result is None:  # interrupted here (an Airflow timeout, a signal): stop it
-                self._stop("kill", log)
-            self._finish(container, result, log)
+    def describe(self, handle: _Followed) -> str:
+        return f"container {handle.container.name} ({handle.container.short_id})"
 
-    def _follow(self, container, step_log: StepLog) -> None:
-        """Feed the container's output, from its start, to the step log until it exits.
-
-        The log stream is read in a thread while this one watches the container's state: once
-        the container has exited, the stream has ``FOLLOW_GRACE`` seconds to end. Podman 4.3
-        under load may never end it (seen in this project's suite); then the stream is closed
-        and the rest of the output is read from the finished container's log.
-        """
+    def read_output(self, handle: _Followed, wait: float, final: bool = False) -> Iterable[str]:
+        """The container's output, from its start: its log stream is read in a thread. A
+        finished container's stream that did not end (podman 4.3 under load may never end it,
+        as seen in this project's suite) is closed, and the rest read from its whole log."""
         from docker.errors import APIError
 
-        stream = self._unless_gone(lambda: container.logs(stream=True, follow=True))
-        if stream is _GONE:
-            return
-        items: queue.SimpleQueue = queue.SimpleQueue()
-
-        def pump() -> None:
-            try:
-                for line in _lines(stream):
-                    items.put(line)
-            except Exception as exc:  # handed to the following thread
-                items.put(exc)
-            items.put(_END)
-
-        threading.Thread(target=pump, name="docker-logs", daemon=True).start()
-        fed, exited_at, pause = 0, None, FIRST_POLL
-        try:
-            while True:
-                try:
-                    item = items.get(timeout=pause)
-                except queue.Empty:
-                    pause = min(pause * 2, MAX_POLL)
-                    if exited_at is None:
-                        if self._exited(container) is not False:
-                            exited_at = time.monotonic()
-                    elif time.monotonic() - exited_at > FOLLOW_GRACE:
-                        self._feed_rest(container, step_log, fed)
-                        return
-                    continue
-                if item is _END:
-                    return
-                if isinstance(item, Exception):
-                    if isinstance(item, APIError) and self._gone(item):
-                        return
-                    raise item
-                step_log.feed(item)
-                fed += 1
-        finally:
-            stream.close()
-
-    def _feed_rest(self, container, step_log: StepLog, fed: int) -> None:
-        """Feed the lines of the exited container's whole log after the first ``fed``."""
-        output = self._unless_gone(lambda: container.logs(stream=False, follow=False))
-        if output is _GONE:
-            return
-        for line in list(_lines([output]))[fed:]:
-            step_log.feed(line)
-
-    def _exited(self, container) -> bool | None:
-        """Whether the container has exited (None: it is gone)."""
-        if self._unless_gone(container.reload) is _GONE:
-            return None
-        # "stopped": podman's name for exited before its cleanup process has run.
-        return (container.attrs.get("State") or {}).get("Status") in ("exited", "dead", "stopped")
-
-    def _exit_code(self, container) -> int | None:
-        """The exit code, read from the container's state once it has exited. Not the engine's
-        wait endpoint: podman 4.3 under load may miss the exit of a container that ended as the
-        wait began, and then never answers (seen in this project's suite)."""
-        pause = FIRST_POLL
+        if handle.stream is None and not handle.ended:
+            stream = self._unless_gone(lambda: handle.container.logs(stream=True, follow=True))
+            if stream is _GONE:
+                handle.ended = True
+                return []
+            handle.follow(stream)
+        lines = []
         while True:
-            exited = self._exited(container)
-            if exited is None:
-                return None
-            if exited:
-                return int(container.attrs["State"].get("ExitCode", -1))
-            time.sleep(pause)
-            pause = min(pause * 2, MAX_POLL)
+            try:  # waits only for the first line
+                first = wait > 0 and not lines
+                item = handle.items.get(timeout=wait) if first else handle.items.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                handle.ended = True
+                break
+            if isinstance(item, Exception):
+                handle.ended = True
+                if isinstance(item, APIError) and self._gone(item):
+                    break
+                raise item
+            lines.append(item)
+        handle.fed += len(lines)
+        if final and not handle.ended:
+            handle.close()
+            output = self._unless_gone(lambda: handle.container.logs(stream=False, follow=False))
+            if output is not _GONE:
+                lines += list(_lines([output]))[handle.fed :]
+        return lines
+
+    def output_ended(self, handle: _Followed, step_log: StepLog) -> bool:
+        return handle.ended
+
+    def state(self, handle: _Followed) -> RunState:
+        """From the container's state, not the engine's wait endpoint: podman 4.3 under load
+        may miss the exit of a container that ended as the wait began, and then never answers
+        (seen in this project's suite)."""
+        container = handle.container
+        if self._unless_gone(container.reload) is _GONE:
+            return RunState("gone", finished=True)
+        state = container.attrs.get("State") or {}
+        status = state.get("Status") or "unknown"
+        # "stopped": podman's name for exited before its cleanup process has run.
+        if status in ("exited", "dead", "stopped"):
+            return RunState(status, finished=True, exit_code=int(state.get("ExitCode", -1)))
+        return RunState(status, starting=status == "created")
 
     def _unless_gone(self, call: Callable[[], Any]) -> Any:
         """``call()``, or ``_GONE`` when the container was removed meanwhile."""
@@ -498,72 +434,63 @@ class DockerRunner(StepRunner):
 
         return (
             isinstance(exc, NotFound)
-            or self._stopped_by is not None
+            or self._lifecycle.stopped_by is not None
             or "no such container" in str(exc.explanation or "")
         )
 
-    def _result(self, step_log: StepLog, exit_code: int | None) -> StepResult:
-        result = step_log.result(exit_code)
-        if self._stopped_by == "timeout":
-            error = StepError(
-                "StepTimeout",
-                f"the step ran longer than the docker runner's timeout of {self.timeout:g}s, "
-                "so its container was stopped",
-                cause=result.error,
-            )
-            return StepResult(FAILURE, exit_code, result.outputs, error, result.events)
-        return result
+    def stop(self, handle: _Followed, reason: str) -> None:
+        from docker.errors import NotFound
 
-    def _stop(self, why: str, log: logging.Logger) -> None:
-        from docker.errors import APIError, NotFound
+        with contextlib.suppress(NotFound):
+            handle.container.stop(timeout=self.stop_timeout)
 
-        with self._lock:
-            container = self._container
-            if container is None or self._stopped_by is not None:
-                return
-            self._stopped_by = why
-        if why == "timeout":
-            log.error("The step ran longer than %ss; stopping its container", self.timeout)
-        try:
-            container.stop(timeout=self.stop_timeout)
-        except NotFound:
-            pass
-        except APIError as exc:
-            log.warning("Could not stop container %s: %s", container.short_id, exc)
-
-    def _finish(self, container, result: StepResult | None, log: logging.Logger) -> None:
+    def cleanup(self, handle: _Followed, result: StepResult | None, stopped: str | None) -> None:
         """Remove the container per auto_remove: kept only when the step failed on its own and
         the policy is 'success', or always with 'never'."""
         from docker.errors import APIError, NotFound
 
+        handle.close()
         if self.auto_remove == "never":
             return
         ended_well = result is not None and result.status in (SUCCESS, SKIPPED)
-        if self.auto_remove == "success" and not ended_well and self._stopped_by is None:
-            log.info("Keeping container %s of the failed step for inspection", container.name)
+        if self.auto_remove == "success" and not ended_well and stopped is None:
+            self._log.info("Keeping %s of the failed step for inspection", self.describe(handle))
             return
         try:
-            container.remove(force=True)
+            handle.container.remove(force=True)
         except NotFound:
             pass
         except APIError as exc:
             if exc.status_code != 409:  # 409: already being removed
-                log.warning("Could not remove container %s: %s", container.short_id, exc)
-        with self._lock:
-            if self._container is container:
-                self._container = None
+                self._log.warning("Could not remove %s: %s", self.describe(handle), exc)
 
-    def kill(self) -> None:
-        """Stop this runner's container (Airflow's on_kill, an execution timeout) and remove it
-        unless auto_remove is 'never'. Does nothing before a container was started."""
-        log = logging.getLogger(__name__)
-        with self._lock:
-            self._kill_requested = True
-            container = self._container
-        if container is None:
-            return
-        self._stop("kill", log)
-        self._finish(container, None, log)
+
+class _Followed:
+    """A container this runner follows, and the thread that reads its log stream."""
+
+    def __init__(self, container) -> None:
+        self.container = container
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+        self.stream = None
+        self.ended = False
+        self.fed = 0
+
+    def follow(self, stream) -> None:
+        self.stream = stream
+
+        def pump() -> None:
+            try:
+                for line in _lines(stream):
+                    self.items.put(line)
+            except Exception as exc:  # handed to the following thread
+                self.items.put(exc)
+            self.items.put(_END)
+
+        threading.Thread(target=pump, name="docker-logs", daemon=True).start()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
 
 @hookimpl

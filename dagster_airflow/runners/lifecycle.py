@@ -1,0 +1,319 @@
+"""The lifecycle of a step whose worker runs elsewhere, written once (Airflow side, no SDK import).
+
+A container, a cloud task, a run on a Dagster deployment: a backend says how to find, start,
+read, poll, stop and clean up one run of it, and ``RemoteRunner.run`` owns the rest:
+
+1. ``prepare``: connect (a client, a login, a task definition).
+2. ``find`` a run of this identity (the Airflow try, StepRequest.fingerprint / tags), left by an
+   earlier process of the same try, and follow it (reattach); else ``start`` one.
+3. Follow it: feed ``read_output`` into the step log, poll ``state`` with one backoff rule
+   (from ``first_poll`` seconds, doubling up to ``max_poll``, back to ``first_poll`` when output
+   arrived), stop it at ``timeout`` (or ``start_timeout`` while it is still starting).
+4. Once it has finished, read the rest of its output (``output_ended`` or ``drain_grace``).
+5. The result: the step's own, else a timeout, else ``never_reported``'s explanation.
+6. ``cleanup``, always; a run interrupted in between (an exception, Airflow's timeout raised
+   into ``run``) is stopped first.
+
+The kill protocol is the base's: ``kill()`` may come from a signal handler in the thread that
+runs ``run`` or from any other thread, before, during or after the start. It marks the runner
+killed and stops the run if there is one; ``run`` checks the mark before it starts and again as
+soon as ``start`` returned, so a kill during the start stops the run it started. A run is
+stopped once (``stop`` is never called twice for one run).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from dagster_airflow.model import (
+    FAILURE,
+    LOST,
+    NEVER_STARTED,
+    STOPPED,
+    TIMEOUT,
+    StepError,
+    StepRequest,
+    StepResult,
+)
+from dagster_airflow.runners.base import RunContext, StepRunner, run_context
+from dagster_airflow.step_log import StepLog
+
+logger = logging.getLogger(__name__)
+
+# Why a run is stopped on a kill, and when Airflow interrupts run() (its execution_timeout
+# raises into it; a signal): the same, as the platform's records show it.
+KILLED = "Airflow stopped the task (on_kill or execution_timeout)"
+# The class names of the errors the base reports (StepError.kind says which kind each is).
+TIMEOUT_ERROR, NEVER_STARTED_ERROR, LOST_ERROR = "StepTimeout", "StepNeverStarted", "StepLost"
+
+
+@attrs.frozen
+class RunState:
+    """What the platform says of a step's run at one poll.
+
+    :param status: the platform's word for it (``running``, ``PENDING`` ...), logged as it
+        changes.
+    :param finished: the run has ended; only output already written remains to be read.
+    :param exit_code: the worker's exit code, once finished, when the platform has one.
+    :param starting: not running yet (pending, provisioning): ``start_timeout`` applies.
+    :param ran: once finished, whether the worker ran at all (False: no output to wait for).
+    :param detail: anything the backend wants back in ``never_reported`` (a described task).
+    """
+
+    status: str
+    finished: bool = False
+    exit_code: int | None = None
+    starting: bool = False
+    ran: bool = True
+    detail: Any = None
+
+
+class _Lifecycle:
+    """The state one runner's ``run`` and ``kill`` share, behind one reentrant lock (a signal
+    handler may run ``kill`` in the thread that holds it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.kill_requested = False
+        self.handle: Any = None
+        self.stopped_by: str | None = None  # TIMEOUT, STOPPED or NEVER_STARTED once stopped
+
+
+class RemoteRunner(StepRunner):
+    """A runner whose steps run elsewhere. Subclasses implement ``start``, ``find``,
+    ``read_output``, ``state`` and ``stop``, and may override ``prepare``, ``cleanup``,
+    ``output_ended``, ``never_reported`` and ``describe``; ``run`` and ``kill`` are the base's.
+
+    A handle is whatever the backend uses to name its run (a container object, a task's ARN);
+    the base only passes it back.
+    """
+
+    # Polling: from first_poll seconds, doubling up to max_poll (back to first_poll on output).
+    # Class defaults; a backend may set them per instance from its options.
+    first_poll: float = 0.05
+    max_poll: float = 1.0
+    # Seconds a finished run's output gets to end (output_ended) before the final read.
+    drain_grace: float = 5.0
+    # Whether read_output waits up to the pause for its first line (else the base sleeps).
+    output_waits: ClassVar[bool] = False
+    # How messages name the run ("container", "ECS task") and the start timeout's option.
+    run_noun: ClassVar[str] = "run"
+    start_timeout_option: ClassVar[str] = "start_timeout"
+    # Seconds the step may run, and stay starting, before it is stopped (None: no limit).
+    timeout: float | None = None
+    start_timeout: float | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> RemoteRunner:
+        self = super().__new__(cls)
+        self._lifecycle = _Lifecycle()  # before any __init__: kill() may come at once
+        return self
+
+    # -- what a backend fills in ----------------------------------------------------------
+
+    def prepare(self, request: StepRequest, context: RunContext) -> None:
+        """Connect before anything is looked up: a client, a login, a task definition."""
+
+    @abstractmethod
+    def find(self, request: StepRequest, context: RunContext) -> Any | None:
+        """The run an earlier process of this Airflow try started (same identity), still
+        followable, or None. Log that it is followed: it is what a user looks for."""
+
+    @abstractmethod
+    def start(self, request: StepRequest, context: RunContext) -> Any:
+        """Start the worker with ``self.worker_env(request, context)``; its handle. Raise a
+        RunnerError, one sentence, when the platform refuses."""
+
+    @abstractmethod
+    def read_output(self, handle: Any, wait: float, final: bool = False) -> Iterable[str]:
+        """The lines the worker wrote since the last call. With ``output_waits``, wait up to
+        ``wait`` seconds for the first. ``final``: the last call, once the run has finished
+        (read whatever is left, by another way if the stream did not end)."""
+
+    @abstractmethod
+    def state(self, handle: Any) -> RunState:
+        """The run's state now."""
+
+    @abstractmethod
+    def stop(self, handle: Any, reason: str) -> None:
+        """Ask the platform to stop the run; ``reason`` is one sentence for its records. Called
+        at most once per run, maybe from a signal handler or another thread; must not raise
+        for a run that already ended."""
+
+    def cleanup(self, handle: Any, result: StepResult | None, stopped: str | None) -> None:
+        """After the run, always: remove what it left. ``result`` is None when ``run`` was
+        interrupted; ``stopped`` the kind of stop (TIMEOUT, STOPPED, NEVER_STARTED) or None."""
+
+    def output_ended(self, handle: Any, step_log: StepLog) -> bool:
+        """Whether a finished run's output is all read (default: the step reported its end)."""
+        return step_log.reported()
+
+    def never_reported(
+        self, handle: Any, state: RunState, error: StepError | None
+    ) -> StepError | None:
+        """Why a finished run gave no step result, as the platform tells it (an ECS stop
+        reason), with ``error`` (what its output showed) as the cause; None: ``error``."""
+        return None
+
+    def describe(self, handle: Any) -> str:
+        """The run as log lines name it."""
+        return f"{self.run_noun} {handle}"
+
+    # -- the lifecycle -----------------------------------------------------------------------
+
+    def run(
+        self,
+        request: StepRequest,
+        context: RunContext | Mapping[str, str],
+        log: logging.Logger | None = None,
+    ) -> StepResult:
+        context = run_context(request, context, log)
+        life = self._lifecycle
+        with life.lock:
+            life.handle, life.stopped_by = None, None
+        try:
+            return self._run(request, context)
+        finally:
+            with life.lock:
+                life.handle, life.kill_requested = None, False
+
+    def kill(self) -> None:
+        """Stop the step (Airflow's on_kill, a timeout); before the start, mark it so that it
+        never starts. Safe from a signal handler, from any thread, at any moment."""
+        life = self._lifecycle
+        with life.lock:
+            life.kill_requested = True
+            handle = life.handle
+        if handle is not None:
+            self._stop_once(handle, STOPPED, KILLED)
+
+    @property
+    def killed(self) -> bool:
+        """Whether a kill came for the current (or next) run."""
+        return self._lifecycle.kill_requested
+
+    def _run(self, request: StepRequest, context: RunContext) -> StepResult:
+        life = self._lifecycle
+        if life.kill_requested:
+            return self._never_started(context)
+        self.prepare(request, context)
+        handle = self.find(request, context)
+        if handle is None:
+            if life.kill_requested:
+                return self._never_started(context)
+            handle = self.start(request, context)
+        with life.lock:
+            life.handle = handle
+            killed = life.kill_requested
+        if killed:  # the kill came while the run was being started: it stops what started
+            self._stop_once(handle, STOPPED, KILLED)
+        result = None
+        try:
+            step_log = StepLog(context.log)
+            state = self._follow(handle, step_log, context.log)
+            result = self._result(handle, state, step_log)
+            return result
+        finally:
+            if result is None:  # interrupted while following: never leave it running
+                self._stop_once(handle, STOPPED, KILLED)
+            with life.lock:
+                life.handle = None
+            try:
+                self.cleanup(handle, result, life.stopped_by)
+            except Exception as exc:  # a failed cleanup must not hide the step's outcome
+                context.log.warning("Could not clean up %s: %s", self.describe(handle), exc)
+
+    def _stop_once(self, handle: Any, why: str, reason: str) -> None:
+        life = self._lifecycle
+        with life.lock:
+            if life.stopped_by is not None:
+                return
+            life.stopped_by = why
+        logger.info("Stopping %s: %s", self.describe(handle), reason)
+        try:
+            self.stop(handle, reason)
+        except Exception as exc:  # a failed stop must not hide the outcome of the step
+            logger.warning("Could not stop %s: %s", self.describe(handle), exc)
+
+    def _feed(self, handle: Any, step_log: StepLog, wait: float, final: bool = False) -> int:
+        fed = 0
+        for line in self.read_output(handle, wait, final):
+            step_log.feed(line)
+            fed += 1
+        return fed
+
+    def _pause(self, handle: Any, step_log: StepLog, pause: float) -> float:
+        """Read output for up to ``pause`` seconds; the next pause (the one backoff rule)."""
+        fed = self._feed(handle, step_log, pause if self.output_waits else 0.0)
+        if fed:
+            return self.first_poll
+        if not self.output_waits:
+            time.sleep(pause)
+        return min(pause * 2, self.max_poll)
+
+    def _follow(self, handle: Any, step_log: StepLog, log: logging.Logger) -> RunState:
+        """Follow the run until it finishes, enforcing the deadlines; its last state."""
+        started = time.monotonic()
+        status, pause = None, self.first_poll
+        while True:
+            state = self.state(handle)
+            if state.status != status:
+                status = state.status
+                log.info("%s is %s", self.describe(handle), status)
+            if state.finished:
+                break
+            elapsed = time.monotonic() - started
+            if self.timeout is not None and elapsed > self.timeout:
+                if self._lifecycle.stopped_by is None:
+                    log.error(
+                        "The step ran longer than %ss; stopping its %s", self.timeout, self.run_noun
+                    )
+                self._stop_once(handle, TIMEOUT, self._timeout_message())
+            if state.starting and self.start_timeout is not None and elapsed > self.start_timeout:
+                reason = (
+                    f"the {self.run_noun} was still {status} after {self.start_timeout:g} s "
+                    f"({self.start_timeout_option})"
+                )
+                self._stop_once(handle, NEVER_STARTED, reason)
+            pause = self._pause(handle, step_log, pause)
+        grace = time.monotonic() + (self.drain_grace if state.ran else 0.0)
+        pause = self.first_poll
+        while not self.output_ended(handle, step_log) and time.monotonic() < grace:
+            pause = self._pause(handle, step_log, min(pause, max(grace - time.monotonic(), 0)))
+        self._feed(handle, step_log, 0.0, final=True)
+        return state
+
+    def _timeout_message(self) -> str:
+        return (
+            f"the step ran longer than the {self.name} runner's timeout of {self.timeout:g}s, "
+            f"so its {self.run_noun} was stopped"
+        )
+
+    def _result(self, handle: Any, state: RunState, step_log: StepLog) -> StepResult:
+        result = step_log.result(state.exit_code)
+        stopped = self._lifecycle.stopped_by
+        if stopped == TIMEOUT:
+            error = StepError(TIMEOUT_ERROR, self._timeout_message(), cause=result.error)
+            error = attrs.evolve(error, kind=TIMEOUT)
+            return StepResult(FAILURE, state.exit_code, result.outputs, error, result.events)
+        if result.status != FAILURE or not step_log.crashed(result):
+            return result  # the step's own outcome, as every runner reports it
+        kind = stopped or LOST
+        explained = self.never_reported(handle, state, result.error)
+        error = explained or result.error or StepError(LOST_ERROR, "the step never reported")
+        return attrs.evolve(result, error=attrs.evolve(error, kind=kind))
+
+    def _never_started(self, context: RunContext) -> StepResult:
+        error = StepError(
+            NEVER_STARTED_ERROR,
+            f"the step was stopped before its {self.run_noun} started ({KILLED})",
+            kind=NEVER_STARTED,
+        )
+        context.log.error("Step stopped before it started: %s", error.summary())
+        return StepResult(FAILURE, None, {}, error)
