@@ -13,18 +13,17 @@ import contextlib
 import json
 import logging
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import FAILURE, StepError, StepRequest, StepResult
+from dagster_airflow.model import StepError, StepRequest, StepResult
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, StepRunner, run_context
-from dagster_airflow.step_log import StepLog
+from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, run_context
+from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ MAX_OVERRIDES_CHARS = 8192
 # ECS limits startedBy to 36 letters, digits, '-', '_' and '/'.
 STARTED_BY_PREFIX = "dagster-airflow-"
 _STARTING = ("PROVISIONING", "PENDING", "ACTIVATING")
-_FINAL_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
 # CloudWatch may hold a stopped container's last lines back for a few seconds.
 _DRAIN_READS = 5
 _PAGES_PER_READ = 100
@@ -113,6 +111,7 @@ class EcsOptions:
         "awslogs_stream_prefix", default=None, example="ecs"
     )
     poll_interval: float = _field.number("poll_interval", default=6.0, example="6")
+    timeout: float | None = _field.number("timeout", default=None, example="3600")
     pending_timeout: float | None = _field.number(
         "pending_timeout", default=900.0, example="900", optional=True
     )
@@ -165,13 +164,16 @@ class CloudWatchLogReader:
             self._token = token
 
 
-class EcsRunner(StepRunner):
+class EcsRunner(RemoteRunner):
     """Runs ``dagster-airflow execute-step`` as an ECS task of ``task_definition``.
 
-    See docs/ecs.md for the task definition the image needs, IAM, and every option.
+    See docs/ecs.md for the task definition the image needs, IAM, and every option. The
+    lifecycle (reattach by ``startedBy``, polling, deadlines, kill) is RemoteRunner's.
     """
 
     name = "ecs"
+    run_noun = "task"
+    start_timeout_option = "pending_timeout"
 
     def __init__(
         self,
@@ -186,6 +188,7 @@ class EcsRunner(StepRunner):
         awslogs_group: str | None = None,
         awslogs_stream_prefix: str | None = None,
         poll_interval: float = 6.0,
+        timeout: float | None = None,
         pending_timeout: float | None = 900.0,
         aws_conn_id: str | None = "aws_default",
         storage_credentials: str = "task_role",
@@ -204,6 +207,7 @@ class EcsRunner(StepRunner):
             awslogs_group,
             awslogs_stream_prefix,
             poll_interval,
+            timeout,
             pending_timeout,
             aws_conn_id,
             storage_credentials,
@@ -221,15 +225,21 @@ class EcsRunner(StepRunner):
         self.awslogs_group = o.awslogs_group
         self.awslogs_stream_prefix = o.awslogs_stream_prefix
         self.poll_interval = o.poll_interval
+        self.timeout = o.timeout
         self.pending_timeout = o.pending_timeout
+        # The lifecycle's rule, with ECS's numbers: DescribeTasks every poll_interval seconds,
+        # CloudWatch a few seconds to hand over a stopped container's last lines.
+        self.first_poll = self.max_poll = o.poll_interval
+        self.start_timeout = o.pending_timeout
+        self.drain_grace = _DRAIN_READS * min(o.poll_interval, 2.0)
         self.aws_conn_id = o.aws_conn_id
         self.storage_credentials = o.storage_credentials
         self.region_name = o.region_name
         self.endpoint_url = o.endpoint_url
         self._endpoint_url: str | None = None
         self._ecs: Any = None
-        self._task_arn: str | None = None
-        self._stop_reason: str | None = None
+        self._logs: Any = None
+        self._task_arn: str | None = None  # the task followed last (tests read it)
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -285,7 +295,7 @@ class EcsRunner(StepRunner):
         secrets = secret_env.values() if self.storage_credentials == "environment" else ()
         with _redacted_from_botocore_debug(secrets):
             try:
-                return self._run(request, context)
+                return super().run(request, context)
             except ClientError as exc:
                 raise RunnerError(
                     f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
@@ -299,32 +309,79 @@ class EcsRunner(StepRunner):
                     "region_name, endpoint_url) or the runner's region_name."
                 ) from exc
 
-    def _run(self, request: StepRequest, context: RunContext) -> StepResult:
-        log, secret_env = context.log, context.secret_env
+    def prepare(self, request: StepRequest, context: RunContext) -> None:
         session = self._session(context)
-        self._ecs = ecs = self._client(session, "ecs")
-        task_definition = self._describe_task_definition(ecs)
-        container = self._container(task_definition)
-        group, prefix, logs_region = self._log_configuration(container)
+        self._ecs = self._client(session, "ecs")
+        self._task_definition = self._describe_task_definition(self._ecs)
+        self._container_definition = self._container(self._task_definition)
+        group, prefix, logs_region = self._log_configuration(self._container_definition)
+        self._log_group, self._log_prefix = group, prefix
+        self._logs = self._client(session, "logs", logs_region)
 
+    def find(self, request: StepRequest, context: RunContext) -> _Task | None:
         mark = started_by(request)
-        task = self._running_task(ecs, mark)
-        if task is not None:
-            log.info(
-                "Following ECS task %s, started earlier for this try (startedBy %s)",
-                task["taskArn"],
-                mark,
-            )
-        else:
-            task = self._start(ecs, request, secret_env, task_definition, container, mark, log)
-        self._task_arn = arn = task["taskArn"]
+        task = self._running_task(self._ecs, mark)
+        if task is None:
+            return None
+        context.log.info(
+            "Following ECS task %s, started earlier for this try (startedBy %s)",
+            task["taskArn"],
+            mark,
+        )
+        return self._task(task["taskArn"], context.log)
 
-        stream = f"{prefix}/{container['name']}/{arn.rsplit('/', 1)[-1]}"
+    def start(self, request: StepRequest, context: RunContext) -> _Task:
+        task = self._start(
+            self._ecs,
+            request,
+            context.secret_env,
+            self._task_definition,
+            self._container_definition,
+            started_by(request),
+            context.log,
+        )
+        return self._task(task["taskArn"], context.log)
+
+    def _task(self, arn: str, log: logging.Logger) -> _Task:
+        self._task_arn = arn
+        name = self._container_definition["name"]
+        stream = f"{self._log_prefix}/{name}/{arn.rsplit('/', 1)[-1]}"
+        group = self._log_group
         log.info("Copying the task's log from CloudWatch Logs: group %s, stream %s", group, stream)
-        reader = CloudWatchLogReader(self._client(session, "logs", logs_region), group, stream)
-        step_log = StepLog(log)
-        task = self._follow(ecs, arn, reader, step_log, log)
-        return self._result(task, container["name"], step_log, f"{group}/{stream}")
+        return _Task(arn, CloudWatchLogReader(self._logs, group, stream), f"{group}/{stream}")
+
+    def describe(self, handle: _Task) -> str:
+        return f"ECS task {handle.arn.rsplit('/', 1)[-1]}"
+
+    def read_output(self, handle: _Task, wait: float, final: bool = False) -> Iterable[str]:
+        return list(handle.reader.read())
+
+    def state(self, handle: _Task) -> RunState:
+        task = self._describe(self._ecs, handle.arn)
+        status = task["lastStatus"]
+        name = self._container_definition["name"]
+        container = next((c for c in task.get("containers", ()) if c.get("name") == name), {})
+        return RunState(
+            status,
+            finished=status == "STOPPED",
+            exit_code=container.get("exitCode"),
+            starting=status in _STARTING,
+            # A container that never ran (no exit code) wrote nothing to wait for.
+            ran=any(c.get("exitCode") is not None for c in task.get("containers", ())),
+            detail=(task, container),
+        )
+
+    def stop(self, handle: _Task, reason: str) -> None:
+        reason = f"dagster-airflow: {reason}"
+        self._ecs.stop_task(cluster=self.cluster, task=handle.arn, reason=reason[:255])
+
+    def never_reported(
+        self, handle: _Task, state: RunState, error: StepError | None
+    ) -> StepError | None:
+        """Why ECS stopped the task, as one sentence with what to do."""
+        task, container = state.detail
+        why = stop_description(task, container, handle.stream)
+        return StepError("EcsTaskStopped", why, cause=error)
 
     def _describe_task_definition(self, ecs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
@@ -482,47 +539,6 @@ class EcsRunner(StepRunner):
         # ECS tag values hold at most 256 characters.
         return {k: v[:256] for k, v in {**ours, **self.tags}.items()}
 
-    def _follow(
-        self,
-        ecs: Any,
-        arn: str,
-        reader: CloudWatchLogReader,
-        step_log: StepLog,
-        log: logging.Logger,
-    ) -> dict[str, Any]:
-        """Poll the task until it stops, copying its log as it grows; the stopped task."""
-        status = None
-        since = time.monotonic()
-        while True:
-            task = self._describe(ecs, arn)
-            if task["lastStatus"] != status:
-                status = task["lastStatus"]
-                log.info("ECS task %s is %s", arn.rsplit("/", 1)[-1], status)
-            for line in reader.read():
-                step_log.feed(line)
-            if status == "STOPPED":
-                break
-            if (
-                status in _STARTING
-                and self.pending_timeout is not None
-                and time.monotonic() - since > self.pending_timeout
-                and self._stop_reason is None
-            ):
-                self._stop(
-                    f"dagster-airflow: the task was still {status} after "
-                    f"{self.pending_timeout:g} s (pending_timeout)"
-                )
-            time.sleep(self.poll_interval)
-        # A container that never ran (no exit code) wrote nothing to wait for.
-        ran = any(c.get("exitCode") is not None for c in task.get("containers", ()))
-        for _ in range(_DRAIN_READS if ran else 0):
-            if any(e.event_type in _FINAL_EVENTS for e in step_log.events):
-                break
-            time.sleep(min(self.poll_interval, 2.0))
-            for line in reader.read():
-                step_log.feed(line)
-        return task
-
     def _describe(self, ecs: Any, arn: str) -> dict[str, Any]:
         response = ecs.describe_tasks(cluster=self.cluster, tasks=[arn])
         if not response.get("tasks"):
@@ -534,35 +550,14 @@ class EcsRunner(StepRunner):
             )
         return response["tasks"][0]
 
-    def _result(
-        self, task: Mapping[str, Any], container_name: str, step_log: StepLog, stream: str
-    ) -> StepResult:
-        container = next(
-            (c for c in task.get("containers", ()) if c.get("name") == container_name), {}
-        )
-        exit_code = container.get("exitCode")
-        result = step_log.result(exit_code)
-        if result.status != FAILURE or (result.error and result.error.class_name != "WorkerExited"):
-            return result  # the step's own outcome, as every runner reports it
-        # The worker never reported: say why ECS stopped the task.
-        why = stop_description(task, container, stream)
-        return attrs.evolve(result, error=StepError("EcsTaskStopped", why, cause=result.error))
 
-    # -- kill ----------------------------------------------------------------------------------
+@attrs.frozen
+class _Task:
+    """An ECS task this runner follows: its ARN and its CloudWatch log stream."""
 
-    def kill(self) -> None:
-        self._stop("dagster-airflow: Airflow stopped the task (on_kill or execution_timeout)")
-
-    def _stop(self, reason: str) -> None:
-        arn, ecs = self._task_arn, self._ecs
-        if arn is None or ecs is None:
-            return
-        self._stop_reason = reason
-        logger.info("Stopping ECS task %s: %s", arn, reason)
-        try:
-            ecs.stop_task(cluster=self.cluster, task=arn, reason=reason[:255])
-        except Exception as exc:  # a failed stop must not hide the outcome of the task
-            logger.warning("Could not stop ECS task %s: %s", arn, exc)
+    arn: str
+    reader: CloudWatchLogReader
+    stream: str  # group/stream, for messages
 
 
 def stop_description(task: Mapping[str, Any], container: Mapping[str, Any], stream: str) -> str:

@@ -26,7 +26,9 @@ from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import (
     FAILURE,
     REQUEST_ENV_VAR,
+    STOPPED,
     SUCCESS,
+    TIMEOUT,
     CodeLocation,
     StepError,
     StepEvent,
@@ -363,6 +365,49 @@ def test_kill_stops_the_task_with_a_reason(moto_ecs):
     assert "was stopped before the step finished: dagster-airflow: Airflow" in result.error.message
 
 
+def test_a_kill_just_after_run_task_returned_stops_the_task(moto_ecs):
+    """The kill that came after RunTask answered but before the runner noted the task's ARN
+    (Airflow's on_kill from its signal handler, between the two) still stops that task."""
+    runner = make_runner()
+    request = make_request()
+    prepare = runner.prepare
+
+    def prepare_then_kill_after_run_task(request, context):
+        prepare(request, context)
+        run_task = runner._ecs.run_task
+
+        def run_task_then_kill(**kwargs):
+            response = run_task(**kwargs)
+            runner.kill()
+            return response
+
+        runner._ecs.run_task = run_task_then_kill
+
+    runner.prepare = prepare_then_kill_after_run_task
+    with TaskLog() as task_log:
+        result = runner.run(request, {}, task_log.logger)
+
+    ecs = moto_ecs.client("ecs")
+    (arn,) = ecs.list_tasks(cluster=CONTROL, startedBy=started_by(request))["taskArns"]
+    stopped = moto_ecs.task(CONTROL, arn)
+    assert stopped.desired_status == "STOPPED"
+    assert stopped.stopped_reason.startswith("dagster-airflow: Airflow stopped the task")
+    assert result.status == FAILURE
+    assert result.error.kind == STOPPED, result.error
+    assert "was stopped before the step finished" in result.error.message
+
+
+def test_timeout_stops_the_task(moto_ecs):
+    running = Running(make_runner(timeout=0.5), make_request())
+    task = running.task(moto_ecs)
+    result = running.result()
+
+    assert moto_ecs.task(CONTROL, task["taskArn"]).desired_status == "STOPPED"
+    assert result.error.class_name == "StepTimeout"
+    assert result.error.kind == TIMEOUT
+    assert "longer than the ecs runner's timeout of 0.5s" in result.error.message
+
+
 def test_kill_before_run_does_nothing():
     make_runner().kill()
 
@@ -559,6 +604,8 @@ def test_docs_name_every_option():
 
 class TestEcsRunnerContract(RunnerContract):
     step_timeout = 100.0
+    kills_before_start = reattaches = times_out = True
+    start_method = "start"
 
     @pytest.fixture
     def runner_factory(self, ecs_agent):
