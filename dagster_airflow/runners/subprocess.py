@@ -13,7 +13,14 @@ from collections.abc import Mapping
 import attrs
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import FAILURE, REQUEST_ENV_VAR, StepError, StepRequest, StepResult
+from dagster_airflow.model import (
+    FAILURE,
+    NEVER_STARTED,
+    REQUEST_ENV_VAR,
+    StepError,
+    StepRequest,
+    StepResult,
+)
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext, StepRunner, run_context
@@ -129,6 +136,7 @@ class SubprocessRunner(StepRunner):
         self._process: subprocess.Popen[str] | None = None
         self._warm_step = None
         self._client = None
+        self._kill_requested = False
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
@@ -140,7 +148,14 @@ class SubprocessRunner(StepRunner):
         log: logging.Logger | None = None,
     ) -> StepResult:
         context = run_context(request, context, log)
-        log = context.log
+        try:
+            return self._run(request, context, context.log)
+        finally:
+            self._kill_requested = False  # a kill is for the run it came for (or the next)
+
+    def _run(self, request: StepRequest, context: RunContext, log: logging.Logger) -> StepResult:
+        if self._kill_requested:  # killed before it started: start nothing
+            return self._stopped_before_it_ran(log)
         env = step_environment(os.environ, self.env, self.worker_env(request, context))
         if self.warm:
             from dagster_airflow.step_server.client import StepCancelled, StepServerUnavailable
@@ -156,8 +171,24 @@ class SubprocessRunner(StepRunner):
                     "Step server unavailable (%s); running the step in a fresh process.", exc
                 )
         log.info("Starting %s", " ".join(self.command()))
+        self._process = self._start_process(env)
+        if self._kill_requested:  # the kill came while the process was being started
+            self.kill()
+        log.info("Step process %s started", self._process.pid)
+        self._step_log = StepLog(log)
+        assert self._process.stdout is not None
+        self._reading = True
         try:
-            self._process = subprocess.Popen(
+            for line in self._process.stdout:
+                self._step_log.feed(line)
+        finally:
+            self._reading = False
+        return self._step_log.result(self._process.wait())
+
+    def _start_process(self, env: Mapping[str, str]) -> subprocess.Popen[str]:
+        """The step's process, started: its own process group, dying with this one."""
+        try:
+            return subprocess.Popen(
                 self.command(),
                 env=env,
                 cwd=self.working_dir,
@@ -174,16 +205,6 @@ class SubprocessRunner(StepRunner):
                 f"cannot start the step's Python {self.python!r}: {exc}; set the subprocess "
                 "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
             ) from exc
-        log.info("Step process %s started", self._process.pid)
-        self._step_log = StepLog(log)
-        assert self._process.stdout is not None
-        self._reading = True
-        try:
-            for line in self._process.stdout:
-                self._step_log.feed(line)
-        finally:
-            self._reading = False
-        return self._step_log.result(self._process.wait())
 
     def _run_warm(self, request: StepRequest, env: dict[str, str], log: logging.Logger):
         from dagster_airflow.step_server.client import StepServerClient
@@ -198,6 +219,8 @@ class SubprocessRunner(StepRunner):
             directory=self.runtime_dir,
             idle_timeout=self.idle_timeout,
         )
+        if self._kill_requested:  # the kill came before the client was there to cancel
+            client.cancel()
         self._warm_step = client.open_step(log)
         step_log = StepLog(log)
         code = self._warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
@@ -205,11 +228,14 @@ class SubprocessRunner(StepRunner):
 
     @staticmethod
     def _stopped_before_it_ran(log: logging.Logger) -> StepResult:
-        error = StepError("KeyboardInterrupt", STOPPED_BEFORE_IT_RAN)
+        error = StepError("KeyboardInterrupt", STOPPED_BEFORE_IT_RAN, kind=NEVER_STARTED)
         log.error("Step stopped before it ran: %s", error.summary())
         return StepResult(FAILURE, None, {}, error)
 
     def kill(self) -> None:
+        """Stop the step; before it started, mark it so that it never starts. Safe from a
+        signal handler (Airflow's on_kill) and from any thread."""
+        self._kill_requested = True
         if self._client is not None:
             self._client.cancel()
         if self._warm_step is not None:

@@ -14,16 +14,27 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 import pickle
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
-from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest
+from dagster_airflow.model import (
+    FAILURE,
+    NEVER_STARTED,
+    STOPPED,
+    SUCCESS,
+    TIMEOUT,
+    CodeLocation,
+    StepRequest,
+    TaskRef,
+)
 from dagster_airflow.testing.task_log import TaskLog
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
@@ -168,9 +179,24 @@ class RunnerContract:
     ``contract_job.py`` beside this file; a runner whose steps see another file system overrides
     the ``code_location`` fixture. The runner logs to ``task_log.logger``, and the checks read
     ``task_log``, never pytest's caplog (see task_log.py for why).
+
+    Capability flags turn on the tests of what a runner supports (RemoteRunner-based runners
+    support all of them: set each to True):
+
+    - ``kills_before_start``: a kill before ``run`` means its step never starts.
+    - ``start_method``: the name of the method that starts the step (``"start"`` on a
+      RemoteRunner); a kill that arrives just as it returned stops what it started.
+    - ``reattaches``: a second runner of the same Airflow try follows the first one's run
+      instead of starting another (``start_method`` is not called again).
+    - ``times_out``: setting the runner's ``timeout`` attribute (seconds) stops a longer step
+      with a StepError of kind ``timeout``.
     """
 
     step_timeout = 300.0  # seconds a contract step may take, start-up included
+    kills_before_start = False
+    start_method: str | None = None
+    reattaches = False
+    times_out = False
 
     @pytest.fixture
     def code_location(self) -> CodeLocation:
@@ -252,4 +278,120 @@ class RunnerContract:
         thread.join(self.step_timeout)
         assert not thread.is_alive(), "kill() did not end the step"
         assert results and results[0].status == FAILURE
+        assert time.monotonic() - started < self.step_timeout
+
+    def slow_request(self, code_location, storage_spec, run_id, seconds=600, task=None):
+        request = self.request(
+            code_location,
+            storage_spec,
+            run_id,
+            "slow",
+            {"ops": {"slow": {"config": {"seconds": seconds}}}},
+        )
+        return attrs.evolve(request, task=task)
+
+    def count_starts(self, runner, also=None):
+        """Wrap the runner's start method: the list of its calls, and ``also`` after each."""
+        calls = []
+        start = getattr(runner, self.start_method)
+
+        def counted(*args, **kwargs):
+            handle = start(*args, **kwargs)
+            calls.append(handle)
+            if also is not None:
+                also()
+            return handle
+
+        setattr(runner, self.start_method, counted)
+        return calls
+
+    def test_a_secret_never_reaches_the_task_log(
+        self, runner_factory, code_location, storage_spec, run_id
+    ):
+        secret = f"s3cr3t-{uuid.uuid4().hex}"
+        request = self.request(code_location, storage_spec, run_id, "produce")
+        with TaskLog(level=logging.DEBUG) as task_log:
+            result = runner_factory().run(
+                request, {"DAGSTER_AIRFLOW_CONTRACT_SECRET_KEY": secret}, task_log.logger
+            )
+        assert result.status == SUCCESS, result.error
+        assert task_log.records, "the runner wrote nothing to the task log"
+        assert secret not in task_log.text
+
+    def test_kill_before_start_starts_nothing(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not self.kills_before_start:
+            pytest.skip("the runner does not say it honours a kill before its start")
+        runner = runner_factory()
+        calls = self.count_starts(runner) if self.start_method else []
+        runner.kill()
+        started = time.monotonic()
+        result = runner.run(
+            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        )
+        assert result.status == FAILURE
+        assert result.error.kind == NEVER_STARTED, result.error
+        assert SLOW_OP_SLEEPING not in task_log.text
+        assert calls == []
+        assert time.monotonic() - started < self.step_timeout / 2
+
+    def test_kill_during_start_stops_what_it_started(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if self.start_method is None:
+            pytest.skip("the runner names no start method (start_method)")
+        runner = runner_factory()
+        # As a kill (a signal handler, another thread) that comes when the platform has
+        # accepted the start but the runner has not yet noted what it started.
+        calls = self.count_starts(runner, also=runner.kill)
+        started = time.monotonic()
+        result = runner.run(
+            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        )
+        assert len(calls) == 1
+        assert result.status == FAILURE
+        assert result.error.kind in (STOPPED, None), result.error
+        # The 600 s step ended: it was stopped, not waited for.
+        assert time.monotonic() - started < self.step_timeout
+
+    def test_a_second_runner_of_the_same_try_follows_the_first(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not self.reattaches:
+            pytest.skip("the runner does not reattach (reattaches)")
+        task = TaskRef("contract_dag", "slow", f"manual__{run_id}", -1, 1)
+        request = self.slow_request(code_location, storage_spec, run_id, seconds=4, task=task)
+        first, second = runner_factory(), runner_factory()
+        second_starts = self.count_starts(second)
+        results = []
+        thread = threading.Thread(
+            target=lambda: results.append(first.run(request, {}, task_log.logger))
+        )
+        thread.start()
+        assert task_log.wait_for(SLOW_OP_SLEEPING, self.step_timeout / 2)
+        # As after the Airflow worker died and the same try runs again.
+        with TaskLog() as second_log:
+            followed = second.run(request, {}, second_log.logger)
+        thread.join(self.step_timeout)
+        assert second_starts == [], "the second runner started the step again"
+        assert followed.status == SUCCESS, followed.error
+        assert results and results[0].status == SUCCESS, results[0].error
+        assert SLOW_OP_SLEEPING in second_log.text  # followed from the start of its output
+
+    def test_timeout_stops_the_step(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not self.times_out:
+            pytest.skip("the runner has no timeout (times_out)")
+        runner = runner_factory()
+        runner.timeout = 3.0
+        started = time.monotonic()
+        result = runner.run(
+            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        )
+        assert result.status == FAILURE
+        assert result.error.kind == TIMEOUT, result.error
+        assert result.error.class_name == "StepTimeout"
+        assert "timeout of 3s" in result.error.message
         assert time.monotonic() - started < self.step_timeout

@@ -17,13 +17,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from dagster_airflow import hookimpl
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.options import OptionFields
 from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.subprocess import SubprocessRunner
 
 __version__ = "0.1.0"
+
+
+_field = OptionFields("the venv runner")
+
+
+@attrs.frozen
+class VenvOptions:
+    """The venv runner's own option; the rest are the subprocess runner's, checked there."""
+
+    venv: str = _field.string("venv", example="/opt/venvs/etl")
 
 
 class VenvRunner(SubprocessRunner):
@@ -42,7 +55,7 @@ class VenvRunner(SubprocessRunner):
         working_dir: str | None = None,
         kill_timeout: float = 10.0,
     ) -> None:
-        self.venv = Path(venv).expanduser().absolute()
+        self.venv = Path(VenvOptions(venv).venv).expanduser().absolute()
         bin_dir = self.venv / "bin"
         activated = {
             "VIRTUAL_ENV": str(self.venv),

@@ -217,6 +217,8 @@ def containers_request(tmp_path, step_key, run_config=None, task=None) -> StepRe
 
 class TestDockerRunnerContract(RunnerContract):
     step_timeout = 40.0
+    kills_before_start = reattaches = times_out = True
+    start_method = "start"
 
     @pytest.fixture
     def runner_factory(self, make_runner):

@@ -71,6 +71,8 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 
 class TestStepServerRunnerContract(RunnerContract):
+    kills_before_start = True
+
     @pytest.fixture
     def runner_factory(self, runtime_dir):
         return lambda: SubprocessRunner(kill_timeout=5, runtime_dir=str(runtime_dir))

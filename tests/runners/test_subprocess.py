@@ -142,6 +142,9 @@ class TestSubprocessRunnerContract(RunnerContract):
     """A fresh process per step (warm: false); tests/runners/test_step_server.py runs the same
     contract with the step server."""
 
+    kills_before_start = True
+    start_method = "_start_process"
+
     @pytest.fixture
     def runner_factory(self):
         return lambda: SubprocessRunner(kill_timeout=5, warm=False)

@@ -19,6 +19,7 @@ from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, TaskLog, plugi
 
 class TestVenvRunnerContract(RunnerContract):
     step_timeout = 100.0  # seconds a contract step may take, start-up included
+    kills_before_start = True
 
     @pytest.fixture
     def runner_factory(self, step_venv):
@@ -61,6 +62,17 @@ def test_a_missing_venv_is_one_clear_sentence(tmp_path):
         f"'{tmp_path / 'nowhere' / 'bin' / 'python'}'); create it with "
         f"`uv venv {tmp_path / 'nowhere'}` and install 'dagster-airflow[dagster]' and your "
         "job's dependencies into it."
+    )
+
+
+def test_a_wrong_venv_option_is_one_sentence():
+    from dagster_airflow.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        VenvRunner(venv=42)
+    assert str(caught.value) == (
+        "the venv runner's option 'venv' must be a non-empty string, got 42; write it as "
+        "venv=/opt/venvs/etl."
     )
 
 
