@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
+import uuid
 
 import pytest
 
-from dagster_airflow.testing import StorageContract
+from dagster_airflow.model import FAILURE, STOPPED, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, StorageContract, TaskLog
 from tests.conftest import ROOT, run_cli
 
 PAGE = ROOT / "docs" / "plugins.md"
@@ -80,3 +82,44 @@ def test_the_plugin_listing_shown_is_what_the_command_prints():
     done = run_cli("plugins")
     assert done.returncode == 0, done.stderr
     assert done.stdout == shown
+
+
+class TestDocsDetachedRunner(RunnerContract):
+    """The remote runner docs/plugins.md writes on the lifecycle base, with every capability."""
+
+    step_timeout = 120.0
+    kills_before_start = reattaches = times_out = True
+    start_method = "start"
+
+    @pytest.fixture
+    def runner_factory(self, tmp_path):
+        return lambda: DOCS["DetachedRunner"](state_dir=str(tmp_path / "state"))
+
+    @pytest.fixture
+    def storage_spec(self, tmp_path):
+        return StorageSpec("filesystem", {"base_dir": str(tmp_path / "storage")})
+
+
+def test_a_stopped_detached_run_leaves_no_files(tmp_path):
+    """What the docs' cleanup promises, after a kill that came during the start."""
+    runner = DOCS["DetachedRunner"](state_dir=str(tmp_path / "state"))
+    start = runner.start
+
+    def start_then_kill(*args):
+        handle = start(*args)
+        runner.kill()
+        return handle
+
+    runner.start = start_then_kill
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(CONTRACT_JOB)),
+        job_name="contract",
+        step_key="slow",
+        run_id=str(uuid.uuid4()),
+        run_config={"ops": {"slow": {"config": {"seconds": 600}}}},
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path / "storage")}),
+    )
+    with TaskLog() as task_log:
+        result = runner.run(request, {}, task_log.logger)
+    assert result.status == FAILURE and result.error.kind == STOPPED, result.error
+    assert list((tmp_path / "state").iterdir()) == []
