@@ -96,7 +96,7 @@ def imports_of(path) -> set[str]:
     return names
 
 
-RUNNERS = ["docker", "ecs", "graphql", "subprocess", "lifecycle", "base", "context"]
+RUNNERS = ["docker", "ecs", "graphql", "subprocess", "lifecycle", "streams", "base", "context"]
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

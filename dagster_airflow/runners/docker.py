@@ -5,13 +5,10 @@ The docker SDK is imported inside the methods that need it, so loading the plugi
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import logging
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,12 +19,12 @@ from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
 from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
+from dagster_airflow.runners.streams import LineStream, decode_lines
 from dagster_airflow.step_log import StepLog
 
 PULL_POLICIES = ("missing", "always", "never")
 AUTO_REMOVE_POLICIES = ("success", "never", "force")
 
-_END = object()  # the log stream ended
 _GONE = object()  # the container was removed while we followed it
 
 
@@ -86,19 +83,6 @@ def registry_of(image: str) -> str:
 
     repository, _ = parse_repository_tag(image)
     return resolve_repository_name(repository)[0]
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines from a stream of byte chunks that may split lines and UTF-8 characters anywhere."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    for chunk in chunks:
-        pending += decoder.decode(chunk)
-        *lines, pending = pending.split("\n")
-        yield from lines
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
 
 
 class DockerRunner(RemoteRunner):
@@ -364,39 +348,28 @@ class DockerRunner(RemoteRunner):
         return f"container {handle.container.name} ({handle.container.short_id})"
 
     def read_output(self, handle: _Followed, wait: float, final: bool = False) -> Iterable[str]:
-        """The container's output, from its start: its log stream is read in a thread. A
+        """The container's output, from its start, its log stream followed in a thread. A
         finished container's stream that did not end (podman 4.3 under load may never end it,
         as seen in this project's suite) is closed, and the rest read from its whole log."""
         from docker.errors import APIError
 
-        if handle.stream is None and not handle.ended:
+        if handle.stream is None:
             stream = self._unless_gone(lambda: handle.container.logs(stream=True, follow=True))
             if stream is _GONE:
-                handle.ended = True
+                handle.gone = True
                 return []
-            handle.follow(stream)
-        lines = []
-        while True:
-            try:  # waits only for the first line
-                first = wait > 0 and not lines
-                item = handle.items.get(timeout=wait) if first else handle.items.get_nowait()
-            except queue.Empty:
-                break
-            if item is _END:
-                handle.ended = True
-                break
-            if isinstance(item, Exception):
-                handle.ended = True
-                if isinstance(item, APIError) and self._gone(item):
-                    break
-                raise item
-            lines.append(item)
-        handle.fed += len(lines)
+            handle.stream = LineStream(stream, name="docker-logs")
+        lines: list[str] = []
+        try:
+            lines = handle.stream.read(wait)
+        except APIError as exc:
+            if not self._gone(exc):
+                raise
         if final and not handle.ended:
             handle.close()
             output = self._unless_gone(lambda: handle.container.logs(stream=False, follow=False))
             if output is not _GONE:
-                lines += list(_lines([output]))[handle.fed :]
+                lines += list(decode_lines([output]))[handle.stream.count :]
         return lines
 
     def output_ended(self, handle: _Followed, step_log: StepLog) -> bool:
@@ -466,27 +439,17 @@ class DockerRunner(RemoteRunner):
 
 
 class _Followed:
-    """A container this runner follows, and the thread that reads its log stream."""
+    """A container this runner follows, and its log stream once opened."""
 
     def __init__(self, container) -> None:
         self.container = container
-        self.items: queue.SimpleQueue = queue.SimpleQueue()
-        self.stream = None
-        self.ended = False
-        self.fed = 0
+        self.stream: LineStream | None = None
+        self.gone = False
 
-    def follow(self, stream) -> None:
-        self.stream = stream
-
-        def pump() -> None:
-            try:
-                for line in _lines(stream):
-                    self.items.put(line)
-            except Exception as exc:  # handed to the following thread
-                self.items.put(exc)
-            self.items.put(_END)
-
-        threading.Thread(target=pump, name="docker-logs", daemon=True).start()
+    @property
+    def ended(self) -> bool:
+        """Whether its whole output was read: the stream ended, or the container is gone."""
+        return self.gone or (self.stream is not None and self.stream.ended)
 
     def close(self) -> None:
         if self.stream is not None:
