@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UV := $(PYTHON) -m uv
 PYTEST_ARGS ?=
+# make test spreads the suite's files over two pytest workers (pytest-xdist): most tests wait on
+# an Airflow, a container or a server in another process, so two workers on two cores finish in
+# well under the time of one. A file stays on one worker (its module fixtures start servers once).
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: demo test test-alone test-reverse lint format bench constraints clean podman
 
@@ -23,7 +27,7 @@ demo: $(STAMP)
 
 ## make test: lint, then the whole suite against real components (installs podman if missing)
 test: $(STAMP) lint podman
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Every test file of the suite (pytest's testpaths), in name order.
 TEST_FILES = $(shell find tests examples/dagster-airflow-venv/tests -name 'test_*.py' | sort)
