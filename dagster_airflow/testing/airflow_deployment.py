@@ -229,10 +229,16 @@ class AirflowDeployment:
             )
 
     def _redis_command(self) -> list[str]:
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise RuntimeError(
+                "the CeleryExecutor deployment needs Debian's redis-server, which is not on "
+                "PATH; `make system-packages` (apt-get install redis-server) installs it."
+            )
         data = self.home.path / "redis"
         data.mkdir(exist_ok=True)
         return [
-            shutil.which("redis-server") or "redis-server",
+            redis,
             "--bind",
             "127.0.0.1",
             "--port",
