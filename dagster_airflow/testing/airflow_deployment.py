@@ -164,7 +164,9 @@ class AirflowDeployment:
                 self._start(server, [str(bin_dir / "airflow"), server])
             if self.executor == "CeleryExecutor":
                 for queue in self.queues:
-                    self._start(f"worker-{queue}", self._worker_command(bin_dir, queue))
+                    self._start(
+                        f"worker-{queue}", self.worker_command(str(bin_dir / "airflow"), queue)
+                    )
             self.wait_until(self._api_ready, 180, "the api-server")
             self._token = self._get_token()
             for queue in self.queues if self.executor == "CeleryExecutor" else ():
@@ -251,9 +253,11 @@ class AirflowDeployment:
             str(data),
         ]
 
-    def _worker_command(self, bin_dir: Path, queue: str) -> list[str]:
+    @staticmethod
+    def worker_command(airflow: str, queue: str) -> list[str]:
+        """How the deployment starts the Celery worker of one queue (as docs/deployment.md)."""
         return [
-            str(bin_dir / "airflow"),
+            airflow,
             "celery",
             "worker",
             "--queues",
