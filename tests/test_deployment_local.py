@@ -71,12 +71,27 @@ def test_a_run_succeeds_with_every_step_forked_by_one_step_server(airflow_deploy
     assert served and served[0].info["code_location"]["python_file"] == JOB_FILE
 
 
+def test_every_server_of_the_deployment_reports_healthy(airflow_deployment):
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    airflow_deployment.wait_until(
+        lambda: all(airflow_deployment.health().get(p) == "healthy" for p in parts),
+        120,
+        f"{', '.join(parts)} healthy",
+    )
+
+
 def test_two_concurrent_runs_keep_their_intermediates_apart(airflow_deployment, dags):
     airflow_deployment.trigger(CHAIN, "apart-1", seeded(1))
     airflow_deployment.trigger(CHAIN, "apart-2", seeded(2))
 
     assert airflow_deployment.wait_for_run(CHAIN, "apart-1") == "success"
     assert airflow_deployment.wait_for_run(CHAIN, "apart-2") == "success"
+    one, two = (
+        airflow_deployment.rest("GET", f"/api/v2/dags/{CHAIN}/dagRuns/{run}")[1]
+        for run in ("apart-1", "apart-2")
+    )
+    # They ran at the same time (ISO dates in UTC compare as strings).
+    assert one["start_date"] < two["end_date"] and two["start_date"] < one["end_date"]
     runs = {
         run: {s: stored(dags, CHAIN, run, s) for s in ("first", "middle", "last")}
         for run in ("apart-1", "apart-2")

@@ -177,10 +177,10 @@ class AirflowDeployment:
             self.stop(check=False)
             raise
 
-    def stop(self, check: bool = True) -> None:
+    def stop(self, check: bool = True, grace: float = 20) -> None:
         """Stop every server by its process group, then the step servers of the runtime
         directory, each by its pid. Raises RuntimeError naming any process of the deployment
-        still alive after that (it is killed, by its pid)."""
+        still alive ``grace`` s after that (it is killed, by its pid)."""
         # All at once (each takes seconds to shut down), Redis last: the workers and the
         # scheduler talk to it until they are gone.
         redis = self._servers.pop("redis", None)
@@ -199,7 +199,7 @@ class AirflowDeployment:
         if self._namespace is not None:
             _stop_groups([self._namespace])
             self._namespace = None
-        left = self.left_behind(timeout=20)
+        left = self.left_behind(timeout=grace)
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -402,6 +402,13 @@ class AirflowDeployment:
 
         self.wait_until(finished, timeout, f"run {run_id} of {dag_id}")
         return final[0]
+
+    def health(self) -> dict[str, str]:
+        """Each component's status as /api/v2/monitor/health reports it ("healthy", ...)."""
+        _, body = self.rest("GET", "/api/v2/monitor/health")
+        if not isinstance(body, dict):
+            return {}
+        return {name: part.get("status") for name, part in body.items() if isinstance(part, dict)}
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict]:
         """task id -> the task instance as the REST API shows it (state, try_number, ...)."""
