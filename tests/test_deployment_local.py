@@ -5,6 +5,7 @@ retries, clears and kills, every step forked by the warm step server."""
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,12 +26,16 @@ CHAIN = "deployed_chain"
 def dags(airflow_deployment: AirflowDeployment, tmp_path_factory) -> FilesystemStorage:
     """The jobs of tests/jobs/deployed.py installed as DAGs, all on one storage."""
     base_dir = tmp_path_factory.mktemp("deployed-storage")
-    for job, dag_id in [("chain", CHAIN), ("flaky_job", "deployed_flaky"), ("sleepy", "sleepy")]:
-        text = scaffold(
-            job, "-f", JOB_FILE, "--dag-id", dag_id, "--storage-option", f"base_dir={base_dir}"
-        )
-        airflow_deployment.install(text, f"{dag_id}.py")
-    for dag_id in (CHAIN, "deployed_flaky", "sleepy"):
+    dag_ids = {"chain": CHAIN, "flaky_job": "deployed_flaky", "sleepy": "sleepy"}
+
+    def install(job: str) -> None:
+        option = f"base_dir={base_dir}"
+        text = scaffold(job, "-f", JOB_FILE, "--dag-id", dag_ids[job], "--storage-option", option)
+        airflow_deployment.install(text, f"{dag_ids[job]}.py")
+
+    with ThreadPoolExecutor(len(dag_ids)) as pool:  # each scaffold loads Dagster: at once
+        list(pool.map(install, dag_ids))
+    for dag_id in dag_ids.values():
         airflow_deployment.wait_for_dag(dag_id)
     return FilesystemStorage(base_dir=str(base_dir))
 

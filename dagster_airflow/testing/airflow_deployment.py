@@ -473,17 +473,18 @@ class AirflowDeployment:
         path = self.logs / f"worker-{queue}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    @staticmethod
-    def wait_until(condition, timeout: float, what: str) -> None:
-        """Poll ``condition`` until it is true; TimeoutError naming ``what`` after ``timeout`` s."""
+    def wait_until(self, condition, timeout: float, what: str) -> None:
+        """Poll ``condition`` until it is true; TimeoutError naming ``what`` after ``timeout`` s,
+        RuntimeError with its log's end as soon as a server of the deployment has exited."""
         deadline = time.monotonic() + timeout
         while not condition():
+            self._check_servers()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} was not ready within {timeout} s")
             time.sleep(0.5)
 
 
-def _stop_groups(processes: list[subprocess.Popen], timeout: float = 30) -> None:
+def _stop_groups(processes: list[subprocess.Popen], timeout: float = 15) -> None:
     """SIGTERM each process's group, then wait for them all; SIGKILL any group still there
     after ``timeout`` s."""
     running = [p for p in processes if p.poll() is None]
