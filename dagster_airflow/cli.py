@@ -147,6 +147,8 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=command,
         asset_uri_template=args.asset_uri,
         schedule_on_assets=args.schedule_on_assets,
+        queue=args.queue,
+        step_queues=_step_queues(args.step_queue),
     )
     if not args.install:
         sys.stdout.write(text)
@@ -157,6 +159,18 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     for old in replaced:
         print(f"Removed {old}, which held the same DAG under an older name")
     return 0
+
+
+def _step_queues(values: Sequence[str]) -> dict[str, str]:
+    queues = {}
+    for value in values:
+        step, sep, queue = value.partition("=")
+        if not sep or not step:
+            raise ConfigurationError(
+                f"--step-queue {value!r} is not STEP=QUEUE; write it as --step-queue my_op=east."
+            )
+        queues[step] = queue
+    return queues
 
 
 def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -436,6 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a storage option; VALUE is read as YAML",
     )
     scaffold.add_argument("--dag-id", help="the Airflow DAG id (default: the job's name)")
+    scaffold.add_argument(
+        "--queue",
+        help="the executor queue of every task, in DEFAULT_ARGS (CeleryExecutor: the workers "
+        "listening on it; default: the executor's)",
+    )
+    scaffold.add_argument(
+        "--step-queue",
+        action="append",
+        default=[],
+        metavar="STEP=QUEUE",
+        help="the queue of one step's task (its step key or task id); repeat for several",
+    )
     scaffold.add_argument(
         "--asset-uri",
         default="dagster://asset/{key}",

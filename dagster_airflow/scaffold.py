@@ -13,7 +13,7 @@ import keyword
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -72,8 +72,12 @@ def _call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -
     return f"{prefix}{function}(\n{lines}{indent}){suffix}"
 
 
-def _operator_kwargs(step: Step, mapping_key: str | None = None) -> list[str]:
+def _operator_kwargs(
+    step: Step, mapping_key: str | None = None, queue: str | None = None
+) -> list[str]:
     kwargs = [f"task_id={_literal(task_id_for(step.key))}", f"step_key={_literal(step.key)}"]
+    if queue is not None:
+        kwargs.append(f"queue={_literal(queue)}")
     if mapping_key:
         kwargs.append(f"mapping_key={mapping_key}")
     if step.mapped_over:
@@ -90,8 +94,9 @@ def _operator_kwargs(step: Step, mapping_key: str | None = None) -> list[str]:
     return kwargs
 
 
-def _tasks_and_edges(graph: StepGraph) -> tuple[str, str, bool]:
-    """The DAG body: its tasks, its edges, and whether it uses a mapped task group."""
+def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, str, bool]:
+    """The DAG body: its tasks (each in its queue of ``queues``, by step key, if it has one),
+    its edges, and whether it uses a mapped task group."""
     names = _identifiers([s.key for s in graph.steps])
     used = set(names.values())
     groups: dict[tuple[str, str], list[Step]] = {}
@@ -103,7 +108,11 @@ def _tasks_and_edges(graph: StepGraph) -> tuple[str, str, bool]:
     for step in graph.steps:
         if not step.mapped_over:
             lines.append(
-                _call(f"    {names[step.key]} = ", "DagsterOperator", _operator_kwargs(step))
+                _call(
+                    f"    {names[step.key]} = ",
+                    "DagsterOperator",
+                    _operator_kwargs(step, queue=queues.get(step.key)),
+                )
             )
             continue
         members = groups[step.mapped_over]
@@ -118,7 +127,7 @@ def _tasks_and_edges(graph: StepGraph) -> tuple[str, str, bool]:
                 _call(
                     f"    {names[step.key]} = ",
                     "DagsterOperator.partial",
-                    _operator_kwargs(step),
+                    _operator_kwargs(step, queue=queues.get(step.key)),
                     f".expand({keys})",
                 )
             )
@@ -133,7 +142,7 @@ def _tasks_and_edges(graph: StepGraph) -> tuple[str, str, bool]:
         lines.append(f"    @task_group(group_id={_literal(group_id)}, prefix_group_id=False)")
         lines.append(f"    def {function}(mapping_key):")
         for member in members:
-            kwargs = _operator_kwargs(member, "mapping_key")
+            kwargs = _operator_kwargs(member, "mapping_key", queues.get(member.key))
             lines.append(_call(f"        {names[member.key]} = ", "DagsterOperator", kwargs))
         for member in members:
             for upstream in member.upstream:
@@ -351,11 +360,20 @@ def render_dag(
     today: datetime.date | None = None,
     asset_uri_template: str = DEFAULT_URI_TEMPLATE,
     schedule_on_assets: bool = False,
+    queue: str | None = None,
+    step_queues: Mapping[str, str] | None = None,
 ) -> str:
-    """The DAG file's text."""
+    """The DAG file's text. ``queue`` is every task's executor queue (in DEFAULT_ARGS);
+    ``step_queues`` (step key or task id -> queue) overrides it for some tasks."""
     today = today or datetime.date.today()
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
-    tasks, edges, uses_groups = _tasks_and_edges(graph)
+    tasks, edges, uses_groups = _tasks_and_edges(graph, _queues_by_step(graph, step_queues or {}))
+    queue_line = (
+        ""
+        if queue is None
+        else "    # The executor queue of every task (CeleryExecutor: the workers listening on it)."
+        f'\n    "queue": {_literal(_checked_queue(queue, "--queue"))},\n'
+    )
     assets = _assets(graph, asset_uri_template, schedule_on_assets)
     sdk_names = ["DAG", "Param"]
     if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
@@ -403,7 +421,7 @@ DEFAULT_ARGS = {{
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
     "run_config_schema": RUN_CONFIG_SCHEMA,
-    "owner": "airflow",
+{queue_line}    "owner": "airflow",
 }}
 
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults.
@@ -428,6 +446,31 @@ with DAG(
 '''.rstrip()
         + "\n"
     )
+
+
+def _checked_queue(queue: str, option: str) -> str:
+    if not isinstance(queue, str) or not re.fullmatch(r"[\w.@:-]+", queue):
+        raise ConfigurationError(
+            f"{option} {queue!r} is not a queue name; use letters, digits, '_', '.', '-', '@' "
+            "and ':'."
+        )
+    return queue
+
+
+def _queues_by_step(graph: StepGraph, step_queues: Mapping[str, str]) -> dict[str, str]:
+    """``step_queues`` keyed by step key, each name (a step key or a task id) checked."""
+    by_name = {}
+    for step in graph.steps:
+        by_name[step.key] = by_name[task_id_for(step.key)] = step.key
+    queues = {}
+    for name, queue in step_queues.items():
+        if name not in by_name:
+            raise ConfigurationError(
+                f"--step-queue names the step {name!r}, which job {graph.job_name!r} does not "
+                f"have; its steps are: {', '.join(sorted(s.key for s in graph.steps))}."
+            )
+        queues[by_name[name]] = _checked_queue(queue, f"--step-queue {name}=")
+    return queues
 
 
 def airflow_folder(option: str) -> Path:

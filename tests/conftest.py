@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dagster_airflow.testing import servers
+from dagster_airflow.testing.airflow_deployment import AirflowDeployment
 from dagster_airflow.testing.airflow_home import AirflowHome
 from dagster_airflow.testing.fixtures import (  # noqa: F401
     step_server_runtime_dir,
@@ -44,6 +45,16 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     home = AirflowHome(tmp_path_factory.mktemp("airflow"))
     home.migrate()
     return home
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(tmp_path_factory) -> AirflowDeployment:
+    """One real deployment for the session (scheduler, DAG processor, api-server, triggerer,
+    LocalExecutor on SQLite): its tests share it, each with DAG ids and run ids of its own.
+    Stopping it fails if any of its processes (a step server, a step) is left behind."""
+    path = tmp_path_factory.mktemp("deployment")
+    with AirflowDeployment(path, port=servers.free_port()) as airflow:
+        yield airflow
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ def console_commands(name: str) -> list[str]:
 
 SCAFFOLD_COMMANDS = [
     (name, command)
-    for name in ("quickstart.md", "scaffold.md", "scheduling.md")
+    for name in ("quickstart.md", "scaffold.md", "scheduling.md", "deployment.md")
     for command in console_commands(name)
     if command.startswith("dagster-airflow scaffold")
 ]
@@ -81,3 +81,13 @@ def test_scaffold_md_shows_the_mapped_tasks_the_scaffold_writes():
     done = run_cli("scaffold", "pieces", "-f", "examples/pieces.py")
     assert done.returncode == 0, done.stderr
     assert shown in done.stdout
+
+
+def test_deployment_md_starts_celery_workers_as_the_celery_test_does():
+    from dagster_airflow.testing.airflow_deployment import AirflowDeployment
+
+    block = re.search(r"```sh\n(.*?)```", (DOCS / "deployment.md").read_text(), re.S)[1]
+    shown = [shlex.split(line) for line in block.splitlines()]
+    assert [args[-1] for args in shown] == ["east", "west"]
+    for args in shown:
+        assert AirflowDeployment.worker_command("airflow", args[-1])[: len(args)] == args

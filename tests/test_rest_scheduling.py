@@ -1,5 +1,6 @@
 """A trigger with conf through Airflow's REST API, and the asset events read back through it,
-on a real deployment (scheduler, DAG processor, api-server, LocalExecutor)."""
+on the session's real deployment (scheduler, DAG processor, api-server, triggerer,
+LocalExecutor)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.airflow_deployment import AirflowDeployment
-from dagster_airflow.testing.servers import free_port
 from tests.conftest import EXAMPLES, scaffold
 
 pytestmark = pytest.mark.airflow
@@ -18,10 +18,10 @@ pytestmark = pytest.mark.airflow
 JOB_FILE = str(EXAMPLES / "scheduling.py")
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    with AirflowDeployment(tmp_path_factory.mktemp("deployment"), port=free_port()) as airflow:
-        yield airflow
+@pytest.fixture
+def deployment(airflow_deployment: AirflowDeployment) -> AirflowDeployment:
+    """The session's deployment (tests/test_deployment_local.py shares it)."""
+    return airflow_deployment
 
 
 def test_a_rest_trigger_with_conf_runs_the_merged_config_and_reports_asset_events(

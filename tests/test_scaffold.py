@@ -28,6 +28,7 @@ print(json.dumps({
     "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
     "runner": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "runner", None),
     "storage": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "storage", None),
+    "queues": {task_id: task.queue for task_id, task in dag.task_dict.items()},
 }))
 """
 
@@ -127,9 +128,47 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
     assert (tmp_path / "home" / "dags" / "demo_pipeline.py").exists()
 
 
+def test_the_queue_option_routes_every_task_and_step_queue_some_of_them(tmp_path):
+    text = scaffold(
+        *DEMO,
+        "--queue",
+        "east",
+        "--step-queue",
+        "count_letters=west",
+        "--step-queue",
+        "summarize=west",
+    )
+    path = tmp_path / "dag.py"
+    path.write_text(text)
+    assert '"queue": "east",' in text
+    assert inspect_dag(path)["queues"] == {
+        "multiply_the_word": "east",
+        "count_letters": "west",
+        "reverse_word": "east",
+        "count_reversed": "east",
+        "summarize": "west",
+    }
+    # Without the options, Airflow's default queue (from its [operators] default_queue).
+    path.write_text(scaffold(*DEMO))
+    assert set(inspect_dag(path)["queues"].values()) == {"default"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            [*DEMO, "--step-queue", "count_leters=west"],
+            "--step-queue names the step 'count_leters', which job 'demo_pipeline' does not "
+            "have; its steps are: count_letters, count_reversed, multiply_the_word, ",
+        ),
+        (
+            [*DEMO, "--queue", "east coast"],
+            "--queue 'east coast' is not a queue name; use letters, digits,",
+        ),
+        (
+            [*DEMO, "--step-queue", "west"],
+            "--step-queue 'west' is not STEP=QUEUE; write it as --step-queue my_op=east.",
+        ),
         (
             ["demo_pipeline", "-f", str(EXAMPLES / "demo.py")],
             "the run config for job 'demo_pipeline' is invalid: Missing required config entry "
@@ -167,6 +206,9 @@ def test_install_writes_to_airflow_home_dags_by_default(tmp_path):
         ),
     ],
     ids=[
+        "unknown-step-queue",
+        "bad-queue-name",
+        "step-queue-not-key-value",
         "invalid-run-config",
         "unknown-job",
         "import-error",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import types
@@ -13,8 +15,10 @@ from dagster_airflow import hookimpl
 from dagster_airflow.cli import main
 from dagster_airflow.errors import PluginError
 from dagster_airflow.plugins.manager import get_plugins
+from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing import plugin_registered
+from dagster_airflow.testing.airflow_deployment import AirflowDeployment
 from dagster_airflow.testing.fixtures import register_plugin  # noqa: F401 - a fixture
 
 
@@ -142,3 +146,24 @@ def test_a_plugin_authors_contract_run_passes_when_airflow_sets_up_logging_midwa
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+def test_stopping_a_deployment_fails_on_a_process_of_it_left_behind_and_ends_it(tmp_path):
+    deployment = AirflowDeployment(tmp_path / "airflow")
+    # A process of the deployment is one with its runtime directory in its environment.
+    env = {**os.environ, RUNTIME_DIR_ENV_VAR: str(deployment.runtime_dir)}
+    orphan = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            deployment.stop(grace=0)
+        assert str(raised.value) == (
+            f"the deployment left processes behind: {{{orphan.pid}: 'sleep 60'}}"
+        )
+        assert orphan.wait(10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for process in (orphan, other):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
