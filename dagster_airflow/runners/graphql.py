@@ -70,11 +70,7 @@ mutation Launch($params: ExecutionParams!) {
 
 STATUS = """
 query Status($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on Error { message }
-  }
+  runOrError(runId: $runId) { __typename ... on Run { status } ... on Error { message } }
 }
 """
 
@@ -106,9 +102,7 @@ query Events($runId: ID!, $cursor: String) {
 NEWEST_RUN = """
 query Newest($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}, limit: 1) {
-    __typename
-    ... on Runs { results { runId rootRunId status } }
-    ... on Error { message }
+    __typename ... on Runs { results { runId rootRunId status } } ... on Error { message }
   }
 }
 """
@@ -126,9 +120,7 @@ query Repositories {
 TERMINATE = """
 mutation Terminate($runId: String!) {
   terminateRun(runId: $runId) {
-    __typename
-    ... on TerminateRunFailure { message run { status } }
-    ... on Error { message }
+    __typename ... on TerminateRunFailure { message run { status } } ... on Error { message }
   }
 }
 """
@@ -394,11 +386,6 @@ class GraphQLRunner(RemoteRunner):
             "jobName": job_name,
         }
 
-    @staticmethod
-    def tags(request: StepRequest) -> dict[str, str]:
-        """The one tag vocabulary (StepRequest.tags): the run's tags, and its identity."""
-        return request.tags()
-
     def _newest(self, tags: Mapping[str, str]) -> dict | None:
         data = self.graphql(NEWEST_RUN, {"tags": [{"key": k, "value": v} for k, v in tags.items()]})
         runs = data["runsOrError"]
@@ -417,16 +404,13 @@ class GraphQLRunner(RemoteRunner):
     @staticmethod
     def run_config(request: StepRequest) -> dict[str, Any]:
         """The request's run config with the storage as the IO manager's configuration."""
-        run_config = dict(request.run_config)
-        resources = dict(run_config.get("resources") or {})
+        resources = dict(request.run_config.get("resources") or {})
         io_manager = dict(resources.get("io_manager") or {})
         io_manager["config"] = {
             **(io_manager.get("config") or {}),
             "storage": request.storage.to_dict(),
         }
-        resources["io_manager"] = io_manager
-        run_config["resources"] = resources
-        return run_config
+        return {**request.run_config, "resources": {**resources, "io_manager": io_manager}}
 
     def _launch(self, request: StepRequest) -> str:
         params = {
@@ -434,7 +418,7 @@ class GraphQLRunner(RemoteRunner):
             "runConfigData": self.run_config(request),
             "stepKeys": [request.step_key],
             "executionMetadata": {
-                "tags": [{"key": k, "value": v} for k, v in self.tags(request).items()],
+                "tags": [{"key": k, "value": v} for k, v in request.tags().items()],
                 **self._lineage(request.run_id),
             },
         }
@@ -486,7 +470,7 @@ class GraphQLRunner(RemoteRunner):
         same try follows the run (from the start of its event log) instead of a second one."""
         if request.task is None:
             return None
-        found = self._newest(self.tags(request))
+        found = self._newest(request.tags())
         if found is None:
             return None
         context.log.info(
