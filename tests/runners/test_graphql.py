@@ -449,6 +449,46 @@ def test_demo_runs_end_to_end_through_airflow_on_the_deployment(airflow_home, we
     assert "s3cr3t-token" not in result.output
 
 
+@pytest.mark.airflow
+def test_a_step_dagster_retried_on_the_deployment_is_one_airflow_try(
+    airflow_home, webserver, tmp_path
+):
+    from tests.test_e2e_retries import airflow_tries
+
+    text = scaffold(
+        "retried",
+        "-f",
+        str(DEPLOYMENT),
+        "--dag-id",
+        "graphql_retried",
+        "--runner",
+        "graphql",
+        "--runner-option",
+        f"url={webserver.url}",
+        "--runner-option",
+        "poll_interval=0.5",
+        "--storage",
+        "filesystem",
+        "--storage-option",
+        f"base_dir={tmp_path / 'storage'}",
+    )
+    assert "retries=2" in text  # the op's RetryPolicy, as the scaffold writes it for any runner
+    airflow_home.install(text, "graphql_retried.py")
+
+    result = airflow_home.dags_test("graphql_retried")
+
+    assert result.states == {"always_fails": "failed"}
+    # Dagster's run made the three attempts; Airflow did not run the policy again.
+    assert airflow_tries(airflow_home, result.dag_id, result.run_id) == {"always_fails": 1}
+    from dagster_airflow.model import dagster_run_id
+
+    [run] = runs_tagged(webserver.url, dagster_run_id("graphql_retried", result.run_id))
+    assert run["status"] == "FAILURE"
+    log = result.task_log("always_fails")
+    assert log.count("failed and Dagster retries it in 0.1 s") == 2
+    assert "always_fails fails on attempt 2" in log
+
+
 DOCS = ROOT / "docs" / "graphql.md"
 
 
