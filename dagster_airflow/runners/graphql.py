@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -305,19 +305,21 @@ class GraphQLRunner(RemoteRunner):
             raise RunnerError(f"the Dagster webserver at {self.url!r} answered: {messages}")
         return body["data"]
 
-    def _patient(self, run_id: str, call: Callable[[], dict]) -> dict:
-        """``call()`` while following a run: a webserver briefly away (a restart, a deploy) is
-        waited for, up to POLL_FAILURES_TOLERATED seconds."""
+    def _patient(self, document: str, variables: Mapping[str, Any]) -> dict:
+        """``graphql()`` while following a run: a webserver briefly away (a restart, a deploy)
+        is waited for, up to POLL_FAILURES_TOLERATED seconds."""
         failing_since = None
         while True:
             try:
-                return call()
+                return self.graphql(document, variables)
             except RunnerError as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if now - failing_since > POLL_FAILURES_TOLERATED:
                     raise
-                logger.warning("Polling Dagster run %s failed, retrying: %s", run_id, exc)
+                logger.warning(
+                    "Polling Dagster run %s failed, retrying: %s", variables["runId"], exc
+                )
                 time.sleep(max(self.max_poll, 2.0))
 
     def _connection_headers(self, context: RunContext) -> dict[str, str]:
@@ -493,9 +495,7 @@ class GraphQLRunner(RemoteRunner):
         return f"Dagster run {handle.run_id}"
 
     def state(self, handle: _DagsterRun) -> RunState:
-        data = self._patient(handle.run_id, lambda: self.graphql(STATUS, {"runId": handle.run_id}))[
-            "runOrError"
-        ]
+        data = self._patient(STATUS, {"runId": handle.run_id})["runOrError"]
         if data["__typename"] != "Run":  # deleted from the deployment while followed
             handle.gone = handle.finished = handle.ended = True
             return RunState("gone", finished=True, ran=False, detail=data.get("message"))
@@ -512,8 +512,7 @@ class GraphQLRunner(RemoteRunner):
         finished, lines = handle.finished, []
         while True:
             variables = {"runId": handle.run_id, "cursor": handle.cursor}
-            data = self._patient(handle.run_id, lambda v=variables: self.graphql(EVENTS, v))
-            events = data["logsForRun"]
+            events = self._patient(EVENTS, variables)["logsForRun"]
             if events["__typename"] != "EventConnection":
                 raise RunnerError(
                     f"cannot read the event log of Dagster run {handle.run_id} at {self.url!r}: "
