@@ -1,11 +1,17 @@
 """GraphQL runner: each step launched as a run on a Dagster deployment (Airflow side).
 
-Plain HTTP to dagster-webserver's GraphQL API, no Dagster import: ``launchRun`` with the one step
-selected, then poll the run's status and copy its event log into the Airflow task log. Every step
-is a Dagster run of its own, visible in the Dagster UI; the steps of one Airflow run are chained
-as re-executions of one another (``rootRunId`` / ``parentRunId``) and share the Airflow-derived
-run id through the tag ``dagster-airflow/dagster_run_id``, by which the deployment's IO manager
+Plain HTTP to dagster-webserver's GraphQL API, no Dagster import, on the lifecycle of
+runners/lifecycle.py: ``launchRun`` with the one step selected (or, for the same Airflow try, the
+run already launched, found by its tags), then the run's status and its event log into the
+Airflow task log, ``terminateRun`` on a kill or a timeout. Every step is a Dagster run of its
+own, visible in the Dagster UI; the steps of one Airflow run are chained as re-executions of one
+another (``rootRunId`` / ``parentRunId``) and share the Airflow-derived run id through the tag
+``dagster-airflow/dagster_run_id``, by which the deployment's IO manager
 (``dagster_airflow.storage.io_manager.intermediate_io_manager_from_config``) keys intermediates.
+
+Retries are the deployment's: its run retries the step as Dagster does (RetryPolicy,
+RetryRequested), so a step failure the run reports is final and Airflow does not retry it again
+(``final_outcome``; docs/graphql.md).
 """
 
 from __future__ import annotations
@@ -13,16 +19,18 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import (
+    EXIT_NO_RETRY,
     FAILURE,
+    LOST,
     RUN_ID_TAG,
-    TAG_PREFIX,
+    UP_FOR_RETRY,
     StepError,
     StepEvent,
     StepRequest,
@@ -30,15 +38,17 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import RunContext, StepRunner, run_context
-from dagster_airflow.step_log import StepLog
+from dagster_airflow.runners.base import RunContext
+from dagster_airflow.runners.lifecycle import LOST_ERROR, RemoteRunner, RunState
 
 DEFAULT_URL = "http://localhost:3000"
 DEFAULT_TOKEN_HEADER = "Dagster-Cloud-Api-Token"
 HTTP_TIMEOUT = 30.0  # seconds for one GraphQL request
 POLL_FAILURES_TOLERATED = 60.0  # seconds the webserver may be unreachable while a run goes on
-KILL_WAIT = 30.0  # seconds kill() keeps asking to terminate a run that is still starting
+KILL_WAIT = 30.0  # seconds cleanup keeps asking to terminate a run that is still starting
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+# Not running yet: terminateRun refuses such a run (Dagster cancels only QUEUED and STARTED).
+STARTING = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING"}
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +68,14 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 
-POLL = """
-query Poll($runId: ID!, $cursor: String) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on Error { message }
-  }
+STATUS = """
+query Status($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } ... on Error { message } }
+}
+"""
+
+EVENTS = """
+query Events($runId: ID!, $cursor: String) {
   logsForRun(runId: $runId, afterCursor: $cursor) {
     __typename
     ... on EventConnection {
@@ -79,6 +90,7 @@ query Poll($runId: ID!, $cursor: String) {
           metadataEntries { label ... on PathMetadataEntry { path } }
         }
         ... on LoadedInputEvent { inputName upstreamOutputName upstreamStepKey }
+        ... on ExecutionStepUpForRetryEvent { secondsToWait }
       }
     }
     ... on Error { message }
@@ -86,12 +98,11 @@ query Poll($runId: ID!, $cursor: String) {
 }
 """.replace("PYTHON_ERROR", _ERROR)
 
-PREVIOUS_RUNS = """
-query Previous($tags: [ExecutionTag!]) {
+# The newest run with these tags: of this Airflow try (reattach), of this Airflow run (lineage).
+NEWEST_RUN = """
+query Newest($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}, limit: 1) {
-    __typename
-    ... on Runs { results { runId rootRunId } }
-    ... on Error { message }
+    __typename ... on Runs { results { runId rootRunId status } } ... on Error { message }
   }
 }
 """
@@ -109,9 +120,7 @@ query Repositories {
 TERMINATE = """
 mutation Terminate($runId: String!) {
   terminateRun(runId: $runId) {
-    __typename
-    ... on TerminateRunFailure { message run { status } }
-    ... on Error { message }
+    __typename ... on TerminateRunFailure { message run { status } } ... on Error { message }
   }
 }
 """
@@ -139,6 +148,28 @@ def _timestamp(value: str | None) -> float:
         return 0.0
 
 
+def final_outcome(result: StepResult, stopped: str | None) -> StepResult:
+    """The task's outcome of a step its Dagster run retried within itself.
+
+    The run applied Dagster's retry decision (each attempt, its delay, its retry_number): a
+    failure it reports is final, and Airflow's retries (the scaffold writes them from the op's
+    RetryPolicy) must not run the whole policy again. A run that ended between two attempts
+    (canceled, lost) was not Dagster's decision: its try failed, stopped or lost, not up for
+    another Airflow retry of Dagster's.
+    """
+    if result.status == UP_FOR_RETRY:
+        error = StepError(
+            LOST_ERROR,
+            "the Dagster run ended before Dagster's next attempt of the step",
+            cause=result.error,
+            kind=stopped or LOST,
+        )
+        return attrs.evolve(result, status=FAILURE, error=error, seconds_to_wait=None)
+    if result.status == FAILURE and stopped is None and result.error and not result.error.kind:
+        return attrs.evolve(result, exit_code=EXIT_NO_RETRY)
+    return result
+
+
 _field = OptionFields("the graphql runner")
 
 
@@ -162,17 +193,36 @@ class GraphQLOptions:
     timeout: float | None = _field.number("timeout", default=None, example="3600")
 
 
-class GraphQLRunner(StepRunner):
+@attrs.define
+class _DagsterRun:
+    """A Dagster run this runner follows: where its event log was read to, what it said."""
+
+    run_id: str
+    request: StepRequest
+    context: RunContext
+    cursor: str | None = None
+    finished: bool = False  # a poll saw it end: the next read of its event log is the last
+    ended: bool = False  # its event log was read to the end after it finished
+    gone: bool = False  # the deployment no longer has it
+    terminating: bool = False  # asked to stop, not accepted yet (a run still starting)
+    errors: list[StepError] = attrs.field(factory=list)  # the run's own errors (not the step's)
+
+
+class GraphQLRunner(RemoteRunner):
     """Launches each step as a Dagster run through dagster-webserver's GraphQL API.
 
-    Options: ``url`` (the webserver), ``location`` and ``repository`` (the code location and
-    repository holding the job; found by the job's name when not set), ``dagster_conn_id`` (an
-    Airflow connection whose password is an API token and whose extra may hold ``headers`` and
-    ``token_header``), ``poll_interval`` (seconds between polls), ``timeout`` (seconds a step's
-    run may take before the task terminates it and fails; None: as long as Airflow lets it).
+    :param url: the webserver (``/graphql`` is appended unless it ends with it).
+    :param location: the code location holding the job (found by the job's name when unset).
+    :param repository: the repository in that location (idem).
+    :param dagster_conn_id: an Airflow connection whose password is an API token and whose extra
+        may hold ``headers`` and ``token_header``.
+    :param poll_interval: the longest pause, in seconds, between two polls of the run.
+    :param timeout: seconds a step's run may take before it is terminated and the task fails
+        (None: as long as Airflow lets it).
     """
 
     name = "graphql"
+    run_noun = "Dagster run"
 
     def __init__(
         self,
@@ -190,13 +240,11 @@ class GraphQLRunner(StepRunner):
         self.location = o.location
         self.repository = o.repository
         self.dagster_conn_id = o.dagster_conn_id
-        self.poll_interval = o.poll_interval
+        self.max_poll = o.poll_interval
+        self.first_poll = min(0.25, o.poll_interval)
         self.timeout = o.timeout
         self._headers: dict[str, str] = {}
         self._client = None
-        self._run_id: str | None = None
-        self._killed = False
-        self._terminated = False
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -204,20 +252,13 @@ class GraphQLRunner(StepRunner):
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    def _http(self):
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.Client(timeout=HTTP_TIMEOUT, headers=self._headers)
-        return self._client
-
     def graphql(
         self, document: str, variables: Mapping[str, Any] | None = None, own_client: bool = False
     ) -> dict:
         """The ``data`` of a GraphQL answer; RunnerError for anything but a clean answer.
 
-        ``own_client``: use a connection of its own, for kill(), which Airflow may call from a
-        signal handler that interrupted a request on the shared client.
+        ``own_client``: use a connection of its own, for stop(), which may run in a signal
+        handler that interrupted a request on the shared client.
         """
         import httpx
 
@@ -228,7 +269,9 @@ class GraphQLRunner(StepRunner):
                 with httpx.Client(timeout=HTTP_TIMEOUT, headers=self._headers) as client:
                     response = client.post(self.endpoint, json=body)
             else:
-                response = self._http().post(self.endpoint, json=body)
+                if self._client is None:
+                    self._client = httpx.Client(timeout=HTTP_TIMEOUT, headers=self._headers)
+                response = self._client.post(self.endpoint, json=body)
         except httpx.HTTPError as exc:
             raise RunnerError(
                 f"cannot reach the Dagster webserver at {self.url!r} ({type(exc).__name__}: "
@@ -262,6 +305,23 @@ class GraphQLRunner(StepRunner):
             raise RunnerError(f"the Dagster webserver at {self.url!r} answered: {messages}")
         return body["data"]
 
+    def _patient(self, document: str, variables: Mapping[str, Any]) -> dict:
+        """``graphql()`` while following a run: a webserver briefly away (a restart, a deploy)
+        is waited for, up to POLL_FAILURES_TOLERATED seconds."""
+        failing_since = None
+        while True:
+            try:
+                return self.graphql(document, variables)
+            except RunnerError as exc:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > POLL_FAILURES_TOLERATED:
+                    raise
+                logger.warning(
+                    "Polling Dagster run %s failed, retrying: %s", variables["runId"], exc
+                )
+                time.sleep(max(self.max_poll, 2.0))
+
     def _connection_headers(self, context: RunContext) -> dict[str, str]:
         """Headers from the Airflow connection ``dagster_conn_id``: its extra's ``headers``, and
         its password as a token in ``token_header`` (default Dagster-Cloud-Api-Token)."""
@@ -280,7 +340,7 @@ class GraphQLRunner(StepRunner):
             headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn["password"]
         return headers
 
-    # -- the run ------------------------------------------------------------------------------
+    # -- the job on the deployment --------------------------------------------------------
 
     def _selector(self, job_name: str) -> dict[str, str]:
         if self.location and self.repository:
@@ -328,34 +388,31 @@ class GraphQLRunner(StepRunner):
             "jobName": job_name,
         }
 
-    @staticmethod
-    def tags(request: StepRequest) -> dict[str, str]:
-        """The one tag vocabulary (StepRequest.tags), and the attempt."""
-        return request.tags() | {f"{TAG_PREFIX}/attempt": str(request.attempt)}
+    def _newest(self, tags: Mapping[str, str]) -> dict | None:
+        data = self.graphql(NEWEST_RUN, {"tags": [{"key": k, "value": v} for k, v in tags.items()]})
+        runs = data["runsOrError"]
+        if runs["__typename"] != "Runs" or not runs["results"]:
+            return None
+        return runs["results"][0]
 
     def _lineage(self, run_id: str) -> dict[str, str]:
         """rootRunId and parentRunId: the newest Dagster run of the same Airflow run is the
         parent, and the root is its root; the first step's run starts the group."""
-        data = self.graphql(PREVIOUS_RUNS, {"tags": [{"key": RUN_ID_TAG, "value": run_id}]})
-        runs = data["runsOrError"]
-        if runs["__typename"] != "Runs" or not runs["results"]:
+        parent = self._newest({RUN_ID_TAG: run_id})
+        if parent is None:
             return {}
-        parent = runs["results"][0]
         return {"parentRunId": parent["runId"], "rootRunId": parent["rootRunId"] or parent["runId"]}
 
     @staticmethod
     def run_config(request: StepRequest) -> dict[str, Any]:
         """The request's run config with the storage as the IO manager's configuration."""
-        run_config = dict(request.run_config)
-        resources = dict(run_config.get("resources") or {})
+        resources = dict(request.run_config.get("resources") or {})
         io_manager = dict(resources.get("io_manager") or {})
         io_manager["config"] = {
             **(io_manager.get("config") or {}),
             "storage": request.storage.to_dict(),
         }
-        resources["io_manager"] = io_manager
-        run_config["resources"] = resources
-        return run_config
+        return {**request.run_config, "resources": {**resources, "io_manager": io_manager}}
 
     def _launch(self, request: StepRequest) -> str:
         params = {
@@ -363,7 +420,7 @@ class GraphQLRunner(StepRunner):
             "runConfigData": self.run_config(request),
             "stepKeys": [request.step_key],
             "executionMetadata": {
-                "tags": [{"key": k, "value": v} for k, v in self.tags(request).items()],
+                "tags": [{"key": k, "value": v} for k, v in request.tags().items()],
                 **self._lineage(request.run_id),
             },
         }
@@ -386,122 +443,148 @@ class GraphQLRunner(StepRunner):
             )
         raise RunnerError(f"{where} could not launch step {request.step_key!r}: {answer}")
 
+    # -- one step (the lifecycle's methods) -------------------------------------------------
+
     def run(
         self,
         request: StepRequest,
         context: RunContext | Mapping[str, str],
         log: logging.Logger | None = None,
     ) -> StepResult:
-        context = run_context(request, context, log)
-        log = context.log
+        """The base's lifecycle; the outcome as Dagster's retries in the run decided it."""
+        return final_outcome(super().run(request, context, log), self._lifecycle.stopped_by)
+
+    def prepare(self, request: StepRequest, context: RunContext) -> None:
         if context.secret_env:
-            log.info(
+            context.log.info(
                 "Storage credentials from Airflow connections are not sent to the Dagster "
                 "deployment: its run workers use their own access to storage %r.",
                 request.storage.name,
             )
         self._headers = self._connection_headers(context)
-        if self._killed:
-            return self._stopped("the task was stopped before its Dagster run was launched")
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def find(self, request: StepRequest, context: RunContext) -> _DagsterRun | None:
+        """The run launched for this Airflow try, in any state, found by its identity's tags:
+        the deployment keeps every run and filters them by tags, so a second process of the
+        same try follows the run (from the start of its event log) instead of a second one."""
+        if request.task is None:
+            return None
+        found = self._newest(request.tags())
+        if found is None:
+            return None
+        context.log.info(
+            "Following Dagster run %s, already %s for this try: %s/runs/%s",
+            found["runId"],
+            found["status"],
+            self.ui_url,
+            found["runId"],
+        )
+        context.push_link(f"{self.ui_url}/runs/{found['runId']}")
+        return _DagsterRun(found["runId"], request, context)
+
+    def start(self, request: StepRequest, context: RunContext) -> _DagsterRun:
         run_id = self._launch(request)
-        # Set before reading _killed (kill() sets _killed before reading _run_id): whichever
-        # comes second sees the other, so a kill during the launch still terminates the run.
-        self._run_id = run_id
-        log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.ui_url, run_id)
+        context.log.info("Launched Dagster run %s: %s/runs/%s", run_id, self.ui_url, run_id)
         context.push_link(f"{self.ui_url}/runs/{run_id}")  # the task's "Dagster run" link
-        if self._killed:
-            self.kill()
-        return self._follow(request, run_id, log, context.storage)
+        return _DagsterRun(run_id, request, context)
 
-    def _poll(self, run_id: str, cursor: str | None) -> dict:
-        """One poll; a webserver briefly away (a restart, a deploy) is waited for."""
-        failing_since = None
-        while True:
-            try:
-                return self.graphql(POLL, {"runId": run_id, "cursor": cursor})
-            except RunnerError as exc:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > POLL_FAILURES_TOLERATED:
-                    raise
-                logger.warning("Polling Dagster run %s failed, retrying: %s", run_id, exc)
-                time.sleep(max(self.poll_interval, 2.0))
+    def describe(self, handle: _DagsterRun) -> str:
+        return f"Dagster run {handle.run_id}"
 
-    def _follow(
-        self, request: StepRequest, run_id: str, log: logging.Logger, storage
-    ) -> StepResult:
-        step_log = StepLog(log)
-        cursor: str | None = None
-        deadline = time.monotonic() + self.timeout if self.timeout is not None else None
-        timed_out = False
-        run_errors: list[StepError] = []
+    def state(self, handle: _DagsterRun) -> RunState:
+        data = self._patient(STATUS, {"runId": handle.run_id})["runOrError"]
+        if data["__typename"] != "Run":  # deleted from the deployment while followed
+            handle.gone = handle.finished = handle.ended = True
+            return RunState("gone", finished=True, ran=False, detail=data.get("message"))
+        status = data["status"]
+        handle.finished = status in TERMINAL
+        if handle.terminating and not handle.finished:
+            self._terminate(handle)  # a run that was still starting: ask again
+        return RunState(status, finished=handle.finished, starting=status in STARTING)
+
+    def read_output(self, handle: _DagsterRun, wait: float, final: bool = False) -> Iterable[str]:
+        """The run's new events (its event log by cursor), as the worker's event lines."""
+        if handle.gone:
+            return []
+        finished, lines = handle.finished, []
         while True:
-            data = self._poll(run_id, cursor)
-            status = data["runOrError"].get("status")
-            while True:  # drain the event log so far
-                events = data["logsForRun"]
-                if events["__typename"] != "EventConnection":
-                    raise RunnerError(
-                        f"cannot read the event log of Dagster run {run_id} at {self.url!r}: "
-                        f"{events.get('message')}"
-                    )
-                for event in events["events"]:
-                    step_event = self._step_event(event, request, storage)
-                    step_log.feed(step_event.to_json())
-                    if step_event.error and step_event.event_type != "STEP_FAILURE":
-                        run_errors.append(step_event.error)
-                cursor = events["cursor"]
-                if not events["hasMore"]:
-                    break
-                data = self._poll(run_id, cursor)
-            if data["runOrError"]["__typename"] != "Run":
+            variables = {"runId": handle.run_id, "cursor": handle.cursor}
+            events = self._patient(EVENTS, variables)["logsForRun"]
+            if events["__typename"] != "EventConnection":
                 raise RunnerError(
-                    f"Dagster run {run_id} is gone from {self.url!r}: "
-                    f"{data['runOrError'].get('message')}"
+                    f"cannot read the event log of Dagster run {handle.run_id} at {self.url!r}: "
+                    f"{events.get('message')}"
                 )
-            if status in TERMINAL:
+            for event in events["events"]:
+                step_event = self._step_event(event, handle.request, handle.context.storage)
+                if step_event.error and step_event.event_type != "STEP_FAILURE":
+                    handle.errors.append(step_event.error)
+                lines.append(step_event.to_json())
+            handle.cursor = events["cursor"]
+            if not events["hasMore"]:
                 break
-            if self._killed and not self._terminated and status != "CANCELING":
-                self._terminate(run_id)
-            if deadline is not None and time.monotonic() > deadline and not timed_out:
-                timed_out = True
-                log.error("Dagster run %s took over %ss: terminating it", run_id, self.timeout)
-                self.kill()
-            time.sleep(self.poll_interval)
-        log.info("Dagster run %s ended: %s", run_id, status)
-        return self._result(step_log, run_id, status, run_errors, timed_out)
+        # Its status comes from its last event: read after the run ended, the log is whole.
+        handle.ended = finished
+        return lines
 
-    def _result(
-        self,
-        step_log: StepLog,
-        run_id: str,
-        status: str,
-        run_errors: list[StepError],
-        timed_out: bool,
-    ) -> StepResult:
-        kinds = {e.event_type for e in step_log.events}
-        if timed_out:
-            error = StepError(
-                "RunnerTimeout",
-                f"Dagster run {run_id} took over the graphql runner's timeout of "
-                f"{self.timeout}s and was terminated",
-                cause=step_log.result(0).error,
-            )
-        elif status == "SUCCESS" or "STEP_FAILURE" in kinds:
-            return step_log.result(0)
-        elif status == "CANCELED":
-            error = StepError("DagsterRunCanceled", f"Dagster run {run_id} was canceled")
-        else:
-            error = StepError(
-                "DagsterRunFailed",
-                f"Dagster run {run_id} ended {status} before its step finished; see the run at "
-                f"{self.ui_url}/runs/{run_id}",
-                cause=run_errors[-1] if run_errors else None,
-            )
-        return StepResult(FAILURE, None, {}, error, tuple(step_log.events))
+    def output_ended(self, handle: _DagsterRun, step_log) -> bool:
+        return handle.ended
 
-    def _stopped(self, why: str) -> StepResult:
-        return StepResult(FAILURE, None, {}, StepError("DagsterRunCanceled", why))
+    def never_reported(
+        self, handle: _DagsterRun, state: RunState, error: StepError | None
+    ) -> StepError:
+        what = "was deleted from the deployment" if handle.gone else f"ended {state.status}"
+        return StepError(
+            LOST_ERROR,
+            f"Dagster run {handle.run_id} {what} before its step finished; see the run at "
+            f"{self.ui_url}/runs/{handle.run_id}",
+            cause=handle.errors[-1] if handle.errors else None,
+        )
+
+    def stop(self, handle: _DagsterRun, reason: str) -> None:
+        handle.terminating = True
+        self._terminate(handle)
+
+    def cleanup(self, handle: _DagsterRun, result: StepResult | None, stopped: str | None) -> None:
+        """A run asked to stop while it was still starting, and no longer followed (``run`` was
+        interrupted): ask until the deployment accepts, so that nothing is left running."""
+        deadline = time.monotonic() + KILL_WAIT
+        while handle.terminating and not self._terminate(handle):
+            if time.monotonic() > deadline:
+                handle.context.log.warning(
+                    "Dagster run %s could not be terminated in %ss: stop it in the Dagster UI",
+                    handle.run_id,
+                    KILL_WAIT,
+                )
+                return
+            time.sleep(self.first_poll)
+
+    def _terminate(self, handle: _DagsterRun) -> bool:
+        """Ask the deployment to terminate the run; whether there is nothing more to ask.
+
+        A run still starting cannot be terminated yet: ``state`` and ``cleanup`` ask again.
+        """
+        try:
+            variables = {"runId": handle.run_id}
+            answer = self.graphql(TERMINATE, variables, own_client=True)["terminateRun"]
+        except RunnerError as exc:
+            logger.warning("Could not terminate Dagster run %s: %s", handle.run_id, exc)
+            return False
+        kind = answer["__typename"]
+        if kind == "TerminateRunFailure":
+            status = answer["run"]["status"]
+            if status in STARTING:
+                logger.info("Dagster run %s is %s, not terminated yet", handle.run_id, status)
+                return False
+        elif kind != "TerminateRunSuccess":  # RunNotFound, Unauthorized: asking again won't help
+            logger.warning(
+                "Could not terminate Dagster run %s: %s", handle.run_id, answer.get("message")
+            )
+        handle.terminating = False
+        return True
 
     @staticmethod
     def _step_event(event: Mapping[str, Any], request: StepRequest, storage) -> StepEvent:
@@ -519,51 +602,17 @@ class GraphQLRunner(StepRunner):
                 )
                 uri = storage.uri(key)
             fields = {"input_name": event["inputName"], "uri": uri}
-        error = _error(event.get("error"))
+        elif kind == "ExecutionStepUpForRetryEvent":
+            fields = {"seconds_to_wait": event.get("secondsToWait")}
         return StepEvent(
             event_type,
             event.get("message") or "",
             step_key=event.get("stepKey"),
             level=event.get("level") or "INFO",
             timestamp=_timestamp(event.get("timestamp")),
-            error=error,
+            error=_error(event.get("error")),
             **fields,
         )
-
-    def kill(self) -> None:
-        # No lock: Airflow calls this from a signal handler that may have interrupted run().
-        self._killed = True
-        run_id = self._run_id
-        if run_id is None:
-            return
-        logger.info("Terminating Dagster run %s", run_id)
-        deadline = time.monotonic() + KILL_WAIT
-        while not self._terminate(run_id) and time.monotonic() < deadline:
-            time.sleep(self.poll_interval)
-
-    def _terminate(self, run_id: str) -> bool:
-        """Ask the deployment to terminate the run; whether there is nothing more to ask.
-
-        A run still starting cannot be terminated yet: kill() and the polling loop ask again.
-        """
-        try:
-            answer = self.graphql(TERMINATE, {"runId": run_id}, own_client=True)["terminateRun"]
-        except RunnerError as exc:
-            logger.warning("Could not terminate Dagster run %s: %s", run_id, exc)
-            return False
-        kind = answer["__typename"]
-        if kind == "TerminateRunFailure":
-            status = answer["run"]["status"]
-            if status in TERMINAL or status == "CANCELING":
-                self._terminated = True
-            else:
-                logger.info("Dagster run %s is %s, not terminated yet", run_id, status)
-        elif kind == "TerminateRunSuccess":
-            self._terminated = True
-        else:  # RunNotFoundError, UnauthorizedError, PythonError: asking again will not help
-            logger.warning("Could not terminate Dagster run %s: %s", run_id, answer.get("message"))
-            self._terminated = True
-        return self._terminated
 
 
 @hookimpl

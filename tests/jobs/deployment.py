@@ -2,6 +2,7 @@
 
 The demo and the runner contract's job, with dagster_airflow's IO manager bound as io_manager:
 what a deployment must have for the graphql runner. The storage comes from each run's config.
+``retried`` has an op that Dagster retries (its RetryPolicy) and that fails on every attempt.
 """
 
 import dagster as dg
@@ -17,8 +18,18 @@ def unbound():
     produce()
 
 
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=0.1))
+def always_fails(context: dg.OpExecutionContext) -> int:
+    raise ValueError(f"always_fails fails on attempt {context.retry_number}")
+
+
+@dg.job
+def retried():
+    always_fails()
+
+
 defs = dg.Definitions(
-    jobs=[demo_pipeline, contract, unbound],
+    jobs=[demo_pipeline, contract, unbound, retried],
     resources={"io_manager": intermediate_io_manager_from_config},
     # One step per run: a subprocess per step (the default executor) would only add start-up.
     executor=dg.in_process_executor,

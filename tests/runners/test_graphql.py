@@ -7,16 +7,33 @@ import logging
 import pickle
 import re
 import shlex
+import signal
+import threading
+import time
+import uuid
 
+import attrs
 import httpx
 import pytest
 import yaml
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import RUN_ID_TAG, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import (
+    FAILURE,
+    NEVER_STARTED,
+    RUN_ID_TAG,
+    STOPPED,
+    SUCCESS,
+    TIMEOUT,
+    CodeLocation,
+    StepRequest,
+    StorageSpec,
+    TaskRef,
+)
 from dagster_airflow.runners.graphql import GraphQLRunner
-from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.contracts import SLOW_OP_SLEEPING, RunnerContract
 from dagster_airflow.testing.dagster_webserver import DagsterWebserver, free_port
+from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 DEPLOYMENT = JOBS / "deployment.py"
@@ -51,6 +68,11 @@ def runs_tagged(url: str, run_id: str) -> list[dict]:
 
 class TestGraphQLRunnerContract(RunnerContract):
     step_timeout = 180.0
+    # The lifecycle's capabilities (RemoteRunner): the contract tests them where it has them.
+    kills_before_start = True
+    start_method = "start"
+    reattaches = True
+    times_out = True
 
     @pytest.fixture
     def runner_factory(self, webserver):
@@ -69,6 +91,218 @@ class TestGraphQLRunnerContract(RunnerContract):
         # kill() terminated the Dagster run itself, not just the wait for it.
         [run] = runs_tagged(webserver.url, run_id)
         assert run["status"] == "CANCELED"
+
+
+def slow_request(tmp_path, seconds: int = 90, task: TaskRef | None = None) -> StepRequest:
+    return StepRequest(
+        code_location=CodeLocation(python_file=str(DEPLOYMENT)),
+        job_name="contract",
+        step_key="slow",
+        run_id=str(uuid.uuid4()),
+        run_config={"ops": {"slow": {"config": {"seconds": seconds}}}},
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+        task=task,
+    )
+
+
+def ended_runs(url: str, run_id: str, timeout: float = 120.0) -> list[dict]:
+    """The deployment's runs of ``run_id`` once none is left running (a canceled run goes
+    through CANCELING while its worker stops); fails when one still runs after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = runs_tagged(url, run_id)
+        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs):
+            return runs
+        assert time.monotonic() < deadline, f"a run is left running on the deployment: {runs}"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def task_log():
+    with TaskLog() as task_log:
+        yield task_log
+
+
+def test_a_kill_before_the_start_launches_no_run(webserver, tmp_path, task_log):
+    runner = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    request = slow_request(tmp_path)
+    runner.kill()
+    result = runner.run(request, {}, task_log.logger)
+    assert result.status == FAILURE
+    assert result.error.kind == NEVER_STARTED, result.error
+    assert runs_tagged(webserver.url, request.run_id) == []
+
+
+def test_a_kill_during_the_launch_terminates_the_run_it_launched(webserver, tmp_path, task_log):
+    runner = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    request = slow_request(tmp_path)
+    launch = runner.start
+    launched = []
+
+    def start_then_kill(*args):  # the kill arrives as launchRun answered (a STARTING run)
+        handle = launch(*args)
+        launched.append(handle.run_id)
+        runner.kill()
+        return handle
+
+    runner.start = start_then_kill
+    started = time.monotonic()
+    result = runner.run(request, {}, task_log.logger)
+    assert result.status == FAILURE
+    assert result.error.kind in (STOPPED, None), result.error
+    assert time.monotonic() - started < 120
+    [run] = ended_runs(webserver.url, request.run_id)
+    assert [run["runId"]] == launched and run["status"] == "CANCELED"
+
+
+def test_a_kill_from_a_signal_handler_in_the_running_thread_terminates_the_run(
+    webserver, tmp_path, task_log
+):
+    # As Airflow's task runner does: SIGTERM's handler calls on_kill in the thread that runs
+    # execute(), interrupting whatever request it was making.
+    runner = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    request = slow_request(tmp_path)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: runner.kill())
+    main = threading.main_thread().ident
+
+    def kill_once_sleeping():
+        if task_log.wait_for(SLOW_OP_SLEEPING, 120):
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    killer = threading.Thread(target=kill_once_sleeping)
+    killer.start()
+    try:
+        result = runner.run(request, {}, task_log.logger)
+    finally:
+        killer.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert result.status == FAILURE
+    assert "DagsterExecutionInterruptedError" in result.error.summary(), result.error
+    [run] = ended_runs(webserver.url, request.run_id)
+    assert run["status"] == "CANCELED"
+
+
+def test_the_timeout_terminates_the_run_and_fails_the_step(webserver, tmp_path, task_log):
+    runner = GraphQLRunner(url=webserver.url, poll_interval=0.5, timeout=3)
+    request = slow_request(tmp_path)
+    result = runner.run(request, {}, task_log.logger)
+    assert result.status == FAILURE
+    assert result.error.kind == TIMEOUT and result.error.class_name == "StepTimeout"
+    assert "the graphql runner's timeout of 3s" in result.error.message
+    [run] = ended_runs(webserver.url, request.run_id)
+    assert run["status"] == "CANCELED"
+
+
+class Interrupted(Exception):
+    """What Airflow's execution_timeout raises into execute() (AirflowTaskTimeout)."""
+
+
+def test_an_interrupted_step_leaves_no_run_running(webserver, tmp_path, task_log):
+    runner = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    request = slow_request(tmp_path)
+    raised = threading.Event()
+
+    def interrupt(signum, frame):
+        # Once, and not inside logging, which would swallow it (Handler.handleError): the
+        # runner's own code is interrupted, as it is most of the time it follows a run.
+        while frame is not None:
+            if frame.f_globals.get("__name__", "").startswith(
+                ("logging", "dagster_airflow.testing")
+            ):
+                return
+            frame = frame.f_back
+        if not raised.is_set():
+            raised.set()
+            raise Interrupted
+
+    def interrupt_once_sleeping():
+        if task_log.wait_for(SLOW_OP_SLEEPING, 120):
+            while not raised.wait(0.2):
+                signal.pthread_kill(main, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    main = threading.main_thread().ident
+    killer = threading.Thread(target=interrupt_once_sleeping)
+    killer.start()
+    try:
+        with pytest.raises(Interrupted):
+            runner.run(request, {}, task_log.logger)
+    finally:
+        raised.set()
+        killer.join()
+        signal.signal(signal.SIGUSR1, previous)
+    [run] = ended_runs(webserver.url, request.run_id)
+    assert run["status"] == "CANCELED"
+
+
+def test_a_second_process_of_the_same_try_follows_its_run(webserver, tmp_path, task_log):
+    task = TaskRef("graphql_dag", "slow", f"manual__{uuid.uuid4()}", -1, 1)
+    request = slow_request(tmp_path, seconds=4, task=task)
+    first = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    second = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    second.start = lambda *args: pytest.fail("the second runner launched the step again")
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(first.run(request, {}, task_log.logger))
+    )
+    thread.start()
+    assert task_log.wait_for(SLOW_OP_SLEEPING, 120)
+    with TaskLog() as second_log:
+        followed = second.run(request, {}, second_log.logger)
+    thread.join(120)
+    assert followed.status == SUCCESS, followed.error
+    assert results and results[0].status == SUCCESS, results[0].error
+    [run] = runs_tagged(webserver.url, request.run_id)
+    assert f"Following Dagster run {run['runId']}, already STARTED for this try" in second_log.text
+    assert SLOW_OP_SLEEPING in second_log.text  # its event log, from the start
+    # Another try of the same task is another identity: it launches a run of its own.
+    retry = attrs.evolve(request, task=attrs.evolve(task, try_number=2), attempt=2)
+    third = GraphQLRunner(url=webserver.url, poll_interval=0.5)
+    assert third.run(retry, {}, task_log.logger).status == SUCCESS
+    assert len(runs_tagged(webserver.url, request.run_id)) == 2
+
+
+def test_dagster_owns_the_retries_and_airflow_does_not_retry_its_final_failure(
+    webserver, tmp_path, task_log
+):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dagster_airflow.task_outcome import raise_for
+    from tests.jobs.deployment import retried
+
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(DEPLOYMENT)),
+        job_name="retried",
+        step_key="always_fails",
+        run_id=str(uuid.uuid4()),
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    result = GraphQLRunner(url=webserver.url, poll_interval=0.5).run(request, {}, task_log.logger)
+
+    # One Dagster run made every attempt, as Dagster's own run of the job does.
+    expected = retried.execute_in_process(raise_on_error=False)
+    outcomes = ("STEP_UP_FOR_RETRY", "STEP_FAILURE", "STEP_SUCCESS")
+    dagster = [e.event_type_value for e in expected.all_events if e.event_type_value in outcomes]
+    assert [e.event_type for e in result.events if e.event_type in outcomes] == dagster
+    assert dagster == ["STEP_UP_FOR_RETRY", "STEP_UP_FOR_RETRY", "STEP_FAILURE"]
+    [run] = runs_tagged(webserver.url, request.run_id)
+    assert run["status"] == "FAILURE"
+    assert "always_fails fails on attempt 2" in result.error.summary()
+    assert "failed and Dagster retries it in 0.1 s" in task_log.text
+
+    # Its failure is final: the task fails at once, though Airflow has tries left (the scaffold
+    # gives it retries=2 from the op's RetryPolicy), so the policy is not run again.
+    assert result.status == FAILURE and not result.retryable
+    with pytest.raises(AirflowFailException):
+        raise_for(result, request.step_key, TryOf(try_number=1, max_tries=2), task_log.logger)
+
+
+@attrs.frozen
+class TryOf:
+    """The two numbers of Airflow's RuntimeTaskInstance that decide whether a try is left."""
+
+    try_number: int
+    max_tries: int
 
 
 def test_an_unreachable_webserver_is_one_sentence_naming_the_url(tmp_path):
@@ -213,6 +447,46 @@ def test_demo_runs_end_to_end_through_airflow_on_the_deployment(airflow_home, we
     assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
     assert f"Stored output 'result' at {summary}" in log
     assert "s3cr3t-token" not in result.output
+
+
+@pytest.mark.airflow
+def test_a_step_dagster_retried_on_the_deployment_is_one_airflow_try(
+    airflow_home, webserver, tmp_path
+):
+    from tests.test_e2e_retries import airflow_tries
+
+    text = scaffold(
+        "retried",
+        "-f",
+        str(DEPLOYMENT),
+        "--dag-id",
+        "graphql_retried",
+        "--runner",
+        "graphql",
+        "--runner-option",
+        f"url={webserver.url}",
+        "--runner-option",
+        "poll_interval=0.5",
+        "--storage",
+        "filesystem",
+        "--storage-option",
+        f"base_dir={tmp_path / 'storage'}",
+    )
+    assert "retries=2" in text  # the op's RetryPolicy, as the scaffold writes it for any runner
+    airflow_home.install(text, "graphql_retried.py")
+
+    result = airflow_home.dags_test("graphql_retried")
+
+    assert result.states == {"always_fails": "failed"}
+    # Dagster's run made the three attempts; Airflow did not run the policy again.
+    assert airflow_tries(airflow_home, result.dag_id, result.run_id) == {"always_fails": 1}
+    from dagster_airflow.model import dagster_run_id
+
+    [run] = runs_tagged(webserver.url, dagster_run_id("graphql_retried", result.run_id))
+    assert run["status"] == "FAILURE"
+    log = result.task_log("always_fails")
+    assert log.count("failed and Dagster retries it in 0.1 s") == 2
+    assert "always_fails fails on attempt 2" in log
 
 
 DOCS = ROOT / "docs" / "graphql.md"
