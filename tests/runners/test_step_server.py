@@ -28,7 +28,7 @@ from dagster_airflow.step_server.client import StepServerClient
 from dagster_airflow.step_server.protocol import alive, running_servers, stop_servers
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.task_log import TaskLog
-from tests.conftest import EXAMPLES, JOBS, run_cli, scaffold
+from tests.conftest import EXAMPLES, JOBS, run_cli
 
 RUN_ID = "5b0f4c1e-7d2a-5c3b-9e8f-1a2b3c4d5e6f"
 FORKED = "forked by step server"
@@ -434,44 +434,41 @@ def test_servers_lists_and_stops_the_running_servers(tmp_path, runtime_dir, task
 
 
 @pytest.mark.airflow
-def test_the_demo_runs_end_to_end_through_airflow_with_one_server(
-    airflow_home, tmp_path, runtime_dir
-):
+def test_make_demo_runs_through_airflow_with_one_server_and_stops_it(tmp_path):
+    """`make demo` (examples/run_demo.py, here into a folder of the test's own): every step
+    forked by one server, Dagster's result, and no server left running at the end."""
     import pickle
 
     import yaml
 
-    from dagster_airflow.model import dagster_run_id
     from examples.demo import demo_pipeline
 
-    storage_dir = tmp_path / "storage"
-    text = scaffold(
-        "demo_pipeline",
-        "-f",
-        str(EXAMPLES / "demo.py"),
-        "-e",
-        str(EXAMPLES / "demo.yml"),
-        "--dag-id",
-        "warm_demo",
-        "--storage-option",
-        f"base_dir={storage_dir}",
-        "--runner-option",
-        f"runtime_dir={runtime_dir}",
+    demo = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "run_demo.py"), str(demo)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=EXAMPLES.parent,
     )
-    airflow_home.install(text, "warm_demo.py")
-    result = airflow_home.dags_test("warm_demo")
-    assert result.succeeded, result.output[-3000:]
-    assert set(result.states.values()) == {"success"} and len(result.states) == 5
-    servers = {
-        line.rstrip(")").split()[-1] for line in result.output.splitlines() if FORKED in line
-    }
-    assert len(servers) == 1, result.output[-3000:]
-    assert "Step server unavailable" not in result.output
-    run_id = dagster_run_id("warm_demo", result.run_id)
-    ours = pickle.loads((storage_dir / run_id / "summarize" / "result").read_bytes())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = (demo / "dags-test.log").read_text()
+    forked = re.findall(r"Step process (\d+) started \(forked by step server (\d+)\)", output)
+    assert len({step for step, _ in forked}) == 5, output[-3000:]  # the demo's five steps
+    servers = {int(server) for _, server in forked}
+    assert len(servers) == 1, output[-3000:]
+    assert "Step server unavailable" not in output
+    run_id = re.search(r"Results of Dagster run (\S+),", done.stdout)[1]
+    ours = pickle.loads((demo / "storage" / run_id / "summarize" / "result").read_bytes())
     run_config = yaml.safe_load((EXAMPLES / "demo.yml").read_text())
     expected = demo_pipeline.execute_in_process(run_config=run_config).output_for_node("summarize")
     assert ours == expected
+    # The demo stopped its server by pid and removed the runtime directory it listened in.
+    (server,) = servers
+    assert f"stopped {server} (" in done.stdout
+    assert not alive(server)
+    servers_dir = re.search(r"Stopping the demo's step servers in (\S+):", done.stdout)[1]
+    assert not Path(servers_dir).exists()
 
 
 def test_the_docs_examples_work(runtime_dir):
