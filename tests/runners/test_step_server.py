@@ -99,10 +99,12 @@ def test_steps_share_nothing_but_the_loaded_code(tmp_path, runtime_dir, task_log
         assert result.status == SUCCESS, result.error
     first, second = report(task_log)
     (server,) = set(server_pids(task_log))
-    # A global one step mutated, a variable it set and a thread it left are not in the next.
+    # A global one step mutated, a variable it set, a thread and a file it left are not in the
+    # next.
     assert first["global"] == second["global"] == []
     assert first["env"] is None and second["env"] is None
     assert first["threads"] == second["threads"] == ["MainThread"]
+    assert first["open_files"] == second["open_files"] == []
     # Each its own process, with the request's credentials, the working directory, and none of
     # Airflow's configuration; the module-level code ran once, in the server.
     assert len({first["pid"], second["pid"], server}) == 3
@@ -221,6 +223,10 @@ def test_four_steps_started_at_once_make_one_server(tmp_path, runtime_dir):
     for thread in threads:
         thread.join(300)
     assert [results[i].status for i in range(4)] == [SUCCESS] * 4
+    # Each step's output reached its own task's log, and only that one.
+    reports = [report(log) for log in logs]
+    assert [len(found) for found in reports] == [1, 1, 1, 1]
+    assert len({found[0]["pid"] for found in reports}) == 4
     servers = {pid for log in logs for pid in server_pids(log)}
     assert len(servers) == 1
     assert [s.pid for s in running_servers(runtime_dir)] == list(servers)
@@ -339,6 +345,51 @@ def test_a_crashed_server_is_restarted_by_the_next_step(tmp_path, runtime_dir):
         os.kill(server, signal.SIGKILL)
         wait_until(lambda server=server: not alive(server), 10, "the server to die")
     assert pids[0] != pids[1]
+
+
+def test_a_step_outlives_its_server_killed_while_it_runs(tmp_path, runtime_dir, task_log):
+    pid_file = tmp_path / "pid"
+    runner = SubprocessRunner(runtime_dir=str(runtime_dir))
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            runner.run(isolation_request(tmp_path, 3, str(pid_file)), {}, task_log.logger)
+        )
+    )
+    thread.start()
+    wait_until(pid_file.exists, 120, "the op to run")
+    (server,) = running_servers(runtime_dir)
+    os.kill(server.pid, signal.SIGKILL)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert results[0].status == SUCCESS, results[0].error
+    assert not alive(server.pid) and not alive(int(pid_file.read_text()))
+
+
+def test_the_server_listens_where_only_this_user_can_reach_it(tmp_path, runtime_dir, task_log):
+    runner = SubprocessRunner(runtime_dir=str(runtime_dir))
+    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    (server,) = running_servers(runtime_dir)
+    assert runtime_dir.stat().st_mode & 0o777 == 0o700
+    for path in (server.files.socket, server.files.info, server.files.log, server.files.lock):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_path, task_log):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    result = SubprocessRunner(runtime_dir=str(shared)).run(
+        isolation_request(tmp_path), {}, task_log.logger
+    )
+    assert result.status == SUCCESS
+    warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"Step server unavailable (the runtime directory {str(shared)!r} is not private to this "
+        f"user (owner {os.getuid()}, mode 0o755); chmod 700 it or remove it); running the step "
+        "in a fresh process."
+    ]
+    assert list(shared.iterdir()) == []
 
 
 def test_a_runtime_dir_that_cannot_be_made_falls_back_to_a_fresh_process(tmp_path, task_log):
