@@ -42,7 +42,10 @@ SERVERS = ("scheduler", "dag-processor", "api-server")
 class AirflowDeployment:
     """`with AirflowDeployment(path) as airflow: airflow.rest("GET", "/api/v2/dags")`."""
 
-    def __init__(self, path: Path, port: int = 8080, python: str = sys.executable) -> None:
+    def __init__(
+        self, path: Path, port: int = 8080, python: str = sys.executable, env: dict | None = None
+    ) -> None:
+        """``env``: settings over the deployment's own (e.g. AIRFLOW__CORE__PARALLELISM)."""
         self.port = port
         base = f"http://127.0.0.1:{port}"
         self.home = AirflowHome(
@@ -57,6 +60,7 @@ class AirflowDeployment:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                **(env or {}),
             },
         )
         self.base = base
