@@ -53,13 +53,11 @@ def run(args: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
-def dagster_job_execute(job_file, job_name: str, env: dict, cwd) -> None:
-    """`dagster job execute -f FILE -j JOB`: Dagster's own run of a job, the baseline."""
-    run(
-        [str(BIN / "dagster"), "job", "execute", "-f", str(job_file), "-j", job_name],
-        env=env,
-        cwd=cwd,
-    )
+def dagster_job_execute(job_file, job_name: str, env: dict, cwd, config=None) -> None:
+    """`dagster job execute -f FILE -j JOB [-c CONFIG]`: Dagster's own run of a job, the
+    baseline."""
+    command = [str(BIN / "dagster"), "job", "execute", "-f", str(job_file), "-j", job_name]
+    run([*command, *(["-c", str(config)] if config else [])], env=env, cwd=cwd)
 
 
 def paired_medians(

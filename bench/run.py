@@ -16,7 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import print_table
 
-MODULES = ("dag_files", "step_overhead", "step_server", "end_to_end", "storage")
+MODULES = ("dag_files", "step_overhead", "step_server", "fan_out", "end_to_end", "storage")
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: how far to trust the ratios."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main(names: list[str]) -> int:
@@ -27,9 +32,10 @@ def main(names: list[str]) -> int:
             print(f"(bench/{name}.py is not here; skipped)")
             continue
         started = time.monotonic()
-        print(f"running bench/{name}.py ...", flush=True)
+        print(f"running bench/{name}.py (load average {load_average()}) ...", flush=True)
         rows.extend(importlib.import_module(name).main())
-        print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
+        took = time.monotonic() - started
+        print(f"  done in {took:.0f} s (load average {load_average()})", flush=True)
     print()
     print_table(rows)
     missed = [row.benchmark for row in rows if row.met is False]

@@ -28,7 +28,7 @@ with DAG(dag_id="bench_step", schedule=None) as dag:
         storage={"name": "filesystem", "base_dir": f"{folder}/storage"},
         runner={"name": "subprocess", "warm": False},  # a fresh process: see step_server.py
     )
-ti = types.SimpleNamespace(try_number=1, map_index=-1)
+ti = types.SimpleNamespace(try_number=1, max_tries=0, map_index=-1)
 context = {"ti": ti, "run_id": f"bench_{time.time()}"}
 start = time.perf_counter()
 task.execute(context)

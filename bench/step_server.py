@@ -52,7 +52,7 @@ with DAG(dag_id="bench_warm", schedule=None) as dag:
         runner={"name": "subprocess", "runtime_dir": runtime_dir},
     )
 for i in range(count):
-    ti = types.SimpleNamespace(try_number=1, map_index=-1)
+    ti = types.SimpleNamespace(try_number=1, max_tries=0, map_index=-1)
     start = time.perf_counter()
     task.execute({"ti": ti, "run_id": f"bench_{time.time()}_{i}"})
     print("TIME", time.perf_counter() - start, flush=True)

@@ -13,7 +13,7 @@ SHAPE = {shape!r}
 
 
 def parents(i: int) -> list[int]:
-    if i == 0:
+    if i == 0 or SHAPE == "independent":
         return []
     return [i - 1] if SHAPE == "chain" else [(i - 1) // 2]
 
@@ -43,7 +43,8 @@ defs = dg.Definitions(jobs=[synthetic])
 
 
 def write_job(folder: Path, steps: int, shape: str = "tree") -> Path:
-    """A file defining the job `synthetic_{steps}`: a chain, or a binary tree (fan-out)."""
+    """A file defining the job `synthetic_{steps}`: a chain, a binary tree, or independent
+    steps (the fan-out: no edges, all of them ready at once)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"synthetic_{steps}_{shape}.py"
     path.write_text(TEMPLATE.format(steps=steps, shape=shape))
@@ -51,6 +52,8 @@ def write_job(folder: Path, steps: int, shape: str = "tree") -> Path:
 
 
 def edges(steps: int, shape: str = "tree") -> list[tuple[int, int]]:
+    if shape == "independent":
+        return []
     if shape == "chain":
         return [(i - 1, i) for i in range(1, steps)]
     return [((i - 1) // 2, i) for i in range(1, steps)]

@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 from dagster_airflow.model import dagster_run_id
+from dagster_airflow.step_server.protocol import running_servers
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.airflow_deployment import AirflowDeployment
 from tests.conftest import EXAMPLES, scaffold
@@ -25,7 +26,7 @@ def deployment(airflow_deployment: AirflowDeployment) -> AirflowDeployment:
 
 
 def test_a_rest_trigger_with_conf_runs_the_merged_config_and_reports_asset_events(
-    deployment, tmp_path
+    deployment, tmp_path, step_server_runtime_dir
 ):
     storage_dir = tmp_path / "storage"
     options = ["--storage-option", f"base_dir={storage_dir}"]
@@ -71,6 +72,16 @@ def test_a_rest_trigger_with_conf_runs_the_merged_config_and_reports_asset_event
     for extra in events.values():
         assert extra["partition"] == "2022-06-01-05:00"
         assert extra["metadata"]["uri"].startswith(str(storage_dir))
+    # Under the LocalExecutor too, one step server forked every step of the two runs (and of
+    # any scheduled run of hourly_job the scheduler started meanwhile).
+    tries = []
+    for dag_id, run in (("typed_config", "rest-typed"), ("hourly_job", "rest-hourly")):
+        status, body = deployment.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances")
+        assert status == 200, body
+        tries += [(ti["task_id"], ti["try_number"], ti["state"]) for ti in body["task_instances"]]
+    (server,) = running_servers(step_server_runtime_dir)
+    log = server.files.log.read_text()
+    assert server.status()["steps"] >= sum(n for _, n, _ in tries) == 4, (tries, log)
 
 
 def test_a_dag_scheduled_on_assets_runs_when_another_dag_materializes_them(deployment, tmp_path):

@@ -43,7 +43,10 @@ class VenvRunner(SubprocessRunner):
     """Runs each step's worker with ``{venv}/bin/python``, as if the venv were activated.
 
     Options: ``venv`` (the virtual environment's directory), ``env`` (extra environment
-    variables), ``working_dir``, ``kill_timeout`` (seconds between SIGTERM and SIGKILL).
+    variables), ``working_dir``, ``kill_timeout`` (seconds between SIGTERM and SIGKILL), and the
+    step server's ``warm``, ``idle_timeout`` and ``runtime_dir``: as for the subprocess runner,
+    steps are forked from a step server that the venv's own Python runs (one per venv and code
+    location), and ``warm: false`` gives a fresh process per step.
     """
 
     name = "venv"
@@ -54,6 +57,9 @@ class VenvRunner(SubprocessRunner):
         env: Mapping[str, str] | None = None,
         working_dir: str | None = None,
         kill_timeout: float = 10.0,
+        warm: bool = True,
+        idle_timeout: float = 600.0,
+        runtime_dir: str | None = None,
     ) -> None:
         self.venv = Path(VenvOptions(venv).venv).expanduser().absolute()
         bin_dir = self.venv / "bin"
@@ -69,6 +75,9 @@ class VenvRunner(SubprocessRunner):
             env={**activated, **(env or {})},
             working_dir=working_dir,
             kill_timeout=kill_timeout,
+            warm=warm,
+            idle_timeout=idle_timeout,
+            runtime_dir=runtime_dir,
         )
 
     @classmethod

@@ -28,7 +28,7 @@ from dagster_airflow.step_server.client import StepServerClient
 from dagster_airflow.step_server.protocol import alive, running_servers, stop_servers
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.task_log import TaskLog
-from tests.conftest import EXAMPLES, JOBS, run_cli, scaffold
+from tests.conftest import EXAMPLES, JOBS, run_cli
 
 RUN_ID = "5b0f4c1e-7d2a-5c3b-9e8f-1a2b3c4d5e6f"
 FORKED = "forked by step server"
@@ -101,10 +101,12 @@ def test_steps_share_nothing_but_the_loaded_code(tmp_path, runtime_dir, task_log
         assert result.status == SUCCESS, result.error
     first, second = report(task_log)
     (server,) = set(server_pids(task_log))
-    # A global one step mutated, a variable it set and a thread it left are not in the next.
+    # A global one step mutated, a variable it set, a thread and a file it left are not in the
+    # next.
     assert first["global"] == second["global"] == []
     assert first["env"] is None and second["env"] is None
     assert first["threads"] == second["threads"] == ["MainThread"]
+    assert first["open_files"] == second["open_files"] == []
     # Each its own process, with the request's credentials, the working directory, and none of
     # Airflow's configuration; the module-level code ran once, in the server.
     assert len({first["pid"], second["pid"], server}) == 3
@@ -223,6 +225,10 @@ def test_four_steps_started_at_once_make_one_server(tmp_path, runtime_dir):
     for thread in threads:
         thread.join(300)
     assert [results[i].status for i in range(4)] == [SUCCESS] * 4
+    # Each step's output reached its own task's log, and only that one.
+    reports = [report(log) for log in logs]
+    assert [len(found) for found in reports] == [1, 1, 1, 1]
+    assert len({found[0]["pid"] for found in reports}) == 4
     servers = {pid for log in logs for pid in server_pids(log)}
     assert len(servers) == 1
     assert [s.pid for s in running_servers(runtime_dir)] == list(servers)
@@ -343,6 +349,51 @@ def test_a_crashed_server_is_restarted_by_the_next_step(tmp_path, runtime_dir):
     assert pids[0] != pids[1]
 
 
+def test_a_step_outlives_its_server_killed_while_it_runs(tmp_path, runtime_dir, task_log):
+    pid_file = tmp_path / "pid"
+    runner = SubprocessRunner(runtime_dir=str(runtime_dir))
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            runner.run(isolation_request(tmp_path, 3, str(pid_file)), {}, task_log.logger)
+        )
+    )
+    thread.start()
+    wait_until(pid_file.exists, 120, "the op to run")
+    (server,) = running_servers(runtime_dir)
+    os.kill(server.pid, signal.SIGKILL)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert results[0].status == SUCCESS, results[0].error
+    assert not alive(server.pid) and not alive(int(pid_file.read_text()))
+
+
+def test_the_server_listens_where_only_this_user_can_reach_it(tmp_path, runtime_dir, task_log):
+    runner = SubprocessRunner(runtime_dir=str(runtime_dir))
+    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    (server,) = running_servers(runtime_dir)
+    assert runtime_dir.stat().st_mode & 0o777 == 0o700
+    for path in (server.files.socket, server.files.info, server.files.log, server.files.lock):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_path, task_log):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    result = SubprocessRunner(runtime_dir=str(shared)).run(
+        isolation_request(tmp_path), {}, task_log.logger
+    )
+    assert result.status == SUCCESS
+    warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"Step server unavailable (the runtime directory {str(shared)!r} is not private to this "
+        f"user (owner {os.getuid()}, mode 0o755); chmod 700 it or remove it); running the step "
+        "in a fresh process."
+    ]
+    assert list(shared.iterdir()) == []
+
+
 def test_a_runtime_dir_that_cannot_be_made_falls_back_to_a_fresh_process(tmp_path, task_log):
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
@@ -436,44 +487,41 @@ def test_servers_lists_and_stops_the_running_servers(tmp_path, runtime_dir, task
 
 
 @pytest.mark.airflow
-def test_the_demo_runs_end_to_end_through_airflow_with_one_server(
-    airflow_home, tmp_path, runtime_dir
-):
+def test_make_demo_runs_through_airflow_with_one_server_and_stops_it(tmp_path):
+    """`make demo` (examples/run_demo.py, here into a folder of the test's own): every step
+    forked by one server, Dagster's result, and no server left running at the end."""
     import pickle
 
     import yaml
 
-    from dagster_airflow.model import dagster_run_id
     from examples.demo import demo_pipeline
 
-    storage_dir = tmp_path / "storage"
-    text = scaffold(
-        "demo_pipeline",
-        "-f",
-        str(EXAMPLES / "demo.py"),
-        "-e",
-        str(EXAMPLES / "demo.yml"),
-        "--dag-id",
-        "warm_demo",
-        "--storage-option",
-        f"base_dir={storage_dir}",
-        "--runner-option",
-        f"runtime_dir={runtime_dir}",
+    demo = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "run_demo.py"), str(demo)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=EXAMPLES.parent,
     )
-    airflow_home.install(text, "warm_demo.py")
-    result = airflow_home.dags_test("warm_demo")
-    assert result.succeeded, result.output[-3000:]
-    assert set(result.states.values()) == {"success"} and len(result.states) == 5
-    servers = {
-        line.rstrip(")").split()[-1] for line in result.output.splitlines() if FORKED in line
-    }
-    assert len(servers) == 1, result.output[-3000:]
-    assert "Step server unavailable" not in result.output
-    run_id = dagster_run_id("warm_demo", result.run_id)
-    ours = pickle.loads((storage_dir / run_id / "summarize" / "result").read_bytes())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = (demo / "dags-test.log").read_text()
+    forked = re.findall(r"Step process (\d+) started \(forked by step server (\d+)\)", output)
+    assert len({step for step, _ in forked}) == 5, output[-3000:]  # the demo's five steps
+    servers = {int(server) for _, server in forked}
+    assert len(servers) == 1, output[-3000:]
+    assert "Step server unavailable" not in output
+    run_id = re.search(r"Results of Dagster run (\S+),", done.stdout)[1]
+    ours = pickle.loads((demo / "storage" / run_id / "summarize" / "result").read_bytes())
     run_config = yaml.safe_load((EXAMPLES / "demo.yml").read_text())
     expected = demo_pipeline.execute_in_process(run_config=run_config).output_for_node("summarize")
     assert ours == expected
+    # The demo stopped its server by pid and removed the runtime directory it listened in.
+    (server,) = servers
+    assert f"stopped {server} (" in done.stdout
+    assert not alive(server)
+    servers_dir = re.search(r"Stopping the demo's step servers in (\S+):", done.stdout)[1]
+    assert not Path(servers_dir).exists()
 
 
 def test_the_docs_examples_work(runtime_dir):

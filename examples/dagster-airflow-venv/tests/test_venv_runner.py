@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from pathlib import Path
 
 import pytest
 from dagster_airflow_venv import VenvRunner
 
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.step_server.protocol import running_servers
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, TaskLog, plugin_registered
 
 
@@ -41,14 +43,57 @@ def request(tmp_path) -> StepRequest:
     )
 
 
-def test_the_step_runs_with_the_venvs_python(step_venv, tmp_path):
+def test_a_warm_step_is_forked_by_a_step_server_of_the_venvs_python(
+    step_venv, tmp_path, step_server_runtime_dir
+):
+    python = f"{step_venv}/bin/python"
+    servers, texts = set(), []
+    for _ in range(2):
+        with TaskLog() as task_log:
+            result = VenvRunner(venv=str(step_venv)).run(request(tmp_path), {}, task_log.logger)
+        assert result.status == SUCCESS, result.error
+        assert "Step server unavailable" not in task_log.text
+        texts.append(task_log.text)
+        servers.update(
+            int(m.rstrip(")").split()[-1])
+            for m in task_log.messages
+            if "forked by step server" in m
+        )
+    assert f"with {python} in" in texts[0]  # the first step started the server
+    # One server for the two steps, and it is the venv's Python that runs it: the steps, its
+    # forks, have the venv's packages (no Airflow) and not the Airflow worker's.
+    (server,) = running_servers(step_server_runtime_dir)
+    assert servers == {server.pid}
+    assert server.info["python"] == python
+    assert Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")[0] == python.encode()
+    assert "VIRTUAL_ENV=" + str(step_venv) in Path(f"/proc/{server.pid}/environ").read_text()
+    assert_the_venv_has_no_airflow(step_venv)
+
+
+def test_warm_false_runs_each_step_in_a_fresh_process_of_the_venvs_python(
+    step_venv, tmp_path, step_server_runtime_dir
+):
     with TaskLog() as task_log:
-        result = VenvRunner(venv=str(step_venv)).run(request(tmp_path), {}, task_log.logger)
+        runner = VenvRunner(venv=str(step_venv), warm=False)
+        result = runner.run(request(tmp_path), {}, task_log.logger)
     assert result.status == SUCCESS, result.error
-    # A fresh process ("Starting .../bin/python -m dagster_airflow execute-step") or a step forked
-    # by a step server that the venv's Python runs ("Started step server ... with .../python").
-    assert f"{step_venv}/bin/python" in task_log.text
-    # The step's venv has no Airflow: the step really ran there, not in Airflow's environment.
+    assert f"Starting {step_venv}/bin/python -m dagster_airflow execute-step" in task_log.text
+    assert "forked by step server" not in task_log.text
+    assert running_servers(step_server_runtime_dir) == []
+
+
+def test_the_step_server_options_are_checked_as_the_subprocess_runners(step_venv):
+    from dagster_airflow.plugins.manager import check_options, get_plugins
+
+    options = {"venv": str(step_venv), "warm": False, "idle_timeout": 5, "runtime_dir": "/r"}
+    check_options("runner", "venv", VenvRunner, options)
+    runner = get_plugins().runner("venv").create(options)
+    assert (runner.warm, runner.idle_timeout, runner.runtime_dir) == (False, 5, "/r")
+    with pytest.raises(Exception, match="option 'warm' must be true or false, got 'no'"):
+        VenvRunner(venv=str(step_venv), warm="no")
+
+
+def assert_the_venv_has_no_airflow(step_venv) -> None:
     probe = [str(step_venv / "bin" / "python"), "-c", "import airflow"]
     assert subprocess.run(probe, capture_output=True).returncode == 1
 
