@@ -26,7 +26,7 @@ def deployment(airflow_deployment: AirflowDeployment) -> AirflowDeployment:
 
 
 def test_a_rest_trigger_with_conf_runs_the_merged_config_and_reports_asset_events(
-    deployment, tmp_path, step_server_runtime_dir
+    deployment, tmp_path
 ):
     storage_dir = tmp_path / "storage"
     options = ["--storage-option", f"base_dir={storage_dir}"]
@@ -79,7 +79,11 @@ def test_a_rest_trigger_with_conf_runs_the_merged_config_and_reports_asset_event
         status, body = deployment.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances")
         assert status == 200, body
         tries += [(ti["task_id"], ti["try_number"], ti["state"]) for ti in body["task_instances"]]
-    (server,) = running_servers(step_server_runtime_dir)
+    (server,) = [
+        server
+        for server in running_servers(deployment.runtime_dir)
+        if server.info["code_location"].get("python_file") == JOB_FILE
+    ]
     log = server.files.log.read_text()
     assert server.status()["steps"] >= sum(n for _, n, _ in tries) == 4, (tries, log)
 
