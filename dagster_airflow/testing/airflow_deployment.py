@@ -362,6 +362,33 @@ class AirflowDeployment:
         """A call to Airflow's REST API as the admin user: (HTTP status, JSON body)."""
         return self._call(method, path, body, self._token)
 
+    def run_python(self, code: str, *args: str) -> subprocess.CompletedProcess:
+        """Run Python code inside the deployment's network namespace, where 127.0.0.1 is the
+        api-server (``self.base``); ``sys.argv[1:]`` are ``args``."""
+        return subprocess.run(
+            [*self.command_inside(), self.python, "-c", code, *args],
+            capture_output=True,
+            text=True,
+        )
+
+    def http(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """A request with exactly these headers (no token or cookie of the kit's): (HTTP status,
+        text)."""
+        import httpx
+
+        def send() -> tuple[int, str]:
+            response = httpx.request(method, self.base + path, headers=headers or {}, timeout=30)
+            return response.status_code, response.text
+
+        return self.inside(send)
+
+    @property
+    def token(self) -> str:
+        """The admin's bearer token, as POST /auth/token gave it."""
+        return self._token
+
     def install(self, text: str, filename: str) -> Path:
         return self.home.install(text, filename)
 
