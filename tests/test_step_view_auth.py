@@ -9,7 +9,6 @@ import re
 import pytest
 
 from dagster_airflow.testing.airflow_deployment import AirflowDeployment
-from dagster_airflow.testing.servers import free_port
 from tests.conftest import ROOT
 from tests.test_step_view import PARTITION, view_job_dag
 
@@ -22,15 +21,16 @@ API = f"/dagster-airflow/api/steps/{DAG_ID}/{RUN_ID}"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def deployment(tmp_path_factory, airflow_deployment: AirflowDeployment):
+    """The session's deployment (tests/conftest.py), with one run of the view's job."""
     tmp = tmp_path_factory.mktemp("view-auth")
     text, marker = view_job_dag(DAG_ID, tmp, "filesystem", f"base_dir={tmp / 'storage'}")
-    with AirflowDeployment(tmp / "deployment", port=free_port()) as airflow:
-        airflow.install(text, f"{DAG_ID}.py")
-        airflow.wait_for_dag(DAG_ID)
-        airflow.trigger(DAG_ID, RUN_ID, {"partition": PARTITION})
-        assert airflow.wait_for_run(DAG_ID, RUN_ID) == "failed"  # its step "broken" fails
-        yield airflow, marker
+    airflow = airflow_deployment
+    airflow.install(text, f"{DAG_ID}.py")
+    airflow.wait_for_dag(DAG_ID)
+    airflow.trigger(DAG_ID, RUN_ID, {"partition": PARTITION})
+    assert airflow.wait_for_run(DAG_ID, RUN_ID) == "failed"  # its step "broken" fails
+    return airflow, marker
 
 
 @pytest.mark.parametrize("path", [f"{PAGE}/words?map_index=-1", f"{API}/words"])
