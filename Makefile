@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 UV := $(PYTHON) -m uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-alone test-reverse lint format bench constraints clean podman
+.PHONY: demo test test-alone test-reverse lint format bench constraints clean podman chromium
 
 # The example plugin package is installed too: the suite tests it as a real third-party plugin.
 VENV_EXAMPLE := examples/dagster-airflow-venv
@@ -21,21 +21,21 @@ $(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 demo: $(STAMP)
 	$(PY) examples/run_demo.py
 
-## make test: lint, then the whole suite against real components (installs podman if missing)
-test: $(STAMP) lint podman
+## make test: lint, then the whole suite against real components (installs podman and chromium if missing)
+test: $(STAMP) lint podman chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every test file of the suite (pytest's testpaths), in name order.
 TEST_FILES = $(shell find tests examples/dagster-airflow-venv/tests -name 'test_*.py' | sort)
 
 ## make test-alone: each test file in a pytest process of its own (no test may need another first)
-test-alone: $(STAMP) podman
+test-alone: $(STAMP) podman chromium
 	@failed=""; for file in $(TEST_FILES); do \
 		echo "== $$file"; $(PY) -m pytest -q $(PYTEST_ARGS) $$file || failed="$$failed $$file"; \
 	done; if [ -n "$$failed" ]; then echo "failed alone:$$failed"; exit 1; fi
 
 ## make test-reverse: the whole suite in one process, its files in reverse order
-test-reverse: $(STAMP) podman
+test-reverse: $(STAMP) podman chromium
 	$(PY) -m pytest $(PYTEST_ARGS) $(shell echo $(TEST_FILES) | tr ' ' '\n' | sort -r)
 
 # The docker runner's tests need a real container engine: rootful podman with runc (CI runs as
@@ -44,6 +44,12 @@ podman:
 	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 || { \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -q && apt-get install -y -q podman runc; }
+
+# The browser tests drive Debian's Chromium through Playwright (no browser download; docs/ui.md).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -114,6 +114,18 @@ class AirflowDeployment:
     def _enter(self) -> list[str]:
         return ["nsenter", "-t", str(self._namespace.pid), "-n", "--"]
 
+    def command_inside(self, *argv: str) -> list[str]:
+        """``argv`` as a command that runs inside the deployment's network namespace, where
+        127.0.0.1 is the deployment's loopback (a browser, a client of the api-server)."""
+        return [*self._enter(), *argv]
+
+    @property
+    def admin_password(self) -> str:
+        """The admin's password, as the simple auth manager generated it."""
+        passwords = self.home.path / "simple_auth_manager_passwords.json.generated"
+        self.wait_until(passwords.exists, 60, "the simple auth manager's password file")
+        return json.loads(passwords.read_text())["admin"]
+
     def _loopback_up(self) -> bool:
         done = subprocess.run(
             [*self._enter(), "ip", "-o", "link", "show", "lo"], capture_output=True, text=True
@@ -129,11 +141,8 @@ class AirflowDeployment:
         return status == 200
 
     def _get_token(self) -> str:
-        passwords = self.home.path / "simple_auth_manager_passwords.json.generated"
-        self.wait_until(passwords.exists, 60, "the simple auth manager's password file")
-        password = json.loads(passwords.read_text())["admin"]
         status, body = self._call(
-            "POST", "/auth/token", {"username": "admin", "password": password}, ""
+            "POST", "/auth/token", {"username": "admin", "password": self.admin_password}, ""
         )
         if status not in (200, 201):
             raise RuntimeError(f"POST /auth/token answered {status}: {body}")
