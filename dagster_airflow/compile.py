@@ -61,6 +61,14 @@ def step_retry_policy(job, step) -> StepRetryPolicy | None:
 
 
 @attrs.frozen
+class OpDoc:
+    """What the DAG's docs say of the op (or asset) a step runs."""
+
+    name: str  # its definition's name
+    description: str | None = None
+
+
+@attrs.frozen
 class StepGraph:
     """A job's execution plan as plain data: its steps in topological order."""
 
@@ -73,6 +81,8 @@ class StepGraph:
     config_schema: dict[str, Any] = attrs.field(factory=dict)
     partitions: Partitioning | None = None  # see partitions.py
     source_assets: tuple[str, ...] = ()  # assets the job reads and another job makes
+    # The op each step runs, by step key, for the DAG's docs (not part of the plan's fingerprint).
+    ops: dict[str, OpDoc] = attrs.field(factory=dict)
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -200,4 +210,14 @@ def compile_job(
         config_schema=schema,
         partitions=partitions,
         source_assets=source_assets(job, plan.get_all_steps_in_topo_order()),
+        ops=op_docs(job, plan.get_all_steps_in_topo_order()),
     )
+
+
+def op_docs(job, steps) -> dict[str, OpDoc]:
+    """The op each step runs: its definition's name and description."""
+    docs = {}
+    for step in steps:
+        definition = job.get_node(step.node_handle).definition
+        docs[step.key] = OpDoc(definition.name, definition.description)
+    return docs

@@ -310,11 +310,55 @@ def _params(graph: StepGraph) -> str:
     return "{\n" + "\n".join(lines) + "\n}" if lines else "{}"
 
 
-def _doc_md(graph: StepGraph, command: str) -> str:
-    """The DAG's doc_md: the job's description, how to regenerate the file, the plan's
-    fingerprint (a changed job makes a new DAG version in Airflow)."""
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: one line, no column break."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _runner_text(runner: RunnerSpec) -> str:
+    options = ", ".join(f"{k}={v!r}" for k, v in runner.options.items() if not isinstance(v, dict))
+    return f"`{runner.name}`" + (f" ({_cell(options)})" if options else "")
+
+
+def _outputs_text(storage: StorageSpec, step_key: str) -> str:
+    """Where the step's outputs go, as the storage names them, for any DAG run."""
+    from dagster_airflow.plugins.manager import get_plugins
+
+    run, name = "RUN-ID", "OUTPUT"
+    try:
+        backend = get_plugins().storage(storage.name).create(storage.options)
+        uri = backend.uri(backend.key(run, step_key.replace("[?]", "[KEY]"), name))
+    except Exception:  # a plugin storage that cannot be built here: say its name
+        return f"storage `{storage.name}`"
+    uri = uri.replace(run, "{dagster run id}").replace("[KEY]", "[{mapping key}]")
+    return f"`{_cell(uri.replace(name, '{output}'))}` (storage `{storage.name}`)"
+
+
+def _steps_table(graph: StepGraph, runner: RunnerSpec, storage: StorageSpec) -> str:
+    rows = [
+        "| Step (task) | Op | Runs with runner | Outputs go to |",
+        "| --- | --- | --- | --- |",
+    ]
+    for step in graph.steps:
+        op = graph.ops.get(step.key)
+        op_text = f"`{op.name}`" + (f": {_cell(op.description)}" if op.description else "")
+        task_id = task_id_for(step.key)
+        name = f"`{step.key}`" + (f" (task `{task_id}`)" if task_id != step.key else "")
+        rows.append(
+            f"| {name} | {op_text if op else ''} | {_runner_text(runner)} | "
+            f"{_outputs_text(storage, step.key)} |"
+        )
+    return "\n".join(rows)
+
+
+def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: StorageSpec) -> str:
+    """The DAG's doc_md: the job's description, its ops, where each step runs and where its
+    outputs go (as scaffolded: DEFAULT_ARGS, which a task's own argument overrides), how to
+    regenerate the file, the plan's fingerprint (a changed job makes a new DAG version)."""
     text = (
         f"### Dagster job `{graph.job_name}`\n\n{graph.description or ''}\n\n"
+        f"{_steps_table(graph, runner, storage)}\n\n"
+        "Each task's page has a *Dagster step* tab: its events, outputs and error.\n\n"
         f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
         f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
     ).replace("\n\n\n\n", "\n\n")
@@ -409,7 +453,7 @@ DEFAULT_ARGS = {{
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults.
 PARAMS = {_params(graph)}
 
-DOC_MD = {_doc_md(graph, command)}
+DOC_MD = {_doc_md(graph, command, runner, storage)}
 
 with DAG(
     dag_id={_literal(dag_id)},

@@ -26,7 +26,7 @@ from dagster_airflow.errors import (
     PluginError,
     RunConfigError,
 )
-from dagster_airflow.event_details import DETAILED_EVENTS, event_details
+from dagster_airflow.event_details import DETAILED_EVENTS, event_details, json_safe_metadata
 from dagster_airflow.model import (
     EXIT_FAILURE,
     EXIT_NO_RETRY,
@@ -358,17 +358,25 @@ class StepWorker:
         if kind == "STEP_OUTPUT":
             handle = data.step_output_handle
             self._mapping_keys[handle.output_name] = handle.mapping_key
-            fields = {"output_name": handle.output_name, "mapping_key": handle.mapping_key}
+            fields = {
+                "output_name": handle.output_name,
+                "mapping_key": handle.mapping_key,
+                # The op's own metadata of the output (Output(metadata=...)), for the step view.
+                "metadata": json_safe_metadata(data.metadata) or None,
+            }
         elif kind == "LOADED_INPUT" and data.upstream_step_key:
             fields = {
                 "input_name": data.input_name,
                 "uri": self.uri(data.upstream_step_key, data.upstream_output_name),
             }
         elif kind == "HANDLED_OUTPUT":
+            mapping_key = self._mapping_keys.get(data.output_name)
             fields = {
                 "output_name": data.output_name,
-                "mapping_key": self._mapping_keys.get(data.output_name),
+                "mapping_key": mapping_key,
                 "uri": self.io_manager.written.get(data.output_name),
+                # Type, size and a short repr, so that no reader needs to unpickle the object.
+                "metadata": self.io_manager.previews.get((data.output_name, mapping_key)),
             }
         elif kind == "STEP_FAILURE":
             fields = {"error": _error_from_info(data.error)}

@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_the_demo_runs_end_to_end_with_the_venv_runner(demo):
 
 
 def test_finished_tasks_link_to_their_outputs_event_log_and_dagster_run(demo):
-    home, result, storage_dir, _ = demo
+    home, result, _, _ = demo
     done = subprocess.run(
         [sys.executable, "-c", API_LINKS, DAG_ID, result.run_id, "count_letters", "summarize"],
         env=home.env,
@@ -151,16 +152,17 @@ def test_finished_tasks_link_to_their_outputs_event_log_and_dagster_run(demo):
     assert done.returncode == 0, done.stderr[-3000:]
     links = json.loads(done.stdout.strip().splitlines()[-1])
     run_id = dagster_run_id(DAG_ID, result.run_id)
-    step = f"file://{storage_dir}/{run_id}"
+    # A file:// URL the UI would drop: the filesystem's links open the step view instead.
+    view = f"/dagster-airflow/steps/{DAG_ID}/{urllib.parse.quote(result.run_id, safe='')}"
     assert links == {
         "count_letters": {
-            "Dagster outputs": f"{step}/count_letters/result",
-            "Dagster event log": f"{step}/count_letters/events.jsonl",
+            "Dagster outputs": f"{view}/count_letters?map_index=-1&try_number=1",
+            "Dagster event log": f"{view}/count_letters?map_index=-1&try_number=1",
             "Dagster run": None,  # the venv runner has no Dagster UI to show
         },
         "summarize": {
-            "Dagster outputs": f"{step}/summarize/result",
-            "Dagster event log": f"{step}/summarize/events.jsonl",
+            "Dagster outputs": f"{view}/summarize?map_index=-1&try_number=1",
+            "Dagster event log": f"{view}/summarize?map_index=-1&try_number=1",
             "Dagster run": f"{DAGSTER_UI}/runs/{run_id}",
         },
     }
@@ -177,6 +179,13 @@ def test_airflow_lists_the_plugin(demo):
         "StepEventLogLink",
         "DagsterRunLink",
     ]
+    assert [app["url_prefix"] for app in plugin["fastapi_apps"]] == ["/dagster-airflow"]
+    (view,) = plugin["external_views"]
+    assert (view["name"], view["destination"], view["href"]) == (
+        "Dagster step",
+        "task_instance",
+        "/dagster-airflow/steps/{DAG_ID}/{RUN_ID}/{TASK_ID}?map_index={MAP_INDEX}",
+    )
 
 
 def test_install_writes_the_plugin_into_the_plugins_folder_once(tmp_path):

@@ -38,6 +38,7 @@ def test_importing_the_package_imports_neither_side():
         "import dagster_airflow.runners.subprocess, dagster_airflow.plugins.manager",
         "import dagster_airflow.runners.graphql",
         "import dagster_airflow.step_server.client, dagster_airflow.step_server.protocol",
+        "import dagster_airflow.ui.airflow_plugin, dagster_airflow.ui.step_view",
     ],
 )
 def test_airflow_side_imports_no_dagster(imports):

@@ -28,6 +28,7 @@ print(json.dumps({
     "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
     "runner": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "runner", None),
     "storage": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "storage", None),
+    "doc_md": dag.doc_md,
 }))
 """
 
@@ -89,6 +90,31 @@ def test_runner_and_storage_options_land_in_default_args(tmp_path):
     assert dag["dag_id"] == "custom_id"
     assert dag["runner"] == {"name": "subprocess", "kill_timeout": 3, "env": {"GREETING": "hello"}}
     assert dag["storage"] == {"name": "filesystem", "base_dir": str(tmp_path)}
+
+
+def test_the_dag_docs_show_the_job_its_ops_and_where_each_step_runs_and_stores(tmp_path):
+    args = ["pieces", "-f", str(EXAMPLES / "pieces.py"), "--runner", "docker"]
+    args += ["--runner-option", "image=my-steps:1", "--storage", "s3"]
+    args += ["--storage-option", "bucket=my-runs", "--storage-option", "prefix=team/runs"]
+    dag_file = tmp_path / "pieces_dag.py"
+    dag_file.write_text(scaffold(*args))
+
+    doc = inspect_dag(dag_file)["doc_md"]  # as Airflow's DAG processor reads it
+
+    runs = "`docker` (image='my-steps:1')"
+    stored = "`s3://my-runs/team/runs/{dagster run id}"
+    assert doc.startswith("### Dagster job `pieces`\n")
+    assert "| Step (task) | Op | Runs with runner | Outputs go to |" in doc
+    assert (
+        f"| `split_into_pieces` | `split_into_pieces` | {runs} | "
+        f"{stored}/split_into_pieces/{{output}}` (storage `s3`) |"
+    ) in doc.splitlines()
+    assert (
+        f"| `compute_piece[?]` (task `compute_piece`) | `compute_piece` | {runs} | "
+        f"{stored}/compute_piece[{{mapping key}}]/{{output}}` (storage `s3`) |"
+    ) in doc.splitlines()
+    assert f"Regenerate this file: `dagster-airflow scaffold {' '.join(args)}`" in doc
+    assert "Plan fingerprint: `" in doc
 
 
 def test_run_config_files_merge_later_winning(tmp_path):

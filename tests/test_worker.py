@@ -117,6 +117,37 @@ def test_materializations_and_asset_checks_are_in_the_event_log(tmp_path):
     )
 
 
+def test_stored_outputs_have_their_type_size_and_a_short_preview_in_the_event_log(tmp_path):
+    """What the step view shows of an output comes from the worker, which has the value in hand:
+    a reader never needs to unpickle it."""
+    done = execute(
+        StepRequest(
+            code_location=CodeLocation(python_file=str(JOBS / "step_view.py")),
+            job_name="view_job",
+            step_key="words",
+            run_id=RUN_ID,
+            run_config={"ops": {"trap": {"config": {"marker": str(tmp_path / "unpickled")}}}},
+            storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+            partition_key="north",
+        )
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (tmp_path / RUN_ID / "words" / "events.jsonl").read_text().splitlines()
+    found = [StepEvent.from_line(line) for line in log]
+    by_type = {e.event_type: e for e in found if e.output_name in (None, "result")}
+    stored = by_type["HANDLED_OUTPUT"]
+    data = (tmp_path / RUN_ID / "words" / "result").read_bytes()
+    assert stored.metadata["type"] == "list"
+    assert stored.metadata["size"] == len(data)
+    words = pickle.loads(data)
+    assert len(words) == 100
+    # reprlib's cut: the first 20 words, then "..."; never the whole value.
+    assert stored.metadata["preview"] == repr(words[:20])[:-1] + ", ...]"
+    assert by_type["STEP_OUTPUT"].metadata == {"count": 100}  # the op's own output metadata
+    materialized = by_type["ASSET_MATERIALIZATION"]
+    assert (materialized.asset_key, materialized.partition) == ("words", "north")
+
+
 FINALS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED")
 
 

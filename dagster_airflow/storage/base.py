@@ -90,6 +90,8 @@ class IntermediateStorage(ABC):
     """
 
     name: ClassVar[str]
+    # Set by use_credentials: what the backend's client reads instead of the environment.
+    credentials: Mapping[str, str] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -155,6 +157,23 @@ class IntermediateStorage(ABC):
         """Environment variables the worker needs to reach the storage, read from Airflow
         connections at execute time. Never logged, never written to a file."""
         return {}
+
+    def use_credentials(self, env: Mapping[str, str]) -> IntermediateStorage:
+        """Reach the backend with these credentials (the variables ``credentials_env`` returns)
+        rather than with this process's environment: for a reader serving many DAGs at once, such
+        as the step view on Airflow's api-server, which must not put one DAG's secrets into its
+        environment. Returns the storage itself; a storage that needs no credentials ignores
+        them."""
+        self.credentials = dict(env)
+        return self
+
+    def credential(self, name: str) -> str | None:
+        """A credential variable: the one given to ``use_credentials``, else the environment's."""
+        if self.credentials is not None:
+            return self.credentials.get(name)
+        import os
+
+        return os.environ.get(name)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.open_write(key) as stream:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -163,7 +162,7 @@ class GCSStorage(IntermediateStorage):
             from google.cloud import storage
 
             credentials = None
-            info = os.environ.get(KEYFILE_ENV)
+            info = self.credential(KEYFILE_ENV)
             if info:
                 from google.oauth2 import service_account
 
@@ -177,7 +176,7 @@ class GCSStorage(IntermediateStorage):
                         f"for GCS bucket {self.bucket!r} is not usable ({exc}); download a new "
                         "key file into the connection."
                     ) from None
-            project = self.project or os.environ.get(PROJECT_ENV)
+            project = self.project or self.credential(PROJECT_ENV)
             if project is None and credentials is not None:
                 project = credentials.project_id
             with self.errors():

@@ -6,6 +6,7 @@ import pickle
 
 import dagster as dg
 
+from dagster_airflow.output_preview import output_preview
 from dagster_airflow.storage.base import IntermediateStorage
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -26,6 +27,7 @@ class IntermediateIOManager(dg.IOManager):
         self.storage = storage
         self.run_id = run_id
         self.written: dict[str, str] = {}
+        self.previews: dict[tuple[str, str | None], dict] = {}
 
     def _key(self, run_id: str, step_key: str, name: str, mapping_key: str | None) -> str:
         return self.storage.key(
@@ -45,6 +47,7 @@ class IntermediateIOManager(dg.IOManager):
                 stream.write(data)
         uri = self.storage.uri(key)
         self.written[context.name] = uri
+        self.previews[(context.name, mapping_key)] = output_preview(obj, len(data))
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> object:

@@ -175,11 +175,19 @@ class S3Storage(IntermediateStorage):
             from botocore.config import Config
 
             # region and endpoint: the options, else AWS_DEFAULT_REGION / AWS_ENDPOINT_URL_S3
-            # from the connection (botocore reads both from the environment).
-            self._client = boto3.session.Session().client(
+            # from the connection (botocore reads both from the environment, or they come with
+            # the credentials a reader was given).
+            given = self.credentials or {}
+            session = boto3.session.Session(
+                aws_access_key_id=given.get("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=given.get("AWS_SECRET_ACCESS_KEY"),
+                aws_session_token=given.get("AWS_SESSION_TOKEN"),
+                region_name=given.get("AWS_DEFAULT_REGION"),
+            )
+            self._client = session.client(
                 "s3",
                 region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
+                endpoint_url=self.endpoint_url or given.get("AWS_ENDPOINT_URL_S3"),
                 config=Config(retries={"max_attempts": 5, "mode": "standard"}),
             )
         return self._client

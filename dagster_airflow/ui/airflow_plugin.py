@@ -1,9 +1,13 @@
 """The Airflow plugin of dagster-airflow: what `dagster-airflow install` installs (Airflow side).
 
 Airflow finds it through the ``airflow.plugins`` entry point of the installed package, or through
-the file `dagster-airflow install` writes into the plugins folder. It declares the extra links every
-DagsterOperator task shows (see dagster_airflow.ui.links), so that `airflow plugins` lists
-them; the operator itself carries the same links, which is what makes Airflow 3 compute them.
+the file `dagster-airflow install` writes into the plugins folder. It declares:
+
+- the extra links every DagsterOperator task shows (see dagster_airflow.ui.links), so that
+  `airflow plugins` lists them; the operator itself carries the same links, which is what makes
+  Airflow 3 compute them;
+- the Dagster step view (dagster_airflow.ui.step_view), a FastAPI app the api-server serves at
+  ``/dagster-airflow``, and the "Dagster step" tab of every task instance that shows it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,45 @@ from airflow.plugins_manager import AirflowPlugin
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
 PLUGIN_NAME = "dagster_airflow"
+URL_PREFIX = "/dagster-airflow"
+STEP_VIEW_HREF = URL_PREFIX + "/steps/{DAG_ID}/{RUN_ID}/{TASK_ID}?map_index={MAP_INDEX}"
+
+
+class StepViewApp:
+    """The step view's ASGI app, imported on its first request: every Airflow process loads
+    this plugin (workers, scheduler, DAG processor), and only the api-server needs the view and
+    the api-server modules it depends on."""
+
+    def __init__(self) -> None:
+        self._app = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            from dagster_airflow.ui.step_view import app
+
+            self._app = app
+        await self._app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return "dagster_airflow.ui.step_view:app"
+
+
+STEP_VIEW_APP = {"app": StepViewApp(), "url_prefix": URL_PREFIX, "name": "Dagster step view"}
+
+STEP_VIEW_TAB = {
+    "name": "Dagster step",
+    "destination": "task_instance",
+    "href": STEP_VIEW_HREF,
+    # With a route, the UI shows the view in a tab of the task instance's page (an iframe).
+    "url_route": "dagster-step",
+}
 
 
 class DagsterAirflowPlugin(AirflowPlugin):
     name = PLUGIN_NAME
     operator_extra_links = list(DAGSTER_LINKS)
+    fastapi_apps = [STEP_VIEW_APP]
+    external_views = [STEP_VIEW_TAB]
 
 
 def registered_by_entry_point() -> bool:

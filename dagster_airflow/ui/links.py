@@ -1,6 +1,10 @@
 """Extra links of every DagsterOperator task: the step's outputs and event log in the intermediate
 storage, and the run in the Dagster UI where a runner reported one (Airflow side).
 
+An object store's links open its console (S3, GCS); a storage a browser cannot open from the UI
+(the filesystem's file:// URLs, which Airflow 3 drops) links to the step view
+(dagster_airflow.ui.step_view), which reads the step's outputs and events for the user.
+
 Airflow 3 computes an operator's extra links in the worker, once the task has finished (success
 or failure), and stores each as an XCom (``_link_<class name>``) that the API server and the UI
 read. So ``get_link`` runs next to the operator, with the task instance at hand: it reads the
@@ -81,6 +85,37 @@ class _DagsterLink(BaseOperatorLink):
         raise NotImplementedError
 
 
+# Where the plugin serves the step view (dagster_airflow.ui.airflow_plugin).
+STEP_VIEW_PATH = "/dagster-airflow/steps"
+
+
+def step_view_url(ti_key: Any) -> str:
+    """The task try's page in the step view: under Airflow's ``[api] base_url`` where it is set,
+    else a same-origin path (which the UI shows as a link too)."""
+    from urllib.parse import quote, urlencode
+
+    base = ""
+    try:
+        from airflow.sdk.configuration import conf
+
+        base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    except Exception:  # no configuration at hand: the same-origin path still works
+        pass
+    path = "/".join(
+        quote(str(part), safe="") for part in (ti_key.dag_id, ti_key.run_id, ti_key.task_id)
+    )
+    query = {"map_index": ti_key.map_index}
+    if getattr(ti_key, "try_number", None):
+        query["try_number"] = ti_key.try_number
+    return f"{base}{STEP_VIEW_PATH}/{path}?{urlencode(query)}"
+
+
+def _browsable(url: str, ti_key: Any) -> str:
+    """A console URL as it is; anything a browser would not open from the UI (a file:// URL:
+    Airflow 3 drops it silently) becomes the step view's page, which reads it for the user."""
+    return url if url.startswith(("http://", "https://")) else step_view_url(ti_key)
+
+
 class StepOutputsLink(_DagsterLink):
     """The step's output in the storage (its folder when it wrote several): from its XCom."""
 
@@ -97,8 +132,10 @@ class StepOutputsLink(_DagsterLink):
         # A dict of output URIs; a list is the mapping keys of a dynamic output: its folder.
         if isinstance(outputs, dict) and len(outputs) == 1:
             (output_name,) = outputs
-            return storage.browse_url(storage.key(run_id, step_key, output_name))
-        return storage.browse_url(f"{run_id}/{step_key}/", folder=True)
+            url = storage.browse_url(storage.key(run_id, step_key, output_name))
+        else:
+            url = storage.browse_url(f"{run_id}/{step_key}/", folder=True)
+        return _browsable(url, ti_key)
 
 
 class StepEventLogLink(_DagsterLink):
@@ -112,7 +149,8 @@ class StepEventLogLink(_DagsterLink):
         from dagster_airflow.storage.base import EVENT_LOG_NAME
 
         storage, run_id = _step_storage(operator, ti_key)
-        return storage.browse_url(storage.key(run_id, _dagster_step_key(operator), EVENT_LOG_NAME))
+        url = storage.browse_url(storage.key(run_id, _dagster_step_key(operator), EVENT_LOG_NAME))
+        return _browsable(url, ti_key)
 
 
 class DagsterRunLink(_DagsterLink):

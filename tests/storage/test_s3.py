@@ -441,3 +441,27 @@ def test_a_writer_killed_midway_leaves_no_object(storage, aws_env):
         writer.wait()
     assert not storage.exists(storage.key("run", "step", "result"))
     assert list(storage.list("run")) == []
+
+
+def test_a_reader_given_credentials_uses_them_and_not_the_environment(strict_moto, monkeypatch):
+    """The step view on the api-server reads each DAG's storage with that DAG's connection, and
+    never through its own environment (it serves every DAG at once)."""
+    url, (key_id, secret) = strict_moto["url"], strict_moto["steps"]
+    writer = strict_storage(monkeypatch, url, key_id, secret)
+    key = writer.key(str(uuid.uuid4()), "step", "result")
+    writer.put_bytes(key, b"written by the step")
+    # The environment holds a user with no permission; the connection, the permitted one.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", strict_moto["nobody"][0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", strict_moto["nobody"][1])
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    connection = {
+        "conn_type": "aws",
+        "login": key_id,
+        "password": secret,
+        "extra": {"region_name": "us-east-1", "endpoint_url": url},
+    }
+    reader = S3Storage(bucket="strict", aws_conn_id="team_aws")
+    reader.use_credentials(reader.credentials_env(connections(team_aws=connection)))
+    assert reader.get_bytes(key) == b"written by the step"
+    with pytest.raises(StorageError, match="was denied"):  # the environment's user, as before
+        strict_storage(monkeypatch, url, *strict_moto["nobody"]).get_bytes(key)
