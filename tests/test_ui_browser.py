@@ -62,3 +62,38 @@ def test_a_failed_check_keeps_a_screenshot_of_the_page_it_failed_on(browser):
     path = browser.screenshots / "FAILED-a-deliberate-failure.png"
     assert str(path) in report
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_finished_task_offers_the_dagster_step_view_with_its_timeline_and_output(browser):
+    from playwright.sync_api import expect
+
+    browser.open_task_instance(DAG_ID, RUN_ID, "load_prices")
+    browser.open_tab("Dagster step")
+    view = browser.step_view()
+    expect(view.get_by_test_id("dagster-timeline")).to_be_visible()
+    events = view.get_by_test_id("dagster-event")
+    expect(events.filter(has_text="loaded 3 prices")).to_be_visible()
+    expect(events.filter(has_text="STEP_SUCCESS")).to_be_visible()
+    output = view.get_by_test_id("dagster-output")
+    expect(output).to_be_visible()
+    expect(output.get_by_test_id("dagster-output-preview")).to_have_text(
+        "{'apple': 1.25, 'pear': 0.8, 'plum': 2.5}"
+    )
+    browser.screenshot("dagster-step-view")
+
+
+def test_a_failed_task_view_shows_the_error_and_its_cause(browser):
+    from playwright.sync_api import expect
+
+    browser.open_task_instance(DAG_ID, RUN_ID, "parse_rates")
+    browser.open_tab("Dagster step")
+    view = browser.step_view()
+    error = view.get_by_test_id("dagster-error")
+    expect(error).to_be_visible()
+    causes = error.get_by_test_id("dagster-error-cause")
+    expect(
+        causes.filter(has_text="ValueError: no exchange rate for the prices' currency")
+    ).to_be_visible()
+    expect(causes.filter(has_text="KeyError: 'USD'")).to_be_visible()
+    expect(view.get_by_test_id("dagster-event").filter(has_text="STEP_FAILURE")).to_be_visible()
+    browser.screenshot("dagster-step-view-failed")

@@ -124,6 +124,22 @@ class AirflowBrowser:
         self.page.goto(self.url(path))
         expect(self.page.get_by_role("heading", name=task_id, exact=True)).to_be_visible()
 
+    def open_tab(self, name: str) -> None:
+        """A tab of the page shown (Airflow's own, or a plugin's external view), once open."""
+        from playwright.sync_api import expect
+
+        tab = self.page.get_by_role("link", name=name, exact=True)
+        expect(tab).to_be_visible()
+        tab.click()
+        expect(tab).to_have_attribute("aria-current", "page")
+
+    def step_view(self) -> Any:
+        """The Dagster step view that the "Dagster step" tab shows in an iframe: a Playwright
+        ``FrameLocator`` to look for its elements in."""
+        from dagster_airflow.ui.airflow_plugin import URL_PREFIX
+
+        return self.page.frame_locator(f'iframe[src*="{URL_PREFIX}/steps/"]')
+
     def screenshot(self, name: str) -> Path:
         """The page as it shows now, as ``<screenshots>/<name>.png``."""
         path = self.screenshots / f"{name}.png"
