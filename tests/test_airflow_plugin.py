@@ -168,6 +168,41 @@ def test_finished_tasks_link_to_their_outputs_event_log_and_dagster_run(demo):
     }
 
 
+# The step view's page and JSON of one task, from Airflow's api-server app in-process (every user
+# is an admin in this home: SIMPLE_AUTH_MANAGER_ALL_ADMINS).
+STEP_VIEW = """
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+
+client = TestClient(create_app())
+dag_id, run_id, task_id = sys.argv[1:]
+html = client.get(f"/dagster-airflow/steps/{dag_id}/{run_id}/{task_id}")
+data = client.get(f"/dagster-airflow/api/steps/{dag_id}/{run_id}/{task_id}")
+assert html.status_code == 200 and data.status_code == 200, (html.text, data.text)
+print(json.dumps({"html": html.text, "json": data.json()}))
+"""
+
+
+def test_the_step_view_links_to_the_dagster_run_a_runner_reported(demo):
+    home, result, _, _ = demo
+    done = subprocess.run(
+        [sys.executable, "-c", STEP_VIEW, DAG_ID, result.run_id, "summarize"],
+        env=home.env,
+        capture_output=True,
+        text=True,
+        cwd=home.path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = json.loads(done.stdout.strip().splitlines()[-1])
+    url = f"{DAGSTER_UI}/runs/{dagster_run_id(DAG_ID, result.run_id)}"
+    assert page["json"]["dagster_run_url"] == url
+    assert f'<a data-testid="dagster-run-link" href="{url}">' in page["html"]
+    assert (
+        page["json"]["outputs"][0]["preview"] == "{'letters': {'b': 2, 'a': 2, 'r': 2}, 'total': 6}"
+    )
+
+
 def test_airflow_lists_the_plugin(demo):
     home = demo[0]
     done = home.airflow("plugins", "--output", "json")

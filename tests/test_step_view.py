@@ -42,6 +42,16 @@ for task_id in task_ids:
     data = client.get(f"/dagster-airflow/api/steps/{path}", headers=headers)
     assert html.status_code == 200 and data.status_code == 200, (html.text, data.text)
     pages[task_id] = {"html": html.text, "json": data.json()}
+# What a wrong address answers: no such task, no such try; and without credentials.
+first = task_ids[0]
+wrong = {
+    "no task": client.get(f"/dagster-airflow/steps/{dag_id}/{run_id}/nope", headers=headers),
+    "no try": client.get(
+        f"/dagster-airflow/api/steps/{dag_id}/{run_id}/{first}?try_number=5", headers=headers
+    ),
+    "no token": client.get(f"/dagster-airflow/steps/{dag_id}/{run_id}/{first}"),
+}
+pages["_wrong"] = {k: [r.status_code, r.json().get("detail")] for k, r in wrong.items()}
 print(json.dumps(pages))
 """
 
@@ -134,6 +144,19 @@ def test_the_view_of_a_filesystem_run(airflow_home, tmp_path):
         == f"{storage_dir}/{dagster_run_id('view_fs', run_id)}/words/events.jsonl"
     )
     assert words["storage"] == "filesystem" and words["dagster_run_url"] is None
+    assert pages["_wrong"] == {
+        "no task": [
+            404,
+            f"no task instance 'nope' (map index -1) in run {run_id!r} of DAG 'view_fs'; open "
+            "the view from the task instance's page in the Airflow UI.",
+        ],
+        "no try": [
+            404,
+            f"task 'words' of run {run_id!r} has no try 5 (its tries are 1 to 1); leave "
+            "try_number out for the latest.",
+        ],
+        "no token": [401, "Not authenticated"],
+    }
 
 
 def test_the_view_of_an_s3_run_reads_with_the_dags_connection(airflow_home, tmp_path, moto_server):
@@ -151,7 +174,13 @@ def test_the_view_of_an_s3_run_reads_with_the_dags_connection(airflow_home, tmp_
     home = AirflowHome(
         airflow_home.path, env={"AIRFLOW_CONN_AWS_DEFAULT": f"aws://testing:testing@/?{extra}"}
     )
-    assert not any(name.startswith("AWS_") for name in home.env)
+    where = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+    )
+    assert not set(where) & set(home.env)
     text, marker = view_job_dag("view_s3", tmp_path, "s3", f"bucket={bucket}", f"prefix={prefix}")
     run_id = run_view_job(home, "view_s3", text)
     pages = view_pages(home, "view_s3", run_id)

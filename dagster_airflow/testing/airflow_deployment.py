@@ -36,6 +36,14 @@ else:
     print(json.dumps({"status": response.status_code, "body": data}))
 """
 
+# An HTTP request as a browser or a script sends it: any headers (a cookie, no credentials).
+_PLAIN_REQUEST = """
+import json, sys, httpx
+method, url, headers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+response = httpx.request(method, url, headers=headers, timeout=30)
+print(json.dumps({"status": response.status_code, "body": response.text}))
+"""
+
 SERVERS = ("scheduler", "dag-processor", "api-server")
 
 
@@ -171,6 +179,28 @@ class AirflowDeployment:
     def rest(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """A call to Airflow's REST API as the admin user: (HTTP status, JSON body)."""
         return self._call(method, path, body, self._token)
+
+    def run_python(self, code: str, *args: str) -> subprocess.CompletedProcess:
+        """Run Python code inside the deployment's network namespace, where 127.0.0.1 is the
+        api-server (``self.base``); ``sys.argv[1:]`` are ``args``."""
+        return subprocess.run(
+            [*self._enter(), self.python, "-c", code, *args], capture_output=True, text=True
+        )
+
+    def http(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """A request with exactly these headers (no token of the kit's): (HTTP status, text)."""
+        done = self.run_python(_PLAIN_REQUEST, method, self.base + path, json.dumps(headers or {}))
+        if done.returncode != 0:
+            raise RuntimeError(f"{method} {path} failed: {done.stderr[-2000:]}")
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        return answer["status"], answer["body"]
+
+    @property
+    def token(self) -> str:
+        """The admin's bearer token, as POST /auth/token gave it."""
+        return self._token
 
     def install(self, text: str, filename: str) -> Path:
         return self.home.install(text, filename)

@@ -175,9 +175,12 @@ def render(page: StepPage) -> str:
     elif page.dagster_run_url:
         parts.append("<p>The step's events are in its Dagster run (link above).</p>")
     else:
+        where = f" under <code>{escape(page.run_uri)}</code>" if page.run_uri else ""
         parts.append(
-            "<p>No event of this try in the storage: the step has not run yet, or its worker "
-            "stopped before writing its event log (see the task's log).</p>"
+            f"<p>No event of this try in the storage{where}: the step has not run yet, its "
+            "worker stopped before writing its event log (see the task's log), or this "
+            "api-server does not see that storage (a filesystem storage must have the same path "
+            "here as where the steps run).</p>"
         )
     body = "\n".join(p for p in parts if p)
     title = escape(f"Dagster step {page.step_key or page.task_id}")

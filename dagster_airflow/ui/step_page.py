@@ -57,6 +57,7 @@ class StepPage:
     state: str | None  # Airflow's state of this try
     dagster_run_id: str
     storage_name: str
+    run_uri: str | None = None  # the run's folder in the storage
     step_key: str | None = None  # None until the step wrote something
     event_log_uri: str | None = None
     events: tuple[StepEvent, ...] = ()
@@ -83,6 +84,7 @@ class StepPage:
             "state": self.state,
             "dagster_run_id": self.dagster_run_id,
             "storage": self.storage_name,
+            "run_uri": self.run_uri,
             "step_key": self.step_key,
             "event_log_uri": self.event_log_uri,
             "events": [_event_dict(e) for e in self.events],
@@ -161,6 +163,7 @@ def read_step_page(
 ) -> StepPage:
     """The page with what the storage holds of its try: events, outputs, or the problem."""
     try:
+        page = attrs.evolve(page, run_uri=storage.uri(page.dagster_run_id))
         step_key = find_step_key(storage, page.dagster_run_id, page.task_id, mapping_key)
         if step_key is None:
             return page
