@@ -1,5 +1,6 @@
 """The Airflow UI in a real browser (Debian's headless Chromium, driven by Playwright) on a real
-deployment: a person signs in through the login form and opens a DagsterOperator task's page.
+deployment: a person signs in through the login form, opens a DagsterOperator task's page and
+its "Dagster step" tab (the plugin's step view, in the tab's frame).
 
 One deployment and one DAG run for the module: load_prices succeeds, parse_rates fails with a
 chained cause. Screenshots are kept under the module's tmp directory, or in
