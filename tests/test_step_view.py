@@ -15,7 +15,7 @@ import yaml
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.gcs import EMULATOR_ENV, GCSStorage
 from dagster_airflow.testing import AirflowHome
-from tests.conftest import JOBS, scaffold
+from tests.conftest import EXAMPLES, JOBS, scaffold
 
 pytestmark = pytest.mark.airflow
 
@@ -198,3 +198,57 @@ def test_the_view_of_a_gcs_run(airflow_home, tmp_path, gcs_emulator, monkeypatch
     pages = view_pages(home, "view_gcs", run_id)
     check_pages(pages, marker, f"gs://{bucket}/{prefix}/{dagster_run_id('view_gcs', run_id)}")
     assert pages["words"]["json"]["storage"] == "gcs"
+
+
+MAPPED_CLIENT = """
+import json, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+
+client = TestClient(create_app())
+home = Path(sys.argv[1])
+password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+token = client.post("/auth/token", json={"username": "admin", "password": password}).json()
+headers = {"Authorization": f"Bearer {token['access_token']}"}
+dag_id, run_id = sys.argv[2:]
+pages = {}
+for task_id, map_index in (("split_into_pieces", -1), ("compute_piece", 1)):
+    url = f"/dagster-airflow/api/steps/{dag_id}/{run_id}/{task_id}?map_index={map_index}"
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.text
+    pages[task_id] = response.json()
+print(json.dumps(pages))
+"""
+
+
+def test_the_view_of_a_mapped_task_instance_is_its_own_mapping_key(airflow_home, tmp_path):
+    storage_dir = tmp_path / "storage"
+    text = scaffold(
+        "pieces", "-f", str(EXAMPLES / "pieces.py"), "--dag-id", "view_pieces",
+        "--storage-option", f"base_dir={storage_dir}",
+    )  # fmt: skip
+    airflow_home.install(text, "view_pieces.py")
+    result = airflow_home.dags_test("view_pieces")
+    assert result.succeeded, result.output[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-c", MAPPED_CLIENT, str(airflow_home.path), "view_pieces", result.run_id],
+        env=airflow_home.env,
+        capture_output=True,
+        text=True,
+        cwd=airflow_home.path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pages = json.loads(done.stdout.strip().splitlines()[-1])
+    root = f"{storage_dir}/{dagster_run_id('view_pieces', result.run_id)}"
+    # The dynamic output: one stored object per mapping key, each with its own preview.
+    split = pages["split_into_pieces"]["outputs"]
+    assert [(o["name"], o["uri"], o["preview"]) for o in split] == [
+        (f"result[piece_{n}]", f"{root}/split_into_pieces/result[piece_{n}]", str(n))
+        for n in (1, 2, 3)
+    ]
+    piece = pages["compute_piece"]  # map index 1: the second mapping key
+    assert piece["step_key"] == "compute_piece[piece_2]"
+    assert [(o["uri"], o["preview"]) for o in piece["outputs"]] == [
+        (f"{root}/compute_piece[piece_2]/result", "4")
+    ]

@@ -134,7 +134,9 @@ def _tries(page: StepPage) -> str:
         query = urlencode({"map_index": page.map_index, "try_number": number})
         label = f"try {number}"
         links.append(
-            f"<b>{label}</b>" if number == page.try_number else f'<a href="?{query}">{label}</a>'
+            f"<b>{label}</b>"
+            if number == page.try_number
+            else f'<a href="?{escape(query)}">{label}</a>'
         )
     return "<nav>" + "".join(links) + "</nav>"
 
