@@ -252,3 +252,57 @@ def test_the_view_of_a_mapped_task_instance_is_its_own_mapping_key(airflow_home,
     assert [(o["uri"], o["preview"]) for o in piece["outputs"]] == [
         (f"{root}/compute_piece[piece_2]/result", "4")
     ]
+
+
+TRIES_CLIENT = """
+import json, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+
+client = TestClient(create_app())
+home = Path(sys.argv[1])
+password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+token = client.post("/auth/token", json={"username": "admin", "password": password}).json()
+headers = {"Authorization": f"Bearer {token['access_token']}"}
+dag_id, run_id, task_id = sys.argv[2:]
+url = f"/dagster-airflow/api/steps/{dag_id}/{run_id}/{task_id}"
+tries = {n: client.get(url, params={"try_number": n}, headers=headers).json() for n in (1, 3)}
+tries["latest"] = client.get(url, headers=headers).json()
+print(json.dumps(tries))
+"""
+
+
+def test_each_try_of_a_retried_task_shows_its_own_events(airflow_home, tmp_path):
+    from tests.test_e2e_retries import run_retries_dag
+
+    def edit(text: str) -> str:  # as docs/scaffold.md tells a user of RetryRequested(2)
+        task = 'DagsterOperator(task_id="requests_retry", step_key="requests_retry"'
+        return text.replace(task, task + ", retries=2")
+
+    result, _, _ = run_retries_dag(airflow_home, tmp_path, "retry_requested", edit)
+    assert result.states["requests_retry"] == "success", result.output[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-c", TRIES_CLIENT, str(airflow_home.path), "e2e_retry_requested",
+         result.run_id, "requests_retry"],
+        env=airflow_home.env,
+        capture_output=True,
+        text=True,
+        cwd=airflow_home.path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    tries = {k: v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    first, third = tries["1"], tries["3"]
+    assert first["tries"] == third["tries"] == 3 and tries["latest"] == third
+
+    def outcomes(page: dict) -> list[str]:  # the step's own ends (its hooks' events follow)
+        ends = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED")
+        return [e["event_type"] for e in page["events"] if e["event_type"] in ends]
+
+    assert {e["attempt"] for e in first["events"]} == {1}
+    assert outcomes(first) == ["STEP_UP_FOR_RETRY"]
+    assert first["error"]["class_name"] == "RetryRequested" and first["outputs"] == []
+    assert {e["attempt"] for e in third["events"]} == {3}
+    assert outcomes(third) == ["STEP_SUCCESS"] and third["error"] is None
+    assert [(o["name"], o["preview"]) for o in third["outputs"]] == [("result", "2")]
+    assert third["state"] == "success"
