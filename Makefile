@@ -25,7 +25,7 @@ $(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 demo: $(STAMP)
 	$(PY) examples/run_demo.py
 
-## make test: lint, then the whole suite against real components (installs podman and redis-server if missing)
+## make test: lint, then the whole suite against real components (installs podman, redis-server and chromium if missing)
 test: $(STAMP) lint system-packages
 	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
@@ -44,12 +44,13 @@ test-reverse: $(STAMP) system-packages
 
 # The docker runner's tests need a real container engine: rootful podman with runc (CI runs as
 # root with no standard input). The Celery deployment test needs Debian's Redis server (the
-# tests start it themselves, on loopback).
+# tests start it themselves, on loopback), and the browser tests drive Debian's Chromium through
+# Playwright (no browser is downloaded; docs/ui.md).
 system-packages:
 	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
-		&& command -v redis-server >/dev/null 2>&1 || { \
+		&& command -v redis-server >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q && apt-get install -y -q podman runc redis-server; }
+		apt-get update -q && apt-get install -y -q podman runc redis-server chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

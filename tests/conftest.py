@@ -11,6 +11,7 @@ import pytest
 from dagster_airflow.testing import servers
 from dagster_airflow.testing.airflow_deployment import AirflowDeployment
 from dagster_airflow.testing.airflow_home import AirflowHome
+from dagster_airflow.testing.browser import AirflowBrowser
 from dagster_airflow.testing.fixtures import (  # noqa: F401
     step_server_runtime_dir,
     stop_step_servers,
@@ -89,3 +90,14 @@ def scaffold(*args: str, **kwargs) -> str:
     done = run_cli("scaffold", *args, **kwargs)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that drove a browser keeps a screenshot of the page at the failure, and
+    its report says where (see dagster_airflow.testing.browser)."""
+    report = yield
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and isinstance(browser, AirflowBrowser):
+        report.sections.append(("screenshots", browser.screenshot_failure(item.name)))
+    return report

@@ -15,6 +15,9 @@
   materializations and asset checks (see docs/semantics.md).
 - ``AirflowDeployment``: a real Airflow 3 deployment (scheduler, DAG processor, api-server,
   LocalExecutor) in a private network namespace, driven through its REST API.
+- ``AirflowBrowser``: Debian's headless Chromium, driven by Playwright, inside an
+  ``AirflowDeployment``'s namespace: sign in through the login form, open a task's page, keep
+  screenshots (see docs/ui.md).
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
 - ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
   agent that runs a cluster's tasks as local processes (see docs/ecs.md).
@@ -39,6 +42,7 @@ _LAZY = {
     "compare_job": "dagster_airflow.testing.compare",
     "Comparison": "dagster_airflow.testing.compare",
     "AirflowDeployment": "dagster_airflow.testing.airflow_deployment",
+    "AirflowBrowser": "dagster_airflow.testing.browser",
     "create_venv": "dagster_airflow.testing.venv",
     "MotoEcs": "dagster_airflow.testing.ecs",
     "EcsAgent": "dagster_airflow.testing.ecs",

@@ -273,10 +273,12 @@ class AirflowDeployment:
 
     # -- inside the namespace --
 
-    def command_inside(self) -> list[str]:
-        """The prefix that runs a command inside the deployment's network namespace."""
+    def command_inside(self, *argv: str) -> list[str]:
+        """``argv`` as a command that runs inside the deployment's network namespace, where
+        127.0.0.1 is the deployment's loopback (a browser, a client of the api-server); with no
+        ``argv``, the prefix alone."""
         assert self._namespace is not None, "the deployment is not running"
-        return ["nsenter", "-t", str(self._namespace.pid), "-n", "--"]
+        return ["nsenter", "-t", str(self._namespace.pid), "-n", "--", *argv]
 
     def inside(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in the thread that is inside the namespace: what it connects to
@@ -289,6 +291,13 @@ class AirflowDeployment:
         url = self.inside(server.start)
         self._inside.append(server)
         return url
+
+    @property
+    def admin_password(self) -> str:
+        """The admin's password, as the simple auth manager generated it."""
+        passwords = self.home.path / "simple_auth_manager_passwords.json.generated"
+        self.wait_until(passwords.exists, 60, "the simple auth manager's password file")
+        return json.loads(passwords.read_text())["admin"]
 
     def _loopback_up(self) -> bool:
         done = subprocess.run(
@@ -323,11 +332,8 @@ class AirflowDeployment:
         return status == 200
 
     def _get_token(self) -> str:
-        passwords = self.home.path / "simple_auth_manager_passwords.json.generated"
-        self.wait_until(passwords.exists, 60, "the simple auth manager's password file")
-        password = json.loads(passwords.read_text())["admin"]
         status, body = self._call(
-            "POST", "/auth/token", {"username": "admin", "password": password}, ""
+            "POST", "/auth/token", {"username": "admin", "password": self.admin_password}, ""
         )
         if status not in (200, 201):
             raise RuntimeError(f"POST /auth/token answered {status}: {body}")

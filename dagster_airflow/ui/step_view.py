@@ -171,7 +171,26 @@ def step_page(
     return read_step_page(page, storage, None if mapping_key is None else str(mapping_key))
 
 
-_MAP_INDEX = Query(-1, description="the task instance's map index (-1: not mapped)")
+# Airflow 3.3's UI fills {MAP_INDEX} into a tab's href only on a mapped task's page (the route of
+# an unmapped one has no map index), so an unmapped task's "Dagster step" tab asks for
+# map_index={MAP_INDEX} as it is written.
+_UNFILLED_MAP_INDEX = "{MAP_INDEX}"
+
+
+def _map_index(
+    map_index: str = Query("-1", description="the task instance's map index (-1: not mapped)"),
+) -> int:
+    if map_index == _UNFILLED_MAP_INDEX:
+        return -1
+    try:
+        return int(map_index)
+    except ValueError:
+        raise HTTPException(
+            422, f"map_index must be a task instance's map index (an integer), not {map_index!r}"
+        ) from None
+
+
+_MAP_INDEX = Depends(_map_index)
 _TRY = Query(None, ge=1, description="the try to show (default: the latest)")
 
 
