@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import sqlite3
+from urllib.parse import quote, urlencode
 
 import attrs
 import pytest
@@ -156,14 +157,16 @@ def test_dynamic_outputs_run_as_mapped_tasks_as_dagster_runs_them(airflow_home, 
     assert "Dagster step 'flaky_upper[piece_a]' of job 'dynamic'" in done.stdout + done.stderr
     attempts = {p.name: len(p.read_text()) for p in airflow_markers.glob("attempts_*")}
     assert attempts == {"attempts_piece_a": 3, "attempts_piece_b": 1}
-    # Each mapped task instance links to its own step's output and event log.
-    storage, run_id = run.storage, run.run_id
-    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")[
-        ("flaky_upper", index)
-    ] == storage.browse_url(storage.key(run_id, "flaky_upper[piece_a]", "result"))
-    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepEventLogLink")[
-        ("square", 0)
-    ] == storage.browse_url(storage.key(run_id, "square[n3]", "events.jsonl"))
-    assert links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")[
-        ("pieces", -1)
-    ] == storage.browse_url(f"{run_id}/pieces/", folder=True)
+
+    # Each mapped task instance links to its own try's page of the step view (a filesystem
+    # storage's file:// URLs are no links in Airflow's UI).
+    def view(task_id: str, map_index: int, try_number: int) -> str:
+        path = "/".join(quote(part, safe="") for part in ("e2e_dynamic", result.run_id, task_id))
+        query = urlencode({"map_index": map_index, "try_number": try_number})
+        return f"/dagster-airflow/steps/{path}?{query}"
+
+    outputs = links(airflow_home, "e2e_dynamic", result.run_id, "StepOutputsLink")
+    event_logs = links(airflow_home, "e2e_dynamic", result.run_id, "StepEventLogLink")
+    assert outputs[("flaky_upper", index)] == view("flaky_upper", index, 2)
+    assert event_logs[("square", 0)] == view("square", 0, 1)
+    assert outputs[("pieces", -1)] == view("pieces", -1, 1)
