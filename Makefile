@@ -7,8 +7,9 @@ UV := $(PYTHON) -m uv
 PYTEST_ARGS ?=
 # make test spreads the suite's files over two pytest workers (pytest-xdist): most tests wait on
 # an Airflow, a container or a server in another process, so two workers on two cores finish in
-# well under the time of one. A file stays on one worker (its module fixtures start servers once).
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# well under the time of one. A file stays on one worker (its module fixtures start servers once),
+# and files go out in collection order, where tests/conftest.py puts the long ones first.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-alone test-reverse lint format bench constraints clean system-packages
 

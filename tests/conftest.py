@@ -101,3 +101,35 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed and isinstance(browser, AirflowBrowser):
         report.sections.append(("screenshots", browser.screenshot_failure(item.name)))
     return report
+
+
+# The files that take minutes each (a deployment, a browser, a virtual environment, containers,
+# a Dagster deployment), longest first, as the suite measured them. Under `make test`'s two
+# workers, which take whole files in collection order, they start first: one of them started
+# last would keep one worker busy for minutes while the other sits idle.
+LONG_FILES = (
+    "test_graphql.py",
+    "test_docker.py",
+    "test_step_server.py",
+    "test_e2e_scheduling.py",
+    "test_step_view.py",
+    "test_semantics.py",
+    "test_ecs.py",
+    "test_deployment_local.py",
+    "test_rest_scheduling.py",
+    "test_step_view_auth.py",
+    "test_ui_browser.py",
+    "test_deployment_celery.py",
+    "test_venv_runner.py",
+    "test_e2e_dynamic.py",
+    "test_readme_walkthrough.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """In a pytest-xdist worker, the long files first (see LONG_FILES); alone or in one process
+    (make test-reverse), the order stays the one asked for."""
+    if not hasattr(config, "workerinput"):
+        return
+    rank = {name: index for index, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
