@@ -4,22 +4,18 @@ multiprocess executor."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 from measure import (
-    BIN,
     SCRATCH,
     Row,
+    airflow_with_job,
     dagster_job_execute,
     paired_medians,
     print_table,
-    run,
     wall,
 )
 from synthetic_job import write_job
-
-from dagster_airflow.testing.airflow_home import AirflowHome
 
 REPEATS = 2
 STEPS = 10
@@ -30,28 +26,8 @@ def main() -> list[Row]:
     folder = SCRATCH / "end_to_end"
     shutil.rmtree(folder, ignore_errors=True)
     job_file = write_job(folder, STEPS, SHAPE)
-    home = AirflowHome(folder / "airflow")
-    run(
-        [
-            str(BIN / "dagster-airflow"),
-            "scaffold",
-            f"synthetic_{STEPS}",
-            "-f",
-            str(job_file),
-            "--storage-option",
-            f"base_dir={folder / 'storage'}",
-            "--runner-option",
-            "warm=false",  # a fresh process per step; bench/step_server.py measures warm steps
-            "--install",
-        ],
-        env=home.env,
-        cwd=folder,
-    )
-    home.migrate()
-    dagster_home = folder / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    dagster_env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    # warm=false: a fresh process per step; bench/step_server.py measures warm steps.
+    home, dagster_env = airflow_with_job(folder, job_file, f"synthetic_{STEPS}", "warm=false")
 
     def airflow() -> None:
         result = home.dags_test(f"synthetic_{STEPS}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
+
+from dagster_airflow.testing.airflow_home import AirflowHome
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -82,3 +85,23 @@ def print_table(rows: Sequence[Row]) -> None:
             f" {row.ratio:>6.2f} {row.target:>7}  {verdict}"
         )
         print(f"{'':<4}baseline: {row.baseline_name}" + (f"; {row.note}" if row.note else ""))
+
+
+def airflow_with_job(
+    folder: Path, job_file: Path, job_name: str, *runner_options: str
+) -> tuple[AirflowHome, dict]:
+    """An Airflow home in ``folder`` with the job scaffolded into its DAGs folder (filesystem
+    storage in ``folder``, each ``NAME=VALUE`` of ``runner_options`` a runner option) and its
+    database migrated; and the environment of a Dagster home beside it, for
+    `dagster job execute` of the same job: (home, dagster_env)."""
+    home = AirflowHome(folder / "airflow")
+    command = [str(BIN / "dagster-airflow"), "scaffold", job_name, "-f", str(job_file)]
+    command += ["--storage-option", f"base_dir={folder / 'storage'}", "--install"]
+    for option in runner_options:
+        command += ["--runner-option", option]
+    run(command, env=home.env, cwd=folder)
+    home.migrate()
+    dagster_home = folder / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home, {**os.environ, "DAGSTER_HOME": str(dagster_home)}

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -19,9 +18,9 @@ import time
 from pathlib import Path
 
 from measure import (
-    BIN,
     SCRATCH,
     Row,
+    airflow_with_job,
     dagster_job_execute,
     paired_medians,
     print_table,
@@ -31,7 +30,6 @@ from measure import (
 from synthetic_job import write_job
 
 from dagster_airflow.step_server.protocol import memory_kib, running_servers, stop_servers
-from dagster_airflow.testing.airflow_home import AirflowHome
 
 REPEATS = 5
 E2E_REPEATS = 2
@@ -133,29 +131,10 @@ def memory(folder: Path, runtime_dir: Path) -> tuple[dict, dict]:
 
 def end_to_end(folder: Path, runtime_dir: Path) -> tuple[float, float, float]:
     job_file = write_job(folder, STEPS, "chain")
-    home = AirflowHome(folder / "airflow")
-    run(
-        [
-            str(BIN / "dagster-airflow"),
-            "scaffold",
-            f"synthetic_{STEPS}",
-            "-f",
-            str(job_file),
-            "--storage-option",
-            f"base_dir={folder / 'storage'}",
-            "--runner-option",
-            f"runtime_dir={runtime_dir}",
-            "--install",
-        ],
-        env=home.env,
-        cwd=folder,
+    home, dagster_env = airflow_with_job(
+        folder, job_file, f"synthetic_{STEPS}", f"runtime_dir={runtime_dir}"
     )
     home.install(TRIVIAL_CHAIN.format(steps=STEPS), "trivial_chain.py")
-    home.migrate()
-    dagster_home = folder / "dagster_home"
-    dagster_home.mkdir(exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    dagster_env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
 
     def dags_test(dag_id: str):
         def go() -> None:
