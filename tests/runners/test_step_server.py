@@ -387,9 +387,11 @@ def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_p
     assert result.status == SUCCESS
     warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"Step server unavailable (the runtime directory {str(shared)!r} is not private to this "
-        f"user (owner {os.getuid()}, mode 0o755); chmod 700 it or remove it); running the step "
-        "in a fresh process."
+        f"Step server unavailable (the step servers' runtime directory {str(shared)!r} is not "
+        "safe to use: it is a folder owned by root (uid 0) with mode 0755, which other users can "
+        f"enter; run chmod 700 {str(shared)!r}, or set $DAGSTER_AIRFLOW_RUNTIME_DIR (or the "
+        "subprocess runner's runtime_dir option) to a folder of your own); running the step in "
+        "a fresh process."
     ]
     assert list(shared.iterdir()) == []
 
