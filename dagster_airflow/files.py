@@ -160,37 +160,47 @@ def trusted_folder(
 ) -> Path:
     """``path``, once proven that only this user and root can change what lies under it.
 
-    Missing folders are created 0700 (``create``; else the existing part is checked). Refused,
-    with one sentence naming the folder, its owner and its mode: a folder on the way that
-    belongs to another user, one that others can write (a sticky parent such as /tmp is
-    fine), a symbolic link of another user; with ``private``, a folder others can enter.
-    ``what`` names the folder ("the filesystem storage's base_dir") and ``fix`` ends the
-    sentence ("set base_dir to a folder of your own"). OSError when a folder cannot be made.
+    Missing folders are created 0700 (``create``; else the existing part is checked), and only
+    under folders that passed. Refused, with one sentence naming the folder, its owner and its
+    mode: a folder on the way that belongs to another user, one that others can write (a
+    sticky parent such as /tmp is fine), a symbolic link of another user; with ``private``, a
+    folder others can enter. ``what`` names the folder ("the filesystem storage's base_dir")
+    and ``fix`` ends the sentence ("set base_dir to a folder of your own"). OSError when a
+    folder cannot be made.
     """
     path = Path(os.path.abspath(os.path.expanduser(path)))
+    _check(path, what, fix, private, must_exist=False)
     if create:
         _make_private(path)
+        _check(path, what, fix, private, must_exist=True)  # another process may have been first
+    return path
+
+
+def _check(path: Path, what: str, fix: str, private: bool, must_exist: bool) -> None:
     real = Path(os.path.realpath(path))
     # Each link on the way as written (a link in /tmp can be anyone's), then each folder it
-    # leads to, from the root down.
-    checks = [(p, os.lstat, False) for p in (*reversed(path.parents), path)]
-    checks += [(p, os.stat, p == real) for p in (*reversed(real.parents), real)]
-    for folder, look, final in checks:
-        try:
-            info = look(folder)
-        except FileNotFoundError:
-            if create:
-                raise
-            break  # not there yet: it will be created 0700 under what was checked
-        if look is os.lstat and not stat.S_ISLNK(info.st_mode):
-            continue
-        if look is os.stat and not stat.S_ISDIR(info.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
-        distrust = _distrust(folder, info, final, private)
-        if distrust:
-            problem, remedy = distrust
-            where = "it is" if folder == path else f"{str(folder)!r} is"
-            raise UntrustedFolderError(
-                f"{what} {str(path)!r} is not safe to use: {where} {problem}; {remedy}, or {fix}."
-            )
-    return path
+    # leads to, from the root down; a pass ends at the first that is not there yet (it will
+    # be created 0700 under what was checked).
+    for chain, look in (
+        ((*reversed(path.parents), path), os.lstat),
+        ((*reversed(real.parents), real), os.stat),
+    ):
+        for folder in chain:
+            try:
+                info = look(folder)
+            except FileNotFoundError:
+                if must_exist:
+                    raise
+                break
+            if look is os.lstat and not stat.S_ISLNK(info.st_mode):
+                continue
+            if look is os.stat and not stat.S_ISDIR(info.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+            distrust = _distrust(folder, info, folder == real and look is os.stat, private)
+            if distrust:
+                problem, remedy = distrust
+                where = "it is" if folder == path else f"{str(folder)!r} is"
+                raise UntrustedFolderError(
+                    f"{what} {str(path)!r} is not safe to use: {where} {problem}; {remedy}, "
+                    f"or {fix}."
+                )
