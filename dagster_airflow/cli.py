@@ -571,7 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
         "this user (pid, steps forked, idle time, memory, code location), or stop them. Steps "
         "still running finish on their own.",
     )
-    servers.add_argument("--stop", action="store_true", help="stop every listed server")
+    servers.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop every listed server (a pid only once proven to be that server)",
+    )
     servers.add_argument(
         "--runtime-dir",
         help="where the servers listen (default: $DAGSTER_AIRFLOW_RUNTIME_DIR, "

@@ -67,7 +67,7 @@ def ensure_private_dir(path: Path, create: bool = True) -> Path:
     except OSError as exc:
         where = exc.filename or str(path)
         raise OSError(
-            exc.errno, f"{what} {str(path)!r} cannot be made: {where!r}: {exc.strerror}"
+            exc.errno, f"{what} {str(path)!r} cannot be used: {where!r}: {exc.strerror}"
         ) from exc
 
 
