@@ -410,6 +410,13 @@ def test_a_client_that_says_nothing_delays_no_other_step(tmp_path, runtime_dir, 
         assert (reply["pid"], reply["steps"]) == (server.pid, 2)
     finally:
         silent.close()
+    # A first message too large for a hello is dropped at once, well before a silent client
+    # would be (60 s).
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as greedy:
+        greedy.connect(str(server.files.socket))
+        greedy.sendall((1 << 30).to_bytes(4, "big"))
+        greedy.settimeout(30)
+        assert greedy.recv(1) == b""
 
 
 def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_path, task_log):
