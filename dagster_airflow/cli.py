@@ -345,16 +345,34 @@ def cmd_servers(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.step_server.protocol import memory_kib, running_servers, runtime_dir
 
     directory = runtime_dir(args.runtime_dir)
-    servers = running_servers(directory)
+    try:
+        found = running_servers(directory)  # refused when another user could write there
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{exc.strerror}; pass --runtime-dir the folder the step servers listen in."
+        ) from None
+    # A pid in an info file is only a claim: act on a process proven to be that file's server.
+    checked = [(server, server.unverified()) for server in found]
+    servers = [server for server, problem in checked if not problem]
+    for server, problem in checked:
+        if problem:
+            print(
+                f"dagster-airflow servers: {'not stopping' if args.stop else 'ignoring'} "
+                f"process {server.pid}, which {str(server.files.info)!r} names: {problem}, so "
+                "it is not provably a step server of this directory; remove that file if no "
+                "step server of yours wrote it.",
+                file=sys.stderr,
+            )
+    refused = EXIT_USAGE if args.stop and len(servers) < len(found) else 0
     if not servers:
         print(f"no step servers in {directory}")
-        return 0
+        return refused
     if args.stop:
         for server in servers:
             where = CodeLocation.from_dict(server.info["code_location"]).describe()
             gone = server.stop()
             print(f"{'stopped' if gone else 'could not stop'} {server.pid} ({where})")
-        return 0
+        return refused
     print(f"{'PID':>8} {'STEPS':>6} {'IDLE':>7} {'UPTIME':>8} {'RSS':>9}  CODE LOCATION  (PYTHON)")
     for server in servers:
         status = server.status()
@@ -553,7 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
         "this user (pid, steps forked, idle time, memory, code location), or stop them. Steps "
         "still running finish on their own.",
     )
-    servers.add_argument("--stop", action="store_true", help="stop every listed server")
+    servers.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop every listed server (a pid only once proven to be that server)",
+    )
     servers.add_argument(
         "--runtime-dir",
         help="where the servers listen (default: $DAGSTER_AIRFLOW_RUNTIME_DIR, "

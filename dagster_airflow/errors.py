@@ -55,3 +55,7 @@ def yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return " ".join(f"{problem}{where}".split())
+
+
+class UntrustedFolderError(ConfigurationError):
+    """A folder whose contents another user could change (files.trusted_folder refused it)."""

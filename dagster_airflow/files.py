@@ -7,12 +7,16 @@ a killed one's (the kernel drops the lock of a dead process) and removes only th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
+
+from dagster_airflow.errors import UntrustedFolderError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -102,3 +106,101 @@ def write_whole(target: Path, mode: int | None = None) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- Folders another user could swap -------------------------------------------------------------
+
+
+def _who(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _make_private(path: Path) -> None:
+    """Create the missing folders of ``path`` 0700. One that appears meanwhile (another process
+    was first, perhaps another user) is left for the check that follows."""
+    missing = []
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+
+
+def _distrust(
+    folder: Path, info: os.stat_result, final: bool, private: bool
+) -> tuple[str, str] | None:
+    """Why ``folder`` lets someone but this user and root change what lies under it, and the
+    remedy; None when it does not."""
+    owner = f"owned by {_who(info.st_uid)} with mode {stat.S_IMODE(info.st_mode):04o}"
+    kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "a folder"
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"{kind} {owner}, another user, who can change what is read from it", "remove it"
+    if stat.S_ISLNK(info.st_mode):
+        return None  # a link's own mode means nothing, and its owner is trusted
+    if final and private and info.st_mode & 0o077:
+        return f"{kind} {owner}, which other users can enter", f"run chmod 700 {str(folder)!r}"
+    # A sticky folder (/tmp) lets others add entries but not rename or remove ours.
+    if info.st_mode & 0o022 and (final or not info.st_mode & stat.S_ISVTX):
+        who = "its group" if info.st_mode & 0o022 == 0o020 else "every user"
+        return (
+            f"{kind} {owner}, which {who} can write, so they can change what is read from it",
+            f"run chmod go-w {str(folder)!r}",
+        )
+    return None
+
+
+def trusted_folder(
+    path: Path, what: str, fix: str, *, private: bool = False, create: bool = True
+) -> Path:
+    """``path``, once proven that only this user and root can change what lies under it.
+
+    Missing folders are created 0700 (``create``; else the existing part is checked), and only
+    under folders that passed. Refused, with one sentence naming the folder, its owner and its
+    mode: a folder on the way that belongs to another user, one that others can write (a
+    sticky parent such as /tmp is fine), a symbolic link of another user; with ``private``, a
+    folder others can enter. ``what`` names the folder ("the filesystem storage's base_dir")
+    and ``fix`` ends the sentence ("set base_dir to a folder of your own"). OSError when a
+    folder cannot be made.
+    """
+    path = Path(os.path.abspath(os.path.expanduser(path)))
+    _check(path, what, fix, private, must_exist=False)
+    if create:
+        _make_private(path)
+        _check(path, what, fix, private, must_exist=True)  # another process may have been first
+    return path
+
+
+def _check(path: Path, what: str, fix: str, private: bool, must_exist: bool) -> None:
+    real = Path(os.path.realpath(path))
+    # Each link on the way as written (a link in /tmp can be anyone's), then each folder it
+    # leads to, from the root down; a pass ends at the first that is not there yet (it will
+    # be created 0700 under what was checked).
+    for chain, look in (
+        ((*reversed(path.parents), path), os.lstat),
+        ((*reversed(real.parents), real), os.stat),
+    ):
+        for folder in chain:
+            try:
+                info = look(folder)
+            except FileNotFoundError:
+                if must_exist:
+                    raise
+                break
+            if look is os.lstat and not stat.S_ISLNK(info.st_mode):
+                continue
+            if look is os.stat and not stat.S_ISDIR(info.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+            distrust = _distrust(folder, info, folder == real and look is os.stat, private)
+            if distrust:
+                problem, remedy = distrust
+                where = "it is" if folder == path else f"{str(folder)!r} is"
+                raise UntrustedFolderError(
+                    f"{what} {str(path)!r} is not safe to use: {where} {problem}; {remedy}, "
+                    f"or {fix}."
+                )

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from dagster_airflow.storage.filesystem import default_base_dir
 from tests.conftest import ROOT, run_cli
 
 DOCS = ROOT / "docs"
@@ -57,6 +58,8 @@ def test_scaffold_md_shows_the_file_the_scaffold_writes():
     # The checkout's path differs in length from the one shown, and the scaffold wraps a long
     # line as ruff format would: compare both as ruff lays them out once the paths agree.
     written = done.stdout.replace(str(ROOT), SHOWN_ROOT)
+    # The storage's default folder is the user's own: the page shows uid 1000's.
+    written = written.replace(f"{default_base_dir()}/", "/tmp/dagster-airflow-1000/")
     date = re.compile(r"datetime\.datetime\(\d+, \d+, \d+,")
     same_day = "datetime.datetime(2000, 1, 1,"
     assert ruff_format(date.sub(same_day, written)) == ruff_format(

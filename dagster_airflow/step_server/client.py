@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from dagster_airflow.errors import UntrustedFolderError
 from dagster_airflow.model import CodeLocation
 from dagster_airflow.step_server.protocol import (
     MAX_SOCKET_PATH,
@@ -82,6 +83,8 @@ class StepServerClient:
             ensure_private_dir(self.files.directory)
         except OSError as exc:
             raise StepServerUnavailable(str(exc.strerror or exc)) from exc
+        except UntrustedFolderError as exc:
+            raise StepServerUnavailable(str(exc).rstrip(".")) from exc
         if len(str(self.files.socket)) > MAX_SOCKET_PATH:
             raise StepServerUnavailable(
                 f"its socket path {str(self.files.socket)!r} is longer than {MAX_SOCKET_PATH} "

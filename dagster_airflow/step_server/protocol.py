@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from dagster_airflow.files import trusted_folder
 
 RUNTIME_DIR_ENV_VAR = "DAGSTER_AIRFLOW_RUNTIME_DIR"
 _HEADER = struct.Struct(">I")
@@ -49,22 +52,23 @@ def runtime_dir(override: str | None = None) -> Path:
     return Path(f"/tmp/dagster-airflow-{os.getuid()}")
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` 0700 if need be; refuse one another user owns or others can enter."""
+RUNTIME_DIR_FIX = (
+    f"set ${RUNTIME_DIR_ENV_VAR} (or the subprocess runner's runtime_dir option) to a folder "
+    "of your own"
+)
+
+
+def ensure_private_dir(path: Path, create: bool = True) -> Path:
+    """``path``, created 0700 if need be; refused (UntrustedFolderError) when another user owns
+    it or a folder on its way, or others can enter it. OSError when it cannot be made."""
+    what = "the step servers' runtime directory"
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.lstat()
+        return trusted_folder(path, what, RUNTIME_DIR_FIX, private=True, create=create)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot create the runtime directory {str(path)!r}") from exc
-    if not path.is_dir() or path.is_symlink():
-        raise OSError(errno.ENOTDIR, f"the runtime directory {str(path)!r} is not a directory")
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise PermissionError(
-            errno.EACCES,
-            f"the runtime directory {str(path)!r} is not private to this user (owner "
-            f"{info.st_uid}, mode {oct(info.st_mode & 0o777)}); chmod 700 it or remove it",
-        )
-    return path
+        where = exc.filename or str(path)
+        raise OSError(
+            exc.errno, f"{what} {str(path)!r} cannot be used: {where!r}: {exc.strerror}"
+        ) from exc
 
 
 def server_key(python: str, location: Mapping[str, Any], cwd: str, env: Mapping[str, str]) -> str:
@@ -144,15 +148,35 @@ def recv_frame(sock: socket.socket, maxfds: int = 0) -> tuple[dict[str, Any] | N
     if len(head) < _HEADER.size:
         head += _recv_exactly(sock, _HEADER.size - len(head))
     (size,) = _HEADER.unpack(head)
-    if size > _MAX_FRAME:
+    _check_size(size, _MAX_FRAME)
+    return _decode(_recv_exactly(sock, size)), fds
+
+
+def decode_frame(data: bytes, max_size: int) -> dict[str, Any] | None:
+    """The message at the start of ``data`` (bytes read so far without blocking), or None when
+    it has not all arrived; ProtocolError when it is larger than ``max_size`` or not JSON."""
+    if len(data) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(data[: _HEADER.size])
+    _check_size(size, max_size)
+    if len(data) < _HEADER.size + size:
+        return None
+    return _decode(data[_HEADER.size : _HEADER.size + size])
+
+
+def _check_size(size: int, max_size: int) -> None:
+    if size > max_size:
         raise ProtocolError(errno.EPROTO, f"a message of {size} bytes is too large")
+
+
+def _decode(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(_recv_exactly(sock, size))
+        message = json.loads(body)
     except ValueError as exc:
         raise ProtocolError(errno.EPROTO, f"a message that is not JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise ProtocolError(errno.EPROTO, f"a message that is not an object: {message!r}")
-    return message, fds
+    return message
 
 
 def connect(path: Path, timeout: float | None) -> socket.socket:
@@ -192,11 +216,60 @@ def memory_kib(pid: int) -> dict[str, int]:
     }
 
 
+SERVER_MODULE = "dagster_airflow.step_server.server"
+
+
+def process_identity(pid: int) -> dict[str, Any] | None:
+    """What tells a process from a later one with the same pid: its start time (clock ticks
+    after boot, /proc/PID/stat field 22), its command line and its user; None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # the name in parentheses may hold spaces
+    argv = [arg.decode(errors="replace") for arg in cmdline.split(b"\0")[:-1]]
+    return {"start_time": int(fields[19]), "cmdline": argv, "uid": uid}
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
 @attrs.frozen
 class RunningServer:
     files: ServerFiles
     pid: int
     info: dict[str, Any]
+
+    def unverified(self) -> str | None:
+        """Why process ``pid`` is not provably the step server that wrote this info file (its
+        pid reused, or the file names some other process); None when it is."""
+        now = process_identity(self.pid)
+        if now is None:
+            return "it is gone"
+        recorded = self.info.get("identity")
+        if not isinstance(recorded, dict):
+            return "the file records no start time and command line for it"
+        if recorded.get("start_time") != now["start_time"]:
+            return "it started at another time than the server that wrote the file"
+        argv = now["cmdline"]
+        if recorded.get("cmdline") != argv:
+            return f"its command line {' '.join(argv)!r} is not the one the server recorded"
+        if now["uid"] != os.geteuid():
+            return f"it runs as uid {now['uid']}, not as this user"
+        runtime_dir = _option(argv, "--runtime-dir")
+        try:
+            # A relative --runtime-dir is relative to the server's own working directory.
+            here = runtime_dir and os.path.samefile(
+                os.path.join(f"/proc/{self.pid}/cwd", runtime_dir), self.files.directory
+            )
+        except OSError:
+            here = False
+        if SERVER_MODULE not in argv or _option(argv, "--key") != self.files.key or not here:
+            return f"its command line {' '.join(argv)!r} is not this key's step server's"
+        return None
 
     def status(self, timeout: float = 2.0) -> dict[str, Any]:
         """The server's own account (steps served, idle since), or {} when it does not answer."""
@@ -209,41 +282,60 @@ class RunningServer:
         return reply or {}
 
     def stop(self, timeout: float = 15.0) -> bool:
-        """Stop the server by its pid (SIGTERM, then SIGKILL); True once it is gone. Steps it
-        forked and still running finish on their own."""
+        """Stop the server by its pid (SIGTERM, then SIGKILL); True once it is gone, False when
+        it is still there or not provably a step server (``unverified``: nothing is sent to
+        it). Steps it forked and still running finish on their own."""
         if not self.files.held() or not alive(self.pid):
             return True
-        os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return True
+        try:
+            # Checked after the pidfd is open: the process it names is the one checked, even
+            # if the pid is reused meanwhile.
+            if self.unverified():
+                return False
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            if not select.select([pidfd], [], [], timeout)[0]:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                select.select([pidfd], [], [], 5)
+        except ProcessLookupError:
+            pass  # gone meanwhile
+        finally:
+            os.close(pidfd)
+        # Exited but not yet reaped by its parent is gone too.
+        deadline = time.monotonic() + 5
         while alive(self.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if alive(self.pid):
-            os.kill(self.pid, signal.SIGKILL)
-            while alive(self.pid) and time.monotonic() < deadline + 5:
-                time.sleep(0.05)
         return not alive(self.pid)
 
 
 def running_servers(directory: Path | None = None) -> list[RunningServer]:
-    """The servers alive in a runtime directory (default: this user's)."""
+    """The servers alive in a runtime directory (default: this user's). Refused
+    (UntrustedFolderError) when another user could have written that directory."""
     directory = directory or runtime_dir()
+    if not os.path.lexists(directory):
+        return []
+    ensure_private_dir(directory, create=False)
     found = []
-    for info_path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
+    for info_path in sorted(directory.glob("*.json")):
         files = ServerFiles(directory, info_path.stem)
         try:
             info = json.loads(info_path.read_text())
         except (OSError, ValueError):
             continue
-        pid = info.get("pid")
+        pid = info.get("pid") if isinstance(info, dict) else None
         if isinstance(pid, int) and files.held() and alive(pid):
             found.append(RunningServer(files, pid, info))
     return found
 
 
 def stop_servers(directory: Path | None = None) -> list[int]:
-    """Stop every server in a runtime directory by its pid; the pids stopped."""
+    """Stop every server in a runtime directory by its pid, each once proven to be that
+    directory's step server; the pids stopped."""
     stopped = []
     for server in running_servers(directory):
-        server.stop()
-        stopped.append(server.pid)
+        if server.stop():
+            stopped.append(server.pid)
     return stopped

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import select
+import selectors
 import signal
 import socket
 import struct
@@ -35,15 +37,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dagster_airflow.errors import UntrustedFolderError
 from dagster_airflow.step_server.protocol import (
     ProtocolError,
     ServerFiles,
+    decode_frame,
+    ensure_private_dir,
+    process_identity,
     recv_frame,
     send_frame,
 )
 
 EXIT_ALREADY_RUNNING = 3
+EXIT_UNTRUSTED_DIR = 2
 _ACCEPT_TICK = 1.0  # seconds between checks of the idle timeout
+# How long a connection may take to say what it wants. It delays no other client (each
+# connection is served on its own), so this only reclaims the descriptor of a silent one.
+HELLO_TIMEOUT = 60.0
+_MAX_HELLO = 64 * 1024  # a hello is a few bytes: it never holds a request
 
 
 def _say(message: str) -> None:
@@ -135,6 +146,27 @@ class Freshness:
         return None
 
 
+class Greeting:
+    """A connection whose first message is still arriving, read without blocking."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.data = b""
+        self.deadline = time.monotonic() + HELLO_TIMEOUT
+
+    def read(self) -> dict[str, Any] | None:
+        """The message once it has all arrived, else None; OSError when the client closed or
+        broke the protocol."""
+        try:
+            chunk = self.conn.recv(_MAX_HELLO)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if not chunk:
+            raise ProtocolError(errno.EPIPE, "it closed the connection before saying anything")
+        self.data += chunk
+        return decode_frame(self.data, _MAX_HELLO)
+
+
 class StepServer:
     def __init__(self, args: argparse.Namespace, lock_fd: int, listener: socket.socket) -> None:
         from dagster_airflow.model import CodeLocation
@@ -151,6 +183,8 @@ class StepServer:
         self.load_error: str | None = None
         self.load_seconds = 0.0
         self.freshness = Freshness(self.location, os.getcwd())
+        self.selector = selectors.DefaultSelector()
+        self.greetings: dict[socket.socket, Greeting] = {}
 
     def load(self) -> None:
         """Import Dagster and the code location, and warm what every step needs."""
@@ -186,6 +220,8 @@ class StepServer:
             "cwd": os.getcwd(),
             "idle_timeout": self.idle_timeout,
             "started": self.started,
+            # What `servers --stop` compares with the live process before it signals a pid.
+            "identity": process_identity(os.getpid()),
         }
         tmp = self.files.info.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(info))
@@ -193,25 +229,33 @@ class StepServer:
         tmp.replace(self.files.info)
 
     def serve(self) -> None:
+        """Serve every connection on its own: a selector reads each client's first message as
+        it arrives, so a client that connects and says nothing delays no other."""
         signal.signal(signal.SIGTERM, _exit_on_signal)
-        self.listener.settimeout(_ACCEPT_TICK)
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ)
         try:
             while True:
                 children = self._reap()
                 idle = time.monotonic() - self.last_used
-                if self.idle_timeout > 0 and idle > self.idle_timeout and not children:
+                quiet = not children and not self.greetings
+                if self.idle_timeout > 0 and idle > self.idle_timeout and quiet:
                     _say(f"idle for {idle:.0f} s: exiting")
                     return
-                try:
-                    conn, _ = self.listener.accept()
-                except (TimeoutError, InterruptedError):
-                    continue
-                with conn:
-                    self._handle(conn)
+                for key, _ in self.selector.select(self._tick()):
+                    if key.fileobj is self.listener:
+                        self._accept()
+                    else:
+                        self._read(key.data)
+                self._drop_silent()
         finally:
             # Only the lock holder touches the socket path, so this cannot remove a successor's.
             self.files.socket.unlink(missing_ok=True)
             self.files.info.unlink(missing_ok=True)
+
+    def _tick(self) -> float:
+        deadlines = [g.deadline for g in self.greetings.values()]
+        return max(0.0, min([_ACCEPT_TICK, *(d - time.monotonic() for d in deadlines)]))
 
     def _reap(self) -> bool:
         """Reap finished supervisors; whether any is still running."""
@@ -223,19 +267,63 @@ class StepServer:
             if pid == 0:
                 return True
 
-    def _handle(self, conn: socket.socket) -> None:
-        # The socket is 0600 in a 0700 directory; still, serve only this user's processes.
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _, uid, _ = struct.unpack("3i", creds)
-        if uid != os.getuid():
-            _say(f"refused a connection from uid {uid}")
-            return
-        conn.settimeout(10)
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            # The socket is 0600 in a 0700 directory; still, serve only this user's processes.
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _, uid, _ = struct.unpack("3i", creds)
+            if uid != os.getuid():
+                _say(f"refused a connection from uid {uid}")
+                conn.close()
+                continue
+            conn.setblocking(False)
+            greeting = Greeting(conn)
+            self.greetings[conn] = greeting
+            self.selector.register(conn, selectors.EVENT_READ, greeting)
+
+    def _forget(self, greeting: Greeting) -> None:
+        self.selector.unregister(greeting.conn)
+        del self.greetings[greeting.conn]
+
+    def _read(self, greeting: Greeting) -> None:
         try:
-            hello, _ = recv_frame(conn)
-        except OSError:
+            hello = greeting.read()
+        except OSError as exc:
+            self._forget(greeting)
+            greeting.conn.close()
+            if not isinstance(exc, ProtocolError) or exc.errno != errno.EPIPE:
+                _say(f"dropped a client: {exc}")
             return
-        op = (hello or {}).get("op")
+        if hello is None:
+            return
+        self._forget(greeting)
+        with greeting.conn as conn:
+            conn.setblocking(True)
+            conn.settimeout(10)  # replies are small; a client that never reads them is dropped
+            self._handle(conn, hello)
+
+    def _drop_silent(self) -> None:
+        now = time.monotonic()
+        for greeting in [g for g in self.greetings.values() if g.deadline <= now]:
+            self._forget(greeting)
+            greeting.conn.close()
+            _say(f"dropped a client that said nothing for {HELLO_TIMEOUT:.0f} s")
+
+    def close_in_child(self) -> None:
+        """In a forked supervisor: let go of what is the server's (its socket, lock, and the
+        connections still greeting it), so no step holds them."""
+        for conn in self.greetings:
+            conn.close()
+        self.selector.close()
+        self.listener.close()
+        os.close(self.lock_fd)
+
+    def _handle(self, conn: socket.socket, hello: dict[str, Any]) -> None:
+        op = hello.get("op")
         try:
             if op == "status":
                 send_frame(conn, self._status())
@@ -329,8 +417,7 @@ def _exit_on_signal(signum, frame) -> None:
 
 def _supervise(conn: socket.socket, server: StepServer) -> int:
     """In the supervisor: take the step's environment and output, fork the step, watch it."""
-    server.listener.close()
-    os.close(server.lock_fd)
+    server.close_in_child()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     conn.settimeout(30)
     payload, fds = recv_frame(conn, maxfds=1)
@@ -439,6 +526,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     files = ServerFiles(Path(args.runtime_dir), args.key)
+    try:
+        ensure_private_dir(files.directory)
+    except (OSError, UntrustedFolderError) as exc:
+        _say(str(exc))
+        return EXIT_UNTRUSTED_DIR
     if args.listen_fd is None:
         lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

@@ -12,22 +12,28 @@ from typing import Any, BinaryIO
 import attrs
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
-from dagster_airflow.files import write_whole
+from dagster_airflow.files import trusted_folder, write_whole
 from dagster_airflow.keys import check_key
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import IntermediateStorage, ObjectStat
 
-DEFAULT_BASE_DIR = os.path.join(tempfile.gettempdir(), "dagster-airflow")
-
-
 _field = OptionFields("the filesystem storage")
+_FIX = "set the storage's 'base_dir' option to a folder of your own"
+
+
+def default_base_dir() -> Path:
+    """This user's default: ``$TMPDIR/dagster-airflow-UID``, never a folder shared by users.
+
+    Resolved in each process, not written into the DAG file: the Airflow worker, the steps it
+    starts and `results` (run as the same user) all find the same folder."""
+    return Path(tempfile.gettempdir()) / f"dagster-airflow-{os.geteuid()}"
 
 
 @attrs.frozen
 class FilesystemOptions:
-    base_dir: str = _field.string(
-        "base_dir", default=DEFAULT_BASE_DIR, example="/data/dagster-airflow", expected="a path"
+    base_dir: str | None = _field.string(
+        "base_dir", default=None, example="/data/dagster-airflow", expected="a path"
     )
 
 
@@ -50,15 +56,19 @@ def _unusable(base_dir: Path) -> str | None:
 class FilesystemStorage(IntermediateStorage):
     name = "filesystem"
 
-    def __init__(self, base_dir: str = DEFAULT_BASE_DIR) -> None:
+    def __init__(self, base_dir: str | None = None) -> None:
         options = FilesystemOptions(base_dir)
-        self.base_dir = Path(options.base_dir).expanduser().absolute()
+        self.base_dir = Path(options.base_dir or default_base_dir()).expanduser().absolute()
+        self._trusted = False
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # No base_dir given: none written, so each process takes its user's own default.
+        base_dir = FilesystemOptions(options.get("base_dir")).base_dir
+        if base_dir is None:
+            return options
         # Absolute, so the DAG works whatever directory Airflow's workers run in; and usable
         # here, where the scaffold runs (for the subprocess runner, where the steps run too).
-        base_dir = FilesystemOptions(options.get("base_dir", DEFAULT_BASE_DIR)).base_dir
         path = Path(base_dir).expanduser().absolute()
         problem = _unusable(path)
         if problem:
@@ -66,7 +76,17 @@ class FilesystemStorage(IntermediateStorage):
                 f"the filesystem storage's option 'base_dir' {str(path)!r} {problem}; set "
                 "base_dir to a folder every step can write, such as /data/dagster-airflow."
             )
+        trusted_folder(path, "the filesystem storage's base_dir", _FIX, create=False)
         return {**options, "base_dir": str(path)}
+
+    def _checked(self, key: str) -> Path:
+        """The file of a key, once base_dir is proven to be this user's (created 0700 if
+        missing): every read and write comes through here, so no step, and no `results`,
+        loads a pickle from a folder another user can change."""
+        if not self._trusted:
+            trusted_folder(self.base_dir, "the filesystem storage's base_dir", _FIX)
+            self._trusted = True
+        return self.path(key)
 
     def path(self, key: str) -> Path:
         """The file of a key, proven to lie under ``base_dir`` once symlinks are resolved."""
@@ -98,19 +118,19 @@ class FilesystemStorage(IntermediateStorage):
 
     @contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
-        path = self.path(key)
         # Written beside the target and renamed over it: a reader sees the old object or the new
         # one, never half of one. A killed writer's hidden file goes at the next write there.
         # (An OSError of the stream itself, such as ENOSPC, is the storage's too.)
         with self.errors(key):
+            path = self._checked(key)
             path.parent.mkdir(parents=True, exist_ok=True)
             with write_whole(path) as stream:
                 yield stream
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        path = self.path(key)
         with self.errors(key):
+            path = self._checked(key)
             try:
                 stream = open(path, "rb")  # noqa: SIM115 - closed below
             except FileNotFoundError:
@@ -120,18 +140,20 @@ class FilesystemStorage(IntermediateStorage):
 
     def exists(self, key: str) -> bool:
         with self.errors(key):
-            return self.path(key).is_file()
+            return self._checked(key).is_file()
 
     def stat(self, key: str) -> ObjectStat:
+        with self.errors(key):
+            path = self._checked(key)
         try:
-            info = self.path(key).stat()
+            info = path.stat()
         except FileNotFoundError:
             raise OutputNotFoundError(f"no object at {self.uri(key)!r}.") from None
         return ObjectStat(size=info.st_size, modified=info.st_mtime)
 
     def list(self, prefix: str) -> Iterator[str]:
-        root = self.path(prefix)
         with self.errors(prefix):
+            root = self._checked(prefix)
             if not root.is_dir():
                 return iter(())
             keys = sorted(

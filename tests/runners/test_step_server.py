@@ -25,7 +25,13 @@ import pytest
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner, server_environment
 from dagster_airflow.step_server.client import StepServerClient
-from dagster_airflow.step_server.protocol import alive, running_servers, stop_servers
+from dagster_airflow.step_server.protocol import (
+    alive,
+    recv_frame,
+    running_servers,
+    send_frame,
+    stop_servers,
+)
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import EXAMPLES, JOBS, run_cli
@@ -377,6 +383,42 @@ def test_the_server_listens_where_only_this_user_can_reach_it(tmp_path, runtime_
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
+def test_a_client_that_says_nothing_delays_no_other_step(tmp_path, runtime_dir, task_log):
+    """Each connection is served on its own: while one client has connected and said nothing,
+    another's step is accepted, forked and finished by the same server, and the silent client
+    is still connected (and served once it speaks). A server that read first messages in turn
+    would have held the step until it dropped the silent client, whose end would then be
+    closed."""
+    runner = SubprocessRunner(runtime_dir=str(runtime_dir))
+    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    (server,) = running_servers(runtime_dir)
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(str(server.files.socket))
+    try:
+        with TaskLog() as other:
+            result = SubprocessRunner(runtime_dir=str(runtime_dir)).run(
+                isolation_request(tmp_path), {}, other.logger
+            )
+        assert result.status == SUCCESS, result.error
+        assert server_pids(other) == [server.pid]  # warm, not a fresh process after a wait
+        silent.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no answer and no end of file: still waiting
+            silent.recv(1)
+        silent.settimeout(30)
+        send_frame(silent, {"op": "status"})
+        reply, _ = recv_frame(silent)
+        assert (reply["pid"], reply["steps"]) == (server.pid, 2)
+    finally:
+        silent.close()
+    # A first message too large for a hello is dropped at once, well before a silent client
+    # would be (60 s).
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as greedy:
+        greedy.connect(str(server.files.socket))
+        greedy.sendall((1 << 30).to_bytes(4, "big"))
+        greedy.settimeout(30)
+        assert greedy.recv(1) == b""
+
+
 def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_path, task_log):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
@@ -387,9 +429,11 @@ def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_p
     assert result.status == SUCCESS
     warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"Step server unavailable (the runtime directory {str(shared)!r} is not private to this "
-        f"user (owner {os.getuid()}, mode 0o755); chmod 700 it or remove it); running the step "
-        "in a fresh process."
+        f"Step server unavailable (the step servers' runtime directory {str(shared)!r} is not "
+        "safe to use: it is a folder owned by root (uid 0) with mode 0755, which other users can "
+        f"enter; run chmod 700 {str(shared)!r}, or set $DAGSTER_AIRFLOW_RUNTIME_DIR (or the "
+        "subprocess runner's runtime_dir option) to a folder of your own); running the step in "
+        "a fresh process."
     ]
     assert list(shared.iterdir()) == []
 
