@@ -111,6 +111,12 @@ class DagsterOperator(BaseOperator):
     def _dag_default(self, name: str) -> Any:
         return self.dag.default_args.get(name) if self.has_dag() else None
 
+    def setting(self, name: str) -> Any:
+        """The task's ``run_config``, ``runner`` or ``storage`` (one of JOB_WIDE): its own, else
+        the DAG's default_args one, as written (templates not rendered)."""
+        own = getattr(self, name)
+        return own if own is not None else self._dag_default(name)
+
     def _take_dag_defaults(self) -> None:
         """The DAG's run config, runner and storage as this task's own where it has none."""
         for name in JOB_WIDE:

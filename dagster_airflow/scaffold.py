@@ -287,10 +287,14 @@ def _params(graph: StepGraph) -> str:
     the scaffolded run config, and the partition param of a partitioned job."""
     lines = []
     for key in graph.config_schema.get("properties", {}):
-        default = param_default(graph.run_config.get(key, {}))
+        value = graph.run_config.get(key, {})
+        default = _literal(param_default(value), 8, 8)
+        if key in graph.run_config and param_default(value) == value:
+            # The run config itself, written once (it may name every op of a big job).
+            default = f'DEFAULT_ARGS["run_config"][{_literal(key)}]'
         lines.append(
             f"    {_literal(key)}: Param(\n"
-            f"        {_literal(default, 8, 8)},\n"
+            f"        {default},\n"
             f'        **RUN_CONFIG_SCHEMA["properties"][{_literal(key)}],\n'
             "    ),"
         )
@@ -466,7 +470,8 @@ DEFAULT_ARGS = {{
 {queue_line}    "owner": "airflow",
 }}
 
-# The trigger form's fields: the run config's keys, the scaffolded values as defaults.
+# The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
+# they hold no template, DEFAULT_ARGS' own).
 PARAMS = {_params(graph)}
 
 DOC_MD = {_doc_md(graph, command, runner, storage)}
