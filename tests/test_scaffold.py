@@ -28,8 +28,8 @@ print(json.dumps({
     "edges": sorted([u, d] for d, t in dag.task_dict.items() for u in t.upstream_task_ids),
     "tasks": sorted(dag.task_dict),
     "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
-    "runner": task.setting("runner"),
-    "storage": task.setting("storage"),
+    "runner": task.setting("runner") if hasattr(task, "setting") else None,
+    "storage": task.setting("storage") if hasattr(task, "setting") else None,
     "queues": {task_id: task.queue for task_id, task in dag.task_dict.items()},
     "doc_md": dag.doc_md,
 }))
