@@ -24,8 +24,8 @@ from measure import BIN, SCRATCH, Row, paired_medians, print_table, run, wall
 from synthetic_job import write_full_job
 
 SIZES = (10, 100, 1000)
-REPEATS = 7
-SERIALIZE_REPEATS = 5
+REPEATS = 5
+SERIALIZE_REPEATS = 3
 SCAFFOLD_REPEATS = 3
 
 IMPORT_TIME = """
