@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.params import expand_schema
 
 # Task arguments the scaffold writes from a Dagster retry policy.
 RETRY_ARGUMENTS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
@@ -153,8 +154,9 @@ def differences(scaffolded: DagShape, current: DagShape) -> list[str]:
                 f"retry policy of step {key!r}: {scaffolded.retries.get(key) or 'none'} in the "
                 f"file, {current.retries.get(key) or 'none'} in the job"
             )
-    old_schema = scaffolded.literals.get("RUN_CONFIG_SCHEMA")
-    new_schema = current.literals.get("RUN_CONFIG_SCHEMA")
+    # As the job states it: a shared op schema written once reads as each op's own.
+    old_schema = expand_schema(scaffolded.literals.get("RUN_CONFIG_SCHEMA"))
+    new_schema = expand_schema(current.literals.get("RUN_CONFIG_SCHEMA"))
     if old_schema != new_schema:
         lines.append(f"config schema changed: {_first_difference(old_schema, new_schema)}")
     partitioned = scaffolded.partition or current.partition

@@ -21,6 +21,9 @@ from dagster_airflow.ui.links import DAGSTER_LINKS
 
 __all__ = ["DEFAULT_RUNNER", "DagsterOperator"]
 
+# The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
+JOB_WIDE = ("run_config", "runner", "storage")
+
 
 class DagsterOperator(BaseOperator):
     """Runs one Dagster execution step through a pluggable runner and intermediate storage.
@@ -30,7 +33,9 @@ class DagsterOperator(BaseOperator):
     :param code_location: where the job is defined (python_file / module_name / workspace, with
         attribute and working_directory), as the step's runner sees the file system.
     :param run_config: the job's run config; string values are Airflow templates, and one that
-        renders a number or a boolean for such a field gives that type.
+        renders a number or a boolean for such a field gives that type. ``run_config``, ``runner``
+        and ``storage`` default to the DAG's ``default_args``; a task keeps no copy of those (see
+        JOB_WIDE).
     :param run_config_schema: the run config's JSON Schema; ``dag_run.conf`` keys it names (ops,
         resources ...) are deep-merged over ``run_config``, ``dag_run.conf["partition"]`` picks
         the partition.
@@ -87,14 +92,47 @@ class DagsterOperator(BaseOperator):
         self.step_key = step_key
         self.job_name = job_name
         self.code_location = code_location
-        self.run_config = run_config or {}
+        # A job-wide value the task got from the DAG's default_args is left there (None here)
+        # and taken when the task renders its templates: Airflow then stores and serves it once
+        # for the DAG, not once for every task (a job's run config grows with its ops).
+        own = {"run_config": run_config, "runner": runner, "storage": storage}
+        for name, value in own.items():
+            if value is not None and value is self._dag_default(name):
+                own[name] = None
+        self.run_config = own["run_config"]
         # As written, before Airflow renders its templates: which values were templates.
         self.run_config_source = copy.deepcopy(self.run_config)
         self.run_config_schema = run_config_schema or {}
-        self.runner = runner
-        self.storage = storage
+        self.runner = own["runner"]
+        self.storage = own["storage"]
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
+
+    def _dag_default(self, name: str) -> Any:
+        return self.dag.default_args.get(name) if self.has_dag() else None
+
+    def setting(self, name: str) -> Any:
+        """The task's ``run_config``, ``runner`` or ``storage`` (one of JOB_WIDE): its own, else
+        the DAG's default_args one, as written (templates not rendered)."""
+        own = getattr(self, name)
+        return own if own is not None else self._dag_default(name)
+
+    def _take_dag_defaults(self) -> None:
+        """The DAG's run config, runner and storage as this task's own where it has none."""
+        for name in JOB_WIDE:
+            if getattr(self, name) is None:
+                setattr(self, name, copy.deepcopy(self._dag_default(name)))
+        if self.run_config is None:
+            self.run_config = {}
+        if self.run_config_source is None:
+            self.run_config_source = copy.deepcopy(self.run_config)
+
+    def _do_render_template_fields(self, parent, template_fields, context, jinja_env, seen_oids):
+        # Airflow renders a task (mapped or not) through this method: the DAG's values are
+        # rendered, and shown among the task's rendered templates, as the task's own would be.
+        if parent is self:
+            self._take_dag_defaults()
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     @property
     def dagster_step_key(self) -> str:
@@ -110,6 +148,7 @@ class DagsterOperator(BaseOperator):
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task_outcome import raise_for, retry_number
 
+        self._take_dag_defaults()  # a task executed without rendering its templates
         ti = context["ti"]
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         logical_date = context.get("logical_date")

@@ -7,6 +7,8 @@ is required here; Dagster validates the merged whole when the step runs.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,6 +79,60 @@ def run_config_schema(job, run_config: Mapping[str, Any]) -> dict[str, Any]:
         if key not in run_config:
             properties.pop(key, None)
     return schema
+
+
+# An object whose properties share one schema this many times or more states it once.
+COMPACT_FROM = 8
+
+
+def _canonical(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True)
+
+
+def compact_schema(schema: Any) -> Any:
+    """The same schema, of a size that does not grow with the job's ops.
+
+    A closed object (``additionalProperties: false``) whose properties mostly share one schema,
+    as a job's ``ops`` do (every op without config has the same entry), states that schema
+    once as ``additionalProperties`` and lists the names allowed (``propertyNames``): it
+    accepts exactly what the original accepts, and Airflow validates it (at every parse of a
+    scheduled DAG) in a time that does not grow with each op's entry.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    compacted = {k: compact_schema(v) for k, v in schema.items()}
+    properties = compacted.get("properties")
+    if compacted.get("additionalProperties") is not False or not isinstance(properties, dict):
+        return compacted
+    counts = Counter(_canonical(v) for v in properties.values())
+    if not counts or counts.most_common(1)[0][1] < COMPACT_FROM:
+        return compacted
+    text = counts.most_common(1)[0][0]
+    common = next(v for v in properties.values() if _canonical(v) == text)
+    compacted["properties"] = {k: v for k, v in properties.items() if v != common}
+    compacted["propertyNames"] = {"enum": list(properties)}
+    compacted["additionalProperties"] = common
+    return compacted
+
+
+def expand_schema(schema: Any) -> Any:
+    """A schema `compact_schema` wrote, as it was: each named property with its own schema."""
+    if isinstance(schema, list):
+        return [expand_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    expanded = {k: expand_schema(v) for k, v in schema.items()}
+    names = expanded.get("propertyNames", {})
+    shared = expanded.get("additionalProperties")
+    if not isinstance(names, dict) or "enum" not in names or not isinstance(shared, dict):
+        return expanded
+    own = expanded.get("properties", {})
+    expanded["properties"] = {name: own.get(name, shared) for name in names["enum"]}
+    expanded["additionalProperties"] = False
+    del expanded["propertyNames"]
+    return expanded
 
 
 def param_default(value: Any) -> Any:

@@ -39,6 +39,15 @@ def schema_types(schema: Mapping[str, Any]) -> list[str]:
     return [t for option in schema.get("anyOf", ()) for t in schema_types(option)]
 
 
+def property_schema(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The schema of an object's property ``key``: its own, else the one of the properties
+    that share it (``additionalProperties``, as a scaffolded schema states it once)."""
+    found = schema.get("properties", {}).get(key)
+    if found is None:
+        found = schema.get("additionalProperties")
+    return found if isinstance(found, Mapping) else {}
+
+
 def _typed(text: str, schema: Mapping[str, Any]) -> Any:
     """A rendered template as the type the schema expects; the text itself when it is not one
     (Dagster then says which field and type)."""
@@ -74,9 +83,8 @@ def typed_templates(rendered: Any, source: Any, schema: Mapping[str, Any]) -> An
     if is_template(source) and isinstance(rendered, str):
         return _typed(rendered, schema)
     if isinstance(rendered, Mapping) and isinstance(source, Mapping):
-        properties = schema.get("properties", {})
         return {
-            key: typed_templates(value, source.get(key), properties.get(key, {}))
+            key: typed_templates(value, source.get(key), property_schema(schema, key))
             for key, value in rendered.items()
         }
     if isinstance(rendered, list) and isinstance(source, list) and len(rendered) == len(source):

@@ -23,7 +23,7 @@ from dagster_airflow.compile import Step, StepGraph, StepRetryPolicy
 from dagster_airflow.drift import plan_fingerprint
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
-from dagster_airflow.params import param_default
+from dagster_airflow.params import compact_schema, param_default
 from dagster_airflow.partitions import TIME
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
@@ -287,10 +287,14 @@ def _params(graph: StepGraph) -> str:
     the scaffolded run config, and the partition param of a partitioned job."""
     lines = []
     for key in graph.config_schema.get("properties", {}):
-        default = param_default(graph.run_config.get(key, {}))
+        value = graph.run_config.get(key, {})
+        default = _literal(param_default(value), 8, 8)
+        if key in graph.run_config and param_default(value) == value:
+            # The run config itself, written once (it may name every op of a big job).
+            default = f'DEFAULT_ARGS["run_config"][{_literal(key)}]'
         lines.append(
             f"    {_literal(key)}: Param(\n"
-            f"        {_literal(default, 8, 8)},\n"
+            f"        {default},\n"
             f'        **RUN_CONFIG_SCHEMA["properties"][{_literal(key)}],\n'
             "    ),"
         )
@@ -329,34 +333,29 @@ def _runner_text(runner: RunnerSpec) -> str:
     return f"`{runner.name}`" + (f" ({_cell(options)})" if options else "")
 
 
-def _outputs_text(storage: StorageSpec, step_key: str) -> str:
-    """Where the step's outputs go, as the storage names them, for any DAG run."""
+def _outputs_text(storage: StorageSpec) -> str:
+    """Where the steps' outputs go, as the storage names them, for any DAG run."""
     from dagster_airflow.plugins.manager import get_plugins
 
-    run, name = "RUN-ID", "OUTPUT"
+    run, step, name = "RUN-ID", "STEP-KEY", "OUTPUT"
     try:
         backend = get_plugins().storage(storage.name).create(storage.options)
-        uri = backend.uri(backend.key(run, step_key.replace("[?]", "[KEY]"), name))
+        uri = backend.uri(backend.key(run, step, name))
     except Exception:  # a plugin storage that cannot be built here: say its name
         return f"storage `{storage.name}`"
-    uri = uri.replace(run, "{dagster run id}").replace("[KEY]", "[{mapping key}]")
-    return f"`{_cell(uri.replace(name, '{output}'))}` (storage `{storage.name}`)"
+    uri = uri.replace(run, "{dagster run id}").replace(step, "{step}").replace(name, "{output}")
+    return f"`{_cell(uri)}` (storage `{storage.name}`)"
 
 
-def _steps_table(graph: StepGraph, runner: RunnerSpec, storage: StorageSpec) -> str:
-    rows = [
-        "| Step (task) | Op | Runs with runner | Outputs go to |",
-        "| --- | --- | --- | --- |",
-    ]
+def _steps_table(graph: StepGraph) -> str:
+    # One short row a step: the runner and storage, the same for every step, are said once.
+    rows = ["| Step (task) | Op |", "| --- | --- |"]
     for step in graph.steps:
         op = graph.ops.get(step.key)
         op_text = f"`{op.name}`" + (f": {_cell(op.description)}" if op.description else "")
         task_id = task_id_for(step.key)
         name = f"`{step.key}`" + (f" (task `{task_id}`)" if task_id != step.key else "")
-        rows.append(
-            f"| {name} | {op_text if op else ''} | {_runner_text(runner)} | "
-            f"{_outputs_text(storage, step.key)} |"
-        )
+        rows.append(f"| {name} | {op_text if op else ''} |")
     return "\n".join(rows)
 
 
@@ -366,7 +365,10 @@ def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: Storage
     regenerate the file, the plan's fingerprint (a changed job makes a new DAG version)."""
     text = (
         f"### Dagster job `{graph.job_name}`\n\n{graph.description or ''}\n\n"
-        f"{_steps_table(graph, runner, storage)}\n\n"
+        f"Each step runs with runner {_runner_text(runner)}; its outputs go to "
+        f"{_outputs_text(storage)}, where `{{step}}` is the step key (for a mapped step: "
+        "`op[{mapping key}]`).\n\n"
+        f"{_steps_table(graph)}\n\n"
         "Each task's page has a *Dagster step* tab: its events, outputs and error.\n\n"
         f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
         f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
@@ -453,7 +455,7 @@ from dagster_airflow import DagsterOperator
 
 {assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
 # fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
-RUN_CONFIG_SCHEMA = {_literal(graph.config_schema, 0, 20)}
+RUN_CONFIG_SCHEMA = {_literal(compact_schema(graph.config_schema), 0, 20)}
 
 DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
@@ -468,7 +470,8 @@ DEFAULT_ARGS = {{
 {queue_line}    "owner": "airflow",
 }}
 
-# The trigger form's fields: the run config's keys, the scaffolded values as defaults.
+# The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
+# they hold no template, DEFAULT_ARGS' own).
 PARAMS = {_params(graph)}
 
 DOC_MD = {_doc_md(graph, command, runner, storage)}
@@ -481,12 +484,15 @@ with DAG(
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
-    params=PARAMS,
     doc_md=DOC_MD,
 ) as dag:
 {tasks}
 
 {edges}
+
+# The trigger form, given to the DAG once its tasks are made: Airflow copies a DAG's params into
+# each task made after them, and would then store and serve the whole schema once per task.
+dag.params = PARAMS
 '''.rstrip()
         + "\n"
     )

@@ -5,6 +5,7 @@ retries, clears and kills, every step forked by the warm step server."""
 from __future__ import annotations
 
 import pickle
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +14,7 @@ from dagster_airflow.model import dagster_run_id
 from dagster_airflow.step_server.protocol import alive, running_servers
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.airflow_deployment import AirflowDeployment, children
-from tests.conftest import JOBS, run_cli, scaffold
+from tests.conftest import JOBS, ROOT, run_cli, scaffold
 from tests.test_e2e_subprocess import dagster_in_process
 
 pytestmark = pytest.mark.airflow
@@ -181,3 +182,36 @@ def test_marking_a_running_task_failed_stops_its_step_and_leaves_no_process(
     assert alive(server)
     log = airflow_deployment.task_log("sleepy", "killed", "sleeper")
     assert "Stopping Dagster step 'sleeper'" in log, log[-3000:]  # Airflow called on_kill
+
+
+def test_a_scaffolded_1000_step_dag_loads_in_the_dag_processor_and_its_grid_opens(
+    airflow_deployment, tmp_path
+):
+    """Issue 28: the DAG of a 1,000-step job with inputs, config for every op, daily partitions
+    and dynamic mapping parses and serializes within the dag-processor's default timeout (50 s:
+    past it the DAG never loads), and the UI's grid gets its structure."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from synthetic_job import write_full_job
+
+    job, config = write_full_job(tmp_path, 1000)
+    dag_id = "big_synthetic"
+    text = scaffold("synthetic_1000", "-f", str(job), "-e", str(config), "--dag-id", dag_id)
+    airflow_deployment.install(text, f"{dag_id}.py")
+
+    airflow_deployment.wait_for_dag(dag_id, timeout=120)
+
+    status, errors = airflow_deployment.rest("GET", "/api/v2/importErrors")
+    assert status == 200
+    assert not [e for e in errors["import_errors"] if dag_id in e["filename"]]
+    status, dags = airflow_deployment.rest("GET", f"/api/v2/dags?dag_id_pattern={dag_id}")
+    assert [d["dag_id"] for d in dags["dags"]] == [dag_id]
+    status, tasks = airflow_deployment.rest("GET", f"/api/v2/dags/{dag_id}/tasks")
+    assert status == 200 and tasks["total_entries"] == 1000
+    # The trigger form: the run config's keys and the partition, the schema kept by the DAG.
+    status, details = airflow_deployment.rest("GET", f"/api/v2/dags/{dag_id}/details")
+    assert set(details["params"]) == {"ops", "resources", "partition"}
+    # What the grid view asks for first: the DAG's structure, one node a task.
+    status, structure = airflow_deployment.rest("GET", f"/ui/grid/structure/{dag_id}")
+    assert status == 200, structure
+    assert len(structure) == 1000
+    assert {"step_0000", "work", "gather"} <= {node["id"] for node in structure}

@@ -21,13 +21,15 @@ spec = importlib.util.spec_from_file_location("scaffolded_dag", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 dag = module.dag
+# What an unmapped task runs with: its own runner and storage, else the DAG's.
+task = next(dag.task_dict[t] for t in sorted(dag.task_dict) if not dag.task_dict[t].is_mapped)
 print(json.dumps({
     "dag_id": dag.dag_id,
     "edges": sorted([u, d] for d, t in dag.task_dict.items() for u in t.upstream_task_ids),
     "tasks": sorted(dag.task_dict),
     "dagster_modules": sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster.")),
-    "runner": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "runner", None),
-    "storage": getattr(dag.task_dict[sorted(dag.task_dict)[0]], "storage", None),
+    "runner": task.setting("runner") if hasattr(task, "setting") else None,
+    "storage": task.setting("storage") if hasattr(task, "setting") else None,
     "queues": {task_id: task.queue for task_id, task in dag.task_dict.items()},
     "doc_md": dag.doc_md,
 }))
@@ -105,15 +107,15 @@ def test_the_dag_docs_show_the_job_its_ops_and_where_each_step_runs_and_stores(t
     runs = "`docker` (image='my-steps:1')"
     stored = "`s3://my-runs/team/runs/{dagster run id}"
     assert doc.startswith("### Dagster job `pieces`\n")
-    assert "| Step (task) | Op | Runs with runner | Outputs go to |" in doc
+    # Said once for every step; each step's row names its task and op.
     assert (
-        f"| `split_into_pieces` | `split_into_pieces` | {runs} | "
-        f"{stored}/split_into_pieces/{{output}}` (storage `s3`) |"
-    ) in doc.splitlines()
-    assert (
-        f"| `compute_piece[?]` (task `compute_piece`) | `compute_piece` | {runs} | "
-        f"{stored}/compute_piece[{{mapping key}}]/{{output}}` (storage `s3`) |"
-    ) in doc.splitlines()
+        f"Each step runs with runner {runs}; its outputs go to {stored}/{{step}}/{{output}}` "
+        "(storage `s3`), where `{step}` is the step key (for a mapped step: "
+        "`op[{mapping key}]`)."
+    ) in doc
+    assert "| Step (task) | Op |" in doc
+    assert "| `split_into_pieces` | `split_into_pieces` |" in doc.splitlines()
+    assert "| `compute_piece[?]` (task `compute_piece`) | `compute_piece` |" in doc.splitlines()
     assert f"Regenerate this file: `dagster-airflow scaffold {' '.join(args)}`" in doc
     assert "Plan fingerprint: `" in doc
 

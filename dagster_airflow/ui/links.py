@@ -44,7 +44,9 @@ def _step_storage(operator: Any, ti_key: Any):
     resolved (once per task), else resolved the same way."""
     from dagster_airflow.model import dagster_run_id
 
-    resolved = getattr(operator, RESOLVED, None) or resolve(operator.runner, operator.storage)
+    resolved = getattr(operator, RESOLVED, None) or resolve(
+        operator.setting("runner"), operator.setting("storage")
+    )
     return resolved.storage, dagster_run_id(ti_key.dag_id, ti_key.run_id)
 
 

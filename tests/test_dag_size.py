@@ -1,0 +1,106 @@
+"""A scaffolded DAG keeps the job's schema and run config once, for the DAG: what Airflow stores
+for each task does not grow with them (issue 28). Sizes, never times: bench/dag_files.py times
+parsing and serializing against EmptyOperator DAGs."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, scaffold
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synthetic_job import write_full_job
+
+
+@pytest.fixture(scope="module")
+def serialized(tmp_path_factory):
+    """Airflow's serialization (as the dag-processor stores it) of the scaffolded DAGs of the
+    full synthetic job (inputs, config for every op, daily partitions, dynamic mapping) at 10
+    and 100 steps: {steps: (dag, serialized)}."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    folder = tmp_path_factory.mktemp("dag_size")
+    found = {}
+    for steps in (10, 100):
+        job, config = write_full_job(folder, steps)
+        path = folder / f"dag_{steps}.py"
+        path.write_text(scaffold(f"synthetic_{steps}", "-f", str(job), "-e", str(config)))
+        dag = runpy.run_path(str(path))["dag"]
+        found[steps] = dag, DagSerialization.to_dict(dag)["dag"]
+    return found
+
+
+def tasks(data: dict) -> dict[str, dict]:
+    return {t["__var"]["task_id"]: t["__var"] for t in data["tasks"]}
+
+
+def test_a_task_serializes_to_the_same_bytes_whatever_the_size_of_the_jobs_config(serialized):
+    small, big = tasks(serialized[10][1]), tasks(serialized[100][1])
+    # The same step, mapped or not, in a job with ten times the ops, schema and run config.
+    for task_id in ("step_0000", "fan_out", "work", "gather"):
+        assert json.dumps(small[task_id], sort_keys=True) == json.dumps(
+            big[task_id], sort_keys=True
+        ), task_id
+    for task in big.values():
+        assert not {"params", "run_config", "runner", "storage"} & set(task)
+
+
+def test_the_dag_keeps_the_trigger_form_and_the_run_config_once(serialized):
+    dag, data = serialized[100]
+    params = dict(data["params"])
+    assert set(params) == {"ops", "resources", "partition"}
+    ops = params["ops"]
+    # The form's default is the scaffolded run config; its schema names every op.
+    assert dag.params["ops"]["step_0042"] == {"config": {"factor": 42}}
+    assert "step_0042" in json.dumps(ops["schema"])
+    assert "step_0042" in json.dumps(data["default_args"])
+    # Every task still runs with the DAG's run config, and conf is validated by the schema.
+    assert dag.task_dict["step_0042"].setting("run_config")["ops"]["step_0042"] == {
+        "config": {"factor": 42}
+    }
+    from airflow.sdk.exceptions import ParamValidationError
+
+    form = dag.params.get_param("ops")
+    with pytest.raises(ParamValidationError, match="many"):
+        form.resolve({"step_0042": {"config": {"factor": "many"}}})
+    with pytest.raises(ParamValidationError, match="step_9999"):
+        form.resolve({"step_9999": {"config": {"factor": 1}}})
+    assert form.resolve({"work": {"config": None}, "step_0007": {"config": {"factor": 1}}})
+
+
+def test_the_json_grows_with_the_steps_not_with_steps_times_schema(serialized):
+    small, big = (len(json.dumps(serialized[n][1])) for n in (10, 100))
+    # Ten times the steps: about ten times the bytes (quadratic growth gave about a hundred).
+    assert big < 12 * small
+
+
+def test_a_task_renders_the_dags_run_config_and_runner_and_its_own_override_wins():
+    import datetime
+
+    from airflow.sdk import DAG
+
+    from dagster_airflow.operator import DagsterOperator
+
+    default_args = {
+        "runner": {"name": "subprocess", "env": {"DAY": "{{ ds }}"}},
+        "code_location": {"python_file": "/jobs/job.py"},
+        "job_name": "job",
+        "run_config": {"ops": {"a": {"config": {"day": "{{ ds }}"}}}},
+    }
+    with DAG("rendering", start_date=datetime.datetime(2026, 1, 1), default_args=default_args):
+        shared = DagsterOperator(task_id="a", step_key="a")
+        own = DagsterOperator(task_id="b", step_key="b", run_config={"ops": {"b": {"x": 1}}})
+    assert shared.run_config is None  # nothing of its own until it renders
+    for task in (shared, own):
+        task.render_template_fields({"ds": "2026-02-03"})
+    assert shared.run_config == {"ops": {"a": {"config": {"day": "2026-02-03"}}}}
+    assert shared.run_config_source == default_args["run_config"]  # which values were templates
+    assert shared.runner == {"name": "subprocess", "env": {"DAY": "2026-02-03"}}
+    assert own.run_config == {"ops": {"b": {"x": 1}}}
+    # The DAG's own values are not touched by a task's rendering.
+    assert default_args["runner"]["env"] == {"DAY": "{{ ds }}"}
