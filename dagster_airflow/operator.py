@@ -92,6 +92,8 @@ class DagsterOperator(BaseOperator):
         self.run_config_source = copy.deepcopy(self.run_config)
         self.run_config_schema = run_config_schema or {}
         self.runner = runner
+        # As written: which of the runner's options are templates (that may read secrets).
+        self.runner_source = copy.deepcopy(runner)
         self.storage = storage
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
@@ -136,6 +138,7 @@ class DagsterOperator(BaseOperator):
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
+        task_context.mask_templated(self.runner, self.runner_source)
         secret_env = resolved.storage.credentials_env(task_context.connection)
         run_context = task_context.for_task(self.log, resolved.storage, secret_env)
         self.log.info(
