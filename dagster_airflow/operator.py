@@ -105,6 +105,13 @@ class DagsterOperator(BaseOperator):
             return self.step_key
         return f"{self.step_key.removesuffix('[?]')}[{self.mapping_key}]"
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        from dagster_airflow.task_context import mask_templated
+
+        # Now, before Airflow records the rendered fields for its "Rendered Template" view.
+        mask_templated(self.runner, self.runner_source)
+
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
         from dagster_airflow import task_context
@@ -138,6 +145,7 @@ class DagsterOperator(BaseOperator):
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
+        # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
         task_context.mask_templated(self.runner, self.runner_source)
         secret_env = resolved.storage.credentials_env(task_context.connection)
         run_context = task_context.for_task(self.log, resolved.storage, secret_env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -301,6 +302,14 @@ def test_a_connections_password_stays_hidden_through_airflow(airflow_home, tmp_p
     assert leaks(result.output) == [], result.output[-3000:]
     assert "printed: ***" in result.task_log("leak")
     assert "with ***" in result.task_log("fail")
+    # The rendered runner option, as Airflow's "Rendered Template" view shows it.
+    with sqlite3.connect(home.path / "airflow.db") as db:
+        rendered = db.execute(
+            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?",
+            ("secrets_e2e",),
+        ).fetchall()
+    assert len(rendered) == 2 and "WAREHOUSE_LOGIN" in str(rendered)
+    assert leaks(str(rendered)) == [], rendered
     # The event log next to the outputs.
     root = storage / dagster_run_id("secrets_e2e", result.run_id)
     for step in ("leak", "fail"):
