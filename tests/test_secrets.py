@@ -31,7 +31,7 @@ from dagster_airflow.output_preview import preview_text
 from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR, Redactor, forms
 from dagster_airflow.runners.context import RunContext
 from dagster_airflow.runners.subprocess import SubprocessRunner
-from tests.conftest import JOBS, run_cli, scaffold
+from tests.conftest import JOBS, ROOT, run_cli, scaffold
 
 RUN_ID = "3c9d2e1f-4b5a-5c6d-8e7f-0a1b2c3d4e5f"
 # A password with both quotes, a backslash, a non-ASCII letter and regex syntax.
@@ -122,6 +122,7 @@ def test_the_names_of_secret_variables_must_be_a_json_list():
         "that hold secrets, such as '[\"DB_PASSWORD\"]', got 'DB_PASSWORD'; the runner sets it: "
         "unset it where you set it by hand."
     )
+    assert str(raised.value) in (ROOT / "docs" / "troubleshooting.md").read_text()
     environ[SECRET_NAMES_ENV_VAR] = '["DB_PASSWORD", "NOT_SET"]'
     assert Redactor.from_environ(environ).text(PASSWORD) == "***"
 
@@ -151,6 +152,32 @@ def test_the_output_relay_never_lets_a_secret_through_in_pieces():
     assert out.count("printed ***") == 3 and out.endswith("after the relay\n")
     assert not [s for s in secrets if s in out] and "t\u00eate" not in out
     assert "multi" not in out and "secret" not in out
+
+
+HELD_OPEN = """
+import subprocess, sys
+from dagster_airflow import redaction
+redaction.OUTPUT_DRAIN_SECONDS = 0.5
+with redaction.redacted_output(redaction.Redactor(["hunter2-secret"])):
+    print("before hunter2-secret", flush=True)
+    # A daemon of the step's: it inherits the step's output and holds it open.
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(daemon.pid, flush=True)
+"""
+
+
+def test_a_process_that_holds_the_output_open_does_not_hold_the_step():
+    done = subprocess.run(
+        [sys.executable, "-c", HELD_OPEN], capture_output=True, text=True, timeout=60, check=True
+    )
+    *lines, pid = done.stdout.splitlines()
+    os.kill(int(pid), 9)
+    assert lines == [
+        "before ***",
+        "the rest of the step's output is not shown: a process the step started still holds "
+        "its output open after the step ended.",
+    ]
+    assert lines[-1] in (ROOT / "docs" / "troubleshooting.md").read_text()
 
 
 # -- the Airflow side: what the worker is told ----------------------------------------------
