@@ -104,6 +104,8 @@ class DagsterOperator(BaseOperator):
         self.run_config_source = copy.deepcopy(self.run_config)
         self.run_config_schema = run_config_schema or {}
         self.runner = own["runner"]
+        # As written: which of the runner's options are templates (that may read secrets).
+        self.runner_source = copy.deepcopy(self.runner)
         self.storage = own["storage"]
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
@@ -126,6 +128,8 @@ class DagsterOperator(BaseOperator):
             self.run_config = {}
         if self.run_config_source is None:
             self.run_config_source = copy.deepcopy(self.run_config)
+        if self.runner_source is None:
+            self.runner_source = copy.deepcopy(self.runner)
 
     def _do_render_template_fields(self, parent, template_fields, context, jinja_env, seen_oids):
         # Airflow renders a task (mapped or not) through this method: the DAG's values are
@@ -140,6 +144,13 @@ class DagsterOperator(BaseOperator):
         if self.mapping_key is None:
             return self.step_key
         return f"{self.step_key.removesuffix('[?]')}[{self.mapping_key}]"
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        from dagster_airflow.task_context import mask_templated
+
+        # Now, before Airflow records the rendered fields for its "Rendered Template" view.
+        mask_templated(self.runner, self.runner_source)
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
@@ -175,6 +186,8 @@ class DagsterOperator(BaseOperator):
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
+        # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
+        task_context.mask_templated(self.runner, self.runner_source)
         secret_env = resolved.storage.credentials_env(task_context.connection)
         run_context = task_context.for_task(self.log, resolved.storage, secret_env)
         self.log.info(

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from dagster_airflow.runners.context import RunContext
+from dagster_airflow.runners.context import RunContext, is_credential_name
 
 DEFAULT_RUNNER = "subprocess"
 # The XCom a runner's push_link writes, with the URL of the step's run in the Dagster UI, and the
@@ -23,7 +23,9 @@ DAGSTER_RUN_URL_XCOM_KEY = "dagster_run_url"
 PUSHED = "_dagster_airflow_pushed_run_url"
 # Where the operator keeps what it resolved, for the links computed once the task has ended.
 RESOLVED = "_dagster_airflow_resolved"
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
+# A template that reads a connection or a variable (so the secrets backend): {{ conn.x.password }},
+# {{ var.value.token }}, {{ var.json.creds.key }}.
+_READS_SECRETS = re.compile(r"\{\{.*?\b(conn|var)\b.*?\}\}", re.DOTALL)
 
 
 @attrs.frozen
@@ -65,19 +67,48 @@ def connection(conn_id: str) -> dict[str, Any] | None:
 
 
 def mask(value: str) -> None:
-    """Have Airflow redact ``value`` from every task log line."""
+    """Have Airflow redact ``value`` from every task log line, in each form a line may hold it
+    (JSON-escaped, in a repr ...: dagster_airflow.redaction.forms)."""
     from airflow.sdk.log import mask_secret
 
+    from dagster_airflow.redaction import forms
+
     if value:
-        mask_secret(value)
+        for form in sorted(forms(value)):
+            mask_secret(form)
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether the step's variable ``name=value`` holds a secret: a credential's name, or what
+    Airflow's masker hides (a sensitive name such as DB_PASSWORD, a connection's password, a
+    value masked as it was read from a connection, variable or the secrets backend)."""
+    from airflow.sdk.log import redact  # the masker mask_secret fills
+
+    return is_credential_name(name) or redact(value, name) != value
 
 
 def mask_credentials(env: Mapping[str, str]) -> None:
     """Mask the credentials among these variables. Only credentials: masking a region or an
     endpoint URL would redact "us-east-1" everywhere."""
     for name, value in env.items():
-        if value and _SECRET_NAME.search(name):
+        if value and is_credential_name(name):
             mask(value)
+
+
+def mask_templated(rendered: Any, source: Any) -> None:
+    """Mask every value of a task's option that a template read from a connection or a variable
+    (``env={DB_PASSWORD: "{{ conn.warehouse.password }}"}``), whatever its name: Airflow masks
+    only a connection's password and extra, and variables with a sensitive name."""
+    if isinstance(source, str):
+        if isinstance(rendered, str) and _READS_SECRETS.search(source):
+            mask(rendered)
+    elif isinstance(source, Mapping) and isinstance(rendered, Mapping):
+        for key, value in source.items():
+            if key in rendered:
+                mask_templated(rendered[key], value)
+    elif isinstance(source, list | tuple) and isinstance(rendered, list | tuple):
+        for item, value in zip(rendered, source, strict=False):
+            mask_templated(item, value)
 
 
 def push_dagster_run_url(url: str) -> bool:
@@ -105,6 +136,7 @@ def for_task(log: logging.Logger, storage: Any, secret_env: Mapping[str, str]) -
         connection=connection,
         mask=mask,
         push_link=push_dagster_run_url,
+        is_secret=is_secret,
     )
 
 

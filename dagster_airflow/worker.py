@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -36,6 +37,7 @@ from dagster_airflow.model import (
     StepEvent,
     StepRequest,
 )
+from dagster_airflow.redaction import Redactor, redacted_output
 from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
 
 EXIT_BAD_REQUEST = EXIT_NO_RETRY
@@ -81,12 +83,23 @@ def _error_from_exception(exc: BaseException) -> StepError:
 
 
 class EventPrinter:
-    """Prints events as JSON lines and keeps them for the step's event log."""
+    """Prints events as JSON lines and keeps them for the step's event log.
 
-    def __init__(self, stream: TextIO, step_key: str, attempt: int | None = None) -> None:
+    Every line the worker writes goes through ``emit`` or ``say``, redacted by ``redactor``: the
+    event log is written from the events kept here, so it is redacted alike.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        step_key: str,
+        attempt: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.stream = stream
         self.step_key = step_key
         self.attempt = attempt
+        self.redactor = redactor or Redactor()
         self.events: list[StepEvent] = []
         # Set when the failure is one no retry can fix (see NOT_RETRYABLE).
         self.not_retryable = False
@@ -94,8 +107,14 @@ class EventPrinter:
     def emit(self, event: StepEvent) -> None:
         if self.attempt is not None and event.attempt is None:
             event = attrs.evolve(event, attempt=self.attempt)
+        event = self.redactor.event(event)
         self.events.append(event)
         self.stream.write(event.to_json() + "\n")
+        self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line of the worker's own that is no event (why a record could not be written)."""
+        self.stream.write(self.redactor.text(text) + "\n")
         self.stream.flush()
 
     def fail(self, exc: BaseException, message: str) -> None:
@@ -160,10 +179,16 @@ def without_fallback_console_logger() -> Iterator[None]:
 class StepWorker:
     """Executes exactly one step of a job, as a request describes it."""
 
-    def __init__(self, request: StepRequest, storage: IntermediateStorage, out: TextIO) -> None:
+    def __init__(
+        self,
+        request: StepRequest,
+        storage: IntermediateStorage,
+        out: TextIO,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.request = request
         self.storage = storage
-        self.printer = EventPrinter(out, request.step_key, request.attempt)
+        self.printer = EventPrinter(out, request.step_key, request.attempt, redactor)
         # Whether Dagster's retry machinery governs this step (it has a RetryPolicy).
         self.has_retry_policy = False
         self._mapping_keys: dict[str, str | None] = {}  # output name -> its last mapping key
@@ -224,7 +249,9 @@ class StepWorker:
 
         request = self.request
         job = load_job(request.code_location, request.job_name)
-        self.io_manager = IntermediateIOManager(self.storage, run_id=request.run_id)
+        self.io_manager = IntermediateIOManager(
+            self.storage, run_id=request.run_id, redact=self.printer.redactor.text
+        )
         job = job.with_top_level_resources(
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
@@ -420,9 +447,8 @@ class StepWorker:
             self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
         except Exception as exc:
             if status == FAILURE:  # the step failed already, for the same cause most likely
-                self.printer.stream.write(
-                    f"could not write the step's record to {self.storage.uri(key)}: {exc}\n"
-                )
+                where = self.storage.uri(key)
+                self.printer.say(f"could not write the step's record to {where}: {exc}")
                 return
             self.printer.fail(
                 exc,
@@ -443,9 +469,8 @@ class StepWorker:
             body = earlier + "".join(e.to_json() + "\n" for e in self.printer.events)
             self.storage.put_bytes(key, body.encode())
         except Exception as exc:  # the step's result stands; say why its log is missing
-            self.printer.stream.write(
-                f"could not write the step's event log to {self.storage.uri(key)}: {exc}\n"
-            )
+            where = self.storage.uri(key)
+            self.printer.say(f"could not write the step's event log to {where}: {exc}")
 
     def _earlier_attempts(self, key: str) -> str:
         if not self.storage.exists(key):
@@ -462,19 +487,35 @@ def _attempt_of(line: str) -> int | None:
     return data.get("attempt") if isinstance(data, Mapping) else None
 
 
-def execute_step(request_text: str, out: TextIO = sys.stdout) -> int:
-    """Run the step a request's JSON describes; the exit code of `dagster-airflow execute-step`."""
+def execute_step(
+    request_text: str, out: TextIO = sys.stdout, environ: Mapping[str, str] = os.environ
+) -> int:
+    """Run the step a request's JSON describes; the exit code of `dagster-airflow execute-step`.
+
+    The secrets that ``environ`` names (dagster_airflow.redaction) are redacted from everything
+    the step writes: its events and event log, and this process's output, its children's too.
+    """
+    try:
+        redactor = Redactor.from_environ(environ)
+    except ConfigurationError as exc:
+        out.write(f"dagster-airflow execute-step: {exc}\n")
+        return EXIT_BAD_REQUEST
+    with redacted_output(redactor):
+        return _execute_step(request_text, out, redactor)
+
+
+def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
     from dagster_airflow.plugins.manager import get_plugins
 
     try:
         request = StepRequest.from_json(request_text)
     except DagsterAirflowError as exc:
-        out.write(f"dagster-airflow execute-step: {exc}\n")
+        out.write(redactor.text(f"dagster-airflow execute-step: {exc}") + "\n")
         return EXIT_BAD_REQUEST
     try:
         storage = get_plugins().storage(request.storage.name).create(request.storage.options)
     except DagsterAirflowError as exc:
-        printer = EventPrinter(out, request.step_key, request.attempt)
+        printer = EventPrinter(out, request.step_key, request.attempt, redactor)
         printer.fail(exc, str(exc))
         return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
-    return StepWorker(request, storage, out).run()
+    return StepWorker(request, storage, out, redactor).run()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
+from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR
 from dagster_airflow.runners.context import RunContext, run_context
 
 __all__ = ["WORKER_COMMAND", "RunContext", "StepRunner", "run_context"]
 
 # The worker's command, as an image or a virtual environment with dagster-airflow installed has it.
 WORKER_COMMAND = ("dagster-airflow", "execute-step")
+_LOG = logging.getLogger(__name__)
 
 
 class StepRunner(ABC):
@@ -55,9 +58,17 @@ class StepRunner(ABC):
 
     @staticmethod
     def worker_env(
-        request: StepRequest, secret_env: RunContext | Mapping[str, str]
+        request: StepRequest,
+        secret_env: RunContext | Mapping[str, str],
+        step_env: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
-        """The environment a worker needs besides its platform's: the request and credentials."""
-        if isinstance(secret_env, RunContext):
-            secret_env = secret_env.secret_env
-        return {**secret_env, REQUEST_ENV_VAR: request.to_json()}
+        """The environment a worker needs besides its platform's: the request, the credentials,
+        and the names of the variables that hold secrets, among those and the ``step_env`` the
+        runner gives the step (its ``env`` option): the worker redacts their values."""
+        context = secret_env if isinstance(secret_env, RunContext) else RunContext(log=_LOG)
+        credentials = context.secret_env if secret_env is context else secret_env
+        env = {**credentials, REQUEST_ENV_VAR: request.to_json()}
+        names = context.secret_names({**(step_env or {}), **credentials})
+        if names:
+            env[SECRET_NAMES_ENV_VAR] = json.dumps(names)
+        return env

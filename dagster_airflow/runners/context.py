@@ -9,6 +9,7 @@ through it, so no runner imports Airflow, the plugin manager or the UI plugin.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,17 @@ if TYPE_CHECKING:
     from dagster_airflow.storage.base import IntermediateStorage
 
 ConnectionGetter = Callable[[str], "dict[str, Any] | None"]
+# The credentials among a storage's variables (not its region or endpoint URL).
+_CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether an environment variable of this name holds a credential."""
+    return bool(_CREDENTIAL_NAME.search(name))
+
+
+def _credential(name: str, value: str) -> bool:
+    return is_credential_name(name)
 
 
 def _no_connection(conn_id: str) -> dict[str, Any] | None:
@@ -45,6 +57,8 @@ class RunContext:
         login, password, schema, extra), or None when there is none.
     :param mask: have Airflow redact a value from every task log line from now on.
     :param push_link: show a URL as the task's "Dagster run" link; False outside a task.
+    :param is_secret: whether a variable ``(name, value)`` of the step's environment holds a
+        secret: in a task, one that Airflow's masker hides.
     """
 
     log: logging.Logger
@@ -53,12 +67,18 @@ class RunContext:
     connection: ConnectionGetter = _no_connection
     mask: Callable[[str], None] = _no_mask
     push_link: Callable[[str], bool] = _no_link
+    is_secret: Callable[[str, str], bool] = _credential
 
     def mask_values(self, values) -> None:
         """Mask every non-empty value."""
         for value in values:
             if value:
                 self.mask(value)
+
+    def secret_names(self, env: Mapping[str, str]) -> list[str]:
+        """The names of the variables in ``env`` that hold secrets (the worker redacts their
+        values: dagster_airflow.redaction)."""
+        return sorted(name for name, value in env.items() if value and self.is_secret(name, value))
 
 
 def run_context(

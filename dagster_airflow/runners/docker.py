@@ -307,7 +307,7 @@ class DockerRunner(RemoteRunner):
             "PYTHONUNBUFFERED": "1",
             **self.environment,
             **self.private_environment,
-            **self.worker_env(request, context),
+            **self.worker_env(request, context, {**self.environment, **self.private_environment}),
         }
         mounts = [
             Mount(target=target, source=source, type=kind, read_only=read_only)

@@ -156,7 +156,8 @@ class SubprocessRunner(StepRunner):
     def _run(self, request: StepRequest, context: RunContext, log: logging.Logger) -> StepResult:
         if self._kill_requested:  # killed before it started: start nothing
             return self._stopped_before_it_ran(log)
-        env = step_environment(os.environ, self.env, self.worker_env(request, context))
+        worker = self.worker_env(request, context, self.env)
+        env = step_environment(os.environ, self.env, worker)
         if self.warm:
             from dagster_airflow.step_server.client import StepCancelled, StepServerUnavailable
 

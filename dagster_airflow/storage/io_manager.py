@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -20,12 +21,19 @@ class IntermediateIOManager(dg.IOManager):
 
     ``run_id`` is the id derived from the Airflow run, which may differ from the Dagster run's own
     (the graphql runner launches every step as its own Dagster run). ``written`` records each
-    output's URI so the worker can report it.
+    output's URI so the worker can report it, and ``previews`` a short text of each, with the
+    step's secrets redacted by ``redact``.
     """
 
-    def __init__(self, storage: IntermediateStorage, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        storage: IntermediateStorage,
+        run_id: str | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.storage = storage
         self.run_id = run_id
+        self.redact = redact
         self.written: dict[str, str] = {}
         self.previews: dict[tuple[str, str | None], dict] = {}
 
@@ -47,7 +55,7 @@ class IntermediateIOManager(dg.IOManager):
                 stream.write(data)
         uri = self.storage.uri(key)
         self.written[context.name] = uri
-        self.previews[(context.name, mapping_key)] = output_preview(obj, len(data))
+        self.previews[(context.name, mapping_key)] = output_preview(obj, len(data), self.redact)
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> object:

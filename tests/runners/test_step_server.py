@@ -111,12 +111,15 @@ def test_steps_share_nothing_but_the_loaded_code(tmp_path, runtime_dir, task_log
     # next.
     assert first["global"] == second["global"] == []
     assert first["env"] is None and second["env"] is None
-    assert first["threads"] == second["threads"] == ["MainThread"]
+    # (The step has its credentials, so its worker redacts its output in a thread of its own.)
+    assert first["threads"] == second["threads"] == ["MainThread", "redacted-output"]
     assert first["open_files"] == second["open_files"] == []
     # Each its own process, with the request's credentials, the working directory, and none of
     # Airflow's configuration; the module-level code ran once, in the server.
     assert len({first["pid"], second["pid"], server}) == 3
-    assert first["secret"] == second["secret"] == "hunter2-the-secret"
+    # The credential reached the step: what it reported of it is redacted.
+    assert first["secret"] == second["secret"] == "***"
+    assert "hunter2-the-secret" not in task_log.text
     assert first["cwd"] == second["cwd"] == str(work)
     assert first["airflow"] == []
     assert first["loaded_in_pid"] == second["loaded_in_pid"] == server
