@@ -56,7 +56,7 @@ def check_writable(value: Any, what: str, path: str = "") -> None:
     where = f" at {path}" if path else ""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigurationError(
-            f"{what} has the number {value!r}{where}, which a DAG file cannot hold (Airflow "
+            f"the number {value!r}{where} of {what} cannot be written into a DAG file (Airflow "
             "keeps its default args and params as JSON, which has no infinity or NaN); use a "
             "finite number, or a string that the op converts."
         )
@@ -72,6 +72,6 @@ def check_writable(value: Any, what: str, path: str = "") -> None:
             check_writable(item, what, f"{path}[{index}]")
         return
     raise ConfigurationError(
-        f"{what} has {value!r} ({type(value).__name__}){where}, which a DAG file cannot hold; "
-        "use strings, numbers, booleans, lists and mappings (quote a date as a string)."
+        f"the value {value!r} ({type(value).__name__}){where} of {what} cannot be written into a "
+        "DAG file; use strings, numbers, booleans, lists and mappings (quote a date as a string)."
     )

@@ -460,6 +460,7 @@ def render_dag(
         ("the run config", graph.run_config),
         (f"the {runner.name} runner's options", runner.options),
         (f"the {storage.name} storage's options", storage.options),
+        ("the code location", graph.code_location.to_dict()),
     ):
         check_writable(value, what)
     _check_unique_task_ids(graph)
