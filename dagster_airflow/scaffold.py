@@ -46,7 +46,7 @@ def task_id_for(step_key: str) -> str:
     only in what was changed or cut stay two tasks, and a key keeps its id whatever else the job
     holds.
     """
-    return _safe_id(step_key.removesuffix("[?]"), _TASK_ID_BAD, 250, step_key)
+    return _safe_id(step_key.removesuffix("[?]"), _TASK_ID_BAD, 250)
 
 
 def group_id_for(producer: str, output: str) -> str:
@@ -55,11 +55,11 @@ def group_id_for(producer: str, output: str) -> str:
     return _safe_id(f"{producer.removesuffix('[?]')}-{output}", _GROUP_ID_BAD, 200)
 
 
-def _safe_id(name: str, bad: re.Pattern, length: int, whole: str | None = None) -> str:
+def _safe_id(name: str, bad: re.Pattern, length: int) -> str:
     cleaned = bad.sub("_", name)
     if cleaned == name and len(name) <= length:
         return name
-    digest = hashlib.sha256((whole or name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{cleaned[: length - 9]}-{digest}"
 
 
