@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Iterator
 from pathlib import Path
+
+from dagster_airflow.errors import ConfigurationError
 
 
 def _name(node: ast.AST) -> str:
@@ -50,20 +51,32 @@ def dag_ids_in(tree: ast.AST) -> set[str]:
     return {d for d in found if isinstance(d, str)}
 
 
-def python_files(folder: Path) -> Iterator[Path]:
+# More entries than any dags folder holds: a folder that is not one (``/``) is refused, not read.
+MAX_ENTRIES = 200_000
+
+
+def python_files(folder: Path) -> list[Path]:
     """The .py files under ``folder``, at any depth, following links as Airflow does (each
     folder once)."""
     seen: set[tuple[int, int]] = set()
+    found = []
+    entries = 0
     for root, dirs, files in os.walk(folder, followlinks=True):
+        entries += len(dirs) + len(files)
+        if entries > MAX_ENTRIES:
+            raise ConfigurationError(
+                f"the dags folder {str(folder)!r} holds more than {MAX_ENTRIES} files and "
+                "folders, too many to look for the DAG id in; pass --dags-folder with Airflow's "
+                "dags folder."
+            )
         stat = os.stat(root)
         if (stat.st_dev, stat.st_ino) in seen:
             dirs[:] = []
             continue
         seen.add((stat.st_dev, stat.st_ino))
         dirs.sort()
-        for name in sorted(files):
-            if name.endswith(".py"):
-                yield Path(root, name)
+        found += [Path(root, name) for name in sorted(files) if name.endswith(".py")]
+    return found
 
 
 def dag_ids_by_file(folder: Path) -> dict[Path, set[str]]:
@@ -72,7 +85,10 @@ def dag_ids_by_file(folder: Path) -> dict[Path, set[str]]:
     found = {}
     for path in python_files(folder):
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            data = path.read_bytes()
+            if b"dag" not in data.lower():  # no DAG(...) nor @dag: skip parsing it
+                continue
+            tree = ast.parse(data, filename=str(path))
         except (OSError, SyntaxError, ValueError, RecursionError):
             continue
         ids = dag_ids_in(tree)

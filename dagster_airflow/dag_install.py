@@ -112,6 +112,24 @@ def _check_same_job(target: Path, text: str, dag_id: str) -> None:
     )
 
 
+def _cannot_write(folder: Path, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot write the DAG file into the dags folder {str(folder)!r} ({exc.strerror}); "
+        "pass --dags-folder or set AIRFLOW__CORE__DAGS_FOLDER to a folder you can write."
+    )
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before reading the whole folder when no file can be written into it (``/proc``)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from exc
+
+
 def _folder_ready(folder: Path, create: bool) -> None:
     if folder.is_dir():
         return
@@ -155,6 +173,7 @@ def install_dag(
                 "--dag-id."
             )
         _check_same_job(target, text, dag_id)
+    _check_writable(folder)
     defining = {
         path: scaffolded_dag_id(path) == dag_id
         for path, ids in dag_ids_by_file(folder).items()
@@ -177,8 +196,5 @@ def install_dag(
         for path in duplicates:
             path.unlink()
     except OSError as exc:
-        raise ConfigurationError(
-            f"cannot write the DAG file into the dags folder {str(folder)!r} ({exc.strerror}); "
-            "pass --dags-folder or set AIRFLOW__CORE__DAGS_FOLDER to a folder you can write."
-        ) from exc
+        raise _cannot_write(folder, exc) from exc
     return target, duplicates

@@ -461,6 +461,7 @@ def render_dag(
         (f"the {runner.name} runner's options", runner.options),
         (f"the {storage.name} storage's options", storage.options),
         ("the code location", graph.code_location.to_dict()),
+        ("the job's run config schema (a config default)", graph.config_schema),
     ):
         check_writable(value, what)
     _check_unique_task_ids(graph)
