@@ -114,11 +114,16 @@ def _discovered_location(
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.compile import load_run_config
     from dagster_airflow.dag_install import check_dag_id, install_dag
+    from dagster_airflow.discovery import discover
     from dagster_airflow.forked import call_in_child
     from dagster_airflow.scaffold import command_line, dags_folder
 
     job_name = _job_name(args)
     dag_id = check_dag_id(args.dag_id or job_name)
+    if args.python_file or args.module_name or args.workspace:
+        _code_location(args, job_name)  # its checks of the paths given; it imports nothing
+    else:
+        discover()  # its sentence when there is nothing to find; it imports nothing
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
     storage_name = args.storage or runner_backend.cls.default_storage
     storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
