@@ -20,13 +20,15 @@ EXIT_USAGE = 2
 def _parse_option(text: str, flag: str) -> tuple[str, Any]:
     import yaml
 
+    from dagster_airflow.yaml_files import load_yaml
+
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigurationError(
             f"{flag} {text!r} is not KEY=VALUE; write it as {flag} name=value."
         )
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = load_yaml(raw, f"{flag} {text!r}") if raw else ""
     except yaml.YAMLError as exc:
         raise ConfigurationError(
             f"{flag} {text!r} has a value that is not valid YAML ({yaml_problem(exc)}); quote "
@@ -110,24 +112,61 @@ def _discovered_location(
 
 
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    import attrs
-
-    from dagster_airflow.compile import compile_job, load_run_config
+    from dagster_airflow.compile import load_run_config
     from dagster_airflow.dag_install import check_dag_id, install_dag
-    from dagster_airflow.scaffold import (
-        command_line,
-        dags_folder,
-        relocate,
-        render_dag,
-    )
+    from dagster_airflow.discovery import discover
+    from dagster_airflow.forked import call_in_child
+    from dagster_airflow.scaffold import command_line, dags_folder
 
     job_name = _job_name(args)
     dag_id = check_dag_id(args.dag_id or job_name)
-    location = _code_location(args, job_name)
+    if args.python_file or args.module_name or args.workspace:
+        _code_location(args, job_name)  # its checks of the paths given; it imports nothing
+    else:
+        discover()  # its sentence when there is nothing to find; it imports nothing
     runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
     storage_name = args.storage or runner_backend.cls.default_storage
     storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
     run_config = load_run_config(args.config)
+    command = command_line(argv)
+    if not (args.python_file or args.module_name or args.workspace):
+        # Found in the working directory: scaffolding again must start there too.
+        command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
+    step_queues = _step_queues(args.step_queue)
+    folder = None
+    if args.install:
+        folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
+
+    def scaffolded(note) -> dict[str, Any]:
+        # In a forked child: the user's code is imported here, and what it prints at import
+        # goes to standard error, never into the DAG text.
+        return _scaffolded_dag(
+            args, job_name, dag_id, runner, storage, run_config, command, step_queues, note
+        )
+
+    built = call_in_child(scaffolded, lambda notes: _loaded_what(args, notes))
+    text = built["text"]
+    if folder is None:
+        sys.stdout.write(text)
+        return 0
+    path, replaced = install_dag(text, folder, dag_id, args.force, create=not args.dags_folder)
+    print(f"Wrote DAG {dag_id!r} ({built['steps']} tasks) to {path}")
+    for old in replaced:
+        print(f"Removed {old}, which held the same DAG under an older name")
+    return 0
+
+
+def _scaffolded_dag(
+    args, job_name, dag_id, runner, storage, run_config, command, step_queues, note
+) -> dict[str, Any]:
+    """The DAG file's text and its number of tasks (the code location loaded here)."""
+    import attrs
+
+    from dagster_airflow.compile import compile_job
+    from dagster_airflow.scaffold import relocate, render_dag
+
+    location = _code_location(args, job_name)
+    note({"location": location.describe()})
     where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
     graph = compile_job(location, job_name, run_config, where)
     if args.image_code_root:
@@ -135,10 +174,6 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         graph = attrs.evolve(
             graph, code_location=relocate(graph.code_location, host_root, args.image_code_root)
         )
-    command = command_line(argv)
-    if not (args.python_file or args.module_name or args.workspace):
-        # Found in the working directory: scaffolding again must start there too.
-        command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
     text = render_dag(
         graph,
         runner,
@@ -148,17 +183,23 @@ def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         asset_uri_template=args.asset_uri,
         schedule_on_assets=args.schedule_on_assets,
         queue=args.queue,
-        step_queues=_step_queues(args.step_queue),
+        step_queues=step_queues,
     )
-    if not args.install:
-        sys.stdout.write(text)
-        return 0
-    folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
-    path, replaced = install_dag(text, folder, dag_id, args.force, create=not args.dags_folder)
-    print(f"Wrote DAG {dag_id!r} ({len(graph.steps)} tasks) to {path}")
-    for old in replaced:
-        print(f"Removed {old}, which held the same DAG under an older name")
-    return 0
+    return {"text": text, "steps": len(graph.steps)}
+
+
+def _loaded_what(args: argparse.Namespace, notes: list[dict]) -> str:
+    """The code location the child was loading, for a sentence on how it ended."""
+    for note in reversed(notes):
+        if "location" in note:
+            return f"the code location {note['location']}"
+    if args.python_file:
+        return f"the code location file {args.python_file!r}"
+    if args.module_name:
+        return f"the code location module {args.module_name!r}"
+    if args.workspace:
+        return f"a code location of workspace {args.workspace!r}"
+    return f"the code location found in {str(Path.cwd())!r}"
 
 
 def _step_queues(values: Sequence[str]) -> dict[str, str]:
@@ -242,7 +283,7 @@ def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if drift:
         print(
             f"{args.dag_file}: {len(drift)} difference(s) from job; scaffold it again "
-            "(the command is in the file's docstring)."
+            "(the command is the file's SCAFFOLD_COMMAND)."
         )
         return 1
     print(f"{args.dag_file}: matches its job.")

@@ -88,9 +88,12 @@ def workspace_locations(location: CodeLocation) -> list[CodeLocation]:
     """The file and module code locations a workspace.yaml lists, paths made absolute."""
     import yaml
 
+    from dagster_airflow.yaml_files import load_yaml, read_text
+
     path = Path(location.workspace).expanduser()
+    what = f"workspace {str(path)!r}"
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(read_text(path, what, CodeLocationError), what, CodeLocationError)
     except OSError as exc:
         raise CodeLocationError(f"cannot read workspace {str(path)!r}: {exc.strerror}.") from exc
     except yaml.YAMLError as exc:

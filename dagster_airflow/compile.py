@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -89,10 +88,13 @@ def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
     """The run config YAML files merged in order."""
     import yaml
 
+    from dagster_airflow.yaml_files import load_yaml, read_text
+
     merged: dict[str, Any] = {}
     for path in paths:
+        what = f"run config file {path!r}"
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = load_yaml(read_text(path, what, RunConfigError), what, RunConfigError)
         except OSError as exc:
             raise RunConfigError(
                 f"cannot read run config file {path!r}: {exc.strerror}; check the -e path."

@@ -36,6 +36,11 @@ def _toml(path: Path) -> dict | None:
         return None
     except tomllib.TOMLDecodeError as exc:
         raise CodeLocationError(f"{str(path)!r} is not valid TOML: {exc}; fix it.") from exc
+    except UnicodeDecodeError as exc:
+        raise CodeLocationError(
+            f"{str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8."
+        ) from None
     return data if isinstance(data, dict) else None
 
 

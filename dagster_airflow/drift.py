@@ -225,6 +225,14 @@ def check_dag_file(path: str) -> list[str]:
 def _asset_uri_template(text: str) -> str:
     from dagster_airflow.assets import DEFAULT_URI_TEMPLATE
 
+    for node in ast.parse(text).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "ASSET_URI_TEMPLATE"
+        ):
+            return ast.literal_eval(node.value)
+    # A file scaffolded before ASSET_URI_TEMPLATE said it in a comment.
     marker = "# Airflow Assets (URI: "
     start = text.find(marker)
     if start < 0:

@@ -21,6 +21,7 @@ The backend builds its options from this class in ``__init__``; the scaffold bui
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ import attrs
 from dagster_airflow.errors import ConfigurationError
 
 _REQUIRED = attrs.NOTHING
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class OptionFields:
@@ -131,6 +133,30 @@ class OptionFields:
                     f"write it as {option}='{example}'",
                 )
             return {k: "" if v is None else str(v) for k, v in value.items()}
+
+        return self.field(convert, None)
+
+    def env_map(self, option: str, example: str = "{NAME: value}") -> Any:
+        """Environment variables: a ``string_map`` whose names are POSIX names (letters,
+        digits and '_', not starting with a digit) and whose values hold no NUL, which no
+        process environment can carry."""
+        as_map = self.string_map(option, example).converter
+
+        def convert(value: Any) -> dict[str, str]:
+            env = as_map(value)
+            for name, text in env.items():
+                if not _ENV_NAME.fullmatch(name):
+                    raise ConfigurationError(
+                        f"{self.backend}'s option {option!r} has the variable name {name!r}, "
+                        "which is not an environment variable name; use letters, digits and "
+                        "'_', not starting with a digit, such as MY_SETTING."
+                    )
+                if "\0" in text:
+                    raise ConfigurationError(
+                        f"{self.backend}'s option {option!r} gives {name} the value {text!r}, "
+                        "which holds a NUL character that no environment can carry; remove it."
+                    )
+            return env
 
         return self.field(convert, None)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import configparser
 import datetime
-import json
+import hashlib
 import keyword
+import math
 import os
 import re
 import shlex
@@ -20,6 +21,8 @@ import attrs
 
 from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.compile import Step, StepGraph, StepRetryPolicy
+from dagster_airflow.dag_check import check_dag_text
+from dagster_airflow.dag_literals import block_literal, check_writable, string_literal
 from dagster_airflow.drift import plan_fingerprint
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
@@ -27,6 +30,7 @@ from dagster_airflow.params import compact_schema, param_default
 from dagster_airflow.partitions import TIME
 
 _TASK_ID_BAD = re.compile(r"[^\w.-]")
+_GROUP_ID_BAD = re.compile(r"[^\w-]")
 
 
 # What the Airflow UI shows for each task instance of a mapped step: its Dagster mapping key.
@@ -34,11 +38,29 @@ MAP_INDEX_TEMPLATE = "{{ task.mapping_key }}"
 
 
 def task_id_for(step_key: str) -> str:
-    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -).
+    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -, at
+    most 250 characters).
 
-    A mapped step ``op[?]`` is the task ``op``; its task instances carry the mapping keys.
+    A mapped step ``op[?]`` is the task ``op``; its task instances carry the mapping keys. A key
+    that had to be changed or cut ends in a short hash of the whole key, so two keys that differ
+    only in what was changed or cut stay two tasks, and a key keeps its id whatever else the job
+    holds.
     """
-    return _TASK_ID_BAD.sub("_", step_key.removesuffix("[?]"))[:250]
+    return _safe_id(step_key.removesuffix("[?]"), _TASK_ID_BAD, 250)
+
+
+def group_id_for(producer: str, output: str) -> str:
+    """The id of the mapped task group over a dynamic output (Airflow allows letters, digits,
+    _ and -, at most 200 characters)."""
+    return _safe_id(f"{producer.removesuffix('[?]')}-{output}", _GROUP_ID_BAD, 200)
+
+
+def _safe_id(name: str, bad: re.Pattern, length: int) -> str:
+    cleaned = bad.sub("_", name)
+    if cleaned == name and len(name) <= length:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[: length - 9]}-{digest}"
 
 
 def _identifiers(keys: Sequence[str], used: set[str] | None = None) -> dict[str, str]:
@@ -46,7 +68,7 @@ def _identifiers(keys: Sequence[str], used: set[str] | None = None) -> dict[str,
     names: dict[str, str] = {}
     used = set() if used is None else used
     for key in keys:
-        base = re.sub(r"\W", "_", key.removesuffix("[?]"))
+        base = re.sub(r"[^A-Za-z0-9_]", "_", key.removesuffix("[?]"))
         if not base or base[0].isdigit() or keyword.iskeyword(base):
             base = f"step_{base}"
         name, n = base, 2
@@ -136,7 +158,7 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
         # task instances depend on each other only, as Dagster's mapped steps do.
         base = f"over_{names[producer]}" + ("" if output == "result" else f"_{output}")
         function = _identifiers([base], used)[base]
-        group_id = f"{task_id_for(producer)}-{output}"
+        group_id = group_id_for(producer, output)
         if lines and lines[-1]:
             lines.append("")
         lines.append(f"    @task_group(group_id={_literal(group_id)}, prefix_group_id=False)")
@@ -173,8 +195,12 @@ def _literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -
     """A Python literal for JSON-like data, laid out as ruff format would: on one line when it
     fits, else one item a line."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if value is None or isinstance(value, bool | int | float):
+        return string_literal(value)
+    if (
+        value is None
+        or isinstance(value, bool | int)
+        or (isinstance(value, float) and math.isfinite(value))
+    ):
         return repr(value)
     if isinstance(value, dict):
         items = []
@@ -253,7 +279,8 @@ def _assets(graph: StepGraph, uri_template: str, on_assets: bool) -> str:
     )
     return (
         "# The Dagster assets this DAG materializes (each task's outlets) or waits for, as\n"
-        f"# Airflow Assets (URI: {uri_template}).\nASSETS = {{\n{lines}}}\n\n"
+        "# Airflow Assets: their URIs are ASSET_URI_TEMPLATE with {key} the asset key.\n"
+        f"ASSET_URI_TEMPLATE = {_literal(uri_template)}\nASSETS = {{\n{lines}}}\n\n"
     )
 
 
@@ -373,9 +400,7 @@ def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: Storage
         f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
         f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
     ).replace("\n\n\n\n", "\n\n")
-    if '"""' in text or "\\" in text:
-        return _literal(text)
-    return f'"""\\\n{text}"""'
+    return text
 
 
 def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
@@ -392,6 +417,11 @@ def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
         "retries": str(policy.max_retries),
         "retry_delay": f"datetime.timedelta(seconds={policy.delay or 0:g})",
     }
+    if not math.isfinite(policy.delay or 0):
+        raise ConfigurationError(
+            f"a RetryPolicy of the job has the delay {policy.delay!r}, which Airflow's "
+            "retry_delay cannot hold; give the policy a finite delay in seconds."
+        )
     if policy.backoff == "EXPONENTIAL":
         arguments["retry_exponential_backoff"] = "2.0"
     return arguments
@@ -428,30 +458,28 @@ def render_dag(
         sdk_names.insert(1, "Asset")
     if uses_groups:
         sdk_names.append("task_group")
-    return (
-        f'''"""Airflow DAG for the Dagster job {graph.job_name!r}, scaffolded by dagster-airflow.
-
-Each Airflow task runs one Dagster execution step in isolation. Edit DEFAULT_ARGS freely (where
-steps run, where their outputs go, owner); a task may override any of them with its own argument.
-When the job's ops or their dependencies change, scaffold again:
-
-    {command}
-
-Retries are Dagster's. A task whose op has a RetryPolicy gets its max_retries as `retries`;
-each Dagster attempt is one Airflow try, started after the delay Dagster computed (backoff and
-jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
-Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
-no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
-An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
-retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
-"retry_delay" to DEFAULT_ARGS.
-"""
+    for what, value in (
+        ("the run config", graph.run_config),
+        (f"the {runner.name} runner's options", runner.options),
+        (f"the {storage.name} storage's options", storage.options),
+        ("the code location", graph.code_location.to_dict()),
+        ("the job's run config schema (a config default)", graph.config_schema),
+    ):
+        check_writable(value, what)
+    _check_unique_task_ids(graph)
+    doc = _doc_md(graph, command, runner, storage)
+    docstring = _docstring(graph.job_name)
+    text = (
+        f'''"""{docstring}"""
 
 import datetime
 
 from airflow.sdk import {", ".join(sdk_names)}
 
 from dagster_airflow import DagsterOperator
+
+# The command that wrote this file: run it again when the job's ops or their dependencies change.
+SCAFFOLD_COMMAND = {_literal(command)}
 
 {assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
 # fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
@@ -474,7 +502,7 @@ DEFAULT_ARGS = {{
 # they hold no template, DEFAULT_ARGS' own).
 PARAMS = {_params(graph)}
 
-DOC_MD = {_doc_md(graph, command, runner, storage)}
+DOC_MD = {block_literal(doc)}
 
 with DAG(
     dag_id={_literal(dag_id)},
@@ -496,6 +524,77 @@ dag.params = PARAMS
 '''.rstrip()
         + "\n"
     )
+    expected = _expected_values(graph, runner, storage, dag_id, description, asset_uri_template)
+    expected[("SCAFFOLD_COMMAND",)] = command
+    expected[("DOC_MD",)] = doc
+    if queue is not None:
+        expected[("DEFAULT_ARGS", "queue")] = queue
+    task_ids = {task_id_for(s.key): s.key for s in graph.steps}
+    check_dag_text(text, graph.job_name, expected, task_ids, docstring)
+    return text
+
+
+def _docstring(job_name: str) -> str:
+    """The DAG file's docstring: fixed text, and the job's name only where it is plainly one
+    (Dagster's rule for names), so no value is ever written outside a literal."""
+    plain = re.fullmatch(r"[A-Za-z0-9_]+", job_name)
+    job = f"the Dagster job {job_name!r}" if plain else "a Dagster job"
+    return f"""Airflow DAG for {job}, scaffolded by dagster-airflow.
+
+Each Airflow task runs one Dagster execution step in isolation. Edit DEFAULT_ARGS freely (where
+steps run, where their outputs go, owner); a task may override any of them with its own argument.
+When the job's ops or their dependencies change, scaffold again with the command in
+SCAFFOLD_COMMAND below (`dagster-airflow check FILE` says whether they did).
+
+Retries are Dagster's. A task whose op has a RetryPolicy gets its max_retries as `retries`;
+each Dagster attempt is one Airflow try, started after the delay Dagster computed (backoff and
+jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
+Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
+no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
+An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
+retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
+"retry_delay" to DEFAULT_ARGS.
+"""
+
+
+def _expected_values(
+    graph: StepGraph,
+    runner: RunnerSpec,
+    storage: StorageSpec,
+    dag_id: str,
+    description: str,
+    asset_uri_template: str,
+) -> dict[tuple, object]:
+    """What the DAG file's values must evaluate back to, by path (see dag_check.py)."""
+    expected: dict[tuple, object] = {
+        ("DAG", "dag_id"): dag_id,
+        ("DAG", "description"): description,
+        ("DEFAULT_ARGS", "runner"): runner.to_dict(),
+        ("DEFAULT_ARGS", "storage"): storage.to_dict(),
+        ("DEFAULT_ARGS", "code_location"): graph.code_location.to_dict(),
+        ("DEFAULT_ARGS", "job_name"): graph.job_name,
+        ("DEFAULT_ARGS", "run_config"): graph.run_config,
+        ("DEFAULT_ARGS", "run_config_schema"): graph.config_schema,
+    }
+    for key in graph.config_schema.get("properties", {}):
+        expected[("PARAMS", key, "default")] = param_default(graph.run_config.get(key, {}))
+    for step in graph.steps:
+        for key in step.assets:
+            expected[("ASSETS", key, "name")] = key
+            expected[("ASSETS", key, "uri")] = asset_uri(key, asset_uri_template)
+    return expected
+
+
+def _check_unique_task_ids(graph: StepGraph) -> None:
+    seen: dict[str, str] = {}
+    for step in graph.steps:
+        task_id = task_id_for(step.key)
+        if task_id in seen:
+            raise ConfigurationError(
+                f"steps {seen[task_id]!r} and {step.key!r} of job {graph.job_name!r} would both "
+                f"be the Airflow task {task_id!r}; rename one of their ops."
+            )
+        seen[task_id] = step.key
 
 
 def _checked_queue(queue: str, option: str) -> str:

@@ -34,6 +34,11 @@ DOCKER = ("image=my-image:1.0",)
 ECS = ("cluster=c", "task_definition=t:1")
 S3 = ("bucket=my-bucket",)
 
+# Nine lines of YAML that stand for a billion values: each list holds the one before it ten times.
+ALIAS_BOMB = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+]
+
 # (id, scaffold arguments; {tmp} is a fresh folder holding a_file and the workspaces, expected
 # part of the one line on standard error)
 SCAFFOLD_CASES = [
@@ -303,6 +308,103 @@ SCAFFOLD_CASES = [
         [*DEMO, "--install", "--dags-folder", "{tmp}/a_file"],
         "the dags folder '{tmp}/a_file' is not a folder",
     ),
+    # what a job module does at import, and files and names a careless user hands over
+    (
+        "job-module-calls-os-exit",
+        ["exits", "-f", "{tmp}/os_exit.py"],
+        "the code location file '{tmp}/os_exit.py' ended the process with exit status 0 "
+        "(os._exit) while it was loaded, so no DAG was written; remove that call from its top "
+        "level, or guard it with if __name__ == '__main__'.",
+    ),
+    (
+        "job-module-calls-sys-exit",
+        ["exits", "-f", "{tmp}/sys_exit.py"],
+        "the code location file '{tmp}/sys_exit.py' called sys.exit(3) while it was loaded, so "
+        "no DAG was written",
+    ),
+    (
+        "job-module-crashes",
+        ["exits", "-f", "{tmp}/crash.py"],
+        "the code location file '{tmp}/crash.py' was killed by signal SIGSEGV while it was loaded",
+    ),
+    (
+        "run-config-alias-bomb",
+        [*DEMO, "-e", "{tmp}/bomb.yml"],
+        "run config file '{tmp}/bomb.yml' stands for more than 100000 values once its aliases "
+        "(*name) are expanded; write it with fewer aliases.",
+    ),
+    (
+        "run-config-contains-itself",
+        [*DEMO, "-e", "{tmp}/itself.yml"],
+        "run config file '{tmp}/itself.yml' has a value that contains itself through an alias",
+    ),
+    (
+        "run-config-key-twice",
+        [*DEMO, "-e", "{tmp}/twice.yml"],
+        "run config file '{tmp}/twice.yml' gives the key 'ops' twice in one mapping (line 3, "
+        "column 1), and YAML would keep only the last; merge the two into one.",
+    ),
+    (
+        "run-config-too-large",
+        [*DEMO, "-e", "{tmp}/large.yml"],
+        "run config file '{tmp}/large.yml' is larger than 1024 KiB",
+    ),
+    (
+        "run-config-latin-1",
+        [*DEMO, "-e", "{tmp}/latin1.yml"],
+        "run config file '{tmp}/latin1.yml' is not UTF-8 text (byte 0xe9 at offset 49); save "
+        "it as UTF-8.",
+    ),
+    (
+        "workspace-latin-1",
+        ["numbers", "-w", "{tmp}/latin1.yml"],
+        "workspace '{tmp}/latin1.yml' is not UTF-8 text (byte 0xe9 at offset 49)",
+    ),
+    (
+        "option-alias-bomb",
+        runner("subprocess", "env={" + ", ".join(ALIAS_BOMB) + "}"),
+        "stands for more than 100000 values once its aliases (*name) are expanded",
+    ),
+    (
+        "option-key-twice",
+        runner("subprocess", "env={A: 1, A: 2}"),
+        "--runner-option 'env={A: 1, A: 2}' gives the key 'A' twice in one mapping",
+    ),
+    (
+        "dag-id-with-a-newline",
+        [*DEMO, "--dag-id", "demo\n"],
+        "--dag-id 'demo\\n' is not a DAG id Airflow accepts",
+    ),
+    (
+        "dag-id-dot-dot",
+        [*DEMO, "--dag-id", ".."],
+        "--dag-id '..' starts with '.', which would make its file hidden and its URLs ambiguous; "
+        "start it with a letter, a digit or '_'.",
+    ),
+    (
+        "dag-id-longer-than-a-file-name",
+        [*DEMO, "--dag-id", "é" * 200],
+        "makes a file name longer than the 255 bytes a file system allows; use a shorter id.",
+    ),
+    (
+        "env-name-with-equals",
+        runner("subprocess", "env={'A=B': x}"),
+        "the subprocess runner's option 'env' has the variable name 'A=B', which is not an "
+        "environment variable name; use letters, digits and '_', not starting with a digit, "
+        "such as MY_SETTING.",
+    ),
+    (
+        "env-value-with-nul",
+        runner("subprocess", 'env={A: "x\\0y"}'),
+        "the subprocess runner's option 'env' gives A the value 'x\\x00y', which holds a NUL "
+        "character that no environment can carry; remove it.",
+    ),
+    (
+        "runner-option-infinite",
+        runner("subprocess", "kill_timeout=.inf"),
+        "the number inf at kill_timeout of the subprocess runner's options cannot be written "
+        "into a DAG file",
+    ),
 ]
 
 
@@ -315,6 +417,20 @@ def folder(tmp_path):
     (tmp_path / "empty.yaml").write_text("other: 1\n")
     (tmp_path / "list.yml").write_text("- ops\n")
     (tmp_path / "dags").mkdir()
+    job = "\nimport dagster as dg\n\n@dg.op\ndef a():\n    return 1\n\n"
+    job += "@dg.job\ndef exits():\n    a()\n"
+    (tmp_path / "os_exit.py").write_text("import os\nos._exit(0)\n" + job)
+    (tmp_path / "sys_exit.py").write_text("import sys\nsys.exit(3)\n" + job)
+    (tmp_path / "crash.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    (tmp_path / "bomb.yml").write_text("\n".join(ALIAS_BOMB) + "\n")
+    (tmp_path / "itself.yml").write_text("ops: &ops\n  multiply_the_word: *ops\n")
+    (tmp_path / "twice.yml").write_text(
+        "ops:\n  multiply_the_word: {config: {factor: 2}}\nops:\n  count_letters: {}\n"
+    )
+    (tmp_path / "large.yml").write_text("# " + "x" * (1024 * 1024) + "\n")
+    (tmp_path / "latin1.yml").write_bytes(
+        "ops:\n  multiply_the_word:\n    inputs: {word: 'caf\u00e9'}\n".encode("latin-1")
+    )
     return tmp_path
 
 

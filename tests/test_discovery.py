@@ -3,6 +3,7 @@ own CLI finds in the working directory, and the DAG file names it explicitly."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -142,7 +143,8 @@ def test_each_form_finds_what_dagster_finds_and_the_dag_names_it(
     assert location == {**wanted, "working_directory": str(root)}
     assert location.get("python_file", "/").startswith("/")
     # The file says how to scaffold it again: from the directory where it was found.
-    assert f"    cd {root} && dagster-airflow scaffold demo_pipeline -e env.yml\n" in done.stdout
+    command = f"cd {root} && dagster-airflow scaffold demo_pipeline -e env.yml"
+    assert f"\nSCAFFOLD_COMMAND = {json.dumps(command)}\n" in done.stdout
 
 
 def test_pyproject_comes_before_workspace_yaml_as_in_dagster(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_each_difference_is_one_line_and_the_exit_status_says_so(tmp_path):
     assert any(
         line.startswith("config schema changed: properties.ops.properties") for line in lines
     )
-    assert lines[-1].endswith("scaffold it again (the command is in the file's docstring).")
+    assert lines[-1].endswith("scaffold it again (the command is the file's SCAFFOLD_COMMAND).")
 
 
 def test_a_new_edge_and_changed_partitions_are_drift(tmp_path):

@@ -590,3 +590,55 @@ def test_nested_mapping_is_refused_in_one_sentence_naming_the_op(tmp_path):
         "op 'work' cannot be downstream of more than one dynamic output. It is downstream of "
         'both "pieces:result" and "sub_pieces:result"' in done.stderr
     )
+
+
+def test_install_refuses_a_dag_id_that_another_jobs_dag_holds_unless_forced(tmp_path):
+    installed = run_cli(
+        "scaffold", *DEMO, "--dag-id", "shared", "--install", "--dags-folder", str(tmp_path)
+    )
+    assert installed.returncode == 0, installed.stderr
+    target = tmp_path / "shared.py"
+    before = target.read_text()
+    other = ["numbers", "-m", "tests.jobs.pkg.jobs", "-d", str(ROOT), "--dag-id", "shared"]
+
+    done = run_cli("scaffold", *other, "--install", "--dags-folder", str(tmp_path))
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"dagster-airflow scaffold: {str(target)!r} holds DAG 'shared' of job 'demo_pipeline' "
+        f"from {str(EXAMPLES / 'demo.py')!r}, not of job 'numbers' from this code location; "
+        "choose another --dag-id, or pass --force to replace it.\n"
+    )
+    assert target.read_text() == before
+    forced = run_cli("scaffold", *other, "--install", "--force", "--dags-folder", str(tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert '"job_name": "numbers"' in target.read_text()
+
+
+HAND_WRITTEN = {
+    "with-dag": 'from airflow.sdk import DAG\n\nwith DAG(dag_id="demo_pipeline"):\n    pass\n',
+    "positional": 'import airflow.sdk\n\ndag = airflow.sdk.DAG("demo_pipeline")\n',
+    "decorator": "from airflow.sdk import dag\n\n\n@dag\ndef demo_pipeline():\n    pass\n",
+    "decorator-id": 'from airflow.sdk import dag\n\n@dag(dag_id="demo_pipeline")\ndef f(): ...\n',
+}
+
+
+@pytest.mark.parametrize("how", sorted(HAND_WRITTEN))
+def test_install_refuses_a_dag_id_a_hand_written_file_defines_at_any_depth(tmp_path, how):
+    hand_written = tmp_path / "team" / "legacy" / "old_dag.py"
+    hand_written.parent.mkdir(parents=True)
+    hand_written.write_text(HAND_WRITTEN[how])
+
+    done = run_cli("scaffold", *DEMO, "--install", "--dags-folder", str(tmp_path))
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"dagster-airflow scaffold: DAG 'demo_pipeline' is already in {str(hand_written)!r} "
+        "(a file not written by the scaffold), and Airflow refuses a DAG id defined twice; "
+        "delete that file or its DAG, choose another --dag-id, or pass --force to write it "
+        "anyway (removing older scaffolded files).\n"
+    )
+    assert not (tmp_path / "demo_pipeline.py").exists()
+    forced = run_cli("scaffold", *DEMO, "--install", "--force", "--dags-folder", str(tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert hand_written.read_text() == HAND_WRITTEN[how]  # --force never deletes a user's file

@@ -58,8 +58,8 @@ class DockerOptions:
     )
     docker_conn_id: str | None = _field.string("docker_conn_id", default=None, example="docker")
     pull: str = _field.one_of("pull", PULL_POLICIES, default="missing")
-    environment: Mapping[str, str] = _field.string_map("environment")
-    private_environment: Mapping[str, str] = _field.string_map("private_environment")
+    environment: Mapping[str, str] = _field.env_map("environment")
+    private_environment: Mapping[str, str] = _field.env_map("private_environment")
     mounts: Sequence[tuple[str, str, str, bool]] = _field.items(
         "mounts", _parse_mount, "a list of mounts", '["/host/path:/container/path:ro"]'
     )

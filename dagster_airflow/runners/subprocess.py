@@ -86,7 +86,7 @@ def _boolean(option: str):
 @attrs.frozen
 class SubprocessOptions:
     python: str | None = _field.string("python", default=None, example="/opt/venv/bin/python")
-    env: Mapping[str, str] = _field.string_map("env", example="{MY_SETTING: value}")
+    env: Mapping[str, str] = _field.env_map("env", example="{MY_SETTING: value}")
     working_dir: str | None = _field.string("working_dir", default=None, example="/opt/project")
     kill_timeout: float = _field.number("kill_timeout", default=10.0, example="30")
     warm: bool = _field.field(_boolean("warm"), default=True)
