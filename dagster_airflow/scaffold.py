@@ -574,7 +574,7 @@ def _expected_values(
         ("DEFAULT_ARGS", "code_location"): graph.code_location.to_dict(),
         ("DEFAULT_ARGS", "job_name"): graph.job_name,
         ("DEFAULT_ARGS", "run_config"): graph.run_config,
-        ("DEFAULT_ARGS", "run_config_schema"): graph.config_schema,
+        ("DEFAULT_ARGS", "run_config_schema"): compact_schema(graph.config_schema),
     }
     for key in graph.config_schema.get("properties", {}):
         expected[("PARAMS", key, "default")] = param_default(graph.run_config.get(key, {}))
