@@ -100,9 +100,10 @@ def descendants(root: int) -> dict[int, tuple[str, str]]:
     return found
 
 
-def _kill(pid: int, started: str) -> None:
+def _kill(pid: int, started: str) -> bool:
     """SIGKILL ``pid`` if it is still the process that started at ``started`` (not a new
-    process that was given a reused pid)."""
+    process that was given a reused pid); False if it may not be killed (another user's, as a
+    set-user-ID program is)."""
     try:
         pidfd = os.pidfd_open(pid)
     except (OSError, AttributeError):
@@ -110,41 +111,58 @@ def _kill(pid: int, started: str) -> None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             if stat.read().rpartition(")")[2].split()[19] != started:
-                return
+                return True
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        return False
     except (OSError, IndexError):
         pass  # gone meanwhile
     finally:
         if pidfd is not None:
             os.close(pidfd)
+    return True
 
 
-def end_descendants() -> dict[int, str]:
-    """SIGKILL every process below this one and reap them, until none is left; the pids ended
-    and their command names. Orphans come here (this process is their subreaper), so waiting
-    for this process's own children is waiting for all of them."""
+def end_descendants() -> tuple[dict[int, str], dict[int, str]]:
+    """SIGKILL every process below this one and reap them, until none is left. Orphans come
+    here (this process is their subreaper), so waiting for this process's own children is
+    waiting for all of them. The processes ended and those this user may not kill (pid ->
+    command name)."""
     ended: dict[int, str] = {}
     while True:
-        for pid, (started, command) in descendants(os.getpid()).items():
-            _kill(pid, started)
-            ended.setdefault(pid, command)
+        left = descendants(os.getpid())
+        refused = {
+            pid: left[pid][1] for pid, (started, _) in left.items() if not _kill(pid, started)
+        }
+        ended.update((pid, command) for pid, (_, command) in left.items() if pid not in refused)
+        if refused and len(refused) == len(left):
+            return ended, refused  # waiting for them could last forever
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
-            return ended
+            return ended, {}
 
 
-def leftovers_line(ended: dict[int, str]) -> str:
+def _listed(processes: dict[int, str]) -> str:
+    count = len(processes)
+    listed = ", ".join(f"{pid} {command}" for pid, command in sorted(processes.items()))
+    return f"{count} process{'es' if count > 1 else ''} ({listed})"
+
+
+def leftovers_line(ended: dict[int, str], refused: dict[int, str]) -> str:
     """The step output's one line about the processes the step left running."""
-    count = len(ended)
-    listed = ", ".join(f"{pid} {command}" for pid, command in sorted(ended.items()))
-    them = "it" if count == 1 else "them"
+    left = f"dagster-airflow: the step left {_listed({**ended, **refused})} running"
+    if refused:
+        return (
+            f"{left}; this user may not kill {_listed(refused)}, which runs on (the rest were "
+            "ended with SIGKILL): have the op wait for what it starts.\n"
+        )
+    them = "it" if len(ended) == 1 else "them"
     return (
-        f"dagster-airflow: the step left {count} process{'es' if count > 1 else ''} running "
-        f"({listed}) and ended {them} with SIGKILL: every process a step starts ends with the "
+        f"{left} and ended {them} with SIGKILL: every process a step starts ends with the "
         "step, so have the op wait for what it starts.\n"
     )
 
@@ -201,10 +219,10 @@ class StepReaper:
         (negative: the signal that ended it)."""
         if self.pidfd is not None:
             os.close(self.pidfd)
-        ended = end_descendants()
-        if ended and out_fd is not None:
+        ended, refused = end_descendants()
+        if (ended or refused) and out_fd is not None:
             with contextlib.suppress(OSError):  # the reader may be gone (the task died)
-                os.write(out_fd, leftovers_line(ended).encode())
+                os.write(out_fd, leftovers_line(ended, refused).encode())
         assert self.status is not None
         return os.waitstatus_to_exitcode(self.status)
 

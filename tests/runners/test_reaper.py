@@ -26,7 +26,7 @@ from tests.conftest import JOBS, scaffold
 
 RUN_ID = "3d9a8e2f-6b1c-5d4e-8f7a-2c3b4d5e6f70"
 MODES = ["fresh", "warm"]
-LEFT_RUNNING = "dagster-airflow: the step left 1 process running ("
+LEFT_RUNNING = "dagster-airflow: the step left 1 process ("
 STEP_TIMEOUT = 120  # seconds a step may take to start its daemon, start-up included
 
 
@@ -98,8 +98,8 @@ def test_the_daemon_ends_when_its_step_ends(tmp_path, servers_dir, task_log, mod
     assert_ends(pid, timeout=0.0)
     (line,) = [m for m in task_log.messages if m.startswith(LEFT_RUNNING)]
     assert line == (
-        f"{LEFT_RUNNING}{pid} sleep) and ended it with SIGKILL: every process a step starts "
-        "ends with the step, so have the op wait for what it starts."
+        f"{LEFT_RUNNING}{pid} sleep) running and ended it with SIGKILL: every process a step "
+        "starts ends with the step, so have the op wait for what it starts."
     )
 
 
@@ -219,4 +219,15 @@ def test_through_airflow_the_daemon_ends_with_its_task(airflow_home, tmp_path):
     assert result.succeeded, result.output[-3000:]
     pid = int((tmp_path / "daemon.pid").read_text())
     assert_ends(pid, timeout=0.0)
-    assert f"{LEFT_RUNNING}{pid} sleep)" in result.output
+    assert f"{LEFT_RUNNING}{pid} sleep) running and ended it" in result.output
+
+
+def test_processes_this_user_may_not_kill_are_named_as_running_on():
+    # (A test run as root can kill every process: the line is checked as the reaper writes it.)
+    from dagster_airflow.runners.reaper import leftovers_line
+
+    assert leftovers_line({4242: "sleep"}, {99: "sudo"}) == (
+        "dagster-airflow: the step left 2 processes (99 sudo, 4242 sleep) running; this user may "
+        "not kill 1 process (99 sudo), which runs on (the rest were ended with SIGKILL): have the "
+        "op wait for what it starts.\n"
+    )
