@@ -24,11 +24,14 @@ from dagster_airflow.model import (
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext, StepRunner, run_context
+from dagster_airflow.runners.reaper import die_with_parent_preexec
 from dagster_airflow.step_log import StepLog
 
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
 AIRFLOW_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
-PR_SET_PDEATHSIG = 1
+# Seconds the runner gives the step's reaper, after its kill_timeout, to SIGKILL the step and
+# end what the step left, before it SIGKILLs the reaper itself.
+REAPER_GRACE = 5.0
 STOPPED_BEFORE_IT_RAN = (
     "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
 )
@@ -51,24 +54,6 @@ def server_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dic
     task context (each step gets its own from its task)."""
     env = step_environment(base, extra, {})
     return {k: v for k, v in env.items() if not k.startswith(("AIRFLOW_CTX_", REQUEST_ENV_VAR))}
-
-
-def _die_with_parent(parent: int):
-    """A preexec_fn: the step process gets SIGKILL when the Airflow task process dies (SIGKILL,
-    OOM), so a retry never runs beside an orphan. Linux only; elsewhere it does nothing."""
-
-    def preexec() -> None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 _field = OptionFields("the subprocess runner")
@@ -106,8 +91,10 @@ class SubprocessRunner(StepRunner):
     See docs/step-server.md.
 
     The step gets the machine's environment without Airflow's configuration and secrets
-    (``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), and dies with the Airflow task
-    process.
+    (``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``). On Linux it runs below a reaper
+    (runners/reaper.py) that ends every process the step started when the step ends, and
+    ends the step when the Airflow task process dies; elsewhere the step is its own process
+    group, killed as one.
     """
 
     name = "subprocess"
@@ -140,6 +127,16 @@ class SubprocessRunner(StepRunner):
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
+
+    def _reaped(self) -> bool:
+        return sys.platform == "linux"
+
+    def _process_command(self) -> list[str]:
+        """The step's command, below its reaper where there is one."""
+        if not self._reaped():
+            return self.command()
+        reaper = [self.python, "-m", "dagster_airflow.runners.reaper"]
+        return [*reaper, "--kill-timeout", str(self.kill_timeout), "--", *self.command()]
 
     def run(
         self,
@@ -187,10 +184,11 @@ class SubprocessRunner(StepRunner):
         return self._step_log.result(self._process.wait())
 
     def _start_process(self, env: Mapping[str, str]) -> subprocess.Popen[str]:
-        """The step's process, started: its own process group, dying with this one."""
+        """The step's process (its reaper on Linux), started: its own process group, dying with
+        this one."""
         try:
             return subprocess.Popen(
-                self.command(),
+                self._process_command(),
                 env=env,
                 cwd=self.working_dir,
                 stdin=subprocess.DEVNULL,
@@ -199,7 +197,9 @@ class SubprocessRunner(StepRunner):
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # its own process group, so kill() stops all of it
-                preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
+                # A retry never runs beside an orphan: the reaper ends the step (and what it
+                # started) when this process dies, even by SIGKILL.
+                preexec_fn=die_with_parent_preexec(os.getpid()) if self._reaped() else None,
             )
         except OSError as exc:
             raise RunnerError(
@@ -252,9 +252,13 @@ class SubprocessRunner(StepRunner):
         if not getattr(self, "_reading", True):
             drain = threading.Thread(target=self._drain, name="step-output", daemon=True)
             drain.start()
+        # On Linux this SIGTERMs the reaper, alone in its group: it SIGTERMs the step's group,
+        # SIGKILLs it after kill_timeout and ends what the step left; the SIGKILL below is for a
+        # reaper that did not.
+        grace = REAPER_GRACE if self._reaped() else 0.0
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(self.kill_timeout)
+            process.wait(self.kill_timeout + grace)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -9,7 +9,8 @@ step outlives a reload of the server:
   the client to connect again), forks a supervisor and forgets the connection;
 - the supervisor (one per step): reads the request's environment, working directory and output
   descriptor from the connection, forks the step, relays a kill, stops the step when the
-  client's connection drops (the Airflow task process died), and sends back the exit code;
+  client's connection drops (the Airflow task process died), and sends back the exit code; it
+  is the step's subreaper (runners/reaper.py), so it ends every process the step left behind;
 - the step: its own session, environment, working directory and output streams, then
   ``dagster-airflow execute-step`` exactly as a fresh process runs it.
 
@@ -74,11 +75,6 @@ def _bind(path: Path) -> socket.socket:
     os.chmod(path, 0o600)
     listener.listen(128)
     return listener
-
-
-def _killpg(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -417,8 +413,18 @@ def _exit_on_signal(signum, frame) -> None:
 
 def _supervise(conn: socket.socket, server: StepServer) -> int:
     """In the supervisor: take the step's environment and output, fork the step, watch it."""
+    from dagster_airflow.runners.reaper import (
+        StepReaper,
+        become_subreaper,
+        signal_pipe,
+        signals_arrived,
+    )
+
     server.close_in_child()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The supervisor outlives the step's own code: every process the step starts, a daemon
+    # that left its session included, is re-parented here when orphaned and ended with it.
+    become_subreaper()
     conn.settimeout(30)
     payload, fds = recv_frame(conn, maxfds=1)
     if payload is None or len(fds) != 1:
@@ -433,21 +439,15 @@ def _supervise(conn: socket.socket, server: StepServer) -> int:
     pid = os.fork()
     if pid == 0:
         _run_step(payload, out_fd, conn, supervisor)
-    os.close(out_fd)
     payload = None  # the step has its request and credentials; nothing here keeps them
     send_frame(conn, {"pid": pid})
-    pidfd = os.pidfd_open(pid)
+    reaper = StepReaper(pid, kill_timeout)
+    orphan_ended = signal_pipe([signal.SIGCHLD])  # reap orphans as they end, not at the end
     conn.settimeout(None)
-    watched: list[Any] = [conn, pidfd]
-    kill_at: float | None = None
-    while True:
-        timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
-        readable, _, _ = select.select(watched, [], [], timeout)
-        if pidfd in readable:
-            _, status = os.waitpid(pid, 0)
-            with contextlib.suppress(OSError):
-                send_frame(conn, {"exit": os.waitstatus_to_exitcode(status)})
-            return 0
+    watched: list[Any] = [fd for fd in (conn, reaper.pidfd, orphan_ended) if fd is not None]
+    while not reaper.reap():
+        readable, _, _ = select.select(watched, [], [], reaper.wait_seconds())
+        signals_arrived(orphan_ended)
         if conn in readable:
             try:
                 message, _ = recv_frame(conn)
@@ -456,14 +456,18 @@ def _supervise(conn: socket.socket, server: StepServer) -> int:
             if message is None:
                 # The client's end closed: the Airflow task process is gone (even by SIGKILL).
                 # Stop the step at once, as a fresh step dies with its parent.
-                _killpg(pid, signal.SIGKILL)
+                reaper.kill()
                 watched.remove(conn)
             elif message.get("op") == "kill":
-                _killpg(pid, signal.SIGTERM)
-                kill_at = time.monotonic() + kill_timeout
-        if kill_at is not None and time.monotonic() >= kill_at:
-            _killpg(pid, signal.SIGKILL)
-            kill_at = None
+                reaper.terminate()
+        reaper.tick()
+    # The step's output pipe stays open here until what the step left is ended: the line
+    # that says so is its last, and the client reads the exit code only after that.
+    code = reaper.finish(out_fd)
+    os.close(out_fd)
+    with contextlib.suppress(OSError):
+        send_frame(conn, {"exit": code})
+    return 0
 
 
 def _run_step(payload: dict[str, Any], out_fd: int, conn: socket.socket, supervisor: int) -> None:
@@ -471,9 +475,9 @@ def _run_step(payload: dict[str, Any], out_fd: int, conn: socket.socket, supervi
     code = 70
     try:
         os.setsid()  # its own process group, so a kill stops everything the step started
-        from dagster_airflow.runners.subprocess import _die_with_parent
+        from dagster_airflow.runners.reaper import die_with_parent
 
-        _die_with_parent(supervisor)()
+        die_with_parent(supervisor)
         conn.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
