@@ -20,7 +20,7 @@ EXIT_USAGE = 2
 def _parse_option(text: str, flag: str) -> tuple[str, Any]:
     import yaml
 
-    from dagster_airflow.yaml_files import load_yaml
+    from dagster_airflow.job.yaml_files import load_yaml
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -94,8 +94,8 @@ def _discovered_location(
     """With no -f, -m or -w: what the working directory declares, as Dagster's CLI finds it."""
     import attrs
 
-    from dagster_airflow.code_location import first_with_job
-    from dagster_airflow.discovery import discover
+    from dagster_airflow.job.code_location import first_with_job
+    from dagster_airflow.job.discovery import discover
 
     candidates, declared_in = discover()
     if candidates[0].workspace:
@@ -112,11 +112,11 @@ def _discovered_location(
 
 
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.compile import load_run_config
-    from dagster_airflow.dag_install import check_dag_id, install_dag
-    from dagster_airflow.discovery import discover
-    from dagster_airflow.forked import call_in_child
-    from dagster_airflow.scaffold import command_line, dags_folder
+    from dagster_airflow.job.compile import load_run_config
+    from dagster_airflow.job.discovery import discover
+    from dagster_airflow.scaffold.forked import call_in_child
+    from dagster_airflow.scaffold.install import check_dag_id, install_dag
+    from dagster_airflow.scaffold.render import command_line, dags_folder
 
     job_name = _job_name(args)
     dag_id = check_dag_id(args.dag_id or job_name)
@@ -162,8 +162,8 @@ def _scaffolded_dag(
     """The DAG file's text and its number of tasks (the code location loaded here)."""
     import attrs
 
-    from dagster_airflow.compile import compile_job
-    from dagster_airflow.scaffold import relocate, render_dag
+    from dagster_airflow.job.compile import compile_job
+    from dagster_airflow.scaffold.render import relocate, render_dag
 
     location = _code_location(args, job_name)
     note({"location": location.describe()})
@@ -218,9 +218,9 @@ def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import json
     import logging
 
-    from dagster_airflow import results
-    from dagster_airflow.connections import get_connection
-    from dagster_airflow.scaffold import dags_folder
+    from dagster_airflow.scaffold import results
+    from dagster_airflow.scaffold.render import dags_folder
+    from dagster_airflow.task.connections import get_connection
 
     if args.dag_file:
         dag = results.read_dag_file(Path(args.dag_file).expanduser())
@@ -250,7 +250,7 @@ def _show(run, storage, args: argparse.Namespace) -> int:
     import json
     import pprint
 
-    from dagster_airflow import results
+    from dagster_airflow.scaffold import results
 
     step, output = run.find(args.show)
     if output == results.EVENTS:
@@ -275,7 +275,7 @@ def _show(run, storage, args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.drift import check_dag_file
+    from dagster_airflow.scaffold.check import check_dag_file
 
     drift = check_dag_file(args.dag_file)
     for line in drift:
@@ -291,7 +291,7 @@ def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.worker import execute_step
+    from dagster_airflow.worker.execute import execute_step
 
     if args.request_file == "-":
         text = sys.stdin.read()
@@ -429,7 +429,7 @@ def cmd_servers(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.compile import load_run_config
+    from dagster_airflow.job.compile import load_run_config
     from dagster_airflow.testing.airflow_home import AirflowHome
     from dagster_airflow.testing.compare import compare_job
 
