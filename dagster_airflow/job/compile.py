@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -223,3 +225,16 @@ def op_docs(job, steps) -> dict[str, OpDoc]:
         definition = job.get_node(step.node_handle).definition
         docs[step.key] = OpDoc(definition.name, definition.description)
     return docs
+
+
+def plan_fingerprint(graph: StepGraph) -> str:
+    """A short hash of what the DAG projects from the job: steps, edges, assets, config schema,
+    partitions. A changed job gives a new fingerprint, and so a new DAG version in Airflow."""
+    data = {
+        "job": graph.job_name,
+        "steps": [attrs.asdict(s) for s in graph.steps],
+        "config_schema": graph.config_schema,
+        "partitions": attrs.asdict(graph.partitions) if graph.partitions else None,
+    }
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

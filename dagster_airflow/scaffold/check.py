@@ -8,137 +8,20 @@ settings. One line per difference.
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from dagster_airflow.assets import DEFAULT_URI_TEMPLATE
 from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.job.compile import compile_job
 from dagster_airflow.job.params import expand_schema
-
-# Task arguments the scaffold writes from a Dagster retry policy.
-RETRY_ARGUMENTS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
-
-
-def plan_fingerprint(graph) -> str:
-    """A short hash of what the DAG projects from the job: steps, edges, assets, config schema,
-    partitions. A changed job gives a new fingerprint, and so a new DAG version in Airflow."""
-    data = {
-        "job": graph.job_name,
-        "steps": [attrs.asdict(s) for s in graph.steps],
-        "config_schema": graph.config_schema,
-        "partitions": attrs.asdict(graph.partitions) if graph.partitions else None,
-    }
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
+from dagster_airflow.scaffold.dag_file import DagText, parse_dag_text
+from dagster_airflow.scaffold.render import render_dag
 
 
-@attrs.frozen
-class DagShape:
-    """What a DAG file projects from its job, read from its text."""
-
-    steps: dict[str, tuple[str, ...]]  # step key -> the step keys upstream of it
-    retries: dict[str, dict[str, str]]  # step key -> retry argument -> its source text
-    literals: dict[str, Any]  # DEFAULT_ARGS, RUN_CONFIG_SCHEMA
-    schedule: str
-    start_date: str
-    partition: str  # the partition param's source text ("" when none)
-
-
-def _source(text: str, node: ast.AST | None) -> str:
-    return ast.get_source_segment(text, node) or "" if node is not None else ""
-
-
-def read_dag(text: str, where: str) -> DagShape:
-    """The shape of a scaffolded DAG file's text."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError as exc:
-        raise ConfigurationError(f"{where} is not valid Python: {exc}; scaffold it again.") from exc
-    literals: dict[str, Any] = {}
-    names: dict[str, str] = {}  # variable -> step key
-    retries: dict[str, dict[str, str]] = {}
-    upstream: dict[str, set[str]] = {}
-    dag_call: ast.Call | None = None
-    partition = ""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            target = node.targets[0].id
-            if target in ("DEFAULT_ARGS", "RUN_CONFIG_SCHEMA"):
-                literals[target] = _literal_value(text, node.value)
-            elif target == "PARAMS" and isinstance(node.value, ast.Dict):
-                for key, value in zip(node.value.keys, node.value.values, strict=True):
-                    if isinstance(key, ast.Constant) and key.value == "partition":
-                        partition = _source(text, value)
-            elif isinstance(node.value, ast.Call) and _called(node.value) == "DagsterOperator":
-                arguments = {k.arg: k.value for k in node.value.keywords if k.arg}
-                step_key = ast.literal_eval(arguments["step_key"])
-                names[target] = step_key
-                upstream.setdefault(step_key, set())
-                retries[step_key] = {
-                    name: _source(text, arguments[name])
-                    for name in RETRY_ARGUMENTS
-                    if name in arguments
-                }
-        elif isinstance(node, ast.With):
-            for item in node.items:
-                if isinstance(item.context_expr, ast.Call) and _called(item.context_expr) == "DAG":
-                    dag_call = item.context_expr
-    for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
-            ups = _operands(node.left)
-            for down in _operands(node.right):
-                for up in ups:
-                    if up in names and down in names:
-                        upstream[names[down]].add(names[up])
-    if dag_call is None or not names:
-        raise ConfigurationError(
-            f"{where} is not a DAG file scaffolded by dagster-airflow (no DAG with "
-            "DagsterOperator tasks); give the file `dagster-airflow scaffold --install` wrote."
-        )
-    dag_arguments = {k.arg: k.value for k in dag_call.keywords if k.arg}
-    return DagShape(
-        steps={k: tuple(sorted(v)) for k, v in upstream.items()},
-        retries=retries,
-        literals=literals,
-        schedule=_source(text, dag_arguments.get("schedule")),
-        start_date=_source(text, dag_arguments.get("start_date")),
-        partition=partition,
-    )
-
-
-def _called(call: ast.Call) -> str:
-    return call.func.id if isinstance(call.func, ast.Name) else ""
-
-
-def _operands(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.List | ast.Tuple):
-        return [e.id for e in node.elts if isinstance(e, ast.Name)]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
-        return _operands(node.right)  # a >> b >> c: the right end feeds what follows
-    return []
-
-
-def _literal_value(text: str, node: ast.AST) -> Any:
-    """A literal as data; a name or a call inside it (RUN_CONFIG_SCHEMA, timedelta) as its text."""
-    if isinstance(node, ast.Dict):
-        return {
-            ast.literal_eval(k): _literal_value(text, v)
-            for k, v in zip(node.keys, node.values, strict=True)
-            if k is not None
-        }
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return _source(text, node)
-
-
-def differences(scaffolded: DagShape, current: DagShape) -> list[str]:
+def differences(scaffolded: DagText, current: DagText) -> list[str]:
     """One line per way the file differs from what the job gives today."""
     lines = []
     old, new = scaffolded.steps, current.steps
@@ -190,10 +73,6 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
 
 def check_dag_file(path: str) -> list[str]:
     """The differences between a scaffolded DAG file and its job as it is now."""
-    from dagster_airflow.job.compile import compile_job
-    from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
-    from dagster_airflow.scaffold.render import render_dag
-
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -216,22 +95,26 @@ def check_dag_file(path: str) -> list[str]:
         StorageSpec.from_value(default_args.get("storage") or "filesystem"),
         dag_id="check",
         command="check",
-        asset_uri_template=_asset_uri_template(text),
+        asset_uri_template=_asset_uri_template(text, scaffolded),
         schedule_on_assets="schedule=[ASSETS[" in text,
     )
     return differences(scaffolded, read_dag(current_text, "the job's DAG"))
 
 
-def _asset_uri_template(text: str) -> str:
-    from dagster_airflow.assets import DEFAULT_URI_TEMPLATE
+def read_dag(text: str, where: str) -> DagText:
+    """The declarations of a DAG file dagster-airflow scaffolded; one sentence for another."""
+    shape = parse_dag_text(text, where)
+    if not shape.has_dag or not shape.steps:
+        raise ConfigurationError(
+            f"{where} is not a DAG file scaffolded by dagster-airflow (no DAG with "
+            "DagsterOperator tasks); give the file `dagster-airflow scaffold --install` wrote."
+        )
+    return shape
 
-    for node in ast.parse(text).body:
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "ASSET_URI_TEMPLATE"
-        ):
-            return ast.literal_eval(node.value)
+
+def _asset_uri_template(text: str, shape: DagText) -> str:
+    if shape.asset_uri_template is not None:
+        return shape.asset_uri_template
     # A file scaffolded before ASSET_URI_TEMPLATE said it in a comment.
     marker = "# Airflow Assets (URI: "
     start = text.find(marker)

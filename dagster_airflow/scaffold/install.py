@@ -7,21 +7,17 @@ is readable by whoever the umask allows, as the DAG processor may run as another
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from pathlib import Path
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.files import write_whole
 from dagster_airflow.scaffold.dag_definitions import dag_ids_by_file
+from dagster_airflow.scaffold.dag_file import SCAFFOLD_MARK, parse_dag_text
 
 # Airflow's rule for a DAG id (airflow.utils.helpers.KEY_REGEX, and ID_LEN in airflow.models).
 DAG_ID_PATTERN = re.compile(r"^[\w.-]+$")
 DAG_ID_MAX_LENGTH = 250
-# The first line of every file the scaffold writes, and the line holding its DAG id.
-SCAFFOLD_MARK = "scaffolded by dagster-airflow"
-_DAG_ID_LINE = re.compile(r"^    dag_id=(\".*\"),$", re.M)
 
 
 def check_dag_id(dag_id: str) -> str:
@@ -56,37 +52,18 @@ def scaffolded_dag_id(path: Path) -> str | None:
         return None
     if SCAFFOLD_MARK not in text.partition("\n")[0]:
         return None
-    found = _DAG_ID_LINE.search(text)
-    if not found:
-        return None
     try:
-        value = json.loads(found.group(1))
-    except ValueError:
+        return parse_dag_text(text, str(path)).dag_id
+    except ConfigurationError:
         return None
-    return value if isinstance(value, str) else None
 
 
 def scaffolded_job(text: str) -> tuple[object, object] | None:
     """The job name and code location a scaffolded DAG file's DEFAULT_ARGS name, if readable."""
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        return parse_dag_text(text, "the DAG file").job
+    except ConfigurationError:
         return None
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "DEFAULT_ARGS"
-            and isinstance(node.value, ast.Dict)
-        ):
-            found = {}
-            for key, value in zip(node.value.keys, node.value.values, strict=True):
-                try:
-                    found[ast.literal_eval(key)] = ast.literal_eval(value)
-                except (ValueError, TypeError):
-                    continue
-            return found.get("job_name"), found.get("code_location")
-    return None
 
 
 def _check_same_job(target: Path, text: str, dag_id: str) -> None:

@@ -21,11 +21,10 @@ import attrs
 
 from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.errors import ConfigurationError
-from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy
+from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy, plan_fingerprint
 from dagster_airflow.job.params import compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
-from dagster_airflow.scaffold.check import plan_fingerprint
 from dagster_airflow.scaffold.dag_check import check_dag_text
 from dagster_airflow.scaffold.dag_literals import block_literal, check_writable, string_literal
 

@@ -8,7 +8,6 @@ Dagster run id (``model.dagster_run_id``), and that is the run's folder in the s
 
 from __future__ import annotations
 
-import ast
 import datetime
 import os
 import sys
@@ -27,6 +26,7 @@ from dagster_airflow.model import (
     StorageSpec,
     dagster_run_id,
 )
+from dagster_airflow.scaffold.dag_file import parse_dag_text
 from dagster_airflow.storage.base import (
     EVENT_LOG_NAME,
     OUTPUTS_RECORD_NAME,
@@ -71,68 +71,22 @@ class DagFile:
         return get_plugins().storage(spec.name).create(spec.options)
 
 
-def _dag_id(tree: ast.AST) -> str | None:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-            if name != "DAG":
-                continue
-            for keyword in node.keywords:
-                if keyword.arg == "dag_id" and isinstance(keyword.value, ast.Constant):
-                    return keyword.value.value
-    return None
-
-
-def _default_args(tree: ast.Module) -> dict[str, Any] | None:
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "DEFAULT_ARGS"
-            and isinstance(node.value, ast.Dict)
-        ):
-            found = {}
-            for key, value in zip(node.value.keys, node.value.values, strict=True):
-                try:
-                    found[ast.literal_eval(key)] = ast.literal_eval(value)
-                except ValueError:  # datetime.timedelta(...) and the like: not ours
-                    continue
-            return found
-    return None
-
-
-def _step_keys(tree: ast.AST) -> tuple[str, ...]:
-    keys = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DagsterOperator":
-            for keyword in node.keywords:
-                if keyword.arg == "step_key" and isinstance(keyword.value, ast.Constant):
-                    keys.append(keyword.value.value)
-    return tuple(sorted(set(keys), key=keys.index))
-
-
 def read_dag_file(path: Path) -> DagFile:
     """The declarations of a scaffolded DAG file; one sentence when it is not one."""
     try:
-        tree = ast.parse(path.read_text(), filename=str(path))
+        text = path.read_text()
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read the DAG file {str(path)!r}: {exc.strerror}; check the --dag-file path."
         ) from exc
-    except SyntaxError as exc:
-        raise ConfigurationError(
-            f"the DAG file {str(path)!r} is not valid Python (line {exc.lineno}: {exc.msg}); "
-            "fix it or scaffold it again."
-        ) from exc
-    default_args = _default_args(tree)
-    dag_id = _dag_id(tree)
+    found = parse_dag_text(text, f"the DAG file {str(path)!r}")
+    default_args, dag_id = found.default_args, found.dag_id
     if default_args is None or dag_id is None or "code_location" not in default_args:
         raise ConfigurationError(
             f"{str(path)!r} is not a DAG file dagster-airflow scaffolded (it has no DAG(dag_id="
             "...) with a DEFAULT_ARGS naming a code location); pass --dag-file with one."
         )
-    return DagFile(path, dag_id, default_args, _step_keys(tree))
+    return DagFile(path, dag_id, default_args, found.step_keys)
 
 
 def find_dag_file(dag_id: str, folder: Path) -> DagFile:
