@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -291,47 +289,9 @@ def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.worker.execute import execute_step
+    from dagster_airflow.worker.entry import main as run_step
 
-    if args.request_file == "-":
-        text = sys.stdin.read()
-    elif args.request_file:
-        try:
-            text = Path(args.request_file).read_text()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read the step request {args.request_file!r}: {exc.strerror}."
-            ) from exc
-    else:
-        text = os.environ.get(REQUEST_ENV_VAR, "")
-        if not text:
-            raise ConfigurationError(
-                f"no step request: set {REQUEST_ENV_VAR} to its JSON, or pass --request-file."
-            )
-    # SIGTERM (a runner's kill, `docker stop`, ECS stopping the task) interrupts the step as
-    # Ctrl-C would. Dagster's execution maps it so once it begins; this covers the seconds
-    # before (importing Dagster, loading the code location), when the worker would otherwise
-    # die without a word, or, as a container's PID 1, ignore SIGTERM until SIGKILL. Either way
-    # the step is reported as stopped and its event log is written.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    code = execute_step(text)
-    _exit_now(code)
-    return code  # not reached
-
-
-def _exit_now(code: int) -> None:
-    """End the worker without Python's module teardown, which takes about a second once Dagster
-    is loaded, as Dagster's own multiprocess step workers end (multiprocessing exits with
-    os._exit). Everything the step wrote is committed by now; atexit handlers (the user's too),
-    logging and standard streams are still run and flushed first."""
-    import atexit
-    import logging
-
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return run_step(args.request_file)
 
 
 def cmd_install(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -397,8 +397,8 @@ def _warm() -> None:
     from dagster._core.definitions.job_base import InMemoryJob  # noqa: F401
     from dagster._core.execution.api import create_execution_plan  # noqa: F401
 
-    import dagster_airflow.cli
     import dagster_airflow.job.compile
+    import dagster_airflow.worker.entry
     import dagster_airflow.worker.execute
     import dagster_airflow.worker.io_manager  # noqa: F401
     from dagster_airflow.plugins.manager import get_plugins
@@ -491,9 +491,9 @@ def _run_step(payload: dict[str, Any], out_fd: int, conn: socket.socket, supervi
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sys.argv = [sys.argv[0], "execute-step"]
-        from dagster_airflow.cli import main
+        from dagster_airflow.worker.entry import main
 
-        code = main(["execute-step"])  # ends the process itself, as a fresh worker does
+        code = main()  # ends the process itself, as a fresh worker does
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
