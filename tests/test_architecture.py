@@ -54,7 +54,7 @@ EXCEPTIONS = {
 def folder_of(module: str) -> str:
     """ "job.compile" -> "job"; a root module -> "wire" or "entry"."""
     head, _, rest = module.partition(".")
-    if rest:
+    if rest or (PACKAGE / head / "__init__.py").exists():
         return head
     return "entry" if head in ENTRY_POINTS or head == "" else "wire"
 
