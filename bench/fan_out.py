@@ -13,16 +13,20 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
+
+# The project's harness (a deployment) is a top-level folder of the repository, not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from measure import BIN, SCRATCH, Row, dagster_job_execute, print_table, run, wall
 from synthetic_job import write_job
 
 from dagster_airflow.step_server.protocol import running_servers, stop_servers
-from dagster_airflow.testing.airflow_deployment import AirflowDeployment
-from dagster_airflow.testing.servers import free_port
+from harness.airflow_deployment import AirflowDeployment
+from harness.servers import free_port
 
 REPEATS = 2
 STEPS = 10

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import Row, print_table
 
-from dagster_airflow.testing import servers
+from harness import servers
 
 BUCKET = "bench"
 CHUNK = 1024 * 1024

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "DagsterOperator": "dagster_airflow.operator",
-    "IntermediateIOManager": "dagster_airflow.storage.io_manager",
+    "IntermediateIOManager": "dagster_airflow.worker.io_manager",
     "IntermediateStorage": "dagster_airflow.storage.base",
     "StepRunner": "dagster_airflow.runners.base",
     "StepRequest": "dagster_airflow.model",

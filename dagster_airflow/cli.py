@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +18,7 @@ EXIT_USAGE = 2
 def _parse_option(text: str, flag: str) -> tuple[str, Any]:
     import yaml
 
-    from dagster_airflow.yaml_files import load_yaml
+    from dagster_airflow.job.yaml_files import load_yaml
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -94,8 +92,8 @@ def _discovered_location(
     """With no -f, -m or -w: what the working directory declares, as Dagster's CLI finds it."""
     import attrs
 
-    from dagster_airflow.code_location import first_with_job
-    from dagster_airflow.discovery import discover
+    from dagster_airflow.job.code_location import first_with_job
+    from dagster_airflow.job.discovery import discover
 
     candidates, declared_in = discover()
     if candidates[0].workspace:
@@ -112,11 +110,11 @@ def _discovered_location(
 
 
 def cmd_scaffold(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.compile import load_run_config
-    from dagster_airflow.dag_install import check_dag_id, install_dag
-    from dagster_airflow.discovery import discover
-    from dagster_airflow.forked import call_in_child
-    from dagster_airflow.scaffold import command_line, dags_folder
+    from dagster_airflow.job.compile import load_run_config
+    from dagster_airflow.job.discovery import discover
+    from dagster_airflow.scaffold.forked import call_in_child
+    from dagster_airflow.scaffold.install import check_dag_id, install_dag
+    from dagster_airflow.scaffold.render import command_line, dags_folder
 
     job_name = _job_name(args)
     dag_id = check_dag_id(args.dag_id or job_name)
@@ -162,8 +160,8 @@ def _scaffolded_dag(
     """The DAG file's text and its number of tasks (the code location loaded here)."""
     import attrs
 
-    from dagster_airflow.compile import compile_job
-    from dagster_airflow.scaffold import relocate, render_dag
+    from dagster_airflow.job.compile import compile_job
+    from dagster_airflow.scaffold.render import relocate, render_dag
 
     location = _code_location(args, job_name)
     note({"location": location.describe()})
@@ -218,9 +216,9 @@ def cmd_results(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import json
     import logging
 
-    from dagster_airflow import results
-    from dagster_airflow.connections import get_connection
-    from dagster_airflow.scaffold import dags_folder
+    from dagster_airflow.scaffold import results
+    from dagster_airflow.scaffold.render import dags_folder
+    from dagster_airflow.task.connections import get_connection
 
     if args.dag_file:
         dag = results.read_dag_file(Path(args.dag_file).expanduser())
@@ -250,7 +248,7 @@ def _show(run, storage, args: argparse.Namespace) -> int:
     import json
     import pprint
 
-    from dagster_airflow import results
+    from dagster_airflow.scaffold import results
 
     step, output = run.find(args.show)
     if output == results.EVENTS:
@@ -275,7 +273,7 @@ def _show(run, storage, args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.drift import check_dag_file
+    from dagster_airflow.scaffold.check import check_dag_file
 
     drift = check_dag_file(args.dag_file)
     for line in drift:
@@ -291,47 +289,9 @@ def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_execute_step(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.worker import execute_step
+    from dagster_airflow.worker.entry import main as run_step
 
-    if args.request_file == "-":
-        text = sys.stdin.read()
-    elif args.request_file:
-        try:
-            text = Path(args.request_file).read_text()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read the step request {args.request_file!r}: {exc.strerror}."
-            ) from exc
-    else:
-        text = os.environ.get(REQUEST_ENV_VAR, "")
-        if not text:
-            raise ConfigurationError(
-                f"no step request: set {REQUEST_ENV_VAR} to its JSON, or pass --request-file."
-            )
-    # SIGTERM (a runner's kill, `docker stop`, ECS stopping the task) interrupts the step as
-    # Ctrl-C would. Dagster's execution maps it so once it begins; this covers the seconds
-    # before (importing Dagster, loading the code location), when the worker would otherwise
-    # die without a word, or, as a container's PID 1, ignore SIGTERM until SIGKILL. Either way
-    # the step is reported as stopped and its event log is written.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    code = execute_step(text)
-    _exit_now(code)
-    return code  # not reached
-
-
-def _exit_now(code: int) -> None:
-    """End the worker without Python's module teardown, which takes about a second once Dagster
-    is loaded, as Dagster's own multiprocess step workers end (multiprocessing exits with
-    os._exit). Everything the step wrote is committed by now; atexit handlers (the user's too),
-    logging and standard streams are still run and flushed first."""
-    import atexit
-    import logging
-
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return run_step(args.request_file)
 
 
 def cmd_install(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -429,7 +389,7 @@ def cmd_servers(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dagster_airflow.compile import load_run_config
+    from dagster_airflow.job.compile import load_run_config
     from dagster_airflow.testing.airflow_home import AirflowHome
     from dagster_airflow.testing.compare import compare_job
 

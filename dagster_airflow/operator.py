@@ -15,8 +15,8 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-from dagster_airflow.task_context import DEFAULT_RUNNER, RESOLVED
-from dagster_airflow.task_outcome import DagsterRetryPolicy
+from dagster_airflow.task.context import DEFAULT_RUNNER, RESOLVED
+from dagster_airflow.task.outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
 __all__ = ["DEFAULT_RUNNER", "DagsterOperator"]
@@ -48,7 +48,7 @@ class DagsterOperator(BaseOperator):
         that output's name; the task then returns its mapping keys (never data) as its XCom.
 
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
-    is retried after Dagster's own delay (see dagster_airflow.task_outcome).
+    is retried after Dagster's own delay (see dagster_airflow.task.outcome).
     """
 
     # mapping_key is a template field so that, in a mapped task group, Airflow resolves it.
@@ -147,17 +147,17 @@ class DagsterOperator(BaseOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
-        from dagster_airflow.task_context import mask_templated
+        from dagster_airflow.task.context import mask_templated
 
         # Now, before Airflow records the rendered fields for its "Rendered Template" view.
         mask_templated(self.runner, self.runner_source)
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
-        from dagster_airflow import task_context
         from dagster_airflow.model import CodeLocation, StepRequest, TaskRef, dagster_run_id
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
-        from dagster_airflow.task_outcome import raise_for, retry_number
+        from dagster_airflow.task import context as task_context
+        from dagster_airflow.task.outcome import raise_for, retry_number
 
         self._take_dag_defaults()  # a task executed without rendering its templates
         ti = context["ti"]

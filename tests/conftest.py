@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dagster_airflow.testing import servers
-from dagster_airflow.testing.airflow_deployment import AirflowDeployment
 from dagster_airflow.testing.airflow_home import AirflowHome
-from dagster_airflow.testing.browser import AirflowBrowser
 from dagster_airflow.testing.fixtures import (  # noqa: F401
     step_server_runtime_dir,
     stop_step_servers,
     task_log,
 )
+from harness import servers
+from harness.airflow_deployment import AirflowDeployment
+from harness.browser import AirflowBrowser
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -95,7 +95,7 @@ def scaffold(*args: str, **kwargs) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed test that drove a browser keeps a screenshot of the page at the failure, and
-    its report says where (see dagster_airflow.testing.browser)."""
+    its report says where (see harness.browser)."""
     report = yield
     browser = getattr(item, "funcargs", {}).get("browser")
     if report.when == "call" and report.failed and isinstance(browser, AirflowBrowser):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from tests.conftest import ROOT, scaffold
-from tests.test_scaffold import inspect_dag
+from tests.scaffold.test_scaffold import inspect_dag
 
 sys.path.insert(0, str(ROOT / "bench"))
 

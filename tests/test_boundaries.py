@@ -49,8 +49,9 @@ def test_airflow_side_imports_no_dagster(imports):
 @pytest.mark.parametrize(
     "imports",
     [
-        "import dagster_airflow.worker, dagster_airflow.compile, dagster_airflow.code_location",
-        "import dagster_airflow.storage.io_manager, dagster_airflow.scaffold",
+        "import dagster_airflow.worker.execute, dagster_airflow.job.compile\n"
+        "import dagster_airflow.job.code_location",
+        "import dagster_airflow.worker.io_manager, dagster_airflow.scaffold.render",
         "from dagster_airflow.plugins.manager import get_plugins; get_plugins()",
         "import dagster_airflow.step_server.server as s; s._warm()",
     ],
@@ -74,7 +75,7 @@ def test_a_whole_step_runs_without_importing_airflow(tmp_path):
     )
     code = (
         "import io, sys\n"
-        "from dagster_airflow.worker import execute_step\n"
+        "from dagster_airflow.worker.execute import execute_step\n"
         f"rc = execute_step({request.to_json()!r}, io.StringIO())\n"
         "leaked = [m for m in sys.modules if m.split('.')[0] == 'airflow']\n"
         "print(rc, leaked)\n"

@@ -10,7 +10,7 @@ from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.keys import check_key, check_run_id
 from dagster_airflow.model import RUN_ID_TAG, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.storage.filesystem import FilesystemStorage
-from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
+from dagster_airflow.worker.io_manager import intermediate_io_manager_from_config
 from tests.conftest import JOBS, run_cli
 
 ESCAPE = "../escaped_run"

@@ -1,6 +1,6 @@
 """The run context: what the operator hands a runner's ``run`` (Airflow side, no Airflow import).
 
-Built once per task by the operator (dagster_airflow.task_context.for_task): the storage
+Built once per task by the operator (dagster_airflow.task.context.for_task): the storage
 resolved once, its credentials environment, the task log, and Airflow's connections, masking
 and task links as plain callables. A runner reads connections, masks secrets and pushes links
 through it, so no runner imports Airflow, the plugin manager or the UI plugin.
@@ -89,6 +89,6 @@ def run_context(
     request's storage and Airflow's connections and masking, where Airflow is installed."""
     if isinstance(context, RunContext):
         return context
-    from dagster_airflow.task_context import outside_task
+    from dagster_airflow.task.context import outside_task
 
     return outside_task(request, log or logging.getLogger("dagster_airflow"), dict(context or {}))

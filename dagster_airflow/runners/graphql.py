@@ -7,7 +7,7 @@ Airflow task log, ``terminateRun`` on a kill or a timeout. Every step is a Dagst
 own, visible in the Dagster UI; the steps of one Airflow run are chained as re-executions of one
 another (``rootRunId`` / ``parentRunId``) and share the Airflow-derived run id through the tag
 ``dagster-airflow/dagster_run_id``, by which the deployment's IO manager
-(``dagster_airflow.storage.io_manager.intermediate_io_manager_from_config``) keys intermediates.
+(``dagster_airflow.worker.io_manager.intermediate_io_manager_from_config``) keys intermediates.
 
 Retries are the deployment's: its run retries the step as Dagster does (RetryPolicy,
 RetryRequested), so a step failure the run reports is final and Airflow does not retry it again

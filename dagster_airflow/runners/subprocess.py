@@ -23,8 +23,8 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.options import OptionFields
 from dagster_airflow.plugins import hookimpl
+from dagster_airflow.reaper import die_with_parent_preexec
 from dagster_airflow.runners.base import RunContext, StepRunner, run_context
-from dagster_airflow.runners.reaper import die_with_parent_preexec
 from dagster_airflow.step_log import StepLog
 
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
@@ -135,7 +135,7 @@ class SubprocessRunner(StepRunner):
         """The step's command, below its reaper where there is one."""
         if not self._reaped():
             return self.command()
-        reaper = [self.python, "-m", "dagster_airflow.runners.reaper"]
+        reaper = [self.python, "-m", "dagster_airflow.reaper"]
         return [*reaper, "--kill-timeout", str(self.kill_timeout), "--", *self.command()]
 
     def run(

@@ -186,7 +186,7 @@ class StepServer:
         """Import Dagster and the code location, and warm what every step needs."""
         began = time.monotonic()
         try:
-            from dagster_airflow.code_location import preload
+            from dagster_airflow.job.code_location import preload
 
             preload(self.location)
             _warm()
@@ -397,10 +397,10 @@ def _warm() -> None:
     from dagster._core.definitions.job_base import InMemoryJob  # noqa: F401
     from dagster._core.execution.api import create_execution_plan  # noqa: F401
 
-    import dagster_airflow.cli
-    import dagster_airflow.compile
-    import dagster_airflow.storage.io_manager
-    import dagster_airflow.worker  # noqa: F401
+    import dagster_airflow.job.compile
+    import dagster_airflow.worker.entry
+    import dagster_airflow.worker.execute
+    import dagster_airflow.worker.io_manager  # noqa: F401
     from dagster_airflow.plugins.manager import get_plugins
 
     get_plugins()
@@ -413,7 +413,7 @@ def _exit_on_signal(signum, frame) -> None:
 
 def _supervise(conn: socket.socket, server: StepServer) -> int:
     """In the supervisor: take the step's environment and output, fork the step, watch it."""
-    from dagster_airflow.runners.reaper import (
+    from dagster_airflow.reaper import (
         StepReaper,
         become_subreaper,
         signal_pipe,
@@ -475,7 +475,7 @@ def _run_step(payload: dict[str, Any], out_fd: int, conn: socket.socket, supervi
     code = 70
     try:
         os.setsid()  # its own process group, so a kill stops everything the step started
-        from dagster_airflow.runners.reaper import die_with_parent
+        from dagster_airflow.reaper import die_with_parent
 
         die_with_parent(supervisor)
         conn.close()
@@ -491,9 +491,9 @@ def _run_step(payload: dict[str, Any], out_fd: int, conn: socket.socket, supervi
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sys.argv = [sys.argv[0], "execute-step"]
-        from dagster_airflow.cli import main
+        from dagster_airflow.worker.entry import main
 
-        code = main(["execute-step"])  # ends the process itself, as a fresh worker does
+        code = main()  # ends the process itself, as a fresh worker does
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()

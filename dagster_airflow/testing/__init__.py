@@ -13,14 +13,10 @@
 - ``compare_job``: run a job through a real Airflow and through Dagster itself, and get a
   ``Comparison`` listing every difference in step outcomes, attempts, outputs, hooks,
   materializations and asset checks (see docs/semantics.md).
-- ``AirflowDeployment``: a real Airflow 3 deployment (scheduler, DAG processor, api-server,
-  LocalExecutor) in a private network namespace, driven through its REST API.
-- ``AirflowBrowser``: Debian's headless Chromium, driven by Playwright, inside an
-  ``AirflowDeployment``'s namespace: sign in through the login form, open a task's page, keep
-  screenshots (see docs/ui.md).
 - ``create_venv``: a real virtual environment (uv) for steps to run in.
-- ``MotoEcs``, ``EcsAgent``: moto server for ECS and CloudWatch Logs in the test's process, and an
-  agent that runs a cluster's tasks as local processes (see docs/ecs.md).
+
+The project's own harness (deployments, podman, a browser, moto and ECS helpers) is not shipped:
+it lives in the repository's top-level ``harness/`` folder.
 
 Names are imported lazily: importing this package imports neither pytest nor Airflow.
 """
@@ -41,11 +37,7 @@ _LAZY = {
     "DagRunResult": "dagster_airflow.testing.airflow_home",
     "compare_job": "dagster_airflow.testing.compare",
     "Comparison": "dagster_airflow.testing.compare",
-    "AirflowDeployment": "dagster_airflow.testing.airflow_deployment",
-    "AirflowBrowser": "dagster_airflow.testing.browser",
     "create_venv": "dagster_airflow.testing.venv",
-    "MotoEcs": "dagster_airflow.testing.ecs",
-    "EcsAgent": "dagster_airflow.testing.ecs",
 }
 
 __all__ = list(_LAZY)

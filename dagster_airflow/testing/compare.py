@@ -251,7 +251,7 @@ def airflow_record(home, dag_id: str, airflow_run_id: str, storage, step_keys) -
     ``op[key]`` of a dynamic output, one map index each, its key read from the map index's
     label; a mapped task over no keys (map index -1) stands for ``op[?]``.
     """
-    from dagster_airflow.scaffold import task_id_for
+    from dagster_airflow.scaffold.render import task_id_for
 
     run_id = dagster_run_id(dag_id, airflow_run_id)
     stored = read_run(storage, run_id)
@@ -290,11 +290,11 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     from dagster import DagsterInstance
     from dagster._core.execution.api import create_execution_plan
 
-    from dagster_airflow.code_location import load_job, resolve
-    from dagster_airflow.compile import validation_error
-    from dagster_airflow.event_details import event_details
-    from dagster_airflow.storage.io_manager import IntermediateIOManager, intermediate_io_manager
-    from dagster_airflow.worker import without_fallback_console_logger
+    from dagster_airflow.job.code_location import load_job, resolve
+    from dagster_airflow.job.compile import validation_error
+    from dagster_airflow.worker.event_details import event_details
+    from dagster_airflow.worker.execute import without_fallback_console_logger
+    from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager
 
     job = load_job(resolve(location, job_name), job_name)
     io_manager = intermediate_io_manager(IntermediateIOManager(storage))

@@ -13,7 +13,7 @@ an empty string, which the UI shows as a disabled button).
 
 The Dagster UI link follows a small contract: a runner that knows where its step's run is shown
 (the graphql runner) calls its run context's ``push_link(url)`` while it runs
-(dagster_airflow.task_context.push_dagster_run_url). That pushes the URL as the
+(dagster_airflow.task.context.push_dagster_run_url). That pushes the URL as the
 XCom ``dagster_run_url`` of the current task instance (for whoever wants it: the link, downstream
 tasks, the REST API) and notes on the task that it did, so that tasks whose runner pushed nothing
 do not look the XCom up (Airflow logs a missing XCom as an error).
@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
-from dagster_airflow.task_context import (
+from dagster_airflow.task.context import (
     DAGSTER_RUN_URL_XCOM_KEY,
     PUSHED,
     RESOLVED,

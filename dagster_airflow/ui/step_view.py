@@ -119,8 +119,8 @@ def _dagster_run_url(session, ti) -> str | None:
 
 def _storage(fields: dict[str, Any]):
     """The task's storage, holding the credentials of its Airflow connection."""
-    from dagster_airflow.connections import get_connection
     from dagster_airflow.plugins.manager import get_plugins
+    from dagster_airflow.task.connections import get_connection
 
     plugins = get_plugins()
     value = fields.get("storage")

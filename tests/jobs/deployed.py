@@ -1,4 +1,4 @@
-"""Jobs the real-deployment tests run (tests/test_deployment_*.py): one code location, so one
+"""Jobs the real-deployment tests run (tests/e2e/test_deployment_*.py): one code location, so one
 step server serves every step of a deployment.
 
 Each op's output says which process made it, so a test can tell a rerun from a stored output.

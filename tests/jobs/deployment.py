@@ -7,8 +7,8 @@ what a deployment must have for the graphql runner. The storage comes from each 
 
 import dagster as dg
 
-from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
 from dagster_airflow.testing.contract_job import contract, produce
+from dagster_airflow.worker.io_manager import intermediate_io_manager_from_config
 from examples.demo import demo_pipeline
 
 

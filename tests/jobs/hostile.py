@@ -1,5 +1,5 @@
 """Jobs whose descriptions, asset keys and op names carry what an attacker would put there
-(tests/test_dag_is_data.py): quotes, triple quotes, backslashes, newlines, U+2028, NUL,
+(tests/scaffold/test_dag_is_data.py): quotes, triple quotes, backslashes, newlines, U+2028, NUL,
 Airflow and shell templates, a bidirectional control, and code that marks the environment if it
 ever runs."""
 

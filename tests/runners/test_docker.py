@@ -37,11 +37,11 @@ from dagster_airflow.model import (
     dagster_run_id,
 )
 from dagster_airflow.runners.docker import DockerRunner
-from dagster_airflow.scaffold import relocate
+from dagster_airflow.scaffold.render import relocate
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
-from dagster_airflow.testing.podman import PodmanService, build_python_image, podman_available
 from dagster_airflow.testing.task_log import TaskLog
+from harness.podman import PodmanService, build_python_image, podman_available
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 pytestmark = pytest.mark.skipif(

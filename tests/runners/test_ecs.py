@@ -44,10 +44,10 @@ from dagster_airflow.runners.ecs import (
     started_by,
 )
 from dagster_airflow.testing.contracts import RunnerContract
-from dagster_airflow.testing.ecs import EcsAgent, MotoEcs
 from dagster_airflow.testing.task_log import TaskLog
+from harness.ecs import EcsAgent, MotoEcs
 from tests.conftest import EXAMPLES, ROOT, run_cli, scaffold
-from tests.test_e2e_storage import STEPS, expected_summary
+from tests.e2e.test_e2e_storage import STEPS, expected_summary
 
 LOG_GROUP = "/ecs/dagster-steps"
 CONTROL = "control"  # a cluster whose tasks the tests play by hand

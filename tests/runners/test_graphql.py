@@ -32,8 +32,8 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.runners.graphql import GraphQLRunner
 from dagster_airflow.testing.contracts import SLOW_OP_SLEEPING, RunnerContract
-from dagster_airflow.testing.dagster_webserver import DagsterWebserver, free_port
 from dagster_airflow.testing.task_log import TaskLog
+from harness.dagster_webserver import DagsterWebserver, free_port
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
 
 DEPLOYMENT = JOBS / "deployment.py"
@@ -267,7 +267,7 @@ def test_dagster_owns_the_retries_and_airflow_does_not_retry_its_final_failure(
 ):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from dagster_airflow.task_outcome import raise_for
+    from dagster_airflow.task.outcome import raise_for
     from tests.jobs.deployment import retried
 
     request = StepRequest(
@@ -356,8 +356,8 @@ def test_a_job_without_the_io_manager_is_refused_saying_what_to_bind(webserver, 
 
 
 def test_the_io_manager_keys_outputs_by_the_run_id_tag_or_else_the_dagster_run(tmp_path):
-    from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
     from dagster_airflow.testing.contract_job import contract
+    from dagster_airflow.worker.io_manager import intermediate_io_manager_from_config
 
     storage = {"name": "filesystem", "base_dir": str(tmp_path)}
     run_config = {
@@ -453,7 +453,7 @@ def test_demo_runs_end_to_end_through_airflow_on_the_deployment(airflow_home, we
 def test_a_step_dagster_retried_on_the_deployment_is_one_airflow_try(
     airflow_home, webserver, tmp_path
 ):
-    from tests.test_e2e_retries import airflow_tries
+    from tests.e2e.test_e2e_retries import airflow_tries
 
     text = scaffold(
         "retried",
@@ -493,7 +493,7 @@ DOCS = ROOT / "docs" / "graphql.md"
 
 
 def test_the_docs_definitions_bind_the_io_manager():
-    from dagster_airflow.storage.io_manager import intermediate_io_manager_from_config
+    from dagster_airflow.worker.io_manager import intermediate_io_manager_from_config
 
     code = re.search(r"```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
     namespace: dict = {}

@@ -21,7 +21,7 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.runners.streams import LineStream, decode_lines
 from dagster_airflow.testing import CONTRACT_JOB, TaskLog
-from tests.test_docs_plugins import DOCS
+from tests.plugins.test_docs_plugins import DOCS
 
 
 @pytest.mark.parametrize("delay", [0.001, 0.05, 0.5, 3.0])

@@ -224,7 +224,7 @@ def test_through_airflow_the_daemon_ends_with_its_task(airflow_home, tmp_path):
 
 def test_processes_this_user_may_not_kill_are_named_as_running_on():
     # (A test run as root can kill every process: the line is checked as the reaper writes it.)
-    from dagster_airflow.runners.reaper import leftovers_line
+    from dagster_airflow.reaper import leftovers_line
 
     assert leftovers_line({4242: "sleep"}, {99: "sudo"}) == (
         "dagster-airflow: the step left 2 processes (99 sudo, 4242 sleep) running; this user may "

@@ -139,7 +139,7 @@ def test_a_python_that_does_not_exist_is_a_clear_error(tmp_path):
 
 
 class TestSubprocessRunnerContract(RunnerContract):
-    """A fresh process per step (warm: false); tests/runners/test_step_server.py runs the same
+    """A fresh process per step (warm: false); tests/step_server/test_step_server.py runs the same
     contract with the step server."""
 
     kills_before_start = True

@@ -4,7 +4,7 @@ asset this one materializes) loads it, as Dagster's own IO managers load assets 
 import dagster as dg
 
 from dagster_airflow.storage.filesystem import FilesystemStorage
-from dagster_airflow.storage.io_manager import IntermediateIOManager, intermediate_io_manager
+from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager
 
 
 @dg.asset

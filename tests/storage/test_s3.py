@@ -16,8 +16,8 @@ import pytest
 
 from dagster_airflow.errors import ConfigurationError, StorageError
 from dagster_airflow.storage.s3 import S3Storage
-from dagster_airflow.testing import servers
 from dagster_airflow.testing.contracts import StorageContract
+from harness import servers
 
 BUCKET = "dagster-airflow-tests"
 MIB = 1024 * 1024

@@ -1,7 +1,7 @@
 """The venv runner: the test kit's runner contract and its own behaviour.
 
 The demo DAG scaffolded with --runner venv runs through Airflow in the project's suite
-(tests/test_airflow_plugin.py), where the same run also serves the Airflow plugin's link tests.
+(tests/ui/test_airflow_plugin.py), where the same run also serves the Airflow plugin's link tests.
 """
 
 from __future__ import annotations

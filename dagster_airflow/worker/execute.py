@@ -1,0 +1,521 @@
+"""Inside the step's process: StepRequest -> one Dagster step -> events -> exit code (Dagster side).
+
+The step runs under the run id derived from the Airflow run, with an ephemeral instance: steps
+share nothing but that id and the intermediate storage. Every Dagster event (and every message
+the op logs) is printed as one JSON line as it happens, and the whole event log is written next
+to the step's outputs at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any, TextIO
+
+import attrs
+
+from dagster_airflow.errors import (
+    ConfigurationError,
+    DagsterAirflowError,
+    PluginError,
+    RunConfigError,
+)
+from dagster_airflow.model import (
+    EXIT_FAILURE,
+    EXIT_NO_RETRY,
+    EXIT_SUCCESS,
+    EXIT_UP_FOR_RETRY,
+    StepError,
+    StepEvent,
+    StepRequest,
+)
+from dagster_airflow.redaction import Redactor, redacted_output
+from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
+from dagster_airflow.worker.event_details import DETAILED_EVENTS, event_details, json_safe_metadata
+
+EXIT_BAD_REQUEST = EXIT_NO_RETRY
+# Failures of ours that no retry can fix: the task fails at once.
+NOT_RETRYABLE = (ConfigurationError, PluginError, RunConfigError)
+# The error classes of a failure that Dagster's own retry machinery decided was final.
+_RETRY_REQUESTED = ("RetryRequested", "RetryRequestedFromPolicy")
+_OUTCOMES = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
+_ENDS = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE")
+STOPPED_BEFORE_IT_RAN = (
+    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
+)
+STOPPED_WHILE_IT_RAN = "the step was stopped while it ran (SIGTERM or SIGINT: a kill or a timeout)"
+
+
+def _error_from_info(info: Any) -> StepError:
+    """A StepError from Dagster's SerializableErrorInfo, causes included."""
+    class_name = info.cls_name or "Error"
+    # Dagster's message repeats the class (`dagster._core.errors.X: text`): keep the text.
+    message = re.sub(rf"^[\w.]*{re.escape(class_name)}(: |$)", "", info.message.strip())
+    if class_name == "DagsterExecutionInterruptedError" and not message:
+        message = STOPPED_WHILE_IT_RAN
+    return StepError(
+        class_name=class_name,
+        message=message,
+        stack="".join(info.stack),
+        cause=_error_from_info(info.cause) if info.cause else None,
+    )
+
+
+def _error_from_exception(exc: BaseException) -> StepError:
+    cause = exc.__cause__
+    return StepError(
+        class_name=type(exc).__name__,
+        message=str(exc),
+        stack=""
+        if isinstance(exc, DagsterAirflowError)
+        else "".join(traceback.format_tb(exc.__traceback__)),
+        cause=_error_from_exception(cause)
+        if cause and not isinstance(exc, DagsterAirflowError)
+        else None,
+    )
+
+
+class EventPrinter:
+    """Prints events as JSON lines and keeps them for the step's event log.
+
+    Every line the worker writes goes through ``emit`` or ``say``, redacted by ``redactor``: the
+    event log is written from the events kept here, so it is redacted alike.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        step_key: str,
+        attempt: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.stream = stream
+        self.step_key = step_key
+        self.attempt = attempt
+        self.redactor = redactor or Redactor()
+        self.events: list[StepEvent] = []
+        # Set when the failure is one no retry can fix (see NOT_RETRYABLE).
+        self.not_retryable = False
+
+    def emit(self, event: StepEvent) -> None:
+        if self.attempt is not None and event.attempt is None:
+            event = attrs.evolve(event, attempt=self.attempt)
+        event = self.redactor.event(event)
+        self.events.append(event)
+        self.stream.write(event.to_json() + "\n")
+        self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line of the worker's own that is no event (why a record could not be written)."""
+        self.stream.write(self.redactor.text(text) + "\n")
+        self.stream.flush()
+
+    def fail(self, exc: BaseException, message: str) -> None:
+        self.not_retryable = self.not_retryable or isinstance(exc, NOT_RETRYABLE)
+        self.emit(
+            StepEvent(
+                "STEP_FAILURE",
+                message,
+                step_key=self.step_key,
+                level="ERROR",
+                timestamp=time.time(),
+                error=_error_from_exception(exc),
+            )
+        )
+
+    def failed(self) -> bool:
+        return any(e.event_type == "STEP_FAILURE" for e in self.events)
+
+    def succeeded(self) -> bool:
+        """Whether the step's last end was a success or a skip (a failure may follow a success:
+        the step's record could not be written)."""
+        ends = [e.event_type for e in self.events if e.event_type in _ENDS]
+        return bool(ends) and ends[-1] != "STEP_FAILURE"
+
+    def outcome(self) -> StepEvent | None:
+        """The event that says how the step ended: its last success, skip, failure or retry."""
+        return next((e for e in reversed(self.events) if e.event_type in _OUTCOMES), None)
+
+
+def previous_retry_attempts(request: StepRequest) -> dict[str, int]:
+    """How many attempts of the step came before this one, for Dagster's KnownExecutionState.
+
+    Dagster's own executors count a step's attempts in the run; here each attempt is an Airflow
+    try, so the count comes from the request (the Airflow tries since the task's last clear).
+    Dagster decides from it whether a failure is retried (`RetryPolicy.max_retries`,
+    `RetryRequested.max_retries`) and shows it to the op as `context.retry_number`.
+    """
+    return {request.step_key: request.previous_attempts}
+
+
+@contextlib.contextmanager
+def without_fallback_console_logger() -> Iterator[None]:
+    """Dagster's console logger silenced, the user's run config untouched.
+
+    The worker prints every event itself, as a JSON line the runner renders readably; the console
+    logger would print each one a second time. When a run config names no loggers, Dagster falls
+    back to a colored console logger that no job definition replaces (`default_system_loggers`
+    in context creation), and adding a `loggers` entry to the run config breaks jobs with a
+    ConfigMapping or a partitioned config. So the fallback makes no logger in this process; a
+    run config that names loggers still gets them.
+    """
+    from dagster._core.execution import context_creation_job
+
+    fallback = context_creation_job.default_system_loggers
+    context_creation_job.default_system_loggers = lambda instance: []
+    try:
+        yield
+    finally:
+        context_creation_job.default_system_loggers = fallback
+
+
+class StepWorker:
+    """Executes exactly one step of a job, as a request describes it."""
+
+    def __init__(
+        self,
+        request: StepRequest,
+        storage: IntermediateStorage,
+        out: TextIO,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.request = request
+        self.storage = storage
+        self.printer = EventPrinter(out, request.step_key, request.attempt, redactor)
+        # Whether Dagster's retry machinery governs this step (it has a RetryPolicy).
+        self.has_retry_policy = False
+        self._mapping_keys: dict[str, str | None] = {}  # output name -> its last mapping key
+
+    def uri(self, step_key: str, output_name: str) -> str:
+        return self.storage.uri(self.storage.key(self.request.run_id, step_key, output_name))
+
+    def run(self) -> int:
+        try:
+            self._execute()
+        except KeyboardInterrupt as exc:  # SIGTERM or SIGINT before Dagster's execution began
+            exc.args = (STOPPED_BEFORE_IT_RAN,)
+            self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_BEFORE_IT_RAN}.")
+        except Exception as exc:
+            self.printer.fail(exc, f"Step {self.request.step_key!r} could not run: {exc}")
+        except BaseException as exc:
+            # Dagster reports an interruption while the step ran as its STEP_FAILURE, then
+            # re-raises it (a BaseException): the step ends here and writes its event log, with
+            # no uncaught traceback after the one clear line.
+            if type(exc).__name__ != "DagsterExecutionInterruptedError":
+                raise
+            if not self.printer.failed():
+                self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
+        self._write_record()
+        self._write_event_log()
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        """Success; up for retry (Dagster retries the step); a failure Airflow's own retries may
+        retry (an op without a Dagster retry policy); or one no retry changes."""
+        outcome = self.printer.outcome()
+        if outcome is None or outcome.event_type == "STEP_FAILURE":
+            if self.printer.not_retryable or self._dagster_said_final(outcome):
+                return EXIT_NO_RETRY
+            return EXIT_FAILURE
+        if outcome.event_type == "STEP_UP_FOR_RETRY":
+            return EXIT_UP_FOR_RETRY
+        return EXIT_SUCCESS
+
+    def _dagster_said_final(self, failure: StepEvent | None) -> bool:
+        """Dagster's retry decision applied to this failure: it was final, as in Dagster's run."""
+        if failure is None or failure.error is None:
+            return False
+        return self.has_retry_policy or failure.error.class_name in _RETRY_REQUESTED
+
+    def _execute(self) -> None:
+        from dagster import DagsterInstance
+        from dagster._core.definitions.job_base import InMemoryJob
+        from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+        from dagster._core.execution.retries import RetryMode
+
+        from dagster_airflow.job.code_location import load_job
+        from dagster_airflow.job.compile import validation_error
+        from dagster_airflow.worker.io_manager import (
+            IntermediateIOManager,
+            intermediate_io_manager,
+        )
+
+        request = self.request
+        job = load_job(request.code_location, request.job_name)
+        self.io_manager = IntermediateIOManager(
+            self.storage, run_id=request.run_id, redact=self.printer.redactor.text
+        )
+        job = job.with_top_level_resources(
+            {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
+        )
+        run_config, partition_tags = self._partition_run(job)
+        self.partition_tags = partition_tags
+        in_memory_job = InMemoryJob(job)
+        try:
+            full_plan = create_execution_plan(
+                in_memory_job, run_config=run_config, tags=partition_tags
+            )
+        except Exception as exc:
+            from dagster_airflow.worker.stale_dag import stale_dag_error
+
+            # A renamed or removed op fails the planner first; say the true cause.
+            stale = stale_dag_error(job, request.job_name, request.step_key, request.run_config)
+            where = "the DAG's run_config or the DAG run's conf"
+            raise stale or validation_error(exc, request.job_name, where) from None
+        plan = self._plan_step(job, in_memory_job, run_config, full_plan)
+        if plan is None:
+            return
+        step = plan.get_step_by_key(request.step_key)
+        self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
+
+        instance = DagsterInstance.ephemeral()
+        instance.add_event_listener(request.run_id, self._on_entry)
+        dagster_run = instance.create_run_for_job(
+            job_def=job,
+            execution_plan=plan,
+            run_id=request.run_id,
+            run_config=run_config,
+            tags=self._tags() | partition_tags,
+        )
+        # DEFERRED, as Dagster's own step workers run: a failure with retries left ends the
+        # step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's next try);
+        # ENABLED would retry it here, within one Airflow try.
+        with without_fallback_console_logger():
+            for _ in execute_plan_iterator(
+                plan,
+                in_memory_job,
+                dagster_run,
+                instance,
+                retry_mode=RetryMode.DEFERRED,
+                run_config=run_config,
+            ):
+                pass
+
+    def _plan_step(self, job, in_memory_job, run_config, full_plan):
+        """The plan of the one step, with the run's known state as Dagster's own executor would
+        hand it over (ready outputs, mapping keys); None when the step is skipped."""
+        from dagster._core.execution.api import create_execution_plan
+        from dagster._core.execution.plan.state import KnownExecutionState
+
+        from dagster_airflow.worker.run_state import RunState, unresolved_key
+
+        request = self.request
+        if unresolved_key(request.step_key) not in full_plan.step_dict_by_key:
+            from dagster_airflow.worker.stale_dag import stale_dag_error
+
+            raise stale_dag_error(
+                job, request.job_name, request.step_key, request.run_config
+            ) or ConfigurationError(
+                f"job {request.job_name!r} has no step {request.step_key!r}; the DAG file is "
+                "out of date with the job: scaffold it again."
+            )
+        state = RunState(self.storage, request.run_id)
+        mappings = state.dynamic_mappings(full_plan, request.step_key)
+        state.check_resolvable(full_plan, request.step_key, mappings)
+        known = KnownExecutionState(
+            previous_retry_attempts=previous_retry_attempts(request),
+            dynamic_mappings=mappings,
+            ready_outputs=state.ready_outputs(),
+        )
+        plan = create_execution_plan(
+            in_memory_job,
+            run_config=run_config,
+            step_keys_to_execute=[request.step_key],
+            known_state=known,
+            tags=self.partition_tags,
+        )
+        skipped, extra_ready = state.missing_inputs(plan, request.step_key)
+        if skipped:
+            self.printer.emit(
+                StepEvent(
+                    "STEP_SKIPPED",
+                    skipped,
+                    step_key=request.step_key,
+                    timestamp=time.time(),
+                )
+            )
+            return None
+        # Outputs that are no object in the storage (Nothing, other IO managers) are ready too.
+        return plan._replace(
+            known_state=known._replace(ready_outputs=known.ready_outputs | extra_ready)
+        )
+
+    def _partition_run(self, job) -> tuple[dict[str, Any], dict[str, str]]:
+        """The run config and tags of the DAG run's partition (none for an unpartitioned job)."""
+        from dagster_airflow.job.partitions import partition_for_run, run_for_partition
+
+        request = self.request
+        key = partition_for_run(job, request.partition_key, request.logical_date)
+        return run_for_partition(job, key, request.run_config)
+
+    def _tags(self) -> dict[str, str]:
+        tags = {"dagster-airflow/attempt": str(self.request.attempt)}
+        if self.request.task:
+            task = self.request.task
+            tags |= {
+                "dagster-airflow/dag_id": task.dag_id,
+                "dagster-airflow/task_id": task.task_id,
+                "dagster-airflow/airflow_run_id": task.run_id,
+            }
+        return tags
+
+    def _on_entry(self, entry) -> None:
+        event = entry.dagster_event
+        if event is None:
+            self.printer.emit(
+                StepEvent(
+                    "LOG",
+                    entry.user_message,
+                    step_key=entry.step_key,
+                    level=logging.getLevelName(entry.level),
+                    timestamp=entry.timestamp,
+                )
+            )
+            return
+        fields: dict[str, Any] = {}
+        data = event.event_specific_data
+        kind = event.event_type_value
+        if kind == "STEP_OUTPUT":
+            handle = data.step_output_handle
+            self._mapping_keys[handle.output_name] = handle.mapping_key
+            fields = {
+                "output_name": handle.output_name,
+                "mapping_key": handle.mapping_key,
+                # The op's own metadata of the output (Output(metadata=...)), for the step view.
+                "metadata": json_safe_metadata(data.metadata) or None,
+            }
+        elif kind == "LOADED_INPUT" and data.upstream_step_key:
+            fields = {
+                "input_name": data.input_name,
+                "uri": self.uri(data.upstream_step_key, data.upstream_output_name),
+            }
+        elif kind == "HANDLED_OUTPUT":
+            mapping_key = self._mapping_keys.get(data.output_name)
+            fields = {
+                "output_name": data.output_name,
+                "mapping_key": mapping_key,
+                "uri": self.io_manager.written.get(data.output_name),
+                # Type, size and a short repr, so that no reader needs to unpickle the object.
+                "metadata": self.io_manager.previews.get((data.output_name, mapping_key)),
+            }
+        elif kind == "STEP_FAILURE":
+            fields = {"error": _error_from_info(data.error)}
+        elif kind in DETAILED_EVENTS:
+            fields = event_details(event)
+            if kind == "HOOK_ERRORED":
+                fields["error"] = _error_from_info(data.error)
+        elif kind == "STEP_UP_FOR_RETRY":
+            fields = {
+                "error": _error_from_info(data.error),
+                "seconds_to_wait": data.seconds_to_wait,
+            }
+        self.printer.emit(
+            StepEvent(
+                kind,
+                event.message or "",
+                step_key=event.step_key,
+                level=logging.getLevelName(entry.level),
+                timestamp=entry.timestamp,
+                **fields,
+            )
+        )
+
+    def _write_record(self) -> None:
+        """What the step yielded, in order, and how it ended: the steps after it read this where
+        the storage's listing cannot tell (run_state.py). Without it they cannot run right, so a
+        step whose record cannot be written fails."""
+        from dagster_airflow.worker.run_state import FAILURE, SKIPPED, SUCCESS, StepRecord
+
+        ends = {"STEP_SUCCESS": SUCCESS, "STEP_SKIPPED": SKIPPED, "STEP_FAILURE": FAILURE}
+        status = FAILURE  # a worker that stopped before the step ended
+        for event in self.printer.events:
+            status = ends.get(event.event_type, status)
+        outputs = tuple(
+            (e.output_name, e.mapping_key)
+            for e in self.printer.events
+            if e.event_type == "STEP_OUTPUT" and e.output_name
+        )
+        key = self.storage.key(self.request.run_id, self.request.step_key, OUTPUTS_RECORD_NAME)
+        try:
+            self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
+        except Exception as exc:
+            if status == FAILURE:  # the step failed already, for the same cause most likely
+                where = self.storage.uri(key)
+                self.printer.say(f"could not write the step's record to {where}: {exc}")
+                return
+            self.printer.fail(
+                exc,
+                f"could not write the step's record of its outputs to {self.storage.uri(key)}: "
+                f"{exc}",
+            )
+
+    def _write_event_log(self) -> None:
+        """Append this attempt's events to the step's event log (one key for every attempt).
+
+        Read the earlier attempts, then write the whole: the storage commits a write atomically,
+        so a reader sees every attempt before this one or every attempt with it. Lines of an
+        earlier run of this very attempt are replaced.
+        """
+        key = self.storage.key(self.request.run_id, self.request.step_key, EVENT_LOG_NAME)
+        try:
+            earlier = self._earlier_attempts(key)
+            body = earlier + "".join(e.to_json() + "\n" for e in self.printer.events)
+            self.storage.put_bytes(key, body.encode())
+        except Exception as exc:  # the step's result stands; say why its log is missing
+            where = self.storage.uri(key)
+            self.printer.say(f"could not write the step's event log to {where}: {exc}")
+
+    def _earlier_attempts(self, key: str) -> str:
+        if not self.storage.exists(key):
+            return ""
+        lines = self.storage.get_bytes(key).decode().splitlines(keepends=True)
+        return "".join(line for line in lines if _attempt_of(line) != self.request.attempt)
+
+
+def _attempt_of(line: str) -> int | None:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return data.get("attempt") if isinstance(data, Mapping) else None
+
+
+def execute_step(
+    request_text: str, out: TextIO = sys.stdout, environ: Mapping[str, str] = os.environ
+) -> int:
+    """Run the step a request's JSON describes; the exit code of `dagster-airflow execute-step`.
+
+    The secrets that ``environ`` names (dagster_airflow.redaction) are redacted from everything
+    the step writes: its events and event log, and this process's output, its children's too.
+    """
+    try:
+        redactor = Redactor.from_environ(environ)
+    except ConfigurationError as exc:
+        out.write(f"dagster-airflow execute-step: {exc}\n")
+        return EXIT_BAD_REQUEST
+    with redacted_output(redactor):
+        return _execute_step(request_text, out, redactor)
+
+
+def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
+    from dagster_airflow.plugins.manager import get_plugins
+
+    try:
+        request = StepRequest.from_json(request_text)
+    except DagsterAirflowError as exc:
+        out.write(redactor.text(f"dagster-airflow execute-step: {exc}") + "\n")
+        return EXIT_BAD_REQUEST
+    try:
+        storage = get_plugins().storage(request.storage.name).create(request.storage.options)
+    except DagsterAirflowError as exc:
+        printer = EventPrinter(out, request.step_key, request.attempt, redactor)
+        printer.fail(exc, str(exc))
+        return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
+    return StepWorker(request, storage, out, redactor).run()

@@ -1,0 +1,141 @@
+"""The house's one table: which folder of the package may import which (docs/architecture.md).
+
+Every import of every module is checked, those inside functions and under TYPE_CHECKING too
+(an ast walk, nothing is imported). The sys.modules checks (importing a side loads neither
+Airflow nor Dagster when it must not) are in tests/test_boundaries.py.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dagster_airflow"
+ENTRY_POINTS = {"__init__", "__main__", "cli", "operator"}
+
+# Folder -> the folders it may import ("wire": the root's plain-data modules and the two
+# stdlib helpers both sides share, redaction and reaper). Lower rows never import higher ones.
+ALLOWED: dict[str, set[str]] = {
+    "wire": set(),
+    "plugins": {"wire"},
+    "storage": {"wire", "plugins"},
+    "job": {"wire"},
+    "worker": {"wire", "plugins", "storage", "job"},
+    "scaffold": {"wire", "plugins", "storage", "job"},
+    "step_server": {"wire", "plugins", "job", "worker"},
+    "runners": {"wire", "plugins", "storage", "step_server"},
+    "task": {"wire", "plugins", "storage", "runners"},
+    "ui": {"wire", "plugins", "storage", "task"},
+    "testing": {"wire", "plugins", "storage", "job", "worker", "scaffold", "step_server"}
+    | {"runners", "task"},
+    "entry": {"wire", "plugins", "storage", "job", "worker", "scaffold", "step_server"}
+    | {"runners", "task", "ui", "testing"},
+}
+NO_AIRFLOW = {"wire", "plugins", "storage", "job", "worker", "scaffold"}
+NO_DAGSTER = {"wire", "plugins", "storage", "runners", "task", "ui"}
+
+# Module -> imported module: the edges the table does not allow yet, each with its way out.
+# test_every_exception_is_still_needed fails once one is gone: delete it here then.
+EXCEPTIONS = {
+    # The dict shim of run(request, secret_env, log): goes with the one runner contract
+    # (issue 24, point 2), and with it the last edge from runners/ up to task/.
+    ("runners.context", "task.context"),
+    # The UI's step page names tasks as the scaffold does, its plugin installs a file into the
+    # Airflow folder as the scaffold does, and its sizes read as `results` prints them: these
+    # helpers move to the wire (keys.py, files.py) once the scaffold's branch has landed.
+    ("ui.step_page", "scaffold.render"),
+    ("ui.install", "scaffold.render"),
+    ("ui.step_html", "scaffold.results"),
+}
+
+
+def folder_of(module: str) -> str:
+    """ "job.compile" -> "job"; a root module -> "wire" or "entry"."""
+    head, _, rest = module.partition(".")
+    if rest or (PACKAGE / head / "__init__.py").exists():
+        return head
+    return "entry" if head in ENTRY_POINTS or head == "" else "wire"
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
+        found[name] = path
+    return found
+
+
+def imports_of(path: Path) -> list[str]:
+    """Every module an import statement in the file names, wherever the statement is."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import"
+            names.append(node.module)
+            if node.module == "dagster_airflow":
+                names += [f"dagster_airflow.{alias.name}" for alias in node.names]
+    return names
+
+
+def ours(name: str) -> str | None:
+    """ "dagster_airflow.job.compile" -> "job.compile"; None for another package."""
+    if name == "dagster_airflow":
+        return "__init__"
+    if name.startswith("dagster_airflow."):
+        return name.removeprefix("dagster_airflow.")
+    return None
+
+
+MODULES = modules()
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_every_import_is_allowed_by_the_table(module):
+    side = folder_of(module)
+    wrong = []
+    for name in imports_of(MODULES[module]):
+        top = name.split(".")[0]
+        if top == "airflow" and side in NO_AIRFLOW:
+            wrong.append(f"{name} (the {side} never imports Airflow)")
+        if top == "dagster" and side in NO_DAGSTER:
+            wrong.append(f"{name} (the {side} never imports Dagster)")
+        target = ours(name)
+        if target is None or target in ("__version__", "hookimpl"):
+            continue
+        other = folder_of(target) if target in MODULES or "." in target else "wire"
+        if target in ("__init__",) or other in (side, *ALLOWED[side]):
+            continue
+        if (module, target) not in EXCEPTIONS:
+            wrong.append(f"{name} ({side} may not import {other})")
+    assert not wrong, f"dagster_airflow.{module} imports {wrong}"
+
+
+def test_every_exception_is_still_needed():
+    edges = {(module, ours(name)) for module, path in MODULES.items() for name in imports_of(path)}
+    assert edges >= EXCEPTIONS, f"no longer imported, remove: {EXCEPTIONS - edges}"
+
+
+def test_the_table_has_no_circle_and_every_folder_is_in_it():
+    done: list[str] = []
+    while len(done) < len(ALLOWED):
+        ready = [f for f in ALLOWED if f not in done and ALLOWED[f] <= set(done)]
+        assert ready, f"a circle among {set(ALLOWED) - set(done)}"
+        done += ready
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= set(ALLOWED), folders - set(ALLOWED)
+
+
+def test_no_two_modules_import_each_other():
+    edges = {
+        (module, target)
+        for module, path in MODULES.items()
+        for target in map(ours, imports_of(path))
+        if target in MODULES
+    }
+    circles = {(a, b) for a, b in edges if (b, a) in edges}
+    assert not circles - EXCEPTIONS - {(b, a) for a, b in EXCEPTIONS}
