@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from dagster_airflow.model import StepRequest
     from dagster_airflow.storage.base import IntermediateStorage
 
 ConnectionGetter = Callable[[str], "dict[str, Any] | None"]
@@ -79,16 +78,3 @@ class RunContext:
         """The names of the variables in ``env`` that hold secrets (the worker redacts their
         values: dagster_airflow.redaction)."""
         return sorted(name for name, value in env.items() if value and self.is_secret(name, value))
-
-
-def run_context(
-    request: StepRequest, context: RunContext | Mapping[str, str], log: logging.Logger | None
-) -> RunContext:
-    """The context a runner's ``run`` was handed, or, for a runner driven directly with the old
-    arguments ``(request, secret_env, log)`` (a test, a script), the one a task would have: the
-    request's storage and Airflow's connections and masking, where Airflow is installed."""
-    if isinstance(context, RunContext):
-        return context
-    from dagster_airflow.task_context import outside_task
-
-    return outside_task(request, log or logging.getLogger("dagster_airflow"), dict(context or {}))
