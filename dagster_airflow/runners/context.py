@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 if TYPE_CHECKING:
+    from dagster_airflow.connection import Connection
     from dagster_airflow.storage.base import IntermediateStorage
 
-ConnectionGetter = Callable[[str], "dict[str, Any] | None"]
+ConnectionGetter = Callable[[str], "Connection | None"]
 # The credentials among a storage's variables (not its region or endpoint URL).
 _CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
 
@@ -32,7 +33,7 @@ def _credential(name: str, value: str) -> bool:
     return is_credential_name(name)
 
 
-def _no_connection(conn_id: str) -> dict[str, Any] | None:
+def _no_connection(conn_id: str) -> Connection | None:
     return None
 
 
@@ -52,8 +53,8 @@ class RunContext:
     :param secret_env: the storage's credentials as environment variables: hand them to the
         worker, never log them.
     :param storage: the task's intermediate storage, resolved once (None when unknown).
-    :param connection: an Airflow connection by id, as a plain dict (conn_type, host, port,
-        login, password, schema, extra), or None when there is none.
+    :param connection: an Airflow connection by id (a ``dagster_airflow.connection.Connection``,
+        its extra parsed), or None when there is none.
     :param mask: have Airflow redact a value from every task log line from now on.
     :param push_link: show a URL as the task's "Dagster run" link; False outside a task.
     :param is_secret: whether a variable ``(name, value)`` of the step's environment holds a

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import SKIPPED, SUCCESS, StepRequest, StepResult
 from dagster_airflow.options import Configured, OptionFields
@@ -157,26 +158,26 @@ class DockerRunner(Configured, RemoteRunner):
             return
         from docker.errors import APIError
 
-        conn = context.connection(self.docker_conn_id)
+        conn = Connection.parse(context.connection(self.docker_conn_id), self.docker_conn_id)
         if conn is None:
             raise RunnerError(
                 f"the docker runner's docker_conn_id {self.docker_conn_id!r} is not an Airflow "
                 "connection; create it with the registry as host, the user as login and the "
                 "password or token as password."
             )
-        context.mask_values([conn.get("password")])
-        registry = f"{conn['host']}:{conn['port']}" if conn.get("port") else conn["host"]
-        extra = conn.get("extra") or {}
+        context.mask_values([conn.password])
+        registry = f"{conn.host}:{conn.port}" if conn.port else conn.host
+        extra = conn.extra
         context.log.info(
             "Logging in to registry %s as %s (connection %r)",
             registry,
-            conn.get("login"),
+            conn.login,
             self.docker_conn_id,
         )
         try:
             client.login(
-                username=conn.get("login"),
-                password=conn.get("password"),
+                username=conn.login,
+                password=conn.password,
                 registry=registry,
                 email=extra.get("email"),
                 reauth=bool(extra.get("reauth", True)),

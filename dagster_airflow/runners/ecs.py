@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import StepError, StepRequest
 from dagster_airflow.options import Configured, OptionFields
@@ -204,19 +205,19 @@ class EcsRunner(Configured, RemoteRunner):
 
         conn = None
         if self.aws_conn_id:
-            conn = context.connection(self.aws_conn_id)
+            conn = Connection.parse(context.connection(self.aws_conn_id), self.aws_conn_id)
             if conn is None:
                 logger.info(
                     "No Airflow connection %r: the ecs runner uses boto3's default credentials",
                     self.aws_conn_id,
                 )
-        extra = dict((conn or {}).get("extra") or {})
+        extra = conn.extra if conn else {}
         kwargs: dict[str, Any] = {
             "region_name": self.region_name or extra.get("region_name") or None,
         }
-        if conn and conn.get("login"):
-            kwargs["aws_access_key_id"] = conn["login"]
-            kwargs["aws_secret_access_key"] = conn.get("password")
+        if conn and conn.login:
+            kwargs["aws_access_key_id"] = conn.login
+            kwargs["aws_secret_access_key"] = conn.password
             kwargs["aws_session_token"] = extra.get("aws_session_token")
         self._endpoint_url = self.endpoint_url or extra.get("endpoint_url") or None
         return boto3.session.Session(**kwargs)

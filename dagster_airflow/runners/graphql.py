@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import (
     EXIT_NO_RETRY,
@@ -316,17 +317,17 @@ class GraphQLRunner(Configured, RemoteRunner):
         its password as a token in ``token_header`` (default Dagster-Cloud-Api-Token)."""
         if not self.dagster_conn_id:
             return {}
-        conn = context.connection(self.dagster_conn_id)
+        conn = Connection.parse(context.connection(self.dagster_conn_id), self.dagster_conn_id)
         if conn is None:
             raise RunnerError(
                 f"the graphql runner's dagster_conn_id {self.dagster_conn_id!r} is not an "
                 "Airflow connection; create it or remove the option."
             )
-        extra = conn.get("extra") or {}
+        extra = conn.extra
         headers = {str(k): str(v) for k, v in (extra.get("headers") or {}).items()}
-        if conn.get("password"):
-            context.mask(conn["password"])
-            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn["password"]
+        if conn.password:
+            context.mask(conn.password)
+            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn.password
         return headers
 
     # -- the job on the deployment --------------------------------------------------------

@@ -128,9 +128,11 @@ class SubprocessRunner(Configured, StepRunner):
 
     def run(self, request: StepRequest, context: RunContext) -> StepResult:
         with self._switch.running():
-            return self._run(request, context, context.log)
+            return self._run_step(request, context, context.log)
 
-    def _run(self, request: StepRequest, context: RunContext, log: logging.Logger) -> StepResult:
+    def _run_step(
+        self, request: StepRequest, context: RunContext, log: logging.Logger
+    ) -> StepResult:
         if self._switch.killed:  # killed before it started: start nothing
             return self._stopped_before_it_ran(log)
         worker = self.worker_env(request, context, self.env)
