@@ -18,6 +18,7 @@ from dagster_airflow.model import (
     FAILURE,
     NEVER_STARTED,
     REQUEST_ENV_VAR,
+    STOPPED,
     StepError,
     StepRequest,
     StepResult,
@@ -25,7 +26,7 @@ from dagster_airflow.model import (
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext, StepRunner
-from dagster_airflow.runners.lifecycle import KillSwitch
+from dagster_airflow.runners.lifecycle import KILLED, KillSwitch
 from dagster_airflow.runners.reaper import die_with_parent_preexec
 from dagster_airflow.step_log import StepLog
 
@@ -156,12 +157,15 @@ class SubprocessRunner(Configured, StepRunner):
         self._switch.follow(process)  # a kill during the start stops it now
         log.info("Step process %s started", process.pid)
         assert process.stdout is not None
-        self._reading = True
+        self._reading, read = True, False
         try:
             for line in process.stdout:
                 self._step_log.feed(line)
+            read = True
         finally:
             self._reading = False
+            if not read:  # interrupted (Airflow's execution_timeout): never leave it running
+                self._switch.stop_once(process, STOPPED, KILLED)
             self._switch.release()
         return self._step_log.result(process.wait())
 
@@ -205,10 +209,14 @@ class SubprocessRunner(Configured, StepRunner):
         self._switch.follow(client)  # a kill cancels the wait for the server
         warm_step = client.open_step(log)
         self._switch.follow(warm_step)  # from here a kill stops the step
+        ran = False
         try:
             step_log = StepLog(log)
             code = warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
+            ran = True
         finally:
+            if not ran:  # interrupted: never leave it running
+                self._switch.stop_once(warm_step, STOPPED, KILLED)
             self._switch.release()
         return step_log.result(code)
 
