@@ -199,8 +199,7 @@ class DagsterOperator(BaseOperator):
             resolved.runner_spec.name,
             resolved.storage_spec.name,
         )
-        # The log again, for runners written before the context (run(request, secret_env, log)).
-        result = self._step_runner.run(request, run_context, self.log)
+        result = self._step_runner.run(request, run_context)
         raise_for(result, request.step_key, ti, self.log)
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:

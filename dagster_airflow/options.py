@@ -15,15 +15,18 @@ sentence naming the option, showing the value and saying the fix::
     the subprocess runner's option 'kill_timeout' must be a number of seconds above 0, got
     'soon'; write it as kill_timeout=30.
 
-The backend builds its options from this class in ``__init__``; the scaffold builds the backend
-(which connects to nothing) before it writes a DAG file, so wrong values never reach a task.
+A backend declares that class once, as ``options_class`` of a ``Configured`` backend: the plugin
+manager checks the DAG's settings against its attrs fields (an unknown or a missing option is
+one sentence), builds it, and hands it to the backend, which reads each option as an attribute
+(``self.kill_timeout``) or from ``self.options``. The scaffold builds the backend (which connects
+to nothing) before it writes a DAG file, so wrong values never reach a task.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -230,3 +233,51 @@ def check_prefix(fields: OptionFields, prefix: Any) -> None:
             "a key prefix with no empty, '.' or '..' part",
             "write it as prefix=dagster-airflow",
         ) from None
+
+
+class Configured:
+    """A backend whose options are its attrs class ``options_class``, declared once.
+
+    Built from that class's instance (what the plugin manager hands it) or from its fields as
+    keyword arguments (a test, a script); ``configure`` then sets what derives from them. Each
+    option reads as an attribute of the backend; an attribute the backend sets itself (a
+    derived value) takes precedence.
+    """
+
+    options_class: ClassVar[type]
+    options: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        given = args[0] if len(args) == 1 and not kwargs else None
+        if isinstance(given, self.options_class):
+            self.options = given
+        else:
+            self.options = self.options_class(*args, **kwargs)
+        self.configure()
+
+    def configure(self) -> None:
+        """Set what derives from the options (a client not made yet, a lifecycle's numbers)."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for what the instance and its class lack: the options' own fields.
+        options = self.__dict__.get("options")
+        if options is not None and name in attrs.fields_dict(type(options)):
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def declared_options(cls: type) -> type | None:
+    """The attrs options class a backend declares, when the backend is built from it (its
+    ``__init__`` is ``Configured``'s); None for a backend that takes keyword arguments."""
+    options_class = getattr(cls, "options_class", None)
+    if options_class is None or not attrs.has(options_class):
+        return None
+    return options_class if cls.__init__ is Configured.__init__ else None
+
+
+def option_names(options_class: type) -> dict[str, bool]:
+    """Each option's name, and whether it is required (has no default)."""
+    return {
+        field.alias or field.name: field.default is attrs.NOTHING
+        for field in attrs.fields(options_class)
+    }

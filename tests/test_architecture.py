@@ -39,9 +39,6 @@ NO_DAGSTER = {"wire", "plugins", "storage", "runners", "task", "ui"}
 # Module -> imported module: the edges the table does not allow yet, each with its way out.
 # test_every_exception_is_still_needed fails once one is gone: delete it here then.
 EXCEPTIONS = {
-    # The dict shim of run(request, secret_env, log): goes with the one runner contract
-    # (issue 24, point 2), and with it the last edge from runners/ up to task/.
-    ("runners.context", "task.context"),
     # The UI's step page names tasks as the scaffold does, its plugin installs a file into the
     # Airflow folder as the scaffold does, and its sizes read as `results` prints them: these
     # helpers move to the wire (keys.py, files.py) once the scaffold's branch has landed.

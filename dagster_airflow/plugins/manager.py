@@ -18,6 +18,7 @@ import attrs
 import pluggy
 
 from dagster_airflow.errors import ConfigurationError, PluginError
+from dagster_airflow.options import declared_options, option_names
 from dagster_airflow.plugins import hookspecs
 
 log = logging.getLogger(__name__)
@@ -53,23 +54,35 @@ class Backend:
     def create(self, options: Mapping[str, Any]) -> Any:
         """An instance configured with ``options``; a wrong option is one clear sentence."""
         check_options(self.kind, self.name, self.cls, options)
+        options_class = declared_options(self.cls)
+        if options_class is not None:  # built, and so checked value by value, here
+            return self.cls(options_class(**options))
         return self.cls(**options)
+
+
+def _option_names(cls: type) -> dict[str, bool]:
+    """A backend's options and whether each is required: its declared attrs options class's
+    fields, or, for a backend that takes them as keyword arguments, its ``__init__``'s."""
+    options_class = declared_options(cls)
+    if options_class is not None:
+        return option_names(options_class)
+    return {
+        p.name: p.default is p.empty
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
 
 
 def check_options(kind: str, name: str, cls: type, options: Mapping[str, Any]) -> None:
     """Raise ConfigurationError naming any unknown or missing option of a backend class."""
-    params = {
-        p.name: p
-        for p in inspect.signature(cls.__init__).parameters.values()
-        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
+    params = _option_names(cls)
     unknown = sorted(set(options) - set(params))
     if unknown:
         raise ConfigurationError(
             f"{kind} {name!r} has no option {unknown[0]!r} (value {options[unknown[0]]!r}); "
             f"its options are: {', '.join(sorted(params)) or 'none'}."
         )
-    missing = sorted(n for n, p in params.items() if p.default is p.empty and n not in options)
+    missing = sorted(n for n, required in params.items() if required and n not in options)
     if missing:
         raise ConfigurationError(
             f"{kind} {name!r} needs the option {missing[0]!r}; set it in the DAG's "

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
 from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR
-from dagster_airflow.runners.context import RunContext, run_context
+from dagster_airflow.runners.context import RunContext
 
-__all__ = ["WORKER_COMMAND", "RunContext", "StepRunner", "run_context"]
+__all__ = ["WORKER_COMMAND", "RunContext", "StepRunner"]
 
 # The worker's command, as an image or a virtual environment with dagster-airflow installed has it.
 WORKER_COMMAND = ("dagster-airflow", "execute-step")
@@ -38,19 +38,13 @@ class StepRunner(ABC):
         return options
 
     @abstractmethod
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
+    def run(self, request: StepRequest, context: RunContext) -> StepResult:
         """Run the worker for ``request`` and wait for it.
 
-        ``context`` is the RunContext the operator built (``run_context(request, context,
-        log)`` returns it); a runner driven directly may pass the credentials environment and a
-        log instead, as before the context. ``context.secret_env`` holds the storage's
+        ``context`` is the RunContext the operator built (a test builds one with
+        ``dagster_airflow.testing.run_context_for``). ``context.secret_env`` holds the storage's
         credentials: hand it to the worker's environment and never log it. Feed every line of
-        the worker's output to a ``StepLog`` as it comes.
+        the worker's output to a ``StepLog`` (logging to ``context.log``) as it comes.
         """
 
     def kill(self) -> None:  # noqa: B027 - a runner with nothing to stop need not override

@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 if TYPE_CHECKING:
-    from dagster_airflow.model import StepRequest
+    from dagster_airflow.connection import Connection
     from dagster_airflow.storage.base import IntermediateStorage
 
-ConnectionGetter = Callable[[str], "dict[str, Any] | None"]
+ConnectionGetter = Callable[[str], "Connection | None"]
 # The credentials among a storage's variables (not its region or endpoint URL).
 _CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
 
@@ -33,7 +33,7 @@ def _credential(name: str, value: str) -> bool:
     return is_credential_name(name)
 
 
-def _no_connection(conn_id: str) -> dict[str, Any] | None:
+def _no_connection(conn_id: str) -> Connection | None:
     return None
 
 
@@ -53,8 +53,8 @@ class RunContext:
     :param secret_env: the storage's credentials as environment variables: hand them to the
         worker, never log them.
     :param storage: the task's intermediate storage, resolved once (None when unknown).
-    :param connection: an Airflow connection by id, as a plain dict (conn_type, host, port,
-        login, password, schema, extra), or None when there is none.
+    :param connection: an Airflow connection by id (a ``dagster_airflow.connection.Connection``,
+        its extra parsed), or None when there is none.
     :param mask: have Airflow redact a value from every task log line from now on.
     :param push_link: show a URL as the task's "Dagster run" link; False outside a task.
     :param is_secret: whether a variable ``(name, value)`` of the step's environment holds a
@@ -79,16 +79,3 @@ class RunContext:
         """The names of the variables in ``env`` that hold secrets (the worker redacts their
         values: dagster_airflow.redaction)."""
         return sorted(name for name, value in env.items() if value and self.is_secret(name, value))
-
-
-def run_context(
-    request: StepRequest, context: RunContext | Mapping[str, str], log: logging.Logger | None
-) -> RunContext:
-    """The context a runner's ``run`` was handed, or, for a runner driven directly with the old
-    arguments ``(request, secret_env, log)`` (a test, a script), the one a task would have: the
-    request's storage and Airflow's connections and masking, where Airflow is installed."""
-    if isinstance(context, RunContext):
-        return context
-    from dagster_airflow.task.context import outside_task
-
-    return outside_task(request, log or logging.getLogger("dagster_airflow"), dict(context or {}))

@@ -13,9 +13,10 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import SKIPPED, SUCCESS, StepRequest, StepResult
-from dagster_airflow.options import OptionFields
+from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
 from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
@@ -52,7 +53,11 @@ _field = OptionFields("the docker runner")
 
 @attrs.frozen
 class DockerOptions:
-    image: str = _field.string("image", example="my-dagster-code:1.0")
+    image: str = _field.field(
+        attrs.converters.pipe(
+            _field.string("image", example="my-dagster-code:1.0").converter, str.strip
+        )
+    )
     docker_url: str | None = _field.string(
         "docker_url", default=None, example="unix:///var/run/docker.sock"
     )
@@ -85,7 +90,7 @@ def registry_of(image: str) -> str:
     return resolve_repository_name(repository)[0]
 
 
-class DockerRunner(RemoteRunner):
+class DockerRunner(Configured, RemoteRunner):
     """Runs ``dagster-airflow execute-step`` in a fresh container of ``image`` for each step.
 
     The image's own entrypoint is replaced by ``command``, so an image built for
@@ -109,58 +114,19 @@ class DockerRunner(RemoteRunner):
     """
 
     name = "docker"
+    options_class = DockerOptions
     run_noun = "container"
     output_waits = True  # its log stream is read in a thread: wait on it
 
-    def __init__(
-        self,
-        image: str,
-        docker_url: str | None = None,
-        docker_conn_id: str | None = None,
-        pull: str = "missing",
-        environment: Mapping[str, str] | None = None,
-        private_environment: Mapping[str, str] | None = None,
-        mounts: Sequence[Any] | None = None,
-        network_mode: str | None = None,
-        working_dir: str | None = None,
-        user: str | int | None = None,
-        auto_remove: str = "success",
-        timeout: float | None = None,
-        command: Sequence[str] | None = None,
-        stop_timeout: int = 10,
-    ) -> None:
-        o = DockerOptions(
-            image,
-            docker_url,
-            docker_conn_id,
-            pull,
-            environment,
-            private_environment,
-            mounts,
-            network_mode,
-            working_dir,
-            user,
-            auto_remove,
-            timeout,
-            command,
-            stop_timeout,
-        )
-        self.image = o.image.strip()
-        self.docker_url = o.docker_url
-        self.docker_conn_id = o.docker_conn_id
-        self.pull = o.pull
-        self.environment = o.environment
-        self.private_environment = o.private_environment
-        self.mounts = o.mounts
-        self.network_mode = o.network_mode
-        self.working_dir = o.working_dir
-        self.user = o.user
-        self.auto_remove = o.auto_remove
-        self.timeout = o.timeout
-        self.command = list(o.command or WORKER_COMMAND)
-        self.stop_timeout = o.stop_timeout
+    def configure(self) -> None:
+        self.timeout = self.options.timeout  # the lifecycle's deadline
         self._client = None
         self._log = logging.getLogger(__name__)
+
+    @property
+    def command(self) -> list[str]:
+        """The worker's command in the image."""
+        return list(self.options.command or WORKER_COMMAND)
 
     # -- the Docker daemon -------------------------------------------------------------------
 
@@ -192,26 +158,26 @@ class DockerRunner(RemoteRunner):
             return
         from docker.errors import APIError
 
-        conn = context.connection(self.docker_conn_id)
+        conn = Connection.parse(context.connection(self.docker_conn_id), self.docker_conn_id)
         if conn is None:
             raise RunnerError(
                 f"the docker runner's docker_conn_id {self.docker_conn_id!r} is not an Airflow "
                 "connection; create it with the registry as host, the user as login and the "
                 "password or token as password."
             )
-        context.mask_values([conn.get("password")])
-        registry = f"{conn['host']}:{conn['port']}" if conn.get("port") else conn["host"]
-        extra = conn.get("extra") or {}
+        context.mask_values([conn.password])
+        registry = f"{conn.host}:{conn.port}" if conn.port else conn.host
+        extra = conn.extra
         context.log.info(
             "Logging in to registry %s as %s (connection %r)",
             registry,
-            conn.get("login"),
+            conn.login,
             self.docker_conn_id,
         )
         try:
             client.login(
-                username=conn.get("login"),
-                password=conn.get("password"),
+                username=conn.login,
+                password=conn.password,
                 registry=registry,
                 email=extra.get("email"),
                 reauth=bool(extra.get("reauth", True)),
@@ -407,7 +373,7 @@ class DockerRunner(RemoteRunner):
 
         return (
             isinstance(exc, NotFound)
-            or self._lifecycle.stopped_by is not None
+            or self.stopped is not None
             or "no such container" in str(exc.explanation or "")
         )
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import StepError, StepRequest, StepResult
-from dagster_airflow.options import OptionFields
+from dagster_airflow.model import StepError, StepRequest
+from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
-from dagster_airflow.runners.base import WORKER_COMMAND, RunContext, run_context
+from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
 from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class EcsOptions:
     pending_timeout: float | None = _field.number(
         "pending_timeout", default=900.0, example="900", optional=True
     )
-    aws_conn_id: str | None = _field.string("aws_conn_id", default=None, example="aws_default")
+    aws_conn_id: str | None = _field.string(
+        "aws_conn_id", default="aws_default", example="aws_default", optional=True
+    )
     storage_credentials: str = _field.one_of(
         "storage_credentials", STORAGE_CREDENTIALS, default="task_role"
     )
@@ -164,7 +167,7 @@ class CloudWatchLogReader:
             self._token = token
 
 
-class EcsRunner(RemoteRunner):
+class EcsRunner(Configured, RemoteRunner):
     """Runs ``dagster-airflow execute-step`` as an ECS task of ``task_definition``.
 
     See docs/ecs.md for the task definition the image needs, IAM, and every option. The
@@ -172,70 +175,17 @@ class EcsRunner(RemoteRunner):
     """
 
     name = "ecs"
+    options_class = EcsOptions
     run_noun = "task"
     start_timeout_option = "pending_timeout"
 
-    def __init__(
-        self,
-        cluster: str,
-        task_definition: str,
-        container_name: str | None = None,
-        launch_type: str | None = None,
-        capacity_provider_strategy: Sequence[Mapping[str, Any]] | None = None,
-        network_configuration: Mapping[str, Any] | None = None,
-        platform_version: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        awslogs_group: str | None = None,
-        awslogs_stream_prefix: str | None = None,
-        poll_interval: float = 6.0,
-        timeout: float | None = None,
-        pending_timeout: float | None = 900.0,
-        aws_conn_id: str | None = "aws_default",
-        storage_credentials: str = "task_role",
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> None:
-        o = EcsOptions(
-            cluster,
-            task_definition,
-            container_name,
-            launch_type,
-            capacity_provider_strategy,
-            network_configuration,
-            platform_version,
-            tags,
-            awslogs_group,
-            awslogs_stream_prefix,
-            poll_interval,
-            timeout,
-            pending_timeout,
-            aws_conn_id,
-            storage_credentials,
-            region_name,
-            endpoint_url,
-        )
-        self.cluster = o.cluster
-        self.task_definition = o.task_definition
-        self.container_name = o.container_name
-        self.launch_type = o.launch_type
-        self.capacity_provider_strategy = list(o.capacity_provider_strategy)
-        self.network_configuration = o.network_configuration
-        self.platform_version = o.platform_version
-        self.tags = dict(o.tags)
-        self.awslogs_group = o.awslogs_group
-        self.awslogs_stream_prefix = o.awslogs_stream_prefix
-        self.poll_interval = o.poll_interval
-        self.timeout = o.timeout
-        self.pending_timeout = o.pending_timeout
+    def configure(self) -> None:
         # The lifecycle's rule, with ECS's numbers: DescribeTasks every poll_interval seconds,
         # CloudWatch a few seconds to hand over a stopped container's last lines.
-        self.first_poll = self.max_poll = o.poll_interval
-        self.start_timeout = o.pending_timeout
-        self.drain_grace = _DRAIN_READS * min(o.poll_interval, 2.0)
-        self.aws_conn_id = o.aws_conn_id
-        self.storage_credentials = o.storage_credentials
-        self.region_name = o.region_name
-        self.endpoint_url = o.endpoint_url
+        self.first_poll = self.max_poll = self.options.poll_interval
+        self.timeout = self.options.timeout
+        self.start_timeout = self.options.pending_timeout
+        self.drain_grace = _DRAIN_READS * min(self.options.poll_interval, 2.0)
         self._endpoint_url: str | None = None
         self._ecs: Any = None
         self._logs: Any = None
@@ -255,19 +205,19 @@ class EcsRunner(RemoteRunner):
 
         conn = None
         if self.aws_conn_id:
-            conn = context.connection(self.aws_conn_id)
+            conn = Connection.parse(context.connection(self.aws_conn_id), self.aws_conn_id)
             if conn is None:
                 logger.info(
                     "No Airflow connection %r: the ecs runner uses boto3's default credentials",
                     self.aws_conn_id,
                 )
-        extra = dict((conn or {}).get("extra") or {})
+        extra = conn.extra if conn else {}
         kwargs: dict[str, Any] = {
             "region_name": self.region_name or extra.get("region_name") or None,
         }
-        if conn and conn.get("login"):
-            kwargs["aws_access_key_id"] = conn["login"]
-            kwargs["aws_secret_access_key"] = conn.get("password")
+        if conn and conn.login:
+            kwargs["aws_access_key_id"] = conn.login
+            kwargs["aws_secret_access_key"] = conn.password
             kwargs["aws_session_token"] = extra.get("aws_session_token")
         self._endpoint_url = self.endpoint_url or extra.get("endpoint_url") or None
         return boto3.session.Session(**kwargs)
@@ -282,32 +232,27 @@ class EcsRunner(RemoteRunner):
 
     # -- run -----------------------------------------------------------------------------------
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
+    def session(self, request: StepRequest, context: RunContext) -> Any:
+        # In 'environment' mode the overrides carry the credentials into botocore's DEBUG lines.
+        environment = self.storage_credentials == "environment"
+        return _redacted_from_botocore_debug(context.secret_env.values() if environment else ())
+
+    def platform_error(self, exc: Exception) -> Exception | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        context = run_context(request, context, log)
-        secret_env = context.secret_env
-        secrets = secret_env.values() if self.storage_credentials == "environment" else ()
-        with _redacted_from_botocore_debug(secrets):
-            try:
-                return super().run(request, context)
-            except ClientError as exc:
-                raise RunnerError(
-                    f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
-                    f"failed: {_client_error(exc)}; check what the credentials of "
-                    f"aws_conn_id {self.aws_conn_id!r} may do (docs/ecs.md lists the calls)."
-                ) from exc
-            except BotoCoreError as exc:
-                raise RunnerError(
-                    f"the ecs runner cannot reach ECS for cluster {self.cluster!r}: {exc}; "
-                    f"check the Airflow connection {self.aws_conn_id!r} (credentials, "
-                    "region_name, endpoint_url) or the runner's region_name."
-                ) from exc
+        if isinstance(exc, ClientError):
+            return RunnerError(
+                f"the ecs runner's {exc.operation_name} call on cluster {self.cluster!r} "
+                f"failed: {_client_error(exc)}; check what the credentials of "
+                f"aws_conn_id {self.aws_conn_id!r} may do (docs/ecs.md lists the calls)."
+            )
+        if isinstance(exc, BotoCoreError):
+            return RunnerError(
+                f"the ecs runner cannot reach ECS for cluster {self.cluster!r}: {exc}; "
+                f"check the Airflow connection {self.aws_conn_id!r} (credentials, "
+                "region_name, endpoint_url) or the runner's region_name."
+            )
+        return None
 
     def prepare(self, request: StepRequest, context: RunContext) -> None:
         session = self._session(context)

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import (
     EXIT_NO_RETRY,
@@ -36,7 +37,7 @@ from dagster_airflow.model import (
     StepRequest,
     StepResult,
 )
-from dagster_airflow.options import OptionFields
+from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.lifecycle import LOST_ERROR, RemoteRunner, RunState
@@ -208,7 +209,7 @@ class _DagsterRun:
     errors: list[StepError] = attrs.field(factory=list)  # the run's own errors (not the step's)
 
 
-class GraphQLRunner(RemoteRunner):
+class GraphQLRunner(Configured, RemoteRunner):
     """Launches each step as a Dagster run through dagster-webserver's GraphQL API.
 
     :param url: the webserver (``/graphql`` is appended unless it ends with it).
@@ -222,27 +223,16 @@ class GraphQLRunner(RemoteRunner):
     """
 
     name = "graphql"
+    options_class = GraphQLOptions
     run_noun = "Dagster run"
 
-    def __init__(
-        self,
-        url: str,
-        location: str | None = None,
-        repository: str | None = None,
-        dagster_conn_id: str | None = None,
-        poll_interval: float = 1.0,
-        timeout: float | None = None,
-    ) -> None:
-        o = GraphQLOptions(url, location, repository, dagster_conn_id, poll_interval, timeout)
-        self.url = o.url.rstrip("/")
+    def configure(self) -> None:
+        self.url = self.options.url.rstrip("/")
         self.endpoint = self.url if self.url.endswith("/graphql") else f"{self.url}/graphql"
         self.ui_url = self.endpoint.removesuffix("/graphql")  # where a run is shown: /runs/<id>
-        self.location = o.location
-        self.repository = o.repository
-        self.dagster_conn_id = o.dagster_conn_id
-        self.max_poll = o.poll_interval
-        self.first_poll = min(0.25, o.poll_interval)
-        self.timeout = o.timeout
+        self.max_poll = self.options.poll_interval
+        self.first_poll = min(0.25, self.options.poll_interval)
+        self.timeout = self.options.timeout
         self._headers: dict[str, str] = {}
         self._client = None
 
@@ -327,17 +317,17 @@ class GraphQLRunner(RemoteRunner):
         its password as a token in ``token_header`` (default Dagster-Cloud-Api-Token)."""
         if not self.dagster_conn_id:
             return {}
-        conn = context.connection(self.dagster_conn_id)
+        conn = Connection.parse(context.connection(self.dagster_conn_id), self.dagster_conn_id)
         if conn is None:
             raise RunnerError(
                 f"the graphql runner's dagster_conn_id {self.dagster_conn_id!r} is not an "
                 "Airflow connection; create it or remove the option."
             )
-        extra = conn.get("extra") or {}
+        extra = conn.extra
         headers = {str(k): str(v) for k, v in (extra.get("headers") or {}).items()}
-        if conn.get("password"):
-            context.mask(conn["password"])
-            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn["password"]
+        if conn.password:
+            context.mask(conn.password)
+            headers[str(extra.get("token_header") or DEFAULT_TOKEN_HEADER)] = conn.password
         return headers
 
     # -- the job on the deployment --------------------------------------------------------
@@ -445,14 +435,9 @@ class GraphQLRunner(RemoteRunner):
 
     # -- one step (the lifecycle's methods) -------------------------------------------------
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
-        """The base's lifecycle; the outcome as Dagster's retries in the run decided it."""
-        return final_outcome(super().run(request, context, log), self._lifecycle.stopped_by)
+    def outcome(self, result: StepResult, stopped: str | None) -> StepResult:
+        """The outcome as Dagster's retries in the run decided it."""
+        return final_outcome(result, stopped)
 
     def prepare(self, request: StepRequest, context: RunContext) -> None:
         if context.secret_env:

@@ -23,11 +23,13 @@ stopped once (``stop`` is never called twice for one run).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import attrs
@@ -42,7 +44,7 @@ from dagster_airflow.model import (
     StepRequest,
     StepResult,
 )
-from dagster_airflow.runners.base import RunContext, StepRunner, run_context
+from dagster_airflow.runners.base import RunContext, StepRunner
 from dagster_airflow.step_log import StepLog
 
 logger = logging.getLogger(__name__)
@@ -75,21 +77,76 @@ class RunState:
     detail: Any = None
 
 
-class _Lifecycle:
-    """The state one runner's ``run`` and ``kill`` share, behind one reentrant lock (a signal
-    handler may run ``kill`` in the thread that holds it)."""
+class KillSwitch:
+    """The kill protocol every runner shares, behind one reentrant lock (a signal handler may
+    run ``kill`` in the thread that holds it).
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.kill_requested = False
-        self.handle: Any = None
+    ``kill()`` marks the run killed and stops the handle being followed, if any; ``follow``
+    names the handle once started, and stops it at once when the kill came during the start.
+    Each handle is stopped once (``stop(handle, reason)`` is never called twice for it).
+    """
+
+    def __init__(self, stop: Callable[[Any, str], None], describe: Callable[[Any], str]) -> None:
+        self._lock = threading.RLock()
+        self._stop, self._describe = stop, describe
+        self._kill_requested = False
+        self._handle: Any = None
+        self._stopped: Any = None  # the handle stopped last
         self.stopped_by: str | None = None  # TIMEOUT, STOPPED or NEVER_STARTED once stopped
+
+    @property
+    def killed(self) -> bool:
+        """Whether a kill came for the current (or next) run."""
+        return self._kill_requested
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """One run: it starts unstopped; once it ends, a kill is for the next run."""
+        with self._lock:
+            self._handle, self._stopped, self.stopped_by = None, None, None
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._handle, self._kill_requested = None, False
+
+    def follow(self, handle: Any) -> None:
+        """``handle`` is started: a kill stops it from now on (at once if one already came)."""
+        with self._lock:
+            self._handle = handle
+            killed = self._kill_requested
+        if killed:  # the kill came while the run was being started: it stops what started
+            self.stop_once(handle, STOPPED, KILLED)
+
+    def release(self) -> None:
+        """Nothing is followed any more: a late kill stops nothing."""
+        with self._lock:
+            self._handle = None
+
+    def kill(self) -> None:
+        with self._lock:
+            self._kill_requested = True
+            handle = self._handle
+        if handle is not None:
+            self.stop_once(handle, STOPPED, KILLED)
+
+    def stop_once(self, handle: Any, why: str, reason: str) -> None:
+        with self._lock:
+            if self._stopped is handle:
+                return
+            self._stopped, self.stopped_by = handle, why
+        logger.info("Stopping %s: %s", self._describe(handle), reason)
+        try:
+            self._stop(handle, reason)
+        except Exception as exc:  # a failed stop must not hide the outcome of the step
+            logger.warning("Could not stop %s: %s", self._describe(handle), exc)
 
 
 class RemoteRunner(StepRunner):
     """A runner whose steps run elsewhere. Subclasses implement ``start``, ``find``,
     ``read_output``, ``state`` and ``stop``, and may override ``prepare``, ``cleanup``,
-    ``output_ended``, ``never_reported`` and ``describe``; ``run`` and ``kill`` are the base's.
+    ``output_ended``, ``never_reported``, ``describe``, and the hooks around the whole run:
+    ``session``, ``platform_error`` and ``outcome``; ``run`` and ``kill`` are the base's.
 
     A handle is whatever the backend uses to name its run (a container object, a task's ARN);
     the base only passes it back.
@@ -112,7 +169,8 @@ class RemoteRunner(StepRunner):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> RemoteRunner:
         self = super().__new__(cls)
-        self._lifecycle = _Lifecycle()  # before any __init__: kill() may come at once
+        # Before any __init__: kill() may come at once.
+        self.__switch = KillSwitch(lambda handle, reason: self.stop(handle, reason), self.describe)
         return self
 
     # -- what a backend fills in ----------------------------------------------------------
@@ -165,54 +223,59 @@ class RemoteRunner(StepRunner):
         """The run as log lines name it."""
         return f"{self.run_noun} {handle}"
 
+    def session(self, request: StepRequest, context: RunContext) -> AbstractContextManager:
+        """The scope of one run, around everything else (a logging filter); default: none."""
+        return contextlib.nullcontext()
+
+    def platform_error(self, exc: Exception) -> Exception | None:
+        """The RunnerError, one sentence, that a platform's own error raised during the run
+        (an SDK's client error) means; None: let it through as it is."""
+        return None
+
+    def outcome(self, result: StepResult, stopped: str | None) -> StepResult:
+        """The final word on the step's result, knowing the kind of stop (TIMEOUT, STOPPED,
+        NEVER_STARTED or None); default: the result as the lifecycle made it."""
+        return result
+
+    @property
+    def stopped(self) -> str | None:
+        """The kind of stop of the current run (TIMEOUT, STOPPED, NEVER_STARTED), or None."""
+        return self.__switch.stopped_by
+
     # -- the lifecycle -----------------------------------------------------------------------
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
-        context = run_context(request, context, log)
-        life = self._lifecycle
-        with life.lock:
-            life.handle, life.stopped_by = None, None
-        try:
-            return self._run(request, context)
-        finally:
-            with life.lock:
-                life.handle, life.kill_requested = None, False
+    def run(self, request: StepRequest, context: RunContext) -> StepResult:
+        with self.__switch.running(), self.session(request, context):
+            try:
+                result = self._run(request, context)
+            except Exception as exc:
+                translated = self.platform_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            return self.outcome(result, self.__switch.stopped_by)
 
     def kill(self) -> None:
         """Stop the step (Airflow's on_kill, a timeout); before the start, mark it so that it
         never starts. Safe from a signal handler, from any thread, at any moment."""
-        life = self._lifecycle
-        with life.lock:
-            life.kill_requested = True
-            handle = life.handle
-        if handle is not None:
-            self._stop_once(handle, STOPPED, KILLED)
+        self.__switch.kill()
 
     @property
     def killed(self) -> bool:
         """Whether a kill came for the current (or next) run."""
-        return self._lifecycle.kill_requested
+        return self.__switch.killed
 
     def _run(self, request: StepRequest, context: RunContext) -> StepResult:
-        life = self._lifecycle
-        if life.kill_requested:
+        switch = self.__switch
+        if switch.killed:
             return self._never_started(context)
         self.prepare(request, context)
         handle = self.find(request, context)
         if handle is None:
-            if life.kill_requested:
+            if switch.killed:
                 return self._never_started(context)
             handle = self.start(request, context)
-        with life.lock:
-            life.handle = handle
-            killed = life.kill_requested
-        if killed:  # the kill came while the run was being started: it stops what started
-            self._stop_once(handle, STOPPED, KILLED)
+        switch.follow(handle)
         result = None
         try:
             step_log = StepLog(context.log)
@@ -221,25 +284,12 @@ class RemoteRunner(StepRunner):
             return result
         finally:
             if result is None:  # interrupted while following: never leave it running
-                self._stop_once(handle, STOPPED, KILLED)
-            with life.lock:
-                life.handle = None
+                switch.stop_once(handle, STOPPED, KILLED)
+            switch.release()
             try:
-                self.cleanup(handle, result, life.stopped_by)
+                self.cleanup(handle, result, switch.stopped_by)
             except Exception as exc:  # a failed cleanup must not hide the step's outcome
                 context.log.warning("Could not clean up %s: %s", self.describe(handle), exc)
-
-    def _stop_once(self, handle: Any, why: str, reason: str) -> None:
-        life = self._lifecycle
-        with life.lock:
-            if life.stopped_by is not None:
-                return
-            life.stopped_by = why
-        logger.info("Stopping %s: %s", self.describe(handle), reason)
-        try:
-            self.stop(handle, reason)
-        except Exception as exc:  # a failed stop must not hide the outcome of the step
-            logger.warning("Could not stop %s: %s", self.describe(handle), exc)
 
     def _feed(self, handle: Any, step_log: StepLog, wait: float, final: bool = False) -> int:
         fed = 0
@@ -270,17 +320,17 @@ class RemoteRunner(StepRunner):
                 break
             elapsed = time.monotonic() - started
             if self.timeout is not None and elapsed > self.timeout:
-                if self._lifecycle.stopped_by is None:
+                if self.__switch.stopped_by is None:
                     log.error(
                         "The step ran longer than %ss; stopping its %s", self.timeout, self.run_noun
                     )
-                self._stop_once(handle, TIMEOUT, self._timeout_message())
+                self.__switch.stop_once(handle, TIMEOUT, self._timeout_message())
             if state.starting and self.start_timeout is not None and elapsed > self.start_timeout:
                 reason = (
                     f"the {self.run_noun} was still {status} after {self.start_timeout:g} s "
                     f"({self.start_timeout_option})"
                 )
-                self._stop_once(handle, NEVER_STARTED, reason)
+                self.__switch.stop_once(handle, NEVER_STARTED, reason)
             pause = self._pause(handle, step_log, pause)
         grace = time.monotonic() + (self.drain_grace if state.ran else 0.0)
         pause = self.first_poll
@@ -297,7 +347,7 @@ class RemoteRunner(StepRunner):
 
     def _result(self, handle: Any, state: RunState, step_log: StepLog) -> StepResult:
         result = step_log.result(state.exit_code)
-        stopped = self._lifecycle.stopped_by
+        stopped = self.__switch.stopped_by
         if stopped == TIMEOUT:
             error = StepError(TIMEOUT_ERROR, self._timeout_message(), cause=result.error)
             error = attrs.evolve(error, kind=TIMEOUT)

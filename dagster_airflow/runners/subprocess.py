@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -17,14 +18,16 @@ from dagster_airflow.model import (
     FAILURE,
     NEVER_STARTED,
     REQUEST_ENV_VAR,
+    STOPPED,
     StepError,
     StepRequest,
     StepResult,
 )
-from dagster_airflow.options import OptionFields
+from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.reaper import die_with_parent_preexec
-from dagster_airflow.runners.base import RunContext, StepRunner, run_context
+from dagster_airflow.runners.base import RunContext, StepRunner
+from dagster_airflow.runners.lifecycle import KILLED, KillSwitch
 from dagster_airflow.step_log import StepLog
 
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
@@ -79,7 +82,7 @@ class SubprocessOptions:
     runtime_dir: str | None = _field.string("runtime_dir", default=None, example="/run/me/da")
 
 
-class SubprocessRunner(StepRunner):
+class SubprocessRunner(Configured, StepRunner):
     """Runs ``python -m dagster_airflow execute-step`` in its own process group.
 
     Options: ``python`` (the interpreter with Dagster and the job's code; default: Airflow's
@@ -98,32 +101,18 @@ class SubprocessRunner(StepRunner):
     """
 
     name = "subprocess"
+    options_class = SubprocessOptions
     default_storage = "filesystem"
 
-    def __init__(
-        self,
-        python: str | None = None,
-        env: Mapping[str, str] | None = None,
-        working_dir: str | None = None,
-        kill_timeout: float = 10.0,
-        warm: bool = True,
-        idle_timeout: float = 600.0,
-        runtime_dir: str | None = None,
-    ) -> None:
-        options = SubprocessOptions(
-            python, env, working_dir, kill_timeout, warm, idle_timeout, runtime_dir
-        )
-        self.python = options.python or sys.executable
-        self.env = options.env
-        self.working_dir = options.working_dir
-        self.kill_timeout = options.kill_timeout
-        self.warm = options.warm and sys.platform == "linux"
-        self.idle_timeout = options.idle_timeout
-        self.runtime_dir = options.runtime_dir
+    def configure(self) -> None:
+        self.python = self.options.python or sys.executable
+        self.warm = self.options.warm and sys.platform == "linux"
         self._process: subprocess.Popen[str] | None = None
-        self._warm_step = None
-        self._client = None
-        self._kill_requested = False
+        self._step_log: StepLog | None = None
+        self._reading = False
+        # The lifecycle's kill protocol; what it follows is, in turn, the step server's client,
+        # the warm step, or the fresh process.
+        self._switch = KillSwitch(self._stop, _describe)
 
     def command(self) -> list[str]:
         return [self.python, "-m", "dagster_airflow", "execute-step"]
@@ -138,20 +127,14 @@ class SubprocessRunner(StepRunner):
         reaper = [self.python, "-m", "dagster_airflow.reaper"]
         return [*reaper, "--kill-timeout", str(self.kill_timeout), "--", *self.command()]
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
-        context = run_context(request, context, log)
-        try:
-            return self._run(request, context, context.log)
-        finally:
-            self._kill_requested = False  # a kill is for the run it came for (or the next)
+    def run(self, request: StepRequest, context: RunContext) -> StepResult:
+        with self._switch.running():
+            return self._run_step(request, context, context.log)
 
-    def _run(self, request: StepRequest, context: RunContext, log: logging.Logger) -> StepResult:
-        if self._kill_requested:  # killed before it started: start nothing
+    def _run_step(
+        self, request: StepRequest, context: RunContext, log: logging.Logger
+    ) -> StepResult:
+        if self._switch.killed:  # killed before it started: start nothing
             return self._stopped_before_it_ran(log)
         worker = self.worker_env(request, context, self.env)
         env = step_environment(os.environ, self.env, worker)
@@ -163,25 +146,28 @@ class SubprocessRunner(StepRunner):
             except StepCancelled:
                 return self._stopped_before_it_ran(log)
             except StepServerUnavailable as exc:
-                if self._client is not None and self._client.cancelled:
+                if self._switch.killed:
                     return self._stopped_before_it_ran(log)
                 log.warning(
                     "Step server unavailable (%s); running the step in a fresh process.", exc
                 )
         log.info("Starting %s", " ".join(self.command()))
-        self._process = self._start_process(env)
-        if self._kill_requested:  # the kill came while the process was being started
-            self.kill()
-        log.info("Step process %s started", self._process.pid)
         self._step_log = StepLog(log)
-        assert self._process.stdout is not None
-        self._reading = True
+        self._process = process = self._start_process(env)
+        self._switch.follow(process)  # a kill during the start stops it now
+        log.info("Step process %s started", process.pid)
+        assert process.stdout is not None
+        self._reading, read = True, False
         try:
-            for line in self._process.stdout:
+            for line in process.stdout:
                 self._step_log.feed(line)
+            read = True
         finally:
             self._reading = False
-        return self._step_log.result(self._process.wait())
+            if not read:  # interrupted (Airflow's execution_timeout): never leave it running
+                self._switch.stop_once(process, STOPPED, KILLED)
+            self._switch.release()
+        return self._step_log.result(process.wait())
 
     def _start_process(self, env: Mapping[str, str]) -> subprocess.Popen[str]:
         """The step's process (its reaper on Linux), started: its own process group, dying with
@@ -211,7 +197,7 @@ class SubprocessRunner(StepRunner):
         from dagster_airflow.step_server.client import StepServerClient
 
         cwd = self.working_dir or os.getcwd()
-        self._client = client = StepServerClient(
+        client = StepServerClient(
             python=self.python,
             location=request.code_location,
             cwd=cwd,
@@ -220,11 +206,18 @@ class SubprocessRunner(StepRunner):
             directory=self.runtime_dir,
             idle_timeout=self.idle_timeout,
         )
-        if self._kill_requested:  # the kill came before the client was there to cancel
-            client.cancel()
-        self._warm_step = client.open_step(log)
-        step_log = StepLog(log)
-        code = self._warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
+        self._switch.follow(client)  # a kill cancels the wait for the server
+        warm_step = client.open_step(log)
+        self._switch.follow(warm_step)  # from here a kill stops the step
+        ran = False
+        try:
+            step_log = StepLog(log)
+            code = warm_step.run(env, cwd, self.kill_timeout, step_log.feed, log)
+            ran = True
+        finally:
+            if not ran:  # interrupted: never leave it running
+                self._switch.stop_once(warm_step, STOPPED, KILLED)
+            self._switch.release()
         return step_log.result(code)
 
     @staticmethod
@@ -236,20 +229,29 @@ class SubprocessRunner(StepRunner):
     def kill(self) -> None:
         """Stop the step; before it started, mark it so that it never starts. Safe from a
         signal handler (Airflow's on_kill) and from any thread."""
-        self._kill_requested = True
-        if self._client is not None:
-            self._client.cancel()
-        if self._warm_step is not None:
-            self._warm_step.kill(self.kill_timeout)
-        process = self._process
-        if process is None or process.poll() is not None:
+        self._switch.kill()
+
+    def _stop(self, handle: Any, reason: str) -> None:
+        """Stop what the kill switch follows: cancel the wait for a step server, stop the warm
+        step, or end the fresh process."""
+        from dagster_airflow.step_server.client import StepServerClient
+
+        if isinstance(handle, StepServerClient):
+            handle.cancel()
+        elif isinstance(handle, subprocess.Popen):
+            self._stop_process(handle)
+        else:
+            handle.kill(self.kill_timeout)
+
+    def _stop_process(self, process: subprocess.Popen[str]) -> None:
+        if process.poll() is not None:
             return
         # Airflow's execution_timeout raises inside run() and only then calls on_kill: nobody
         # reads the step's output any more, so read the rest here, or its last words (that it
         # was stopped) never reach the task log. (A kill through SIGTERM interrupts run() in
         # the same thread, and run() goes on reading once the handler returns.)
         drain = None
-        if not getattr(self, "_reading", True):
+        if not self._reading:
             drain = threading.Thread(target=self._drain, name="step-output", daemon=True)
             drain.start()
         # On Linux this SIGTERMs the reaper, alone in its group: it SIGTERMs the step's group,
@@ -269,11 +271,17 @@ class SubprocessRunner(StepRunner):
 
     def _drain(self) -> None:
         assert self._process is not None and self._process.stdout is not None
+        assert self._step_log is not None
         try:
             for line in self._process.stdout:
                 self._step_log.feed(line)
         except (OSError, ValueError):  # closed meanwhile
             pass
+
+
+def _describe(handle: Any) -> str:
+    pid = getattr(handle, "pid", None)
+    return f"step process {pid}" if pid is not None else "the wait for a step server"
 
 
 @hookimpl

@@ -19,9 +19,10 @@ import attrs
 
 from dagster_airflow.keys import check_key
 
-# What the operator hands a storage to read an Airflow connection: conn_id -> a plain dict
-# (conn_type, host, port, login, password, schema, extra) or None when there is no such connection.
-ConnectionGetter = Callable[[str], Mapping[str, Any] | None]
+# What the operator hands a storage to read an Airflow connection: conn_id -> a Connection
+# (dagster_airflow.connection; a plain dict from an older caller: Connection.parse takes both) or
+# None when there is no such connection.
+ConnectionGetter = Callable[[str], Any]
 
 EVENT_LOG_NAME = "events.jsonl"
 # Beside a step's outputs: how its last attempt ended and what it yielded, in order (run_state.py).

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
 from dagster_airflow.options import OptionFields, check_prefix
@@ -113,14 +114,14 @@ class GCSStorage(IntermediateStorage):
     # -- Airflow side --------------------------------------------------------------------------
 
     def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
-        conn = get_connection(self.gcp_conn_id)
+        conn = Connection.parse(get_connection(self.gcp_conn_id), self.gcp_conn_id)
         if conn is None:
             log.info(
                 "No Airflow connection %r: the step uses application default credentials",
                 self.gcp_conn_id,
             )
             return {}
-        extra = _extra(conn, self.gcp_conn_id)
+        extra = without_legacy_prefix(conn.extra)
         env = {}
         keyfile = extra.get("keyfile_dict")
         key_path = extra.get("key_path")
@@ -292,18 +293,8 @@ class GCSStorage(IntermediateStorage):
         )
 
 
-def _extra(conn: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
-    extra = conn.get("extra") or {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except ValueError:
-            extra = None
-    if not isinstance(extra, Mapping):
-        raise ConfigurationError(
-            f"the extra of Airflow connection {conn_id!r} is not a JSON object; write it as "
-            '{"keyfile_dict": {...}, "project": "my-project"}.'
-        )
+def without_legacy_prefix(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra with the fields older Airflow versions prefixed under their plain names."""
     # Older Airflow versions prefixed every field: extra__google_cloud_platform__keyfile_dict.
     legacy = "extra__google_cloud_platform__"
     return {

@@ -13,16 +13,16 @@ fails is aborted. Reads stream the response body.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
 from dagster_airflow.options import OptionFields, check_prefix
@@ -141,16 +141,16 @@ class S3Storage(IntermediateStorage):
     # -- Airflow side --------------------------------------------------------------------------
 
     def credentials_env(self, get_connection: ConnectionGetter) -> dict[str, str]:
-        conn = get_connection(self.aws_conn_id)
+        conn = Connection.parse(get_connection(self.aws_conn_id), self.aws_conn_id)
         if conn is None:
             log.info(
                 "No Airflow connection %r: the step uses boto3's default credential chain",
                 self.aws_conn_id,
             )
             return {}
-        extra = _extra(conn, self.aws_conn_id)
-        key_id = conn.get("login") or extra.get("aws_access_key_id")
-        secret = conn.get("password") or extra.get("aws_secret_access_key")
+        extra = conn.extra
+        key_id = conn.login or extra.get("aws_access_key_id")
+        secret = conn.password or extra.get("aws_secret_access_key")
         if bool(key_id) != bool(secret):
             missing = "password (secret access key)" if key_id else "login (access key id)"
             raise ConfigurationError(
@@ -467,24 +467,6 @@ class _MultipartWriter(io.RawIOBase):
             # The object was never completed, so nothing is visible; a lifecycle rule
             # (AbortIncompleteMultipartUpload) removes the parts.
             log.warning("Could not abort the multipart upload of %s", self.object_key)
-
-
-def _extra(conn: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
-    extra = conn.get("extra") or {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except ValueError:
-            raise ConfigurationError(
-                f"the extra of Airflow connection {conn_id!r} is not JSON; write it as a JSON "
-                'object such as {"region_name": "eu-west-1"}.'
-            ) from None
-    if not isinstance(extra, Mapping):
-        raise ConfigurationError(
-            f"the extra of Airflow connection {conn_id!r} must be a JSON object, not a "
-            f'{type(extra).__name__}; write it as {{"region_name": "eu-west-1"}}.'
-        )
-    return dict(extra)
 
 
 @hookimpl

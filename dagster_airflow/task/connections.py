@@ -18,46 +18,32 @@ import sys
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from dagster_airflow.connection import FIELDS, Connection, parse_extra
 from dagster_airflow.errors import ConfigurationError
 
 ENV_PREFIX = "AIRFLOW_CONN_"
-_FIELDS = ("conn_type", "host", "port", "login", "password", "schema", "extra")
 
 
-def get_connection(conn_id: str) -> dict[str, Any] | None:
-    """The connection as a plain dict (the shape storages' ``credentials_env`` take), or None
-    when no backend defines it."""
+def get_connection(conn_id: str) -> Connection | None:
+    """The connection (what storages' ``credentials_env`` read), or None when no backend
+    defines it."""
     if importlib.util.find_spec("airflow") is not None:
         return _from_airflow(conn_id)
-    return from_environment(conn_id)
+    return Connection.parse(from_environment(conn_id), conn_id)
 
 
-def _from_airflow(conn_id: str) -> dict[str, Any] | None:
+def _from_airflow(conn_id: str) -> Connection | None:
     # Only here: importing Airflow takes a second and configures its logging, whose lines
     # (such as "empty cryptography key") go to stderr, never into a command's output.
     with contextlib.redirect_stdout(sys.stderr):
         from airflow.exceptions import AirflowNotFoundException
-        from airflow.models.connection import Connection
+        from airflow.models.connection import Connection as AirflowConnection
 
         try:
-            conn = Connection.get_connection_from_secrets(conn_id)
+            conn = AirflowConnection.get_connection_from_secrets(conn_id)
         except AirflowNotFoundException:
             return None
-    return as_dict(conn)
-
-
-def as_dict(conn: Any) -> dict[str, Any]:
-    """An Airflow connection object (the SDK's in a task, the model's outside one) as the plain
-    dict storages and runners read."""
-    return {
-        "conn_type": conn.conn_type,
-        "host": conn.host,
-        "port": conn.port,
-        "login": conn.login,
-        "password": conn.password,
-        "schema": conn.schema,
-        "extra": conn.extra_dejson,
-    }
+    return Connection.parse(conn, conn_id)
 
 
 def from_environment(conn_id: str) -> dict[str, Any] | None:
@@ -74,8 +60,8 @@ def from_environment(conn_id: str) -> dict[str, Any] | None:
                 f"{name} is neither a connection URI nor valid JSON ({exc}); write it as "
                 "aws://LOGIN:PASSWORD@/?region_name=... or as a JSON object."
             ) from None
-        conn = {field: data.get(field) for field in _FIELDS}
-        conn["extra"] = _extra_object(data.get("extra"), name)
+        conn = {field: data.get(field) for field in FIELDS}
+        conn["extra"] = parse_extra(data.get("extra"), conn_id)
         return conn
     return parse_uri(value, name)
 
@@ -97,7 +83,7 @@ def parse_uri(uri: str, name: str = "the connection") -> dict[str, Any]:
         host = unquote(parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0])
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if "__extra__" in query:
-        extra = _extra_object(query["__extra__"], name)
+        extra = parse_extra(query["__extra__"], None)
     else:
         extra = {}
         for key, value in query.items():
@@ -115,18 +101,3 @@ def parse_uri(uri: str, name: str = "the connection") -> dict[str, Any]:
         "schema": unquote(parts.path[1:]) if parts.path[1:] else parts.path[1:],
         "extra": extra,
     }
-
-
-def _extra_object(extra: Any, name: str) -> dict[str, Any]:
-    if extra in (None, ""):
-        return {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except ValueError:
-            extra = None
-    if not isinstance(extra, dict):
-        raise ConfigurationError(
-            f'the extra of {name} is not a JSON object; write it as {{"region_name": "eu-west-1"}}.'
-        )
-    return extra

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from dagster_airflow.connection import Connection
 from dagster_airflow.runners.context import RunContext, is_credential_name
 
 DEFAULT_RUNNER = "subprocess"
@@ -52,18 +53,16 @@ def resolve(runner: Any, storage: Any) -> Resolved:
     return Resolved(runner_spec, backend, storage_spec, built)
 
 
-def connection(conn_id: str) -> dict[str, Any] | None:
-    """An Airflow connection as a plain dict, or None when there is no such connection."""
-    from airflow.sdk import Connection
+def connection(conn_id: str) -> Connection | None:
+    """An Airflow connection, its extra parsed, or None when there is no such connection."""
+    from airflow.sdk import Connection as AirflowConnection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from dagster_airflow.task.connections import as_dict
-
     try:
-        conn = Connection.get(conn_id)
+        conn = AirflowConnection.get(conn_id)
     except AirflowNotFoundException:
         return None
-    return as_dict(conn)
+    return Connection.parse(conn, conn_id)
 
 
 def mask(value: str) -> None:

@@ -4,6 +4,9 @@
   runs the same contract tests as the built-ins.
 - ``TaskLog``: the logger a test hands a runner as its task log, read back through a handler of
   its own (not pytest's caplog, which Airflow's logging setup may cut off).
+- ``run_context_for``: the RunContext a runner driven directly takes (the request's storage,
+  Airflow's connections and masking), as the operator builds it for a task; ``run_step``
+  runs a step with it.
 - ``plugin_registered`` (a context manager) and the ``register_plugin`` pytest fixture: register a
   plugin for one test, and always remove it.
 - ``step_server_runtime_dir``, ``stop_step_servers`` (pytest fixtures, autouse once imported into
@@ -29,6 +32,8 @@ _LAZY = {
     "StorageContract": "dagster_airflow.testing.contracts",
     "CONTRACT_JOB": "dagster_airflow.testing.contracts",
     "TaskLog": "dagster_airflow.testing.task_log",
+    "run_context_for": "dagster_airflow.testing.run_context",
+    "run_step": "dagster_airflow.testing.run_context",
     "plugin_registered": "dagster_airflow.testing.plugins",
     "register_plugin": "dagster_airflow.testing.fixtures",
     "step_server_runtime_dir": "dagster_airflow.testing.fixtures",

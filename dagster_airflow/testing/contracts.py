@@ -35,6 +35,7 @@ from dagster_airflow.model import (
     StepRequest,
     TaskRef,
 )
+from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
@@ -225,15 +226,15 @@ class RunnerContract:
         self, runner_factory, code_location, storage_spec, run_id, task_log
     ):
         log = task_log.logger
-        first = runner_factory().run(
-            self.request(code_location, storage_spec, run_id, "produce"), {}, log
+        first = run_step(
+            runner_factory(), self.request(code_location, storage_spec, run_id, "produce"), log
         )
         assert first.status == SUCCESS, first.error
         assert set(first.outputs) == {"result"}
         assert first.outputs["result"].endswith(f"{run_id}/produce/result")
 
-        second = runner_factory().run(
-            self.request(code_location, storage_spec, run_id, "consume"), {}, log
+        second = run_step(
+            runner_factory(), self.request(code_location, storage_spec, run_id, "consume"), log
         )
         assert second.status == SUCCESS, second.error
         assert "consumed 21 * 2" in task_log.text
@@ -242,8 +243,10 @@ class RunnerContract:
     def test_a_failing_step_reports_the_ops_error(
         self, runner_factory, code_location, storage_spec, run_id, task_log
     ):
-        result = runner_factory().run(
-            self.request(code_location, storage_spec, run_id, "fail"), {}, task_log.logger
+        result = run_step(
+            runner_factory(),
+            self.request(code_location, storage_spec, run_id, "fail"),
+            task_log.logger,
         )
         assert result.status == FAILURE
         assert "ValueError: contract failure 7" in result.error.summary()
@@ -265,7 +268,9 @@ class RunnerContract:
         )
         results = []
         thread = threading.Thread(
-            target=lambda: results.append(runner.run(request, {}, task_log.logger))
+            target=lambda: results.append(
+                runner.run(request, run_context_for(request, task_log.logger))
+            )
         )
         started = time.monotonic()
         thread.start()
@@ -312,7 +317,10 @@ class RunnerContract:
         request = self.request(code_location, storage_spec, run_id, "produce")
         with TaskLog(level=logging.DEBUG) as task_log:
             result = runner_factory().run(
-                request, {"DAGSTER_AIRFLOW_CONTRACT_SECRET_KEY": secret}, task_log.logger
+                request,
+                run_context_for(
+                    request, task_log.logger, {"DAGSTER_AIRFLOW_CONTRACT_SECRET_KEY": secret}
+                ),
             )
         assert result.status == SUCCESS, result.error
         assert task_log.records, "the runner wrote nothing to the task log"
@@ -327,8 +335,8 @@ class RunnerContract:
         calls = self.count_starts(runner) if self.start_method else []
         runner.kill()
         started = time.monotonic()
-        result = runner.run(
-            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        result = run_step(
+            runner, self.slow_request(code_location, storage_spec, run_id), task_log.logger
         )
         assert result.status == FAILURE
         assert result.error.kind == NEVER_STARTED, result.error
@@ -346,8 +354,8 @@ class RunnerContract:
         # accepted the start but the runner has not yet noted what it started.
         calls = self.count_starts(runner, also=runner.kill)
         started = time.monotonic()
-        result = runner.run(
-            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        result = run_step(
+            runner, self.slow_request(code_location, storage_spec, run_id), task_log.logger
         )
         assert len(calls) == 1
         assert result.status == FAILURE
@@ -366,13 +374,15 @@ class RunnerContract:
         second_starts = self.count_starts(second)
         results = []
         thread = threading.Thread(
-            target=lambda: results.append(first.run(request, {}, task_log.logger))
+            target=lambda: results.append(
+                first.run(request, run_context_for(request, task_log.logger))
+            )
         )
         thread.start()
         assert task_log.wait_for(SLOW_OP_SLEEPING, self.step_timeout / 2)
         # As after the Airflow worker died and the same try runs again.
         with TaskLog() as second_log:
-            followed = second.run(request, {}, second_log.logger)
+            followed = second.run(request, run_context_for(request, second_log.logger))
         thread.join(self.step_timeout)
         assert second_starts == [], "the second runner started the step again"
         assert followed.status == SUCCESS, followed.error
@@ -387,8 +397,8 @@ class RunnerContract:
         runner = runner_factory()
         runner.timeout = 3.0
         started = time.monotonic()
-        result = runner.run(
-            self.slow_request(code_location, storage_spec, run_id), {}, task_log.logger
+        result = run_step(
+            runner, self.slow_request(code_location, storage_spec, run_id), task_log.logger
         )
         assert result.status == FAILURE
         assert result.error.kind == TIMEOUT, result.error

@@ -11,7 +11,6 @@ The steps run on the Airflow worker's machine, so the default storage is the fil
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,19 +86,14 @@ class VenvRunner(SubprocessRunner):
             options = {**options, "venv": str(Path(options["venv"]).expanduser().absolute())}
         return options
 
-    def run(
-        self,
-        request: StepRequest,
-        context: RunContext | Mapping[str, str],
-        log: logging.Logger | None = None,
-    ) -> StepResult:
+    def run(self, request: StepRequest, context: RunContext) -> StepResult:
         if not Path(self.python).is_file():
             raise RunnerError(
                 f"venv runner: there is no virtual environment at {str(self.venv)!r} (no "
                 f"{self.python!r}); create it with `uv venv {self.venv}` and install "
                 "'dagster-airflow[dagster]' and your job's dependencies into it."
             )
-        result = super().run(request, context, log)
+        result = super().run(request, context)
         if result.error and "No module named dagster_airflow" in result.error.summary():
             raise RunnerError(
                 f"venv runner: the virtual environment {str(self.venv)!r} lacks dagster-airflow; "

@@ -21,6 +21,7 @@ import yaml
 from dagster_airflow.model import FAILURE, CodeLocation, StepRequest, StorageSpec, dagster_run_id
 from dagster_airflow.runners.subprocess import SubprocessRunner
 from dagster_airflow.step_server.protocol import SERVER_MODULE, alive, process_identity
+from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import EXAMPLES, run_cli
 
 NOBODY = 65534
@@ -111,7 +112,7 @@ def test_a_step_refuses_the_default_folder_another_user_made_first(
         run_config=yaml.safe_load((EXAMPLES / "demo.yml").read_text()),
         storage=StorageSpec("filesystem"),  # the default base_dir, as a scaffolded DAG has it
     )
-    result = SubprocessRunner(warm=False).run(request, {}, task_log.logger)
+    result = SubprocessRunner(warm=False).run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE
     expected = refusal(
         "the filesystem storage's base_dir",

@@ -11,6 +11,7 @@ import pytest
 
 from dagster_airflow.model import FAILURE, STOPPED, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, StorageContract, TaskLog
+from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import ROOT, run_cli
 
 PAGE = ROOT / "docs" / "plugins.md"
@@ -120,6 +121,6 @@ def test_a_stopped_detached_run_leaves_no_files(tmp_path):
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path / "storage")}),
     )
     with TaskLog() as task_log:
-        result = runner.run(request, {}, task_log.logger)
+        result = runner.run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE and result.error.kind == STOPPED, result.error
     assert list((tmp_path / "state").iterdir()) == []

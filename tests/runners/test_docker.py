@@ -40,6 +40,7 @@ from dagster_airflow.runners.docker import DockerRunner
 from dagster_airflow.scaffold.render import relocate
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 from harness.podman import PodmanService, build_python_image, podman_available
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
@@ -254,7 +255,7 @@ def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_pat
         environment={"PUBLIC_SETTING": "visible-42"},
         private_environment={"DEMO_TOKEN": "tok-3f9a1c77"},
     )
-    result = runner.run(containers_request(tmp_path, "show_environment"), {}, task_log.logger)
+    result = run_step(runner, containers_request(tmp_path, "show_environment"), task_log.logger)
     assert result.status == SUCCESS, result.error
     assert "PUBLIC_SETTING is visible-42" in task_log.text
     # The step saw the value (it is what the worker redacted in the container), and Airflow's
@@ -276,7 +277,7 @@ def test_timeout_stops_and_removes_the_container(make_runner, podman, tmp_path):
         tmp_path, "sleepy", {"ops": {"sleepy": {"config": {"seconds": 600}}}}
     )
     started = time.monotonic()
-    result = runner.run(request, {}, logging.getLogger())
+    result = runner.run(request, run_context_for(request, logging.getLogger()))
     assert time.monotonic() - started < 30
     assert result.status == FAILURE
     assert result.error.class_name == "StepTimeout"
@@ -292,7 +293,9 @@ def test_a_running_container_for_the_same_try_is_followed_not_restarted(
     )
     first_results = []
     first = threading.Thread(
-        target=lambda: first_results.append(make_runner().run(request, {}, logging.getLogger()))
+        target=lambda: first_results.append(
+            make_runner().run(request, run_context_for(request, logging.getLogger()))
+        )
     )
     first.start()
     # Under load podman shows the container "created" for a while before it runs: wait for the
@@ -308,7 +311,7 @@ def test_a_running_container_for_the_same_try_is_followed_not_restarted(
 
     # As after an Airflow worker restart: the same try runs again while its container runs.
     with TaskLog() as second_log:
-        second = make_runner().run(request, {}, second_log.logger)
+        second = make_runner().run(request, run_context_for(request, second_log.logger))
 
     first.join(60)
     assert second.status == SUCCESS, second.error
@@ -370,7 +373,9 @@ def test_a_log_stream_that_never_ends_after_the_exit_does_not_hang_the_step(
     results = []
     request = containers_request(tmp_path, "show_environment")
     thread = threading.Thread(
-        target=lambda: results.append(runner.run(request, {}, task_log.logger))
+        target=lambda: results.append(
+            runner.run(request, run_context_for(request, task_log.logger))
+        )
     )
     thread.start()
     thread.join(60)
@@ -388,7 +393,7 @@ def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_regis
     before = refusing_registry.connections
     runner = DockerRunner(image=image, docker_url=podman.base_url, pull="never")
     with pytest.raises(RunnerError) as caught:
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+        run_step(runner, containers_request(Path("/tmp"), "boom"), logging.getLogger())
     assert str(caught.value) == (
         f"image {image!r} (registry {refusing_registry.address!r}) is not on the Docker host "
         f"{podman.base_url!r} and the docker runner's pull is 'never'; build or pull it there, "
@@ -398,7 +403,7 @@ def test_a_missing_image_names_the_image_and_its_registry(podman, refusing_regis
 
     runner = DockerRunner(image=image, docker_url=podman.base_url)
     with pytest.raises(RunnerError) as caught:
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+        run_step(runner, containers_request(Path("/tmp"), "boom"), logging.getLogger())
     message = str(caught.value)
     assert message.startswith(
         f"cannot pull image {image!r} from registry {refusing_registry.address!r} ("
@@ -418,7 +423,7 @@ def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
     image = f"{registry.address}/team/jobs:1.0"
     runner = DockerRunner(image=image, docker_url=podman.base_url, docker_conn_id="team_registry")
     with pytest.raises(RunnerError) as caught:
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, task_log.logger)
+        run_step(runner, containers_request(Path("/tmp"), "boom"), task_log.logger)
     # Logged in (the registry saw the password), then asked for the image with it.
     assert ("GET", "/v2/", True) in registry.requests, (str(caught.value), registry.requests)
     assert any(path.startswith("/v2/team/jobs/") and ok for _, path, ok in registry.requests)
@@ -434,7 +439,7 @@ def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
         "AIRFLOW_CONN_TEAM_REGISTRY", f"docker://{registry.USER}:wrong-one@{registry.address}"
     )
     with pytest.raises(RunnerError) as caught:
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger("t"))
+        run_step(runner, containers_request(Path("/tmp"), "boom"), logging.getLogger("t"))
     assert str(caught.value).startswith(
         f"cannot log in to registry {registry.address!r} with connection 'team_registry': "
     )
@@ -443,14 +448,16 @@ def test_docker_conn_id_logs_in_to_the_private_registry_before_pulling(
 def test_an_unknown_docker_connection_is_one_sentence(podman, image):
     runner = DockerRunner(image=image, docker_url=podman.base_url, docker_conn_id="no_such_reg")
     with pytest.raises(RunnerError, match="docker_conn_id 'no_such_reg' is not an Airflow conn"):
-        runner.run(containers_request(Path("/tmp"), "boom"), {}, logging.getLogger())
+        run_step(runner, containers_request(Path("/tmp"), "boom"), logging.getLogger())
 
 
 def test_an_unreachable_daemon_names_where_it_looked(tmp_path):
     url = f"unix://{tmp_path}/nothing.sock"
     with pytest.raises(RunnerError, match=f"cannot reach the Docker daemon at '{url}'"):
-        DockerRunner(image="x", docker_url=url).run(
-            containers_request(tmp_path, "boom"), {}, logging.getLogger()
+        run_step(
+            DockerRunner(image="x", docker_url=url),
+            containers_request(tmp_path, "boom"),
+            logging.getLogger(),
         )
 
 

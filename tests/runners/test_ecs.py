@@ -37,6 +37,7 @@ from dagster_airflow.model import (
     TaskRef,
     dagster_run_id,
 )
+from dagster_airflow.options import option_names
 from dagster_airflow.runners.ecs import (
     CloudWatchLogReader,
     EcsRunner,
@@ -44,6 +45,7 @@ from dagster_airflow.runners.ecs import (
     started_by,
 )
 from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 from harness.ecs import EcsAgent, MotoEcs
 from tests.conftest import EXAMPLES, ROOT, run_cli, scaffold
@@ -137,7 +139,9 @@ class Running:
         self.task_log = TaskLog(level=level).__enter__()  # the task log the runner writes
         self.thread = threading.Thread(
             target=lambda: self.results.append(
-                runner.run(request, secret_env or {}, self.task_log.logger)
+                runner.run(
+                    request, run_context_for(request, self.task_log.logger, secret_env or {})
+                )
             ),
             daemon=True,
         )
@@ -385,7 +389,7 @@ def test_a_kill_just_after_run_task_returned_stops_the_task(moto_ecs):
 
     runner.prepare = prepare_then_kill_after_run_task
     with TaskLog() as task_log:
-        result = runner.run(request, {}, task_log.logger)
+        result = runner.run(request, run_context_for(request, task_log.logger))
 
     ecs = moto_ecs.client("ecs")
     (arn,) = ecs.list_tasks(cluster=CONTROL, startedBy=started_by(request))["taskArns"]
@@ -482,13 +486,13 @@ def test_wrong_options_are_one_clear_sentence(options, message):
 )
 def test_a_task_definition_that_does_not_fit_is_a_clear_error(moto_ecs, options, message):
     with pytest.raises(ConfigurationError) as caught:
-        make_runner(**options).run(make_request(), {}, logging.getLogger("ecs-test"))
+        run_step(make_runner(**options), make_request(), logging.getLogger("ecs-test"))
     assert message in str(caught.value)
 
 
 def test_an_unknown_task_definition_is_a_clear_error(moto_ecs):
     with pytest.raises(Exception, match="cannot read the ECS task definition 'nope'"):
-        make_runner(task_definition="nope").run(make_request(), {}, logging.getLogger("t"))
+        run_step(make_runner(task_definition="nope"), make_request(), logging.getLogger("t"))
 
 
 def test_awslogs_options_override_the_task_definition(moto_ecs):
@@ -513,7 +517,7 @@ def test_overrides_over_the_ecs_limit_are_a_clear_error(moto_ecs):
         task=request.task,
     )
     with pytest.raises(ConfigurationError, match="over ECS's limit of 8192"):
-        make_runner().run(big, {}, logging.getLogger("t"))
+        make_runner().run(big, run_context_for(big, logging.getLogger("t")))
 
 
 def test_network_configuration_short_form():
@@ -544,7 +548,7 @@ def test_an_api_error_while_following_is_one_sentence(moto_ecs):
     # A cluster that does not exist: ListTasks, the first call on it, is refused.
     runner = make_runner(cluster="no-such-cluster")
     with pytest.raises(Exception) as caught:
-        runner.run(make_request(), {}, logging.getLogger("ecs-test"))
+        run_step(runner, make_request(), logging.getLogger("ecs-test"))
     message = str(caught.value)
     assert message.startswith("the ecs runner's ListTasks call on cluster 'no-such-cluster'")
     assert "ClusterNotFoundException" in message
@@ -594,7 +598,7 @@ def test_docs_policy_allows_every_call_the_runner_makes():
 
 def test_docs_name_every_option():
     table = DOCS.split("## Options", 1)[1]
-    for name in inspect.signature(EcsRunner.__init__).parameters:
+    for name in option_names(EcsRunner.options_class):
         if name != "self":
             assert f"| `{name}` |" in table, f"docs/ecs.md does not describe option {name!r}"
 

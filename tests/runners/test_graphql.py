@@ -32,6 +32,7 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.runners.graphql import GraphQLRunner
 from dagster_airflow.testing.contracts import SLOW_OP_SLEEPING, RunnerContract
+from dagster_airflow.testing.run_context import run_context_for
 from dagster_airflow.testing.task_log import TaskLog
 from harness.dagster_webserver import DagsterWebserver, free_port
 from tests.conftest import EXAMPLES, JOBS, ROOT, run_cli, scaffold
@@ -127,7 +128,7 @@ def test_a_kill_before_the_start_launches_no_run(webserver, tmp_path, task_log):
     runner = GraphQLRunner(url=webserver.url, poll_interval=0.5)
     request = slow_request(tmp_path)
     runner.kill()
-    result = runner.run(request, {}, task_log.logger)
+    result = runner.run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE
     assert result.error.kind == NEVER_STARTED, result.error
     assert runs_tagged(webserver.url, request.run_id) == []
@@ -147,7 +148,7 @@ def test_a_kill_during_the_launch_terminates_the_run_it_launched(webserver, tmp_
 
     runner.start = start_then_kill
     started = time.monotonic()
-    result = runner.run(request, {}, task_log.logger)
+    result = runner.run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE
     assert result.error.kind in (STOPPED, None), result.error
     assert time.monotonic() - started < 120
@@ -172,7 +173,7 @@ def test_a_kill_from_a_signal_handler_in_the_running_thread_terminates_the_run(
     killer = threading.Thread(target=kill_once_sleeping)
     killer.start()
     try:
-        result = runner.run(request, {}, task_log.logger)
+        result = runner.run(request, run_context_for(request, task_log.logger))
     finally:
         killer.join()
         signal.signal(signal.SIGUSR1, previous)
@@ -185,7 +186,7 @@ def test_a_kill_from_a_signal_handler_in_the_running_thread_terminates_the_run(
 def test_the_timeout_terminates_the_run_and_fails_the_step(webserver, tmp_path, task_log):
     runner = GraphQLRunner(url=webserver.url, poll_interval=0.5, timeout=3)
     request = slow_request(tmp_path)
-    result = runner.run(request, {}, task_log.logger)
+    result = runner.run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE
     assert result.error.kind == TIMEOUT and result.error.class_name == "StepTimeout"
     assert "the graphql runner's timeout of 3s" in result.error.message
@@ -226,7 +227,7 @@ def test_an_interrupted_step_leaves_no_run_running(webserver, tmp_path, task_log
     killer.start()
     try:
         with pytest.raises(Interrupted):
-            runner.run(request, {}, task_log.logger)
+            runner.run(request, run_context_for(request, task_log.logger))
     finally:
         raised.set()
         killer.join()
@@ -243,12 +244,12 @@ def test_a_second_process_of_the_same_try_follows_its_run(webserver, tmp_path, t
     second.start = lambda *args: pytest.fail("the second runner launched the step again")
     results = []
     thread = threading.Thread(
-        target=lambda: results.append(first.run(request, {}, task_log.logger))
+        target=lambda: results.append(first.run(request, run_context_for(request, task_log.logger)))
     )
     thread.start()
     assert task_log.wait_for(SLOW_OP_SLEEPING, 120)
     with TaskLog() as second_log:
-        followed = second.run(request, {}, second_log.logger)
+        followed = second.run(request, run_context_for(request, second_log.logger))
     thread.join(120)
     assert followed.status == SUCCESS, followed.error
     assert results and results[0].status == SUCCESS, results[0].error
@@ -258,7 +259,7 @@ def test_a_second_process_of_the_same_try_follows_its_run(webserver, tmp_path, t
     # Another try of the same task is another identity: it launches a run of its own.
     retry = attrs.evolve(request, task=attrs.evolve(task, try_number=2), attempt=2)
     third = GraphQLRunner(url=webserver.url, poll_interval=0.5)
-    assert third.run(retry, {}, task_log.logger).status == SUCCESS
+    assert third.run(retry, run_context_for(retry, task_log.logger)).status == SUCCESS
     assert len(runs_tagged(webserver.url, request.run_id)) == 2
 
 
@@ -277,7 +278,9 @@ def test_dagster_owns_the_retries_and_airflow_does_not_retry_its_final_failure(
         run_id=str(uuid.uuid4()),
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
-    result = GraphQLRunner(url=webserver.url, poll_interval=0.5).run(request, {}, task_log.logger)
+    result = GraphQLRunner(url=webserver.url, poll_interval=0.5).run(
+        request, run_context_for(request, task_log.logger)
+    )
 
     # One Dagster run made every attempt, as Dagster's own run of the job does.
     expected = retried.execute_in_process(raise_on_error=False)
@@ -315,7 +318,7 @@ def test_an_unreachable_webserver_is_one_sentence_naming_the_url(tmp_path):
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
     with pytest.raises(RunnerError) as caught:
-        GraphQLRunner(url=url).run(request, {}, logging.getLogger("t"))
+        GraphQLRunner(url=url).run(request, run_context_for(request, logging.getLogger("t")))
     message = str(caught.value)
     assert message.startswith(f"cannot reach the Dagster webserver at {url!r}")
     assert "check the graphql runner's 'url' option" in message
@@ -331,7 +334,9 @@ def test_a_job_the_deployment_lacks_is_named_with_the_jobs_it_has(webserver, tmp
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
     with pytest.raises(RunnerError) as caught:
-        GraphQLRunner(url=webserver.url).run(request, {}, logging.getLogger("t"))
+        GraphQLRunner(url=webserver.url).run(
+            request, run_context_for(request, logging.getLogger("t"))
+        )
     assert f"job 'no_such_job' is not on the Dagster deployment at {webserver.url!r}" in str(
         caught.value
     )
@@ -347,7 +352,9 @@ def test_a_job_without_the_io_manager_is_refused_saying_what_to_bind(webserver, 
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
     with pytest.raises(RunnerError) as caught:
-        GraphQLRunner(url=webserver.url).run(request, {}, logging.getLogger("t"))
+        GraphQLRunner(url=webserver.url).run(
+            request, run_context_for(request, logging.getLogger("t"))
+        )
     message = str(caught.value)
     assert message.startswith(
         f"job 'unbound' on the Dagster deployment at {webserver.url!r} rejected the run config: "

@@ -21,6 +21,7 @@ from dagster_airflow.model import (
 )
 from dagster_airflow.runners.streams import LineStream, decode_lines
 from dagster_airflow.testing import CONTRACT_JOB, TaskLog
+from dagster_airflow.testing.run_context import run_context_for
 from tests.plugins.test_docs_plugins import DOCS
 
 
@@ -49,7 +50,7 @@ def test_a_kill_from_a_signal_handler_at_any_moment_stops_the_step(tmp_path, del
     try:
         began = time.monotonic()
         with TaskLog() as task_log:
-            result = runner.run(request, {}, task_log.logger)
+            result = runner.run(request, run_context_for(request, task_log.logger))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -21,6 +21,7 @@ import pytest
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
 from dagster_airflow.step_server.protocol import alive, stop_servers
+from dagster_airflow.testing.run_context import run_step
 from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import JOBS, scaffold
 
@@ -91,7 +92,9 @@ def assert_ends(pid: int, timeout: float = 10.0) -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("then", "status"), [("succeed", SUCCESS), ("fail", FAILURE)])
 def test_the_daemon_ends_when_its_step_ends(tmp_path, servers_dir, task_log, mode, then, status):
-    result = runner_for(mode, servers_dir).run(daemon_request(tmp_path, then), {}, task_log.logger)
+    result = run_step(
+        runner_for(mode, servers_dir), daemon_request(tmp_path, then), task_log.logger
+    )
     assert result.status == status, result.error
     pid = int((tmp_path / "daemon.pid").read_text())
     # Gone by the time run() returns, and the task log says what was ended and why.
@@ -109,7 +112,7 @@ def test_the_daemon_ends_when_its_step_is_killed(tmp_path, servers_dir, task_log
     results = []
     thread = threading.Thread(
         target=lambda: results.append(
-            runner.run(daemon_request(tmp_path, "sleep"), {}, task_log.logger)
+            run_step(runner, daemon_request(tmp_path, "sleep"), task_log.logger)
         )
     )
     thread.start()
@@ -151,7 +154,7 @@ def test_the_daemon_ends_when_its_step_times_out(tmp_path, servers_dir, task_log
     try:
         alarm.start()
         with pytest.raises(Timeout):
-            runner.run(daemon_request(tmp_path, "sleep"), {}, task_log.logger)
+            run_step(runner, daemon_request(tmp_path, "sleep"), task_log.logger)
     finally:
         alarm.join(STEP_TIMEOUT)
         signal.signal(signal.SIGALRM, previous)
@@ -165,9 +168,10 @@ TASK_PROCESS = """
 import logging, sys
 from dagster_airflow.model import StepRequest
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.testing.run_context import run_step
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
 runner = SubprocessRunner(warm=sys.argv[2] == "warm", runtime_dir=sys.argv[3])
-runner.run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
+run_step(runner, StepRequest.from_json(sys.argv[1]), logging.getLogger("task"))
 """
 
 

@@ -12,6 +12,7 @@ import pytest
 from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
 from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.run_context import run_context_for, run_step
 from tests.conftest import JOBS
 
 RUN_ID = "0e6f2b7c-2a1b-5e4f-8f3a-9c8b7a6d5e4f"
@@ -29,7 +30,7 @@ def request_for(step_key: str, tmp_path, run_config=None) -> StepRequest:
 
 
 def test_a_step_succeeds_and_reports_its_output(tmp_path, task_log):
-    result = SubprocessRunner().run(request_for("fine", tmp_path), {}, task_log.logger)
+    result = run_step(SubprocessRunner(), request_for("fine", tmp_path), task_log.logger)
     assert result.status == SUCCESS
     assert result.outputs == {"result": str(tmp_path / RUN_ID / "fine" / "result")}
     assert f"Stored output 'result' at {tmp_path / RUN_ID / 'fine' / 'result'}" in task_log.text
@@ -50,7 +51,7 @@ def test_kill_stops_the_whole_process_group(tmp_path, caplog):
     results = []
     thread = threading.Thread(
         target=lambda: results.append(
-            runner.run(request_for("sleepy", tmp_path, config), {}, logging.getLogger("t"))
+            run_step(runner, request_for("sleepy", tmp_path, config), logging.getLogger("t"))
         )
     )
     thread.start()
@@ -100,7 +101,9 @@ def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, tas
     )
     results = []
     thread = threading.Thread(
-        target=lambda: results.append(runner.run(request, {}, task_log.logger))
+        target=lambda: results.append(
+            runner.run(request, run_context_for(request, task_log.logger))
+        )
     )
     thread.start()
     deadline = time.monotonic() + 120
@@ -131,7 +134,7 @@ def test_kill_before_start_does_nothing():
 def test_a_python_that_does_not_exist_is_a_clear_error(tmp_path):
     runner = SubprocessRunner(python="/no/such/python")
     try:
-        runner.run(request_for("fine", tmp_path), {}, logging.getLogger("t"))
+        run_step(runner, request_for("fine", tmp_path), logging.getLogger("t"))
     except Exception as exc:
         assert "cannot start the step's Python '/no/such/python'" in str(exc)
     else:
@@ -160,9 +163,10 @@ TASK_PROCESS = """
 import json, logging, sys
 from dagster_airflow.model import StepRequest
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.testing.run_context import run_step
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
 runner = SubprocessRunner(warm=sys.argv[2] == "warm")
-runner.run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
+run_step(runner, StepRequest.from_json(sys.argv[1]), logging.getLogger("task"))
 """
 
 
@@ -235,6 +239,6 @@ def test_a_real_step_sees_no_airflow_variable(tmp_path, monkeypatch, caplog):
         run_config=config,
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
-    result = SubprocessRunner().run(request, {}, logging.getLogger("t"))
+    result = SubprocessRunner().run(request, run_context_for(request, logging.getLogger("t")))
     assert result.status == SUCCESS, result.error
     assert "variables starting with 'AIRFLOW': []" in caplog.text

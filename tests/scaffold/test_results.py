@@ -25,6 +25,7 @@ from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec, dagste
 from dagster_airflow.runners.subprocess import SubprocessRunner
 from dagster_airflow.storage.gcs import EMULATOR_ENV
 from dagster_airflow.task.connections import from_environment, parse_uri
+from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import EXAMPLES, ROOT, run_cli
 from tests.e2e.test_e2e_subprocess import dagster_in_process
 from tests.ui.test_airflow_plugin import default_args
@@ -224,7 +225,7 @@ def run_steps(args: dict, dag_id: str, env: dict[str, str]) -> None:
             run_config=args["run_config"],
             storage=StorageSpec.from_value(args["storage"]),
         )
-        result = SubprocessRunner().run(request, env, log)
+        result = SubprocessRunner().run(request, run_context_for(request, log, env))
         assert result.succeeded, result.error
 
 

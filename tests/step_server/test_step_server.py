@@ -33,6 +33,7 @@ from dagster_airflow.step_server.protocol import (
     stop_servers,
 )
 from dagster_airflow.testing.contracts import RunnerContract
+from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 from tests.conftest import EXAMPLES, JOBS, run_cli
 
@@ -89,7 +90,10 @@ class TestStepServerRunnerContract(RunnerContract):
 
     def test_the_step_was_forked_by_the_server(self, runner_factory, tmp_path, task_log):
         request = isolation_request(tmp_path)
-        assert runner_factory().run(request, {}, task_log.logger).status == SUCCESS
+        assert (
+            runner_factory().run(request, run_context_for(request, task_log.logger)).status
+            == SUCCESS
+        )
         assert len(server_pids(task_log)) == 1
         assert "Step server unavailable" not in task_log.text
 
@@ -101,8 +105,11 @@ def test_steps_share_nothing_but_the_loaded_code(tmp_path, runtime_dir, task_log
     runner = SubprocessRunner(runtime_dir=str(runtime_dir), working_dir=str(work))
     secret = {"ISOLATION_SECRET": "hunter2-the-secret"}
     for _ in range(2):
-        result = SubprocessRunner(runtime_dir=str(runtime_dir), working_dir=str(work)).run(
-            isolation_request(tmp_path), secret, task_log.logger
+        result = run_step(
+            SubprocessRunner(runtime_dir=str(runtime_dir), working_dir=str(work)),
+            isolation_request(tmp_path),
+            task_log.logger,
+            secret,
         )
         assert result.status == SUCCESS, result.error
     first, second = report(task_log)
@@ -187,8 +194,10 @@ def test_a_changed_code_location_is_reloaded_before_the_next_step(tmp_path, runt
 
     def run(step_key: str, seconds: int = 0) -> TaskLog:
         with TaskLog() as task_log:
-            result = SubprocessRunner(runtime_dir=str(runtime_dir)).run(
-                request(step_key, seconds), {}, task_log.logger
+            result = run_step(
+                SubprocessRunner(runtime_dir=str(runtime_dir)),
+                request(step_key, seconds),
+                task_log.logger,
             )
         assert result.status == SUCCESS, result.error
         return task_log
@@ -204,7 +213,7 @@ def test_a_changed_code_location_is_reloaded_before_the_next_step(tmp_path, runt
     with slow_log:
         runner = SubprocessRunner(runtime_dir=str(runtime_dir))
         thread = threading.Thread(
-            target=lambda: results.append(runner.run(request("slow", 8), {}, slow_log.logger))
+            target=lambda: results.append(run_step(runner, request("slow", 8), slow_log.logger))
         )
         thread.start()
         wait_until(pid_file.exists, 120, "the slow step to run")
@@ -226,7 +235,7 @@ def test_four_steps_started_at_once_make_one_server(tmp_path, runtime_dir):
     def one(i: int) -> None:
         with logs[i]:
             runner = SubprocessRunner(runtime_dir=str(runtime_dir))
-            results[i] = runner.run(isolation_request(tmp_path), {}, logs[i].logger)
+            results[i] = run_step(runner, isolation_request(tmp_path), logs[i].logger)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
     for thread in threads:
@@ -250,7 +259,7 @@ def test_kill_stops_the_step_and_its_process_group(tmp_path, runtime_dir, task_l
     results = []
     thread = threading.Thread(
         target=lambda: results.append(
-            runner.run(isolation_request(tmp_path, 600, str(pid_file)), {}, task_log.logger)
+            run_step(runner, isolation_request(tmp_path, 600, str(pid_file)), task_log.logger)
         )
     )
     thread.start()
@@ -275,7 +284,7 @@ def test_an_execution_timeout_stops_the_step(tmp_path, runtime_dir, task_log):
     pid_file = tmp_path / "pid"
     runner = SubprocessRunner(runtime_dir=str(runtime_dir), kill_timeout=5)
     # Start the server first, so the alarm falls while the op runs.
-    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    assert run_step(runner, isolation_request(tmp_path), task_log.logger).status == SUCCESS
 
     def on_alarm(signum, frame):
         raise Timeout()
@@ -284,7 +293,7 @@ def test_an_execution_timeout_stops_the_step(tmp_path, runtime_dir, task_log):
     try:
         signal.alarm(8)
         with pytest.raises(Timeout):
-            runner.run(isolation_request(tmp_path, 600, str(pid_file)), {}, task_log.logger)
+            run_step(runner, isolation_request(tmp_path, 600, str(pid_file)), task_log.logger)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -300,9 +309,10 @@ TASK_PROCESS = """
 import logging, sys
 from dagster_airflow.model import StepRequest
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.testing.run_context import run_step
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
 runner = SubprocessRunner(runtime_dir=sys.argv[2])
-runner.run(StepRequest.from_json(sys.argv[1]), {}, logging.getLogger("task"))
+run_step(runner, StepRequest.from_json(sys.argv[1]), logging.getLogger("task"))
 """
 
 
@@ -336,7 +346,7 @@ def test_sigkill_of_the_task_process_leaves_no_step_behind(tmp_path, runtime_dir
 
 def test_an_idle_server_exits(tmp_path, runtime_dir, task_log):
     runner = SubprocessRunner(runtime_dir=str(runtime_dir), idle_timeout=1)
-    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    assert run_step(runner, isolation_request(tmp_path), task_log.logger).status == SUCCESS
     (server,) = server_pids(task_log)
     wait_until(lambda: not alive(server), 30, "the idle server to exit")
     assert not list(runtime_dir.glob("*.sock"))
@@ -348,7 +358,7 @@ def test_a_crashed_server_is_restarted_by_the_next_step(tmp_path, runtime_dir):
     for _ in range(2):
         with TaskLog() as task_log:
             runner = SubprocessRunner(runtime_dir=str(runtime_dir))
-            result = runner.run(isolation_request(tmp_path), {}, task_log.logger)
+            result = run_step(runner, isolation_request(tmp_path), task_log.logger)
         assert result.status == SUCCESS
         assert "Step server unavailable" not in task_log.text
         (server,) = server_pids(task_log)
@@ -364,7 +374,7 @@ def test_a_step_outlives_its_server_killed_while_it_runs(tmp_path, runtime_dir, 
     results = []
     thread = threading.Thread(
         target=lambda: results.append(
-            runner.run(isolation_request(tmp_path, 3, str(pid_file)), {}, task_log.logger)
+            run_step(runner, isolation_request(tmp_path, 3, str(pid_file)), task_log.logger)
         )
     )
     thread.start()
@@ -379,7 +389,7 @@ def test_a_step_outlives_its_server_killed_while_it_runs(tmp_path, runtime_dir, 
 
 def test_the_server_listens_where_only_this_user_can_reach_it(tmp_path, runtime_dir, task_log):
     runner = SubprocessRunner(runtime_dir=str(runtime_dir))
-    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    assert run_step(runner, isolation_request(tmp_path), task_log.logger).status == SUCCESS
     (server,) = running_servers(runtime_dir)
     assert runtime_dir.stat().st_mode & 0o777 == 0o700
     for path in (server.files.socket, server.files.info, server.files.log, server.files.lock):
@@ -393,14 +403,16 @@ def test_a_client_that_says_nothing_delays_no_other_step(tmp_path, runtime_dir, 
     would have held the step until it dropped the silent client, whose end would then be
     closed."""
     runner = SubprocessRunner(runtime_dir=str(runtime_dir))
-    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    assert run_step(runner, isolation_request(tmp_path), task_log.logger).status == SUCCESS
     (server,) = running_servers(runtime_dir)
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(str(server.files.socket))
     try:
         with TaskLog() as other:
-            result = SubprocessRunner(runtime_dir=str(runtime_dir)).run(
-                isolation_request(tmp_path), {}, other.logger
+            result = run_step(
+                SubprocessRunner(runtime_dir=str(runtime_dir)),
+                isolation_request(tmp_path),
+                other.logger,
             )
         assert result.status == SUCCESS, result.error
         assert server_pids(other) == [server.pid]  # warm, not a fresh process after a wait
@@ -426,8 +438,8 @@ def test_a_runtime_dir_others_can_enter_is_refused_and_the_step_runs_fresh(tmp_p
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
-    result = SubprocessRunner(runtime_dir=str(shared)).run(
-        isolation_request(tmp_path), {}, task_log.logger
+    result = run_step(
+        SubprocessRunner(runtime_dir=str(shared)), isolation_request(tmp_path), task_log.logger
     )
     assert result.status == SUCCESS
     warnings = [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
@@ -445,7 +457,7 @@ def test_a_runtime_dir_that_cannot_be_made_falls_back_to_a_fresh_process(tmp_pat
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
     runner = SubprocessRunner(runtime_dir=str(not_a_dir))
-    result = runner.run(isolation_request(tmp_path), {}, task_log.logger)
+    result = run_step(runner, isolation_request(tmp_path), task_log.logger)
     assert result.status == SUCCESS
     warnings = [r for r in task_log.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -485,7 +497,7 @@ def test_a_server_that_breaks_the_protocol_falls_back_to_a_fresh_process(
     thread = threading.Thread(target=hang_up)
     thread.start()
     try:
-        result = runner.run(request, {}, task_log.logger)
+        result = runner.run(request, run_context_for(request, task_log.logger))
     finally:
         stop.set()
         thread.join()
@@ -511,7 +523,9 @@ def test_a_code_location_that_fails_to_load_runs_fresh_and_reports_the_real_erro
         run_id=RUN_ID,
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
-    result = SubprocessRunner(runtime_dir=str(runtime_dir)).run(request, {}, task_log.logger)
+    result = SubprocessRunner(runtime_dir=str(runtime_dir)).run(
+        request, run_context_for(request, task_log.logger)
+    )
     assert result.status == FAILURE
     assert "could not load the code location" in result.error.summary()
     assert "running the step in a fresh process" in task_log.text
@@ -519,7 +533,7 @@ def test_a_code_location_that_fails_to_load_runs_fresh_and_reports_the_real_erro
 
 def test_servers_lists_and_stops_the_running_servers(tmp_path, runtime_dir, task_log):
     runner = SubprocessRunner(runtime_dir=str(runtime_dir))
-    assert runner.run(isolation_request(tmp_path), {}, task_log.logger).status == SUCCESS
+    assert run_step(runner, isolation_request(tmp_path), task_log.logger).status == SUCCESS
     (server,) = server_pids(task_log)
     env = {**os.environ, "DAGSTER_AIRFLOW_RUNTIME_DIR": str(runtime_dir)}
     listed = run_cli("servers", env=env)

@@ -98,10 +98,10 @@ class ConnectionReadingRunner(SubprocessRunner):
     logging, which replaces the root logger's handlers) is first imported in the middle of a
     contract test."""
 
-    def run(self, request, secret_env, log):
+    def run(self, request, context):
         import airflow.sdk  # noqa: F401
 
-        return super().run(request, secret_env, log)
+        return super().run(request, context)
 
 
 class TestConnectionReadingRunner(RunnerContract):

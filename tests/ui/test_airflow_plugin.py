@@ -39,11 +39,11 @@ LINKED_RUNNER = f"""
     class LinkedRunner(SubprocessRunner):
         name = "linked"
 
-        def run(self, request, secret_env, log):
+        def run(self, request, context):
             from dagster_airflow.ui.links import push_dagster_run_url
 
             push_dagster_run_url("{DAGSTER_UI}/runs/" + request.run_id)
-            return super().run(request, secret_env, log)
+            return super().run(request, context)
 
     @hookimpl
     def dagster_airflow_register_runners(register):

@@ -17,6 +17,7 @@ from dagster_airflow.errors import RunnerError
 from dagster_airflow.model import SUCCESS, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.step_server.protocol import running_servers
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, TaskLog, plugin_registered
+from dagster_airflow.testing.run_context import run_step
 
 
 class TestVenvRunnerContract(RunnerContract):
@@ -50,7 +51,7 @@ def test_a_warm_step_is_forked_by_a_step_server_of_the_venvs_python(
     servers, texts = set(), []
     for _ in range(2):
         with TaskLog() as task_log:
-            result = VenvRunner(venv=str(step_venv)).run(request(tmp_path), {}, task_log.logger)
+            result = run_step(VenvRunner(venv=str(step_venv)), request(tmp_path), task_log.logger)
         assert result.status == SUCCESS, result.error
         assert "Step server unavailable" not in task_log.text
         texts.append(task_log.text)
@@ -75,7 +76,7 @@ def test_warm_false_runs_each_step_in_a_fresh_process_of_the_venvs_python(
 ):
     with TaskLog() as task_log:
         runner = VenvRunner(venv=str(step_venv), warm=False)
-        result = runner.run(request(tmp_path), {}, task_log.logger)
+        result = run_step(runner, request(tmp_path), task_log.logger)
     assert result.status == SUCCESS, result.error
     assert f"Starting {step_venv}/bin/python -m dagster_airflow execute-step" in task_log.text
     assert "forked by step server" not in task_log.text
@@ -101,7 +102,7 @@ def assert_the_venv_has_no_airflow(step_venv) -> None:
 def test_a_missing_venv_is_one_clear_sentence(tmp_path):
     runner = VenvRunner(venv=str(tmp_path / "nowhere"))
     with pytest.raises(RunnerError) as caught:
-        runner.run(request(tmp_path), {}, logging.getLogger("t"))
+        run_step(runner, request(tmp_path), logging.getLogger("t"))
     assert str(caught.value) == (
         f"venv runner: there is no virtual environment at '{tmp_path / 'nowhere'}' (no "
         f"'{tmp_path / 'nowhere' / 'bin' / 'python'}'); create it with "
