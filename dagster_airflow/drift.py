@@ -75,7 +75,8 @@ def read_dag(text: str, where: str) -> DagShape:
                         partition = _source(text, value)
             elif isinstance(node.value, ast.Call) and _called(node.value) == "DagsterOperator":
                 arguments = {k.arg: k.value for k in node.value.keywords if k.arg}
-                step_key = ast.literal_eval(arguments["step_key"])
+                # The step key is written only where it is not the task id.
+                step_key = ast.literal_eval(arguments.get("step_key", arguments["task_id"]))
                 names[target] = step_key
                 upstream.setdefault(step_key, set())
                 retries[step_key] = {
