@@ -106,9 +106,11 @@ def _step_keys(tree: ast.AST) -> tuple[str, ...]:
     keys = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DagsterOperator":
-            for keyword in node.keywords:
-                if keyword.arg == "step_key" and isinstance(keyword.value, ast.Constant):
-                    keys.append(keyword.value.value)
+            # The step key is written where it is not the task id.
+            given = {k.arg: k.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+            found = given.get("step_key", given.get("task_id"))
+            if found is not None:
+                keys.append(found.value)
     return tuple(sorted(set(keys), key=keys.index))
 
 

@@ -112,7 +112,8 @@ def test_a_task_serializes_to_about_what_an_empty_operator_does(serialized):
     DAG serializes to about 335 bytes; a guard, so that a new per-task field is a decision."""
     for task_id, task in tasks(serialized[100][1]).items():
         size = len(json.dumps(task))
-        assert size <= 560, (task_id, size, task)
+        # A mapped task also holds its partial arguments and what it expands over.
+        assert size <= (900 if task.get("_is_mapped") else 560), (task_id, size, task)
 
 
 def test_the_file_names_a_step_only_where_its_key_is_not_the_task_id(serialized, tmp_path):
@@ -126,7 +127,8 @@ def test_the_schema_checks_op_names_in_linear_time_and_reads_back(serialized):
     from dagster_airflow.params import expand_schema
 
     dag, data = serialized[100]
-    names = dict(data["params"])["ops"]["schema"]["propertyNames"]
+    names = dag.params.get_param("ops").schema["propertyNames"]
+    assert json.dumps(names) in json.dumps(dict(data["params"])["ops"])
     # One pattern, not an enum of 100 names that jsonschema compares one by one.
     assert set(names) == {"pattern"}
     assert "|step_0042|" in names["pattern"]
