@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-from dagster_airflow.task.context import DEFAULT_RUNNER, RESOLVED
 from dagster_airflow.task.outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
+if TYPE_CHECKING:
+    from dagster_airflow.task.context import DEFAULT_RUNNER
+
 __all__ = ["DEFAULT_RUNNER", "DagsterOperator"]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner a task without one uses; task_context is imported when first needed, not at
+    # every parse of a DAG file.
+    if name == "DEFAULT_RUNNER":
+        from dagster_airflow.task.context import DEFAULT_RUNNER
+
+        return DEFAULT_RUNNER
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
 JOB_WIDE = ("run_config", "runner", "storage")
@@ -28,7 +41,8 @@ JOB_WIDE = ("run_config", "runner", "storage")
 class DagsterOperator(BaseOperator):
     """Runs one Dagster execution step through a pluggable runner and intermediate storage.
 
-    :param step_key: the Dagster step this task runs.
+    :param step_key: the Dagster step this task runs; default: the task id (the scaffold writes
+        it only where the two differ).
     :param job_name: the Dagster job.
     :param code_location: where the job is defined (python_file / module_name / workspace, with
         attribute and working_directory), as the step's runner sees the file system.
@@ -61,7 +75,7 @@ class DagsterOperator(BaseOperator):
     def __init__(
         self,
         *,
-        step_key: str,
+        step_key: str | None = None,
         job_name: str,
         code_location: Mapping[str, Any],
         run_config: Mapping[str, Any] | None = None,
@@ -74,6 +88,7 @@ class DagsterOperator(BaseOperator):
     ) -> None:
         kwargs.setdefault("retry_policy", DagsterRetryPolicy())
         super().__init__(**kwargs)
+        step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:
             raise ConfigurationError(
                 f"task {self.task_id!r} runs the mapped step {step_key!r} but has no "
@@ -165,7 +180,8 @@ class DagsterOperator(BaseOperator):
         logical_date = context.get("logical_date")
         try:  # a misconfigured task fails at once: no retry would fix it
             resolved = task_context.resolve(self.runner, self.storage)
-            setattr(self, RESOLVED, resolved)  # the storage, once: the links read it too
+            # The storage, once: the links read it too.
+            setattr(self, task_context.RESOLVED, resolved)
             self._step_runner = resolved.runner.create(resolved.runner_spec.options)
             request = StepRequest(
                 code_location=CodeLocation.from_dict(self.code_location),

@@ -155,11 +155,12 @@ def check_dag_text(
         ids = module.ids()
         if len(ids) != len(set(ids)):
             wrong.append(("a task id given twice",))
-        written = {
-            module.value(_keyword(node, "task_id")): module.value(_keyword(node, "step_key"))
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and _keyword(node, "step_key") is not None
-        }
+        written = {}  # the step key is written where it is not the task id
+        for node in ast.walk(tree):
+            task_id = _keyword(node, "task_id") if isinstance(node, ast.Call) else None
+            if task_id is not None:
+                step_key = _keyword(node, "step_key") or task_id
+                written[module.value(task_id)] = module.value(step_key)
         if written != dict(task_ids):
             wrong.append(("the task ids",))
     except (SyntaxError, ValueError, _Unreadable, KeyError, IndexError, TypeError) as exc:

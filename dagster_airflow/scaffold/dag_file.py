@@ -109,7 +109,8 @@ class _Declarations:
                     self.partition = _source(self.text, item)
         elif isinstance(value, ast.Call) and _called(value) == "DagsterOperator":
             arguments = {k.arg: k.value for k in value.keywords if k.arg}
-            step_key = ast.literal_eval(arguments["step_key"])
+            # The step key is written only where it is not the task id.
+            step_key = ast.literal_eval(arguments.get("step_key", arguments["task_id"]))
             self.names[target] = step_key
             self.upstream.setdefault(step_key, set())
             self.retries[step_key] = {
@@ -120,13 +121,12 @@ class _Declarations:
 
     def _call(self, node: ast.Call) -> None:
         name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-        for keyword in node.keywords:
-            if not isinstance(keyword.value, ast.Constant):
-                continue
-            if name == "DAG" and keyword.arg == "dag_id" and self.dag_id is None:
-                self.dag_id = keyword.value.value
-            elif name == "DagsterOperator" and keyword.arg == "step_key":
-                self.step_keys.append(keyword.value.value)
+        given = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+        if name == "DAG" and "dag_id" in given and self.dag_id is None:
+            self.dag_id = given["dag_id"]
+        elif name == "DagsterOperator" and ("step_key" in given or "task_id" in given):
+            # The step key is written only where it is not the task id.
+            self.step_keys.append(given.get("step_key", given.get("task_id")))
 
     def edges(self, node: ast.AST) -> None:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):

@@ -96,7 +96,9 @@ def _call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -
 def _operator_kwargs(
     step: Step, mapping_key: str | None = None, queue: str | None = None
 ) -> list[str]:
-    kwargs = [f"task_id={_literal(task_id_for(step.key))}", f"step_key={_literal(step.key)}"]
+    kwargs = [f"task_id={_literal(task_id_for(step.key))}"]
+    if task_id_for(step.key) != step.key:  # the operator's step_key defaults to its task id
+        kwargs.append(f"step_key={_literal(step.key)}")
     if queue is not None:
         kwargs.append(f"queue={_literal(queue)}")
     if mapping_key:
@@ -374,15 +376,21 @@ def _outputs_text(storage: StorageSpec) -> str:
 
 
 def _steps_table(graph: StepGraph) -> str:
-    # One short row a step: the runner and storage, the same for every step, are said once.
-    rows = ["| Step (task) | Op |", "| --- | --- |"]
+    """A row for each step whose task id, op or description says more than its step key (the
+    grid shows every task already): one short row, the runner and storage being said once."""
+    rows = []
     for step in graph.steps:
         op = graph.ops.get(step.key)
-        op_text = f"`{op.name}`" + (f": {_cell(op.description)}" if op.description else "")
         task_id = task_id_for(step.key)
+        plain = op is not None and op.name == task_id == step.key and not op.description
+        if plain:
+            continue
+        op_text = f"`{op.name}`" + (f": {_cell(op.description)}" if op.description else "")
         name = f"`{step.key}`" + (f" (task `{task_id}`)" if task_id != step.key else "")
         rows.append(f"| {name} | {op_text if op else ''} |")
-    return "\n".join(rows)
+    if not rows:
+        return ""
+    return "\n".join(["| Step (task) | Op |", "| --- | --- |", *rows])
 
 
 def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: StorageSpec) -> str:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dagster_airflow.errors import StepFailedError, StepUpForRetryError
-from dagster_airflow.model import FAILURE, SKIPPED, UP_FOR_RETRY, StepResult
-from dagster_airflow.step_log import op_error
+
+if TYPE_CHECKING:
+    from dagster_airflow.model import StepResult
 
 
 class DagsterRetryPolicy(RetryPolicy):
@@ -57,6 +58,10 @@ def has_try_left(ti: Any) -> bool:
 
 def raise_for(result: StepResult, step_key: str, ti: Any, log: logging.Logger) -> None:
     """Raise what makes Airflow do with the task what Dagster does with the step."""
+    # Here, not at module level: the DAG processor builds the retry policy, never an outcome.
+    from dagster_airflow.model import FAILURE, SKIPPED, UP_FOR_RETRY
+    from dagster_airflow.step_log import op_error
+
     if result.status == SKIPPED:
         raise AirflowSkipException(f"Dagster step {step_key!r} was skipped.")
     if result.status == UP_FOR_RETRY:

@@ -22,27 +22,35 @@ do not look the XCom up (Airflow logs a missing XCom as an error).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
-from dagster_airflow.task.context import (
-    DAGSTER_RUN_URL_XCOM_KEY,
-    PUSHED,
-    RESOLVED,
-    push_dagster_run_url,
-    resolve,
-)
+if TYPE_CHECKING:
+    from dagster_airflow.task.context import DAGSTER_RUN_URL_XCOM_KEY, push_dagster_run_url
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DAGSTER_LINKS", "DAGSTER_RUN_URL_XCOM_KEY", "push_dagster_run_url"]
+# Names of dagster_airflow.task.context this module also offers. Imported when first used, not
+# here: the DAG processor imports these links with the operator at every parse, and never
+# computes one.
+_FROM_TASK_CONTEXT = ("DAGSTER_RUN_URL_XCOM_KEY", "push_dagster_run_url")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_TASK_CONTEXT:
+        from dagster_airflow import task_context
+
+        return getattr(task_context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _step_storage(operator: Any, ti_key: Any):
     """The task's storage and the Dagster run id its step used: what DagsterOperator.execute
     resolved (once per task), else resolved the same way."""
     from dagster_airflow.model import dagster_run_id
+    from dagster_airflow.task.context import RESOLVED, resolve
 
     resolved = getattr(operator, RESOLVED, None) or resolve(
         operator.setting("runner"), operator.setting("storage")
@@ -146,6 +154,8 @@ class DagsterRunLink(_DagsterLink):
     name = "Dagster run"
 
     def link(self, operator: Any, ti_key: Any) -> str | None:
+        from dagster_airflow.task.context import DAGSTER_RUN_URL_XCOM_KEY, PUSHED
+
         if not getattr(operator, PUSHED, False):
             return None
         return _xcom(ti_key, DAGSTER_RUN_URL_XCOM_KEY)

@@ -127,7 +127,7 @@ def test_retry_requested_is_retried_given_the_tries_and_no_policy_means_no_retry
     # What docs/scaffold.md tells a user whose op raises RetryRequested(max_retries=2); and a
     # task with a runner that does not exist, which no retry can fix.
     def edit(text: str) -> str:
-        task = 'DagsterOperator(task_id="requests_retry", step_key="requests_retry"'
+        task = 'DagsterOperator(task_id="requests_retry"'
         assert task in text
         misconfigured = (
             '    misconfigured = DagsterOperator(task_id="misconfigured", '

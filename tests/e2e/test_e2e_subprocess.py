@@ -88,9 +88,8 @@ def test_failure_skip_and_timeout_behave_as_airflow_users_expect(airflow_home, t
     assert re.search(r'"retries": \d|retries=\d', text) is None
     # What a user edits in the scaffolded file: a timeout on the slow task.
     text = text.replace(
-        'DagsterOperator(task_id="sleepy", step_key="sleepy")',
-        'DagsterOperator(task_id="sleepy", step_key="sleepy", '
-        "execution_timeout=datetime.timedelta(seconds=15))",
+        'DagsterOperator(task_id="sleepy")',
+        'DagsterOperator(task_id="sleepy", execution_timeout=datetime.timedelta(seconds=15))',
     )
     airflow_home.install(text, "trouble.py")
 

@@ -104,3 +104,37 @@ def test_a_task_renders_the_dags_run_config_and_runner_and_its_own_override_wins
     assert own.run_config == {"ops": {"b": {"x": 1}}}
     # The DAG's own values are not touched by a task's rendering.
     assert default_args["runner"]["env"] == {"DAY": "{{ ds }}"}
+
+
+def test_a_task_serializes_to_about_what_an_empty_operator_does(serialized):
+    """Each task's share of what Airflow stores: the extra links, template fields, colours and
+    retry policy flag of our operator, and nothing job-wide. An EmptyOperator task of the same
+    DAG serializes to about 335 bytes; a guard, so that a new per-task field is a decision."""
+    for task_id, task in tasks(serialized[100][1]).items():
+        size = len(json.dumps(task))
+        # A mapped task also holds its partial arguments and what it expands over.
+        assert size <= (900 if task.get("_is_mapped") else 560), (task_id, size, task)
+
+
+def test_the_file_names_a_step_only_where_its_key_is_not_the_task_id(serialized, tmp_path):
+    dag, _ = serialized[10]
+    # The operator's step_key defaults to its task id; a mapped step keeps its own.
+    assert dag.task_dict["step_0003"].step_key == "step_0003"
+    assert dag.task_dict["work"].partial_kwargs["step_key"] == "work[?]"
+
+
+def test_the_schema_checks_op_names_in_linear_time_and_reads_back(serialized):
+    from dagster_airflow.job.params import expand_schema
+
+    dag, data = serialized[100]
+    names = dag.params.get_param("ops").schema["propertyNames"]
+    assert json.dumps(names) in json.dumps(dict(data["params"])["ops"])
+    # One pattern, not an enum of 100 names that jsonschema compares one by one.
+    assert set(names) == {"pattern"}
+    assert "|step_0042|" in names["pattern"]
+    schema = {"type": "object", "properties": {"ops": dag.params.get_param("ops").schema}}
+    expanded = expand_schema(schema)["properties"]["ops"]
+    assert len(expanded["properties"]) == 100
+    assert expanded["properties"]["step_0042"]["properties"]["config"]["properties"]["factor"] == {
+        "type": "integer"
+    }

@@ -35,7 +35,7 @@ def test_each_difference_is_one_line_and_the_exit_status_says_so(tmp_path):
     jobs, dag = scaffolded(tmp_path, "checked_job")
     edit(jobs, "def refund_report(refunds: list)", "def refund_report(refunds: list, orders: list)")
     edit(jobs, "selection=[orders, refunds, refund_report]", "selection=[orders, refunds]")
-    edit(dag, 'step_key="orders", outlets', 'step_key="orders", retries=3, outlets')
+    edit(dag, 'task_id="orders", outlets', 'task_id="orders", retries=3, outlets')
 
     done = run_cli("check", str(dag))
 

@@ -110,7 +110,7 @@ def demo(airflow_home, tmp_path_factory):
         f"base_dir={storage_dir}",
     )
     assert default_args(text)["runner"] == {"name": "venv", "venv": str(step_venv)}
-    summarize = 'DagsterOperator(task_id="summarize", step_key="summarize"'
+    summarize = 'DagsterOperator(task_id="summarize"'
     text = text.replace(summarize, f'{summarize}, runner={{"name": "linked"}}')
     home.install(text, f"{DAG_ID}.py")
     result = home.dags_test(DAG_ID)
