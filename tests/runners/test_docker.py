@@ -606,10 +606,11 @@ def test_failure_timeout_and_environment_through_airflow(airflow_home, podman, i
     )
     # A scaffolded task without a Dagster retry policy has no retries: a failure is final.
     assert re.search(r'"retries": \d|retries=\d', text) is None
+    sleepy = 'DagsterOperator(task_id="sleepy")'
+    assert sleepy in text  # the step key is written only where it is not the task id
     text = text.replace(
-        'DagsterOperator(task_id="sleepy", step_key="sleepy")',
-        'DagsterOperator(task_id="sleepy", step_key="sleepy", '
-        "execution_timeout=datetime.timedelta(seconds=12))",
+        sleepy,
+        'DagsterOperator(task_id="sleepy", execution_timeout=datetime.timedelta(seconds=12))',
     )
     airflow_home.install(text, "containers.py")
 

@@ -277,7 +277,8 @@ def test_each_try_of_a_retried_task_shows_its_own_events(airflow_home, tmp_path)
     from tests.e2e.test_e2e_retries import run_retries_dag
 
     def edit(text: str) -> str:  # as docs/scaffold.md tells a user of RetryRequested(2)
-        task = 'DagsterOperator(task_id="requests_retry", step_key="requests_retry"'
+        task = 'DagsterOperator(task_id="requests_retry"'
+        assert task in text
         return text.replace(task, task + ", retries=2")
 
     result, _, _ = run_retries_dag(airflow_home, tmp_path, "retry_requested", edit)
