@@ -40,7 +40,7 @@ _FROM_TASK_CONTEXT = ("DAGSTER_RUN_URL_XCOM_KEY", "push_dagster_run_url")
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_TASK_CONTEXT:
-        from dagster_airflow import task_context
+        from dagster_airflow.task import context as task_context
 
         return getattr(task_context, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
