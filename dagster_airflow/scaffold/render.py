@@ -474,6 +474,7 @@ def render_dag(
     ):
         check_writable(value, what)
     _check_unique_task_ids(graph)
+    schema = compact_schema(graph.config_schema)  # the file's and the check's, made once
     doc = _doc_md(graph, command, runner, storage)
     docstring = _docstring(graph.job_name)
     text = (
@@ -490,7 +491,7 @@ SCAFFOLD_COMMAND = {_literal(command)}
 
 {assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
 # fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
-RUN_CONFIG_SCHEMA = {_literal(compact_schema(graph.config_schema), 0, 20)}
+RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
 
 DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
@@ -532,6 +533,7 @@ dag.params = PARAMS
         + "\n"
     )
     expected = _expected_values(graph, runner, storage, dag_id, description, asset_uri_template)
+    expected[("DEFAULT_ARGS", "run_config_schema")] = schema
     expected[("SCAFFOLD_COMMAND",)] = command
     expected[("DOC_MD",)] = doc
     if queue is not None:
@@ -581,7 +583,6 @@ def _expected_values(
         ("DEFAULT_ARGS", "code_location"): graph.code_location.to_dict(),
         ("DEFAULT_ARGS", "job_name"): graph.job_name,
         ("DEFAULT_ARGS", "run_config"): graph.run_config,
-        ("DEFAULT_ARGS", "run_config_schema"): compact_schema(graph.config_schema),
     }
     for key in graph.config_schema.get("properties", {}):
         expected[("PARAMS", key, "default")] = param_default(graph.run_config.get(key, {}))
