@@ -1,5 +1,8 @@
 """One error hierarchy. A user error's message is one sentence: the thing, its value, the fix."""
 
+# The exit status of a command for a user's mistake (a bad flag, file or request).
+EXIT_USAGE = 2
+
 
 class DagsterAirflowError(Exception):
     """Base of every error this package raises on purpose."""

@@ -7,16 +7,18 @@ a killed one's (the kernel drops the lock of a dead process) and removes only th
 
 from __future__ import annotations
 
+import configparser
 import errno
 import fcntl
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from dagster_airflow.errors import UntrustedFolderError
+from dagster_airflow.errors import ConfigurationError, UntrustedFolderError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -204,3 +206,49 @@ def _check(path: Path, what: str, fix: str, private: bool, must_exist: bool) -> 
                     f"{what} {str(path)!r} is not safe to use: {where} {problem}; {remedy}, "
                     f"or {fix}."
                 )
+
+
+def airflow_folder(option: str) -> Path:
+    """A folder from Airflow's [core] configuration (dags_folder, plugins_folder), read as Airflow
+    reads it, without importing Airflow: its environment variable, airflow.cfg, the default."""
+    env = f"AIRFLOW__CORE__{option.upper()}"
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(home / "airflow.cfg")
+    folder = config.get("core", option, fallback="")
+    if folder:
+        return Path(folder.replace("{AIRFLOW_HOME}", str(home))).expanduser()
+    return home / option.removesuffix("_folder")
+
+
+def dags_folder() -> Path:
+    """Airflow's configured dags folder."""
+    return airflow_folder("dags_folder")
+
+
+def write_atomically(text: str, folder: Path, filename: str) -> Path:
+    """Write a Python file into a folder Airflow watches: whole, or not at all, readable as the
+    umask allows (the DAG processor may run as another user)."""
+    if not re.fullmatch(r"[\w.-]+\.py", filename):
+        raise ConfigurationError(
+            f"cannot name a file {filename!r} in {str(folder)!r}; use letters, digits, '_', "
+            "'.' and '-'."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    with write_whole(target) as stream:
+        stream.write(text.encode())
+    return target
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"

@@ -6,12 +6,9 @@ literals: parsing it does no I/O and imports no Dagster.
 
 from __future__ import annotations
 
-import configparser
 import datetime
-import hashlib
 import keyword
 import math
-import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -25,41 +22,12 @@ from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy, plan_f
 from dagster_airflow.job.params import compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
+from dagster_airflow.names import group_id_for, task_id_for
 from dagster_airflow.scaffold.dag_check import check_dag_text
 from dagster_airflow.scaffold.dag_literals import block_literal, check_writable, string_literal
 
-_TASK_ID_BAD = re.compile(r"[^\w.-]")
-_GROUP_ID_BAD = re.compile(r"[^\w-]")
-
-
 # What the Airflow UI shows for each task instance of a mapped step: its Dagster mapping key.
 MAP_INDEX_TEMPLATE = "{{ task.mapping_key }}"
-
-
-def task_id_for(step_key: str) -> str:
-    """An Airflow task id for a Dagster step key (Airflow allows letters, digits, _ . -, at
-    most 250 characters).
-
-    A mapped step ``op[?]`` is the task ``op``; its task instances carry the mapping keys. A key
-    that had to be changed or cut ends in a short hash of the whole key, so two keys that differ
-    only in what was changed or cut stay two tasks, and a key keeps its id whatever else the job
-    holds.
-    """
-    return _safe_id(step_key.removesuffix("[?]"), _TASK_ID_BAD, 250)
-
-
-def group_id_for(producer: str, output: str) -> str:
-    """The id of the mapped task group over a dynamic output (Airflow allows letters, digits,
-    _ and -, at most 200 characters)."""
-    return _safe_id(f"{producer.removesuffix('[?]')}-{output}", _GROUP_ID_BAD, 200)
-
-
-def _safe_id(name: str, bad: re.Pattern, length: int) -> str:
-    cleaned = bad.sub("_", name)
-    if cleaned == name and len(name) <= length:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{cleaned[: length - 9]}-{digest}"
 
 
 def _identifiers(keys: Sequence[str], used: set[str] | None = None) -> dict[str, str]:
@@ -628,43 +596,6 @@ def _queues_by_step(graph: StepGraph, step_queues: Mapping[str, str]) -> dict[st
             )
         queues[by_name[name]] = _checked_queue(queue, f"--step-queue {name}=")
     return queues
-
-
-def airflow_folder(option: str) -> Path:
-    """A folder from Airflow's [core] configuration (dags_folder, plugins_folder), read as Airflow
-    reads it, without importing Airflow: its environment variable, airflow.cfg, the default."""
-    env = f"AIRFLOW__CORE__{option.upper()}"
-    if os.environ.get(env):
-        return Path(os.environ[env]).expanduser()
-    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(home / "airflow.cfg")
-    folder = config.get("core", option, fallback="")
-    if folder:
-        return Path(folder.replace("{AIRFLOW_HOME}", str(home))).expanduser()
-    return home / option.removesuffix("_folder")
-
-
-def dags_folder() -> Path:
-    """Airflow's configured dags folder."""
-    return airflow_folder("dags_folder")
-
-
-def write_atomically(text: str, folder: Path, filename: str) -> Path:
-    """Write a Python file into a folder Airflow watches: whole, or not at all, readable as the
-    umask allows (the DAG processor may run as another user)."""
-    from dagster_airflow.files import write_whole
-
-    if not re.fullmatch(r"[\w.-]+\.py", filename):
-        raise ConfigurationError(
-            f"cannot name a file {filename!r} in {str(folder)!r}; use letters, digits, '_', "
-            "'.' and '-'."
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / filename
-    with write_whole(target) as stream:
-        stream.write(text.encode())
-    return target
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
+from dagster_airflow.files import human_size
 from dagster_airflow.model import (
     EVENT_MARKER,
     RunnerSpec,
@@ -288,17 +289,6 @@ def load_value(storage: IntermediateStorage, stored: StoredObject, key: str, dag
             f"cannot unpickle {stored.uri!r} here ({type(exc).__name__}: {exc}); run "
             "`dagster-airflow results` with a Python where the job's code is importable."
         ) from exc
-
-
-def human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def table(results: RunResults) -> str:

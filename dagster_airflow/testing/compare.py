@@ -251,7 +251,7 @@ def airflow_record(home, dag_id: str, airflow_run_id: str, storage, step_keys) -
     ``op[key]`` of a dynamic output, one map index each, its key read from the map index's
     label; a mapped task over no keys (map index -1) stands for ``op[?]``.
     """
-    from dagster_airflow.scaffold.render import task_id_for
+    from dagster_airflow.names import task_id_for
 
     run_id = dagster_run_id(dag_id, airflow_run_id)
     stored = read_run(storage, run_id)

@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 
 from dagster_airflow import __version__
-from dagster_airflow.scaffold.render import airflow_folder, write_atomically
+from dagster_airflow.files import airflow_folder, write_atomically
 
 PLUGIN_FILENAME = "dagster_airflow_plugin.py"
 

@@ -13,8 +13,8 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from dagster_airflow.files import human_size
 from dagster_airflow.model import StepError, StepEvent
-from dagster_airflow.scaffold.results import human_size
 from dagster_airflow.step_log import describe
 from dagster_airflow.ui.step_page import StepPage, StoredOutput
 

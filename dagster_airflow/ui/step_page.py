@@ -16,7 +16,7 @@ import attrs
 
 from dagster_airflow.errors import DagsterAirflowError, OutputNotFoundError
 from dagster_airflow.model import StepError, StepEvent
-from dagster_airflow.scaffold.render import task_id_for
+from dagster_airflow.names import task_id_for
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
 _FAILURES = ("STEP_FAILURE", "STEP_UP_FOR_RETRY")

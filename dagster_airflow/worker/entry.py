@@ -9,10 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
+from dagster_airflow.errors import EXIT_USAGE, ConfigurationError, DagsterAirflowError
 from dagster_airflow.model import REQUEST_ENV_VAR
-
-EXIT_USAGE = 2  # a request that cannot be read: the CLI's exit code for a user's mistake
 
 
 def read_request(request_file: str | None) -> str:
