@@ -1,4 +1,4 @@
-"""The project's code location: `dagster-airflow scaffold --all -f tests/jobs/project/definitions.py`.
+"""The project's code location: `dagster-airflow scaffold --all -f definitions.py` (this file).
 
 Each module of the package contributes its own `defs`; this file merges them, so a new part is
 one import and one entry below.
