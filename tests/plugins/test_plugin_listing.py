@@ -73,7 +73,7 @@ def test_lists_builtins_and_installed_plugins_with_their_distributions():
         line.split()
         == [
             "subprocess",
-            "dagster-airflow",
+            "dagster-on-airflow",
             __version__,
             "dagster_airflow.runners.subprocess.SubprocessRunner",
         ]
