@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # and files go out in collection order, where tests/conftest.py puts the long ones first.
 PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: demo test test-alone test-reverse lint format bench constraints clean system-packages
+.PHONY: dist demo test test-alone test-reverse lint format bench constraints clean system-packages
 
 # The example plugin package is installed too: the suite tests it as a real third-party plugin.
 VENV_EXAMPLE := examples/dagster-airflow-venv
@@ -21,6 +21,13 @@ $(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]' -e $(VENV_EXAMPLE)
 	@touch $@
+
+## make dist: the wheel and the sdist of dagster-on-airflow, in dist/ (or DIST=folder; docs/install.md)
+DIST ?= dist
+dist: $(STAMP)
+	rm -rf $(DIST)
+	$(UV) build --quiet --out-dir $(DIST)
+	@ls $(DIST)/*.whl $(DIST)/*.tar.gz
 
 ## make demo: scaffold the demo job and run it through a real Airflow on SQLite
 demo: $(STAMP)

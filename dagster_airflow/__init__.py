@@ -24,6 +24,14 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def get_provider_info() -> dict[str, str]:
+    """Not our provider: Airflow calls this through the entry point of Dagster Labs' retired
+    dagster-airflow, when it is installed under this package (dagster_airflow.distribution)."""
+    from dagster_airflow.distribution import retired_provider_info
+
+    return retired_provider_info()
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)

@@ -169,11 +169,14 @@ class DagsterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
+        from dagster_airflow.distribution import retired_package_problem
         from dagster_airflow.model import CodeLocation, StepRequest, TaskRef, dagster_run_id
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task import context as task_context
         from dagster_airflow.task.outcome import raise_for, retry_number
 
+        if retired_package_problem():
+            self.log.warning("%s", retired_package_problem())
         self._take_dag_defaults()  # a task executed without rendering its templates
         ti = context["ti"]
         conf = getattr(context.get("dag_run"), "conf", None) or {}

@@ -17,6 +17,7 @@ from dagster_airflow.cli import (
     scaffold,
     servers,
 )
+from dagster_airflow.distribution import retired_package_problem
 from dagster_airflow.errors import EXIT_USAGE, DagsterAirflowError
 
 COMMANDS = (scaffold, install, plugins, check, results, servers, compare, execute_step)
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    retired = retired_package_problem()
+    if retired:
+        print(f"dagster-airflow: warning: {retired}", file=sys.stderr)
     try:
         return args.handler(args, argv)
     except DagsterAirflowError as exc:

@@ -241,18 +241,17 @@ def _dist_label(dist: Any) -> str:
 
 
 def distribution_of(pm: pluggy.PluginManager, plugin: object) -> str | None:
-    """The distribution ("name version") that provides a plugin: dagster-airflow for the
+    """The distribution ("name version") that provides a plugin: dagster-on-airflow for the
     built-ins, the entry point's distribution for the others, None for one registered in code."""
     for registered, dist in pm.list_plugin_distinfo():
         if registered is plugin:
             return f"{dist.project_name} {dist.version}"
     if pm.get_name(plugin) in DEFAULT_PLUGINS:
-        try:
-            return f"dagster-airflow {importlib.metadata.version('dagster-airflow')}"
-        except importlib.metadata.PackageNotFoundError:  # imported from a source tree
-            from dagster_airflow import __version__
+        from dagster_airflow import __version__
+        from dagster_airflow.distribution import DISTRIBUTION, version
 
-            return f"dagster-airflow {__version__}"
+        # No version installed: imported from a source tree.
+        return f"{DISTRIBUTION} {version() or __version__}"
     return None
 
 

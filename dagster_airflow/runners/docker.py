@@ -96,7 +96,7 @@ class DockerRunner(Configured, RemoteRunner):
     The image's own entrypoint is replaced by ``command``, so an image built for
     dagster-webserver works unchanged. Options (docs/docker.md has each in full):
 
-    :param image: the image with Dagster, dagster-airflow[dagster] and the job's code.
+    :param image: the image with Dagster, dagster-on-airflow[dagster] and the job's code.
     :param docker_url: the Docker daemon (default: DOCKER_HOST, else the local socket).
     :param docker_conn_id: an Airflow docker connection to log in to a private registry with.
     :param pull: ``missing`` (default), ``always`` or ``never``.

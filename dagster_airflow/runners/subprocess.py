@@ -190,7 +190,7 @@ class SubprocessRunner(Configured, StepRunner):
         except OSError as exc:
             raise RunnerError(
                 f"cannot start the step's Python {self.python!r}: {exc}; set the subprocess "
-                "runner's 'python' option to an interpreter with dagster-airflow[dagster]."
+                "runner's 'python' option to an interpreter with dagster-on-airflow[dagster]."
             ) from exc
 
     def _run_warm(self, request: StepRequest, env: dict[str, str], log: logging.Logger):

@@ -23,7 +23,7 @@ def uv_command() -> list[str]:
 
 def create_venv(path: Path, requirements: Sequence[str], constraints: Path | None = None) -> Path:
     """Create a virtual environment at ``path`` with this Python's version and install
-    ``requirements`` (pip arguments: "dagster-airflow[dagster]", "-e", "/src/pkg[dagster]")."""
+    ``requirements`` (pip arguments: "dagster-on-airflow[dagster]", "-e", "/src/pkg[dagster]")."""
     install = [*uv_command(), "pip", "install", "--quiet", "--python", str(path / "bin" / "python")]
     if constraints is not None:
         install += ["-c", str(constraints)]

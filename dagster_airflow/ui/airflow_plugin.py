@@ -12,11 +12,14 @@ the file `dagster-airflow install` writes into the plugins folder. It declares:
 
 from __future__ import annotations
 
+import logging
+
 from airflow.plugins_manager import AirflowPlugin
 
+from dagster_airflow.distribution import AIRFLOW_PLUGIN, retired_package_problem
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
-PLUGIN_NAME = "dagster_airflow"
+PLUGIN_NAME = AIRFLOW_PLUGIN
 URL_PREFIX = "/dagster-airflow"
 STEP_VIEW_HREF = URL_PREFIX + "/steps/{DAG_ID}/{RUN_ID}/{TASK_ID}?map_index={MAP_INDEX}"
 
@@ -49,6 +52,10 @@ STEP_VIEW_TAB = {
     # With a route, the UI shows the view in a tab of the task instance's page (an iframe).
     "url_route": "dagster-step",
 }
+
+
+if retired_package_problem():  # said in the log of every Airflow process that loads plugins
+    logging.getLogger(__name__).warning("%s", retired_package_problem())
 
 
 class DagsterAirflowPlugin(AirflowPlugin):

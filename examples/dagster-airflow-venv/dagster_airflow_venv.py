@@ -2,7 +2,7 @@
 
 Steps whose dependencies conflict (with Airflow's, or with each other's) live side by side without
 containers: give a DAG, or one task, the virtual environment that holds its code's dependencies
-and ``dagster-airflow[dagster]``:
+and ``dagster-on-airflow[dagster]``:
 
     DEFAULT_ARGS = {"runner": {"name": "venv", "venv": "/opt/venvs/etl"}, ...}
 
@@ -91,14 +91,14 @@ class VenvRunner(SubprocessRunner):
             raise RunnerError(
                 f"venv runner: there is no virtual environment at {str(self.venv)!r} (no "
                 f"{self.python!r}); create it with `uv venv {self.venv}` and install "
-                "'dagster-airflow[dagster]' and your job's dependencies into it."
+                "'dagster-on-airflow[dagster]' and your job's dependencies into it."
             )
         result = super().run(request, context)
         if result.error and "No module named dagster_airflow" in result.error.summary():
             raise RunnerError(
                 f"venv runner: the virtual environment {str(self.venv)!r} lacks dagster-airflow; "
                 f"install it with `uv pip install --python {self.python} "
-                "'dagster-airflow[dagster]'`."
+                "'dagster-on-airflow[dagster]'`."
             )
         return result
 

@@ -73,7 +73,7 @@ def test_lists_builtins_and_installed_plugins_with_their_distributions():
         line.split()
         == [
             "subprocess",
-            "dagster-airflow",
+            "dagster-on-airflow",
             __version__,
             "dagster_airflow.runners.subprocess.SubprocessRunner",
         ]
@@ -90,7 +90,7 @@ def test_broken_plugins_are_listed_with_their_errors_and_hide_nothing(plugins_pa
     assert done.returncode == 1, done.stderr
     out = done.stdout
     assert "nice         good-plugin 2.0" in out
-    assert "filesystem   dagster-airflow" in out  # the built-in keeps its name
+    assert "filesystem   dagster-on-airflow" in out  # the built-in keeps its name
     failed = out.split("Plugins that failed to load:\n")[1].splitlines()
     assert sorted(failed) == [
         "  broken (broken-plugin 1.0): ModuleNotFoundError: No module named "

@@ -165,7 +165,7 @@ def docs_dockerfile() -> str:
     return "".join(
         line
         for line in dockerfile.splitlines(keepends=True)
-        if not line.startswith(("FROM ", "RUN pip "))
+        if not line.startswith(("FROM ", "RUN pip ", "COPY dagster_on_airflow"))
     )
 
 

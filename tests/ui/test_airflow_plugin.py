@@ -18,6 +18,7 @@ import urllib.parse
 
 import pytest
 
+from dagster_airflow.distribution import AIRFLOW_PLUGIN
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing import AirflowHome, create_venv
@@ -208,8 +209,10 @@ def test_airflow_lists_the_plugin(demo):
     home = demo[0]
     done = home.airflow("plugins", "--output", "json")
     assert done.returncode == 0, done.stderr
-    (plugin,) = [p for p in json.loads(done.stdout) if p["name"] == "dagster_airflow"]
-    assert "dagster-airflow==" in plugin["source"]  # found through the airflow.plugins entry point
+    (plugin,) = [p for p in json.loads(done.stdout) if p["name"] == AIRFLOW_PLUGIN]
+    assert (
+        "dagster-on-airflow==" in plugin["source"]
+    )  # found through the airflow.plugins entry point
     assert [link.split(".")[-1].split()[0] for link in plugin["operator_extra_links"]] == [
         "StepOutputsLink",
         "StepEventLogLink",
@@ -281,5 +284,5 @@ def test_airflow_loads_the_installed_file_without_a_duplicate(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     names, errors = json.loads(done.stdout.strip().splitlines()[-1])
-    assert names.count("dagster_airflow") == 1
+    assert names.count(AIRFLOW_PLUGIN) == 1
     assert errors == {}

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from dagster_airflow.distribution import AIRFLOW_PLUGIN
 from harness.airflow_deployment import AirflowDeployment
 from tests.conftest import ROOT
 from tests.ui.test_step_view import PARTITION, view_job_dag
@@ -90,7 +91,7 @@ def test_the_filesystem_links_open_the_view_and_the_ui_offers_its_tab(deployment
 
     status, plugins = airflow.rest("GET", "/api/v2/plugins")
     assert status == 200, plugins
-    (plugin,) = [p for p in plugins["plugins"] if p["name"] == "dagster_airflow"]
+    (plugin,) = [p for p in plugins["plugins"] if p["name"] == AIRFLOW_PLUGIN]
     (tab,) = plugin["external_views"]
     assert tab["destination"] == "task_instance" and tab["url_route"] == "dagster-step"
     assert tab["href"] == "/dagster-airflow/steps/{DAG_ID}/{RUN_ID}/{TASK_ID}?map_index={MAP_INDEX}"

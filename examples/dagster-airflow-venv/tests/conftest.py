@@ -14,6 +14,6 @@ ROOT = Path(__file__).resolve().parents[3]  # the dagster-airflow repository
 
 @pytest.fixture(scope="session")
 def step_venv(tmp_path_factory) -> Path:
-    """A virtual environment with dagster-airflow[dagster] only: no Airflow, no pytest."""
+    """A virtual environment with dagster-on-airflow[dagster] only: no Airflow, no pytest."""
     venv = tmp_path_factory.mktemp("venvs") / "steps"
     return create_venv(venv, ["-e", f"{ROOT}[dagster]"], constraints=ROOT / "constraints.txt")

@@ -106,7 +106,7 @@ def test_a_missing_venv_is_one_clear_sentence(tmp_path):
     assert str(caught.value) == (
         f"venv runner: there is no virtual environment at '{tmp_path / 'nowhere'}' (no "
         f"'{tmp_path / 'nowhere' / 'bin' / 'python'}'); create it with "
-        f"`uv venv {tmp_path / 'nowhere'}` and install 'dagster-airflow[dagster]' and your "
+        f"`uv venv {tmp_path / 'nowhere'}` and install 'dagster-on-airflow[dagster]' and your "
         "job's dependencies into it."
     )
 
