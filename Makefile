@@ -19,6 +19,9 @@ VENV_EXAMPLE := examples/dagster-airflow-venv
 $(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@# Before the rename to dagster-on-airflow this checkout installed as dagster-airflow, the
+	@# retired package's name (docs/install.md): an environment that still has it is cleaned first.
+	@$(UV) pip uninstall --quiet --python $(PY) dagster-airflow 2>/dev/null || true
 	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]' -e $(VENV_EXAMPLE)
 	@touch $@
 

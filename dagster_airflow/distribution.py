@@ -36,11 +36,17 @@ def retired_package_problem() -> str | None:
         retired = importlib.metadata.distribution(RETIRED)
     except importlib.metadata.PackageNotFoundError:
         return None
+    author = f"{retired.metadata['Author'] or ''} {retired.metadata['Author-email'] or ''}"
+    what = (
+        "the retired package dagster-airflow {} (Dagster Labs)"
+        if "dagster" in author.lower() or "elementl" in author.lower()
+        else "the package dagster-airflow {} (an older install of this one under its former name)"
+    ).format(retired.version)
     return (
-        f"the retired package dagster-airflow {retired.version} (Dagster Labs) is installed "
-        f"in this environment beside {DISTRIBUTION}, and both write the module dagster_airflow; "
-        f"run `pip uninstall dagster-airflow`, then reinstall {DISTRIBUTION} (`pip install "
-        "--force-reinstall` of its wheel), since the uninstall also deletes the files they share."
+        f"{what} is installed in this environment beside {DISTRIBUTION}, and both write the "
+        f"module dagster_airflow; run `pip uninstall dagster-airflow`, then reinstall "
+        f"{DISTRIBUTION} (`pip install --force-reinstall` of its wheel), since the uninstall "
+        "also deletes the files they share."
     )
 
 
