@@ -22,7 +22,8 @@ $(STAMP): constraints.txt setup.cfg pyproject.toml $(VENV_EXAMPLE)/setup.cfg
 	@# Before the rename to dagster-on-airflow this checkout installed as dagster-airflow, the
 	@# retired package's name (docs/install.md): an environment that still has it is cleaned first.
 	@$(UV) pip uninstall --quiet --python $(PY) dagster-airflow 2>/dev/null || true
-	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e '.[dev]' -e $(VENV_EXAMPLE)
+	$(UV) pip install --quiet --python $(PY) -c constraints.txt --reinstall-package dagster-on-airflow \
+		-e '.[dev]' -e $(VENV_EXAMPLE)
 	@touch $@
 
 ## make dist: the wheel and the sdist of dagster-on-airflow, in dist/ (or DIST=folder; docs/install.md)
