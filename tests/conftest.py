@@ -171,6 +171,17 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def pytest_configure(config):
+    """A name in LONG_FILES that is no file (a bare file name, a renamed file) would order
+    nothing, silently: say so at once."""
+    missing = [name for name in LONG_FILES if not (ROOT / name).is_file()]
+    if missing:
+        raise pytest.UsageError(
+            f"tests/conftest.py: LONG_FILES names no file at {missing!r}; write each as its "
+            "path from the repository's root (tests/e2e/test_x.py)."
+        )
+
+
 def pytest_collection_modifyitems(config, items):
     """In a pytest-xdist worker, the long files first (see LONG_FILES); alone or in one process
     (make test-reverse), the order stays the one asked for."""
