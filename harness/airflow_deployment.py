@@ -143,8 +143,14 @@ class AirflowDeployment:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped since (start() after stop() starts it again)."""
+        return self._namespace is not None
+
     def start(self) -> None:
         self.home.migrate()
+        self.runtime_dir.mkdir(exist_ok=True)  # stop() removes it
         self.logs.mkdir(exist_ok=True)
         # The namespace lives as long as this process: loopback up, then wait.
         self._namespace = subprocess.Popen(

@@ -48,14 +48,49 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     return home
 
 
+DEPLOYMENT = "airflow_deployment"
+_DEPLOYMENT_KEY = pytest.StashKey[AirflowDeployment]()
+
+
 @pytest.fixture(scope="session")
-def airflow_deployment(tmp_path_factory) -> AirflowDeployment:
+def airflow_deployment(request, tmp_path_factory) -> AirflowDeployment:
     """One real deployment for the session (scheduler, DAG processor, api-server, triggerer,
     LocalExecutor on SQLite): its tests share it, each with DAG ids and run ids of its own.
-    Stopping it fails if any of its processes (a step server, a step) is left behind."""
+    Stopping it fails if any of its processes (a step server, a step) is left behind.
+
+    Under `make test` its files (DEPLOYMENT_FILES) run one after another on one worker, and it
+    stops after the last of them (pytest_runtest_teardown below): four idle servers would
+    otherwise take CPU from every test after them."""
     path = tmp_path_factory.mktemp("deployment")
     with AirflowDeployment(path, port=servers.free_port()) as airflow:
+        request.config.stash[_DEPLOYMENT_KEY] = airflow
         yield airflow
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test of the deployment after it was stopped early (a file that uses it but is not in
+    DEPLOYMENT_FILES, run later on the same worker) starts it again."""
+    deployment = item.config.stash.get(_DEPLOYMENT_KEY, None)
+    if deployment is not None and DEPLOYMENT in item.fixturenames and not deployment.running:
+        deployment.start()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Under `make test`, stop the deployment once its files are done (after the module
+    fixtures that used it are torn down); in one process, at the session's end."""
+    yield
+    deployment = item.config.stash.get(_DEPLOYMENT_KEY, None)
+    if (
+        hasattr(item.config, "workerinput")
+        and deployment is not None
+        and deployment.running
+        and nextitem is not None
+        and _file_of(nextitem.nodeid) not in DEPLOYMENT_FILES
+        and DEPLOYMENT not in nextitem.fixturenames
+    ):
+        deployment.stop()
 
 
 @pytest.fixture(scope="session")
@@ -104,27 +139,48 @@ def pytest_runtest_makereport(item, call):
 
 
 # The files that take minutes each (a deployment, a browser, a virtual environment, containers,
-# a Dagster deployment), longest first, as the suite measured them. Under `make test`'s two
-# workers, which take whole files in collection order, they start first: one of them started
-# last would keep one worker busy for minutes while the other sits idle.
-LONG_FILES = (
-    "test_wheel_install.py",
-    "test_graphql.py",
-    "test_docker.py",
-    "test_step_server.py",
-    "test_e2e_scheduling.py",
-    "test_step_view.py",
-    "test_semantics.py",
-    "test_ecs.py",
-    "test_deployment_local.py",
-    "test_rest_scheduling.py",
-    "test_step_view_auth.py",
-    "test_ui_browser.py",
-    "test_deployment_celery.py",
-    "test_venv_runner.py",
-    "test_e2e_dynamic.py",
-    "test_readme_walkthrough.py",
+# a Dagster deployment), by path from the repository's root, longest first, as the suite
+# measured them. Under `make test`'s two workers, which take whole files in collection order,
+# they start first: one of them started last would keep one worker busy for minutes while the
+# other sits idle. A new file of that kind goes here.
+DEPLOYMENT_FILES = (
+    "tests/e2e/test_deployment_local.py",
+    "tests/e2e/test_rest_scheduling.py",
+    "tests/ui/test_step_view_auth.py",
+    "tests/ui/test_ui_browser.py",
 )
+LONG_FILES = (
+    *DEPLOYMENT_FILES,  # one unit of work: see pytest_xdist_make_scheduler
+    "tests/e2e/test_wheel_install.py",
+    "tests/runners/test_graphql.py",
+    "tests/runners/test_docker.py",
+    "tests/step_server/test_step_server.py",
+    "tests/e2e/test_e2e_scheduling.py",
+    "tests/ui/test_step_view.py",
+    "tests/e2e/test_semantics.py",
+    "tests/runners/test_ecs.py",
+    "tests/e2e/test_deployment_celery.py",
+    "examples/dagster-airflow-venv/tests/test_venv_runner.py",
+    "tests/runners/test_reaper.py",
+    "tests/e2e/test_secrets.py",
+    "tests/e2e/test_e2e_dynamic.py",
+    "tests/e2e/test_readme_walkthrough.py",
+)
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_configure(config):
+    """A name in LONG_FILES that is no file (a bare file name, a renamed file) would order
+    nothing, silently: say so at once."""
+    missing = [name for name in LONG_FILES if not (ROOT / name).is_file()]
+    if missing:
+        raise pytest.UsageError(
+            f"tests/conftest.py: LONG_FILES names no file at {missing!r}; write each as its "
+            "path from the repository's root (tests/e2e/test_x.py)."
+        )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -133,4 +189,21 @@ def pytest_collection_modifyitems(config, items):
     if not hasattr(config, "workerinput"):
         return
     rank = {name: index for index, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    items.sort(key=lambda item: rank.get(_file_of(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the files of the session's deployment as one unit: one worker
+    runs them all, one deployment serves them (each file on a worker of its own would start
+    one per worker)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class DeploymentTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = _file_of(nodeid)
+            return DEPLOYMENT if path in DEPLOYMENT_FILES else path
+
+    return DeploymentTogether(config, log)
