@@ -122,3 +122,27 @@ def test_dynamic_shapes(airflow_home, tmp_path):
     assert steps["never_runs[?]"].outcome == "skipped"
     assert steps["count_pieces"].outputs == {"result": 0}
     assert report.matches, str(report)
+
+
+def test_retry_requested_without_a_retry_policy(airflow_home, tmp_path):
+    """An op with no RetryPolicy is retried exactly as often as it asks Dagster to
+    (RetryRequested), the scaffold's tries being a cap only; an op Dagster does not retry runs
+    once, though its task has tries left (DEFAULT_ARGS' retries)."""
+    report = compare(airflow_home, tmp_path, "retry_requests.py", "retry_requests")
+
+    assert outcomes(report) == {
+        "asks_twice": ("success", 3),
+        "asks_too_often": ("failure", 2),
+        "plain_failure": ("failure", 1),
+        "after_failure": ("upstream_failed", 0),
+        "steady": ("success", 1),
+    }
+    assert report.dagster.steps["asks_twice"].hooks() == {
+        ("record_success", "completed"): 1,
+        ("record_success", "skipped"): 2,
+        ("record_failure", "skipped"): 3,
+    }
+    assert report.matches, str(report)
+    log = report.airflow_output
+    assert "Dagster step 'asks_twice' failed on try 1 and is retried in 0.2 s" in log
+    assert "Dagster does not retry this failure" in log
