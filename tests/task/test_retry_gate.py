@@ -84,7 +84,7 @@ def test_a_retry_runs_only_after_dagsters_retry_request(tmp_path):
     )
 
     # Try 2 follows Dagster's request: the step runs (its second attempt asks again).
-    with pytest.raises(StepUpForRetryError, match="failed on try 2 and is retried in 0.2 s"):
+    with pytest.raises(StepUpForRetryError, match=r"failed on try 2 and is retried in 0\.2 s"):
         run_try(asks, 2)
     # Try 4 after try 3 ended with no word from Dagster (a lost worker): the step does not run.
     with pytest.raises(AirflowFailException) as refused:
