@@ -123,6 +123,8 @@ LONG_FILES = (
     "test_venv_runner.py",
     "test_e2e_dynamic.py",
     "test_readme_walkthrough.py",
+    "test_retry_gate.py",
+    "test_asset_partitions.py",
 )
 
 

@@ -31,14 +31,14 @@ def retry_refusal(
     except OutputNotFoundError:
         record = None
     if record is None:
-        ended = f"there is no record of it at {where!r} (its worker was lost)"
+        ended = f"there is no record of it at {where!r}: its worker was lost"
     elif record.get("attempt") != previous:
         ended = (
-            f"the record at {where!r} is of try {record.get('attempt')!r} (the worker of try "
-            f"{previous} was lost)"
+            f"the step's record at {where!r} is of try {record.get('attempt')!r}: the worker "
+            f"of try {previous} was lost"
         )
     elif record.get("status") != UP_FOR_RETRY:
-        ended = f"its record at {where!r} says {record.get('status')!r}"
+        ended = f"the step's record at {where!r} says it ended {record.get('status')!r}"
     else:
         return None
     return (

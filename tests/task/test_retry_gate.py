@@ -77,11 +77,9 @@ def worker_attempt(task: DagsterOperator, storage_dir, attempt: int) -> int:
 def test_a_retry_runs_only_after_dagsters_retry_request(tmp_path):
     asks = operator("asks_twice", tmp_path)
     assert worker_attempt(asks, tmp_path, 1) == 3  # up for retry
-    record = FilesystemStorage(str(tmp_path)).uri(
-        FilesystemStorage(str(tmp_path)).key(
-            dagster_run_id(asks.dag_id, AIRFLOW_RUN_ID), "asks_twice", "outputs.json"
-        )
-    )
+    storage = FilesystemStorage(str(tmp_path))
+    run_id = dagster_run_id(asks.dag_id, AIRFLOW_RUN_ID)
+    record = storage.uri(storage.key(run_id, "asks_twice", "outputs.json"))
 
     # Try 2 follows Dagster's request: the step runs (its second attempt asks again).
     with pytest.raises(StepUpForRetryError, match=r"failed on try 2 and is retried in 0\.2 s"):
@@ -91,17 +89,19 @@ def test_a_retry_runs_only_after_dagsters_retry_request(tmp_path):
         run_try(asks, 4)
     assert str(refused.value) == (
         "try 4 of Dagster step 'asks_twice' does not run: try 3 did not end with Dagster's "
-        f"retry request (the record at {record!r} is of try 2 (the worker of try 3 was lost)), "
-        "and Dagster retries a step only when it asks to; clear the task to run the step again."
+        f"retry request (the step's record at {record!r} is of try 2: the worker of try 3 was "
+        "lost), and Dagster retries a step only when it asks to; clear the task to run the step "
+        "again."
     )
 
     # A failure Dagster does not retry: the next try does not run it either.
     plain = operator("plain_failure", tmp_path)
     assert worker_attempt(plain, tmp_path, 1) == 1
-    with pytest.raises(AirflowFailException, match=r"its record at '.*' says 'failure'\)"):
+    with pytest.raises(AirflowFailException, match=r"record at '.*' says it ended 'failure'\)"):
         run_try(plain, 2)
     # No record at all: the worker of try 1 was lost before it wrote one.
-    with pytest.raises(AirflowFailException, match=r"there is no record of it at .*was lost\)"):
+    lost = r"there is no record of it at .*: its worker was lost\)"
+    with pytest.raises(AirflowFailException, match=lost):
         run_try(operator("steady", tmp_path), 2)
 
 
