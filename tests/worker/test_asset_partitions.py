@@ -6,11 +6,17 @@ tests/e2e/test_semantics.py.
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+
 import dagster as dg
 
 from dagster_airflow.errors import AssetPartitionNotFoundError
+from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager
+from tests.conftest import CLI, JOBS
 from tests.jobs.semantics import spanning
 
 ASSETS = spanning.defs.assets
@@ -131,3 +137,27 @@ def test_the_missing_partition_is_named_in_one_sentence(tmp_path):
         f"'{storage.uri(storage.key('assets', 'shade', 'green'))}'; materialize that partition "
         "first (run its DAG for it), or give the input metadata allow_missing_partitions=True."
     )
+
+
+def test_the_worker_loads_a_weeks_days_as_an_airflow_task_runs_it(tmp_path):
+    """The weekly step of a DAG run for partition 2024-01-01, by the real worker, after the daily
+    DAG's runs kept each day in the storage."""
+    storage = FilesystemStorage(str(tmp_path))
+    ours = intermediate_io_manager(IntermediateIOManager(storage))
+    for day in spanning.DAILY.get_partition_keys()[:7]:
+        assert materialize(ours, dg.AssetSelection.assets(spanning.day), day).success
+    run_id = "3f2b1c4d-5e6f-5a7b-8c9d-0e1f2a3b4c5d"
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "semantics" / "spanning.py")),
+        job_name="weeks",
+        step_key="week",
+        run_id=run_id,
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+        partition_key="2024-01-01",
+    )
+    env = {**os.environ, REQUEST_ENV_VAR: request.to_json()}
+    done = subprocess.run([CLI, "execute-step"], env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout[-2000:]
+    week = pickle.loads((tmp_path / run_id / "week" / "result").read_bytes())
+    assert week == [(f"2024-01-0{d}", d) for d in range(1, 8)]
