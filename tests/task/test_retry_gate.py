@@ -24,6 +24,7 @@ from dagster_airflow.model import (
 from dagster_airflow.operator import DagsterOperator
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.task.outcome import DagsterRetryPolicy
+from dagster_airflow.task.retry_gate import retry_refusal
 from tests.conftest import CLI, JOBS
 
 JOB_FILE = str(JOBS / "semantics" / "retry_requests.py")
@@ -113,6 +114,10 @@ def test_a_try_after_a_clear_runs_and_the_policy_fails_what_dagster_does_not_ret
         {"ti": context_ti, "run_id": AIRFLOW_RUN_ID, "dag_run": None, "logical_date": None}
     )
     assert result == {"result": steady_uri(steady, tmp_path)}
+    # Its step succeeded: the next try is a run again by hand (`airflow tasks test`), no retry.
+    storage = FilesystemStorage(str(tmp_path))
+    run_id = dagster_run_id(steady.dag_id, AIRFLOW_RUN_ID)
+    assert retry_refusal(storage, run_id, "steady", 5) is None
 
     policy = DagsterRetryPolicy(dagster_only=True)
     assert steady.retry_policy.dagster_only
