@@ -32,6 +32,11 @@ class OutputNotFoundError(StorageError):
     """An intermediate output is not in the storage."""
 
 
+class AssetPartitionNotFoundError(OutputNotFoundError, FileNotFoundError):
+    """A partition of an asset that an input reads was never materialized: a FileNotFoundError,
+    as Dagster's own IO managers raise for it."""
+
+
 class StepFailedError(DagsterAirflowError):
     """A Dagster step failed; the message carries the step's error and its cause."""
 

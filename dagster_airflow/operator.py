@@ -61,6 +61,12 @@ class DagsterOperator(BaseOperator):
     :param mapping_keys_of: for a step with a dynamic output that later steps are mapped over:
         that output's name; the task then returns its mapping keys (never data) as its XCom.
 
+    :param dagster_retries_only: retry the task only when Dagster retries the step (its
+        RetryPolicy, a RetryRequested): any other failure fails it at once, and a try after a
+        try that ended with no word from Dagster (a lost worker) does not run the step
+        (dagster_airflow.task.retry_gate). The scaffold sets it in DEFAULT_ARGS, with retries
+        enough for Dagster's retry requests.
+
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
     is retried after Dagster's own delay (see dagster_airflow.task.outcome).
     """
@@ -84,10 +90,13 @@ class DagsterOperator(BaseOperator):
         storage: Mapping[str, Any] | str | None = None,
         mapping_key: Any = None,
         mapping_keys_of: str | None = None,
+        dagster_retries_only: bool = False,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("retry_policy", DagsterRetryPolicy())
+        if kwargs.get("retry_policy") is None:  # a mapped task's partial() passes None
+            kwargs["retry_policy"] = DagsterRetryPolicy(dagster_only=dagster_retries_only)
         super().__init__(**kwargs)
+        self.dagster_retries_only = dagster_retries_only
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:
             raise ConfigurationError(
@@ -205,6 +214,14 @@ class DagsterOperator(BaseOperator):
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
+        if self.dagster_retries_only and request.previous_attempts > 0:
+            from dagster_airflow.task.retry_gate import retry_refusal
+
+            refusal = retry_refusal(
+                resolved.storage, request.run_id, request.step_key, ti.try_number
+            )
+            if refusal:
+                raise AirflowFailException(refusal)
         # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
         task_context.mask_templated(self.runner, self.runner_source)
         secret_env = resolved.storage.credentials_env(task_context.connection)

@@ -165,6 +165,8 @@ LONG_FILES = (
     "tests/e2e/test_secrets.py",
     "tests/e2e/test_e2e_dynamic.py",
     "tests/e2e/test_readme_walkthrough.py",
+    "tests/task/test_retry_gate.py",
+    "tests/worker/test_asset_partitions.py",
 )
 
 

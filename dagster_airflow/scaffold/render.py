@@ -378,6 +378,11 @@ def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: Storage
     return text
 
 
+# The Airflow retries of a task whose op has no RetryPolicy: each runs only when Dagster asks for
+# it (RetryRequested(max_retries=N) is known at run time only, Airflow's tries when a run starts).
+RETRY_REQUESTS = 10
+
+
 def retry_arguments(policy: StepRetryPolicy | None) -> dict[str, str]:
     """A task's Airflow retry arguments (as Python source) for its op's Dagster RetryPolicy.
 
@@ -471,6 +476,10 @@ DEFAULT_ARGS = {{
     "job_name": {_literal(graph.job_name)},
     "run_config": {_literal(graph.run_config, 4, 18)},
     "run_config_schema": RUN_CONFIG_SCHEMA,
+    # Retries are Dagster's (see above): tries for up to this many retries that an op without a
+    # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
+    "retries": {RETRY_REQUESTS},
+    "dagster_retries_only": True,
 {queue_line}    "owner": "airflow",
 }}
 
@@ -502,6 +511,8 @@ dag.params = PARAMS
     )
     expected = _expected_values(graph, runner, storage, dag_id, description, asset_uri_template)
     expected[("DEFAULT_ARGS", "run_config_schema")] = schema
+    expected[("DEFAULT_ARGS", "retries")] = RETRY_REQUESTS
+    expected[("DEFAULT_ARGS", "dagster_retries_only")] = True
     expected[("SCAFFOLD_COMMAND",)] = command
     expected[("DOC_MD",)] = doc
     if queue is not None:
@@ -528,9 +539,10 @@ each Dagster attempt is one Airflow try, started after the delay Dagster compute
 jitter included). `retry_delay` and `retry_exponential_backoff` show that policy as closely as
 Airflow's settings can and count only for a try that ended with no word from Dagster: Airflow has
 no linear backoff, and its exponential backoff jitters by its own rule, not the policy's Jitter.
-An op with no policy is not retried; one that raises RetryRequested(max_retries=N) needs
-retries=N on its task, as Airflow counts the tries. For a DAG-wide retry, add "retries" and
-"retry_delay" to DEFAULT_ARGS.
+An op with no policy is retried only when it raises RetryRequested, as often as Dagster would
+retry it, up to DEFAULT_ARGS' "retries" (raise it for a RetryRequested(max_retries=N) above it).
+With "dagster_retries_only", a task is never retried otherwise: not for a failure Dagster does
+not retry, a timeout, nor a lost worker. For Airflow's own retries as well, set it to False.
 """
 
 

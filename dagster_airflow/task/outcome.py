@@ -24,24 +24,30 @@ if TYPE_CHECKING:
 
 class DagsterRetryPolicy(RetryPolicy):
     """Retries a task whose Dagster step is up for retry after Dagster's own delay; anything
-    else takes Airflow's standard path (the task's ``retries`` and ``retry_delay``).
+    else takes Airflow's standard path (the task's ``retries`` and ``retry_delay``), or, with
+    ``dagster_only`` (a scaffolded task), fails at once: Dagster would not retry it.
 
     Airflow still bounds the number of tries by the task's ``retries``: a policy can shorten
     them, never add one.
     """
 
+    def __init__(self, dagster_only: bool = False) -> None:
+        self.dagster_only = dagster_only
+
     def evaluate(self, exception, try_number, max_tries, context=None) -> RetryDecision:
         if isinstance(exception, StepUpForRetryError):
             delay = datetime.timedelta(seconds=exception.seconds_to_wait or 0)
             return RetryDecision.retry(delay=delay, reason="the Dagster step is up for retry")
+        if self.dagster_only:
+            return RetryDecision.fail(reason="Dagster does not retry this failure")
         return RetryDecision.default()
 
     def serialize(self) -> dict[str, Any]:
-        return {"__type": "DagsterRetryPolicy"}
+        return {"__type": "DagsterRetryPolicy", "dagster_only": self.dagster_only}
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> DagsterRetryPolicy:
-        return cls()
+        return cls(bool(data.get("dagster_only", False)))
 
 
 def retry_number(try_number: int, max_tries: int, retries: int) -> int:
@@ -69,8 +75,9 @@ def raise_for(result: StepResult, step_key: str, ti: Any, log: logging.Logger) -
         if not has_try_left(ti):
             log.error(
                 "Dagster retries step %r, but its task has no Airflow try left (try %s of %s): "
-                "Airflow counts the tries, so give the task retries=N in the DAG file, N being "
-                "the max_retries of the op's RetryRequested or RetryPolicy.",
+                "Airflow counts the tries, so give the task retries=N in the DAG file (or raise "
+                '"retries" in its DEFAULT_ARGS), N being the max_retries of the op\'s '
+                "RetryRequested or RetryPolicy.",
                 step_key,
                 ti.try_number,
                 ti.max_tries + 1,

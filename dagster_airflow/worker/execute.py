@@ -428,12 +428,24 @@ class StepWorker:
         )
 
     def _write_record(self) -> None:
-        """What the step yielded, in order, and how it ended: the steps after it read this where
-        the storage's listing cannot tell (run_state.py). Without it they cannot run right, so a
-        step whose record cannot be written fails."""
-        from dagster_airflow.worker.run_state import FAILURE, SKIPPED, SUCCESS, StepRecord
+        """What the step yielded, in order, and how this attempt ended: the steps after it read
+        this where the storage's listing cannot tell (run_state.py), and the step's next try
+        whether Dagster asked for it (task/retry_gate.py). Without it they cannot run right, so
+        a step whose record cannot be written fails."""
+        from dagster_airflow.worker.run_state import (
+            FAILURE,
+            SKIPPED,
+            SUCCESS,
+            UP_FOR_RETRY,
+            StepRecord,
+        )
 
-        ends = {"STEP_SUCCESS": SUCCESS, "STEP_SKIPPED": SKIPPED, "STEP_FAILURE": FAILURE}
+        ends = {
+            "STEP_SUCCESS": SUCCESS,
+            "STEP_SKIPPED": SKIPPED,
+            "STEP_FAILURE": FAILURE,
+            "STEP_UP_FOR_RETRY": UP_FOR_RETRY,
+        }
         status = FAILURE  # a worker that stopped before the step ended
         for event in self.printer.events:
             status = ends.get(event.event_type, status)
@@ -444,7 +456,8 @@ class StepWorker:
         )
         key = self.storage.key(self.request.run_id, self.request.step_key, OUTPUTS_RECORD_NAME)
         try:
-            self.storage.put_bytes(key, StepRecord(status, outputs).to_json().encode())
+            record = StepRecord(status, outputs, self.request.attempt)
+            self.storage.put_bytes(key, record.to_json().encode())
         except Exception as exc:
             if status == FAILURE:  # the step failed already, for the same cause most likely
                 where = self.storage.uri(key)

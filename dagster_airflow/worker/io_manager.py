@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 
@@ -61,6 +62,11 @@ class IntermediateIOManager(dg.IOManager):
     def load_input(self, context: dg.InputContext) -> object:
         upstream = context.upstream_output
         if _produced_elsewhere(upstream) and context.has_asset_key:
+            if context.has_asset_partitions:  # one or several partitions, each its own copy
+                from dagster_airflow.worker.asset_partitions import load_asset_partitions
+
+                copy_key = functools.partial(self._asset_copy_key, context.asset_key)
+                return load_asset_partitions(context, self.storage, copy_key)
             # An asset another run (another DAG) materialized: its latest copy.
             key = self._asset_copy_key(context.asset_key, _partition(context))
         else:

@@ -19,6 +19,8 @@ from dagster_airflow.errors import DagsterAirflowError, OutputNotFoundError
 from dagster_airflow.storage.base import OUTPUTS_RECORD_NAME, IntermediateStorage
 
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+# The attempt ended with Dagster's retry request: the step's next try may run (task/retry_gate.py).
+UP_FOR_RETRY = "up_for_retry"
 _OUTPUT_KEY = re.compile(r"(\w+)(?:\[(\w+)\])?")
 
 
@@ -28,18 +30,22 @@ class StepRecord:
 
     ``outputs`` lists (output name, mapping key or None) as the step yielded them: Nothing
     outputs and outputs of other IO managers too, which leave no object in the storage.
+    ``attempt`` is the Airflow try that wrote the record (None from workers before it).
     """
 
     status: str
     outputs: tuple[tuple[str, str | None], ...] = ()
+    attempt: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"status": self.status, "outputs": [list(o) for o in self.outputs]})
+        outputs = [list(o) for o in self.outputs]
+        return json.dumps({"status": self.status, "outputs": outputs, "attempt": self.attempt})
 
     @classmethod
     def from_json(cls, text: str) -> StepRecord:
         data = json.loads(text)
-        return cls(data["status"], tuple((name, key) for name, key in data["outputs"]))
+        outputs = tuple((name, key) for name, key in data["outputs"])
+        return cls(data["status"], outputs, data.get("attempt"))
 
     def mapping_keys(self, output_name: str) -> list[str]:
         return [key for name, key in self.outputs if name == output_name and key is not None]

@@ -168,9 +168,7 @@ def test_assets_are_airflow_assets_and_a_failed_blocking_check_fails_its_task(
     airflow_home, tmp_path
 ):
     storage_dir = tmp_path / "storage"
-    text = scaffold(
-        "checked_job", "-f", JOB_FILE, "--storage-option", f"base_dir={storage_dir}"
-    ).replace('"retries": 1', '"retries": 0')
+    text = scaffold("checked_job", "-f", JOB_FILE, "--storage-option", f"base_dir={storage_dir}")
     airflow_home.install(text, "checked_job.py")
     storage = FilesystemStorage(base_dir=str(storage_dir))
 

@@ -84,8 +84,9 @@ def test_failure_skip_and_timeout_behave_as_airflow_users_expect(airflow_home, t
         "--storage-option",
         f"base_dir={tmp_path / 'storage'}",
     )
-    # An op without a Dagster retry policy gets no retries: its failure is final.
-    assert re.search(r'"retries": \d|retries=\d', text) is None
+    # An op without a Dagster retry policy is retried only at Dagster's request: its failure
+    # (and the timeout below) is final.
+    assert re.search(r"retries=\d", text) is None and '"dagster_retries_only": True' in text
     # What a user edits in the scaffolded file: a timeout on the slow task.
     text = text.replace(
         'DagsterOperator(task_id="sleepy")',

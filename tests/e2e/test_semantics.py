@@ -11,7 +11,7 @@ import pytest
 from dagster_airflow.model import CodeLocation
 from dagster_airflow.testing import compare_job
 from tests.conftest import JOBS
-from tests.jobs.semantics import config_mapping, graph_shapes
+from tests.jobs.semantics import config_mapping, graph_shapes, spanning
 
 pytestmark = pytest.mark.airflow
 SEMANTICS = JOBS / "semantics"
@@ -122,3 +122,112 @@ def test_dynamic_shapes(airflow_home, tmp_path):
     assert steps["never_runs[?]"].outcome == "skipped"
     assert steps["count_pieces"].outputs == {"result": 0}
     assert report.matches, str(report)
+
+
+def test_retry_requested_without_a_retry_policy(airflow_home, tmp_path):
+    """An op with no RetryPolicy is retried exactly as often as it asks Dagster to
+    (RetryRequested), the scaffold's tries being a cap only; an op Dagster does not retry runs
+    once, though its task has tries left (DEFAULT_ARGS' retries)."""
+    report = compare(airflow_home, tmp_path, "retry_requests.py", "retry_requests")
+
+    assert outcomes(report) == {
+        "asks_twice": ("success", 3),
+        "asks_too_often": ("failure", 2),
+        "plain_failure": ("failure", 1),
+        "after_failure": ("upstream_failed", 0),
+        "steady": ("success", 1),
+    }
+    assert report.dagster.steps["asks_twice"].hooks() == {
+        ("record_success", "completed"): 1,
+        ("record_success", "skipped"): 2,
+        ("record_failure", "skipped"): 3,
+    }
+    assert report.matches, str(report)
+    log = report.airflow_output
+    assert "Dagster step 'asks_twice' failed on try 1 and is retried in 0.2 s" in log
+    assert "Dagster does not retry this failure" in log
+
+
+def materialize_partitions(base_dir, io_manager=None) -> None:
+    """What the runs of the partitioned assets' own DAGs leave: paint's three partitions and
+    shade's but blue (spanning.MISSING_SHADE), each its own run."""
+    import dagster as dg
+
+    from dagster_airflow.storage.filesystem import FilesystemStorage
+    from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager
+
+    storage = FilesystemStorage(str(base_dir))
+    io_manager = io_manager or intermediate_io_manager(IntermediateIOManager(storage))
+    both = dg.AssetSelection.assets(spanning.paint, spanning.shade).without_checks()
+    for color in spanning.COLORS.get_partition_keys():
+        selection = both
+        if color == spanning.MISSING_SHADE:
+            selection = dg.AssetSelection.assets(spanning.paint).without_checks()
+        assets = [*spanning.defs.assets, *spanning.defs.asset_checks]
+        result = dg.materialize(
+            assets, selection=selection, partition_key=color, resources={"io_manager": io_manager}
+        )
+        assert result.success
+
+
+def dagster_filesystem_run(base_dir) -> dict:
+    """Dagster's own run of the job with its own FilesystemIOManager: step key -> its output,
+    check result or the class of its failure's cause."""
+    import dagster as dg
+
+    io_manager = dg.FilesystemIOManager(base_dir=str(base_dir))
+    materialize_partitions(base_dir, io_manager)
+    job = spanning.defs.resolve_job_def("spanning")
+    result = job.execute_in_process(resources={"io_manager": io_manager}, raise_on_error=False)
+    found = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            found[event.step_key] = event.event_specific_data.error.cause.cls_name
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            found[event.step_key] = event.event_specific_data.passed
+        elif event.event_type_value == "STEP_OUTPUT":
+            found[event.step_key] = result.output_for_node(event.step_key)
+    return found
+
+
+def test_inputs_that_span_partitions(airflow_home, tmp_path):
+    """An unpartitioned asset and an asset check reading every partition of a partitioned asset
+    (a dict by partition key), a missing partition (fails as in Dagster), a missing partition
+    allowed; the partitions materialized earlier by runs of their own. Partition mappings onto
+    several partitions (daily into weekly, static): tests/worker/test_asset_partitions.py."""
+    for side in ("airflow", "dagster"):
+        materialize_partitions(tmp_path / f"{side}-storage")
+
+    report = compare(airflow_home, tmp_path, "spanning.py", "spanning")
+
+    assert outcomes(report) == {
+        "palette": ("success", 1),
+        "paint_paint_has_every_color": ("success", 1),
+        "shades": ("failure", 1),
+        "tolerant_shades": ("success", 1),
+    }
+    assert report.matches, str(report)
+    # The values Dagster's own FilesystemIOManager loads, and its failure a FileNotFoundError.
+    theirs = dagster_filesystem_run(tmp_path / "filesystem-io-manager")
+    ours = report.airflow.steps
+    assert (
+        ours["palette"].outputs["result"]
+        == theirs["palette"]
+        == [
+            ("blue", "blue paint"),
+            ("green", "green paint"),
+            ("red", "red paint"),
+        ]
+    )
+    assert ours["tolerant_shades"].outputs["result"] == theirs["tolerant_shades"]
+    assert ours["paint_paint_has_every_color"].checks() == {
+        ("paint", "paint_has_every_color"): ["passed (ERROR)"]
+    }
+    assert theirs["paint_paint_has_every_color"] is True
+    assert theirs["shades"] == "FileNotFoundError"
+    [failure] = [e for e in ours["shades"].events if e.event_type == "STEP_FAILURE"]
+    assert failure.error.cause.class_name == "AssetPartitionNotFoundError"
+    assert (
+        "partition 'blue' of asset 'shade' was never materialized: there is no copy of it at "
+        in report.airflow_output
+    )

@@ -376,6 +376,7 @@ print(json.dumps({
         "retry_delay": task.retry_delay.total_seconds(),
         "retry_exponential_backoff": task.retry_exponential_backoff,
         "retry_policy": type(task.retry_policy).__name__,
+        "dagster_only": getattr(task.retry_policy, "dagster_only", None),
     }
     for task_id, task in module.dag.task_dict.items()
 }))
@@ -430,6 +431,8 @@ def settings(retries: int, delay: float = 0.0, backoff: float = 0) -> dict:
         "retry_delay": delay,
         "retry_exponential_backoff": backoff,
         "retry_policy": "DagsterRetryPolicy",
+        # Retried only when Dagster retries the step (task/retry_gate.py).
+        "dagster_only": True,
     }
 
 
@@ -437,7 +440,8 @@ def test_each_tasks_retries_come_from_its_ops_retry_policy(tmp_path):
     record = tmp_path / "record.yml"
     record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
     text = scaffold("retry_policies", "-f", str(JOBS / "retries.py"), "-e", str(record))
-    assert '"retries"' not in text.split("DEFAULT_ARGS = {", 1)[1].split("}\n", 1)[0]
+    default_args = text.split("DEFAULT_ARGS = {", 1)[1].split("}\n", 1)[0]
+    assert '"retries": 10,\n    "dagster_retries_only": True,' in default_args
     assert retry_settings(text, tmp_path) == {
         # @op(retry_policy=RetryPolicy(max_retries=3, delay=0.2, backoff=EXPONENTIAL))
         "flaky_twice": settings(3, 0.2, 2.0),
@@ -454,13 +458,16 @@ def test_each_tasks_retries_come_from_its_ops_retry_policy(tmp_path):
     }
 
 
-def test_ops_without_a_policy_are_not_retried_and_asset_jobs_keep_theirs(tmp_path):
+def test_ops_without_a_policy_have_tries_for_retry_requests_and_asset_jobs_keep_theirs(
+    tmp_path,
+):
     record = tmp_path / "record.yml"
     record.write_text("resources:\n  record:\n    config:\n      path: /dev/null\n")
     text = scaffold("retry_requested", "-f", str(JOBS / "retries.py"), "-e", str(record))
+    # Tries for a RetryRequested(max_retries=N) up to 10, each run only at Dagster's request.
     assert retry_settings(text, tmp_path) == {
-        "requests_retry": settings(0, 300.0),
-        "fails_without_policy": settings(0, 300.0),
+        "requests_retry": settings(10, 300.0),
+        "fails_without_policy": settings(10, 300.0),
     }
     # define_asset_job(op_retry_policy=RetryPolicy(max_retries=1, delay=30, EXPONENTIAL)), and
     # @asset(retry_policy=RetryPolicy(max_retries=4, delay=2)) winning over it.

@@ -106,7 +106,7 @@ def test_a_fan_in_source_downstream_of_a_skipped_step_is_skipped_as_in_dagster(t
         "STEP_SKIPPED",
         "none of the 2 sources of fan-in input 'nums' was produced.",
     )
-    assert run.record("plus_ten") == {"status": "skipped", "outputs": []}
+    assert run.record("plus_ten") == {"status": "skipped", "outputs": [], "attempt": 1}
 
 
 def test_a_required_fan_in_source_that_is_missing_fails_in_one_sentence(tmp_path):
@@ -164,6 +164,7 @@ def test_mapped_steps_and_collects_load_what_dagster_loads_in_its_order(tmp_path
     assert run.record("pieces") == {
         "status": "success",
         "outputs": [["result", "piece_b"], ["result", "piece_a"]],
+        "attempt": 1,
     }
 
 
