@@ -36,7 +36,7 @@ def retired_package_problem() -> str | None:
         retired = importlib.metadata.distribution(RETIRED)
     except importlib.metadata.PackageNotFoundError:
         return None
-    author = f"{retired.metadata['Author'] or ''} {retired.metadata['Author-email'] or ''}"
+    author = f"{retired.metadata.get('Author') or ''} {retired.metadata.get('Author-email') or ''}"
     what = (
         "the retired package dagster-airflow {} (Dagster Labs)"
         if "dagster" in author.lower() or "elementl" in author.lower()
