@@ -125,12 +125,36 @@ def push_dagster_run_url(url: str) -> bool:
     return True
 
 
-def for_task(log: logging.Logger, storage: Any, secret_env: Mapping[str, str]) -> RunContext:
-    """The context the operator hands its runner; the credentials are masked first."""
+def job_environment(environment: Any, job_name: str, runner_cls: Any) -> dict[str, str]:
+    """The job's variables a task hands its step (its rendered ``environment``), each one
+    provided, for a runner that takes them. Raises ConfigurationError."""
+    from dagster_airflow.environment import ENVIRONMENT_NAME, step_environment
+    from dagster_airflow.errors import ConfigurationError
+
+    env = step_environment(environment, job_name)
+    if env and not getattr(runner_cls, "takes_environment", True):
+        raise ConfigurationError(
+            f"the {runner_cls.name} runner's steps run where they read their own environment, "
+            f"so the DAG's {ENVIRONMENT_NAME} ({', '.join(sorted(env))}) cannot reach them; set "
+            f"those variables there and remove {ENVIRONMENT_NAME} from the DAG file."
+        )
+    return env
+
+
+def for_task(
+    log: logging.Logger,
+    storage: Any,
+    secret_env: Mapping[str, str],
+    job_env: Mapping[str, str] | None = None,
+) -> RunContext:
+    """The context the operator hands its runner; the credentials, and the job's variables
+    with a credential's name, are masked first (a template's are already: mask_templated)."""
     mask_credentials(secret_env)
+    mask_credentials(job_env or {})
     return RunContext(
         log=log,
         secret_env=dict(secret_env),
+        job_env=dict(job_env or {}),
         storage=storage,
         connection=connection,
         mask=mask,
