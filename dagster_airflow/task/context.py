@@ -163,7 +163,12 @@ def for_task(
     )
 
 
-def outside_task(request: Any, log: logging.Logger, secret_env: Mapping[str, str]) -> RunContext:
+def outside_task(
+    request: Any,
+    log: logging.Logger,
+    secret_env: Mapping[str, str],
+    job_env: Mapping[str, str] | None = None,
+) -> RunContext:
     """The context of a runner driven directly (a test kit, a script): the request's storage
     (None when it cannot be built here), and Airflow's connections and masking."""
     from dagster_airflow.errors import DagsterAirflowError
@@ -175,4 +180,4 @@ def outside_task(request: Any, log: logging.Logger, secret_env: Mapping[str, str
     except DagsterAirflowError as exc:
         log.debug("No storage %r for the runner here: %s", request.storage.name, exc)
         storage = None
-    return for_task(log, storage, secret_env)
+    return for_task(log, storage, secret_env, job_env)
