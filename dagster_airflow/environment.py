@@ -62,9 +62,11 @@ def step_environment(environment: Any, job_name: str) -> dict[str, str]:
                 "a digit."
             )
         if value is not None and (not isinstance(value, str) or "\0" in value):
+            # The value itself is not shown: it may be a secret a template rendered.
+            what = "a string holding NUL" if isinstance(value, str) else type(value).__name__
             raise ConfigurationError(
                 f"{ENVIRONMENT_NAME}[{name!r}] in the DAG file must be a string without NUL (or "
-                "an Airflow template that renders one); quote it in the DAG file."
+                f"an Airflow template that renders one), got {what}; quote it in the DAG file."
             )
     missing = [name for name, value in environment.items() if value is None]
     if missing:

@@ -134,9 +134,10 @@ def job_environment(environment: Any, job_name: str, runner_cls: Any) -> dict[st
     env = step_environment(environment, job_name)
     if env and not getattr(runner_cls, "takes_environment", True):
         raise ConfigurationError(
-            f"the {runner_cls.name} runner's steps run where they read their own environment, "
-            f"so the DAG's {ENVIRONMENT_NAME} ({', '.join(sorted(env))}) cannot reach them; set "
-            f"those variables there and remove {ENVIRONMENT_NAME} from the DAG file."
+            f"the {runner_cls.name} runner's steps run on a system that reads its own "
+            f"environment, so the DAG's {ENVIRONMENT_NAME} ({', '.join(sorted(env))}) cannot "
+            f"reach them; set those variables there and remove {ENVIRONMENT_NAME} from the DAG "
+            "file."
         )
     return env
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -248,6 +249,25 @@ def test_a_step_that_leaks_its_secrets_shows_them_nowhere(warm, tmp_path, task_l
         assert leaks(event_log) == [] and "***" in event_log
     preview = next(e for e in leaked.events if e.event_type == "HANDLED_OUTPUT").metadata
     assert preview["preview"].startswith("{'dsn': 'postgres://user:***@db/warehouse'")
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh process", "step server"])
+def test_the_jobs_variables_reach_the_step_before_its_resource_reads_them(warm, tmp_path, task_log):
+    request = attrs.evolve(
+        step_request("connect", tmp_path),
+        code_location=CodeLocation(python_file=str(ROOT / "tests/jobs/project/warehouse.py")),
+        job_name="warehouse_job",
+    )
+    # As the operator hands them over: the DAG's ENVIRONMENT, rendered (and here, unset in the
+    # Airflow worker's own environment and in the step server's).
+    assert "WAREHOUSE_PASSWORD" not in os.environ
+    context = RunContext(log=task_log.logger, job_env={"WAREHOUSE_PASSWORD": PASSWORD})
+    result = SubprocessRunner(warm=warm).run(request, context)
+    assert result.status == SUCCESS, result.error
+    assert ("forked by step server" in task_log.text) == warm
+    output = next(e for e in result.events if e.event_type == "HANDLED_OUTPUT")
+    assert repr(fingerprint(PASSWORD)) in output.metadata["preview"]
+    assert leaks(task_log.text) == []
 
 
 def test_a_malformed_list_of_secret_names_fails_the_step_before_it_runs(tmp_path):
