@@ -108,6 +108,7 @@ def pytest_runtest_makereport(item, call):
 # workers, which take whole files in collection order, they start first: one of them started
 # last would keep one worker busy for minutes while the other sits idle.
 LONG_FILES = (
+    "test_secrets.py",
     "test_graphql.py",
     "test_docker.py",
     "test_step_server.py",
