@@ -174,6 +174,12 @@ class DagsterOperator(BaseOperator):
         if parent is self:
             self._take_dag_defaults()
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self:
+            from dagster_airflow.task.context import mask_templated
+
+            # A mapped task's rendering comes here, not through render_template_fields below:
+            # the job's variables are masked before Airflow records its rendered fields.
+            mask_templated(self.environment, self.environment_source)
 
     @property
     def dagster_step_key(self) -> str:
