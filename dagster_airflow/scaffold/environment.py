@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dagster_airflow.environment import ENVIRONMENT_NAME, is_variable_name
-from dagster_airflow.errors import ConfigurationError
+from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
 from dagster_airflow.redaction import is_credential_name
 from dagster_airflow.scaffold.dag_literals import string_literal
 
@@ -61,7 +61,11 @@ def dag_environment(
     the other ``--env`` names; empty for a runner whose steps read their own environment."""
     from dagster_airflow.plugins.manager import get_plugins
 
-    if not get_plugins().runner(runner).cls.takes_environment:
+    try:
+        takes_environment = get_plugins().runner(runner).cls.takes_environment
+    except DagsterAirflowError:  # `check` of a file whose plugin runner is not installed here
+        takes_environment = True
+    if not takes_environment:
         if given:
             raise ConfigurationError(
                 f"--env {next(iter(given))} is for steps that Airflow starts, but the {runner} "
