@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
 
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
-JOB_WIDE = ("run_config", "runner", "storage")
+JOB_WIDE = ("run_config", "runner", "storage", "environment")
 
 
 class DagsterOperator(BaseOperator):
@@ -55,6 +55,11 @@ class DagsterOperator(BaseOperator):
         the partition.
     :param runner: ``{"name": ..., **options}`` or a name; default ``subprocess``.
     :param storage: ``{"name": ..., **options}`` or a name; default: the runner's.
+    :param environment: the variables the job reads (a resource's EnvVar, ``{env: NAME}`` in
+        its run config), ``{NAME: value}``, handed to the step's environment by every runner;
+        values are Airflow templates (``{{ conn.warehouse.password }}``), and one read from a
+        connection or a variable is masked. A None value (not filled) fails the task at once.
+        The scaffold writes it as the DAG file's ``ENVIRONMENT`` (dagster_airflow.environment).
     :param mapping_key: for a mapped step (``op[?]``): the Dagster mapping key this task instance
         runs, so the step is ``op[mapping_key]``. The scaffold maps the task over the keys its
         upstream task returns (``.expand(mapping_key=upstream.output)``).
@@ -72,7 +77,13 @@ class DagsterOperator(BaseOperator):
     """
 
     # mapping_key is a template field so that, in a mapped task group, Airflow resolves it.
-    template_fields: Sequence[str] = ("run_config", "runner", "storage", "mapping_key")
+    template_fields: Sequence[str] = (
+        "run_config",
+        "runner",
+        "storage",
+        "environment",
+        "mapping_key",
+    )
     # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
     operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
@@ -88,6 +99,7 @@ class DagsterOperator(BaseOperator):
         run_config_schema: Mapping[str, Any] | None = None,
         runner: Mapping[str, Any] | str | None = None,
         storage: Mapping[str, Any] | str | None = None,
+        environment: Mapping[str, str | None] | None = None,
         mapping_key: Any = None,
         mapping_keys_of: str | None = None,
         dagster_retries_only: bool = False,
@@ -119,7 +131,12 @@ class DagsterOperator(BaseOperator):
         # A job-wide value the task got from the DAG's default_args is left there (None here)
         # and taken when the task renders its templates: Airflow then stores and serves it once
         # for the DAG, not once for every task (a job's run config grows with its ops).
-        own = {"run_config": run_config, "runner": runner, "storage": storage}
+        own = {
+            "run_config": run_config,
+            "runner": runner,
+            "storage": storage,
+            "environment": environment,
+        }
         for name, value in own.items():
             if value is not None and value is self._dag_default(name):
                 own[name] = None
@@ -131,6 +148,9 @@ class DagsterOperator(BaseOperator):
         # As written: which of the runner's options are templates (that may read secrets).
         self.runner_source = copy.deepcopy(self.runner)
         self.storage = own["storage"]
+        self.environment = own["environment"]
+        # As written: which of its values are templates (that may read secrets).
+        self.environment_source = copy.deepcopy(self.environment)
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
 
@@ -154,6 +174,8 @@ class DagsterOperator(BaseOperator):
             self.run_config_source = copy.deepcopy(self.run_config)
         if self.runner_source is None:
             self.runner_source = copy.deepcopy(self.runner)
+        if self.environment_source is None:
+            self.environment_source = copy.deepcopy(self.environment)
 
     def _do_render_template_fields(self, parent, template_fields, context, jinja_env, seen_oids):
         # Airflow renders a task (mapped or not) through this method: the DAG's values are
@@ -161,6 +183,12 @@ class DagsterOperator(BaseOperator):
         if parent is self:
             self._take_dag_defaults()
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self:
+            from dagster_airflow.task.context import mask_templated
+
+            # A mapped task's rendering comes here, not through render_template_fields below:
+            # the job's variables are masked before Airflow records its rendered fields.
+            mask_templated(self.environment, self.environment_source)
 
     @property
     def dagster_step_key(self) -> str:
@@ -175,6 +203,7 @@ class DagsterOperator(BaseOperator):
 
         # Now, before Airflow records the rendered fields for its "Rendered Template" view.
         mask_templated(self.runner, self.runner_source)
+        mask_templated(self.environment, self.environment_source)
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
@@ -192,6 +221,9 @@ class DagsterOperator(BaseOperator):
         logical_date = context.get("logical_date")
         try:  # a misconfigured task fails at once: no retry would fix it
             resolved = task_context.resolve(self.runner, self.storage)
+            job_env = task_context.job_environment(
+                self.environment, self.job_name, resolved.runner.cls
+            )
             # The storage, once: the links read it too.
             setattr(self, task_context.RESOLVED, resolved)
             self._step_runner = resolved.runner.create(resolved.runner_spec.options)
@@ -224,8 +256,9 @@ class DagsterOperator(BaseOperator):
                 raise AirflowFailException(refusal)
         # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
         task_context.mask_templated(self.runner, self.runner_source)
+        task_context.mask_templated(self.environment, self.environment_source)
         secret_env = resolved.storage.credentials_env(task_context.connection)
-        run_context = task_context.for_task(self.log, resolved.storage, secret_env)
+        run_context = task_context.for_task(self.log, resolved.storage, secret_env, job_env)
         self.log.info(
             "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
             request.step_key,

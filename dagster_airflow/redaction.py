@@ -24,12 +24,19 @@ from urllib.parse import quote, quote_plus
 from dagster_airflow.errors import ConfigurationError
 
 SECRET_NAMES_ENV_VAR = "DAGSTER_AIRFLOW_SECRET_NAMES"
+# A variable whose name says it holds a credential (not a region or an endpoint URL).
+_CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
 REPLACEMENT = "***"
 # A line longer than this is let through in pieces (keeping the tail a secret could start in).
 _MAX_HELD = 64 * 1024
 # How long the end of a step waits for the last of its output (a process it started may hold
 # the output open: what it writes later is lost, and the step says so).
 OUTPUT_DRAIN_SECONDS = 5.0
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether an environment variable of this name holds a credential."""
+    return bool(_CREDENTIAL_NAME.search(name))
 
 
 def forms(secret: str) -> set[str]:

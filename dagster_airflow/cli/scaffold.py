@@ -68,6 +68,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a storage option; VALUE is read as YAML",
     )
+    scaffold.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable the job reads (EnvVar, {env: NAME}), given to every step; VALUE is "
+        "text or an Airflow template such as '{{ conn.warehouse.password }}' (docs/security.md)",
+    )
     scaffold.add_argument("--dag-id", help="the Airflow DAG id (default: the job's name)")
     scaffold.add_argument(
         "--queue",
@@ -113,6 +121,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.job.compile import load_run_config
     from dagster_airflow.job.discovery import discover
+    from dagster_airflow.scaffold.environment import environment_flags
     from dagster_airflow.scaffold.forked import call_in_child
     from dagster_airflow.scaffold.install import check_dag_id, install_dag
     from dagster_airflow.scaffold.render import command_line
@@ -127,6 +136,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     storage_name = args.storage or runner_backend.cls.default_storage
     storage, _ = backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
     run_config = load_run_config(args.config)
+    environment_flags(args.env)  # its sentence before the code location is loaded
     command = command_line(argv)
     if not (args.python_file or args.module_name or args.workspace):
         # Found in the working directory: scaffolding again must start there too.
@@ -162,6 +172,7 @@ def _scaffolded_dag(
     import attrs
 
     from dagster_airflow.job.compile import compile_job
+    from dagster_airflow.scaffold.environment import dag_environment, environment_flags
     from dagster_airflow.scaffold.render import relocate, render_dag
 
     location = code_location(args, job_name)
@@ -183,6 +194,7 @@ def _scaffolded_dag(
         schedule_on_assets=args.schedule_on_assets,
         queue=args.queue,
         step_queues=step_queues,
+        environment=dag_environment(graph.environment, environment_flags(args.env), runner.name),
     )
     return {"text": text, "steps": len(graph.steps)}
 

@@ -13,6 +13,7 @@ import attrs
 from dagster_airflow.assets import source_assets, step_assets
 from dagster_airflow.errors import DagsterAirflowError, RunConfigError, yaml_problem
 from dagster_airflow.job.code_location import load_job, resolve
+from dagster_airflow.job.environment import reading_environment
 from dagster_airflow.job.params import run_config_schema, with_placeholders
 from dagster_airflow.job.partitions import Partitioning, partitioning, scaffold_run_config
 from dagster_airflow.model import CodeLocation
@@ -84,6 +85,9 @@ class StepGraph:
     source_assets: tuple[str, ...] = ()  # assets the job reads and another job makes
     # The op each step runs, by step key, for the DAG's docs (not part of the plan's fingerprint).
     ops: dict[str, OpDoc] = attrs.field(factory=dict)
+    # The environment variables Dagster's config reads for the job (a resource's EnvVar,
+    # {env: NAME} in run config), in the order read: the DAG's ENVIRONMENT (environment.py).
+    environment: tuple[str, ...] = ()
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -196,14 +200,16 @@ def compile_job(
     location = resolve(location, job_name)
     job = load_job(location, job_name)
     partitions = partitioning(job)
-    schema = run_config_schema(job, run_config)
-    planned = scaffold_run_config(job, with_placeholders(dict(run_config), schema))
-    try:
-        plan = create_execution_plan(job, run_config=planned)
-    except Exception as exc:
-        if job.partitioned_config is not None:  # its config would come from a partition
-            where += ", merged over the run config of the job's first partition"
-        raise validation_error(exc, job_name, where) from exc
+    # The variables the config reads are recorded, not read: none need be set here.
+    with reading_environment() as environment:
+        schema = run_config_schema(job, run_config)
+        planned = scaffold_run_config(job, with_placeholders(dict(run_config), schema))
+        try:
+            plan = create_execution_plan(job, run_config=planned)
+        except Exception as exc:
+            if job.partitioned_config is not None:  # its config would come from a partition
+                where += ", merged over the run config of the job's first partition"
+            raise validation_error(exc, job_name, where) from exc
     steps = plan_steps(plan, job_name, job)
     return StepGraph(
         code_location=location,
@@ -215,6 +221,7 @@ def compile_job(
         partitions=partitions,
         source_assets=source_assets(job, plan.get_all_steps_in_topo_order()),
         ops=op_docs(job, plan.get_all_steps_in_topo_order()),
+        environment=tuple(environment),
     )
 
 

@@ -31,6 +31,9 @@ class StepRunner(ABC):
     name: ClassVar[str]
     # The storage a DAG gets when it names none: one that steps on other machines can reach.
     default_storage: ClassVar[str] = "s3"
+    # Whether the runner hands the job's variables (the DAG's ENVIRONMENT) to the step; one
+    # whose step reads another system's environment (a Dagster deployment) sets False.
+    takes_environment: ClassVar[bool] = True
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -57,12 +60,14 @@ class StepRunner(ABC):
         step_env: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         """The environment a worker needs besides its platform's: the request, the credentials,
-        and the names of the variables that hold secrets, among those and the ``step_env`` the
-        runner gives the step (its ``env`` option): the worker redacts their values."""
+        the job's variables (``context.job_env``), and the names of the variables that hold
+        secrets, among those and the ``step_env`` the runner gives the step (its ``env``
+        option): the worker redacts their values. Given a mapping instead of a context, that
+        mapping is the credentials (a runner that keeps them out of the step passes {})."""
         context = secret_env if isinstance(secret_env, RunContext) else RunContext(log=_LOG)
         credentials = context.secret_env if secret_env is context else secret_env
-        env = {**credentials, REQUEST_ENV_VAR: request.to_json()}
-        names = context.secret_names({**(step_env or {}), **credentials})
+        env = {**context.job_env, **credentials, REQUEST_ENV_VAR: request.to_json()}
+        names = context.secret_names({**(step_env or {}), **context.job_env, **credentials})
         if names:
             env[SECRET_NAMES_ENV_VAR] = json.dumps(names)
         return env

@@ -9,24 +9,20 @@ through it, so no runner imports Airflow, the plugin manager or the UI plugin.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
+
+from dagster_airflow.redaction import is_credential_name
+
+__all__ = ["ConnectionGetter", "RunContext", "is_credential_name"]
 
 if TYPE_CHECKING:
     from dagster_airflow.connection import Connection
     from dagster_airflow.storage.base import IntermediateStorage
 
 ConnectionGetter = Callable[[str], "Connection | None"]
-# The credentials among a storage's variables (not its region or endpoint URL).
-_CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
-
-
-def is_credential_name(name: str) -> bool:
-    """Whether an environment variable of this name holds a credential."""
-    return bool(_CREDENTIAL_NAME.search(name))
 
 
 def _credential(name: str, value: str) -> bool:
@@ -52,6 +48,8 @@ class RunContext:
     :param log: the task log; a step's output goes there (through a StepLog).
     :param secret_env: the storage's credentials as environment variables: hand them to the
         worker, never log them.
+    :param job_env: the variables the job reads (the DAG's ENVIRONMENT, rendered): hand them to
+        the step's environment wherever it runs, never log them.
     :param storage: the task's intermediate storage, resolved once (None when unknown).
     :param connection: an Airflow connection by id (a ``dagster_airflow.connection.Connection``,
         its extra parsed), or None when there is none.
@@ -63,6 +61,7 @@ class RunContext:
 
     log: logging.Logger
     secret_env: Mapping[str, str] = attrs.field(factory=dict)
+    job_env: Mapping[str, str] = attrs.field(factory=dict)
     storage: IntermediateStorage | None = None
     connection: ConnectionGetter = _no_connection
     mask: Callable[[str], None] = _no_mask

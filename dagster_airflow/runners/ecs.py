@@ -233,9 +233,11 @@ class EcsRunner(Configured, RemoteRunner):
     # -- run -----------------------------------------------------------------------------------
 
     def session(self, request: StepRequest, context: RunContext) -> Any:
-        # In 'environment' mode the overrides carry the credentials into botocore's DEBUG lines.
+        # The overrides carry the job's variables (and in 'environment' mode the credentials)
+        # into botocore's DEBUG lines.
         environment = self.storage_credentials == "environment"
-        return _redacted_from_botocore_debug(context.secret_env.values() if environment else ())
+        credentials = list(context.secret_env.values()) if environment else []
+        return _redacted_from_botocore_debug([*context.job_env.values(), *credentials])
 
     def platform_error(self, exc: Exception) -> Exception | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -279,7 +281,7 @@ class EcsRunner(Configured, RemoteRunner):
         task = self._start(
             self._ecs,
             request,
-            context.secret_env,
+            context,
             self._task_definition,
             self._container_definition,
             started_by(request),
@@ -388,13 +390,13 @@ class EcsRunner(Configured, RemoteRunner):
         return running[0] if running else None
 
     def overrides(
-        self, request: StepRequest, secret_env: Mapping[str, str], container_name: str
+        self, request: StepRequest, context: RunContext, container_name: str
     ) -> dict[str, Any]:
-        """RunTask's overrides: the worker's command and environment. Anyone allowed
-        ecs:DescribeTasks can read them, which is why credentials go in only when asked."""
-        env = self.worker_env(
-            request, secret_env if self.storage_credentials == "environment" else {}
-        )
+        """RunTask's overrides: the worker's command and environment, the job's variables
+        (``context.job_env``) included. Anyone allowed ecs:DescribeTasks can read them, which
+        is why credentials go in only when asked (docs/ecs.md: ECS secrets for the job's)."""
+        credentials = context.secret_env if self.storage_credentials == "environment" else {}
+        env = self.worker_env(request, attrs.evolve(context, secret_env=credentials))
         return {
             "containerOverrides": [
                 {
@@ -409,7 +411,7 @@ class EcsRunner(Configured, RemoteRunner):
         self,
         ecs: Any,
         request: StepRequest,
-        secret_env: Mapping[str, str],
+        context: RunContext,
         task_definition: Mapping[str, Any],
         container: Mapping[str, Any],
         mark: str,
@@ -417,12 +419,12 @@ class EcsRunner(Configured, RemoteRunner):
     ) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        if secret_env and self.storage_credentials == "task_role":
+        if context.secret_env and self.storage_credentials == "task_role":
             log.info(
                 "Storage credentials stay out of the ECS task (storage_credentials='task_role'): "
                 "its task role must grant access to the storage"
             )
-        overrides = self.overrides(request, secret_env, container["name"])
+        overrides = self.overrides(request, context, container["name"])
         size = len(json.dumps(overrides, separators=(",", ":")))
         if size > MAX_OVERRIDES_CHARS:
             raise ConfigurationError(

@@ -225,6 +225,8 @@ class GraphQLRunner(Configured, RemoteRunner):
     name = "graphql"
     options_class = GraphQLOptions
     run_noun = "Dagster run"
+    # Its steps run in the deployment's run workers, which read their own environment.
+    takes_environment = False
 
     def configure(self) -> None:
         self.url = self.options.url.rstrip("/")

@@ -18,6 +18,7 @@ from dagster_airflow.job.compile import compile_job
 from dagster_airflow.job.params import expand_schema
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.scaffold.dag_file import DagText, parse_dag_text
+from dagster_airflow.scaffold.environment import dag_environment
 from dagster_airflow.scaffold.render import render_dag
 
 
@@ -42,6 +43,7 @@ def differences(scaffolded: DagText, current: DagText) -> list[str]:
     new_schema = expand_schema(current.literals.get("RUN_CONFIG_SCHEMA"))
     if old_schema != new_schema:
         lines.append(f"config schema changed: {_first_difference(old_schema, new_schema)}")
+    lines += _environment_differences(scaffolded, current)
     partitioned = scaffolded.partition or current.partition
     # An unpartitioned DAG starts on the day it was scaffolded: no drift.
     for what in ("schedule", "start_date", "partition") if partitioned else ("schedule",):
@@ -52,6 +54,20 @@ def differences(scaffolded: DagText, current: DagText) -> list[str]:
                 f"{_one_line(after) or 'none'} for the job"
             )
     return lines
+
+
+def _environment_differences(scaffolded: DagText, current: DagText) -> list[str]:
+    """A variable the job reads now that the file's ENVIRONMENT lacks. One the job no longer
+    reads is no drift: the user may give a step variables of their own."""
+    old = scaffolded.literals.get("ENVIRONMENT") or {}
+    new = current.literals.get("ENVIRONMENT") or {}
+    return [
+        f"environment variable added: the job reads {name!r}, which ENVIRONMENT does not name; "
+        f"add it there (or scaffold again with --env {name}=...) unless the step's own "
+        "environment provides it"
+        for name in new
+        if name not in old
+    ]
 
 
 def _one_line(text: str) -> str:
@@ -89,14 +105,16 @@ def check_dag_file(path: str) -> list[str]:
         ) from None
     run_config = default_args.get("run_config") or {}
     graph = compile_job(location, job_name, run_config, f"DEFAULT_ARGS of {path!r}")
+    runner = RunnerSpec.from_value(default_args.get("runner") or "subprocess")
     current_text = render_dag(
         graph,
-        RunnerSpec.from_value(default_args.get("runner") or "subprocess"),
+        runner,
         StorageSpec.from_value(default_args.get("storage") or "filesystem"),
         dag_id="check",
         command="check",
         asset_uri_template=_asset_uri_template(text, scaffolded),
         schedule_on_assets="schedule=[ASSETS[" in text,
+        environment=dag_environment(graph.environment, {}, runner.name),
     )
     return differences(scaffolded, read_dag(current_text, "the job's DAG"))
 

@@ -25,6 +25,7 @@ from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.names import group_id_for, task_id_for
 from dagster_airflow.scaffold.dag_check import check_dag_text
 from dagster_airflow.scaffold.dag_literals import block_literal, check_writable, string_literal
+from dagster_airflow.scaffold.environment import environment_block
 
 # What the Airflow UI shows for each task instance of a mapped step: its Dagster mapping key.
 MAP_INDEX_TEMPLATE = "{{ task.mapping_key }}"
@@ -418,9 +419,11 @@ def render_dag(
     schedule_on_assets: bool = False,
     queue: str | None = None,
     step_queues: Mapping[str, str] | None = None,
+    environment: Mapping[str, str | None] | None = None,
 ) -> str:
     """The DAG file's text. ``queue`` is every task's executor queue (in DEFAULT_ARGS);
-    ``step_queues`` (step key or task id -> queue) overrides it for some tasks."""
+    ``step_queues`` (step key or task id -> queue) overrides it for some tasks;
+    ``environment`` is ENVIRONMENT (scaffold/environment.py)."""
     today = today or datetime.date.today()
     description = (graph.description or f"Dagster job {graph.job_name}").splitlines()[0]
     tasks, edges, uses_groups = _tasks_and_edges(graph, _queues_by_step(graph, step_queues or {}))
@@ -431,6 +434,8 @@ def render_dag(
         f'\n    "queue": {_literal(_checked_queue(queue, "--queue"))},\n'
     )
     assets = _assets(graph, asset_uri_template, schedule_on_assets)
+    environment = dict(environment or {})
+    environment_line = '    "environment": ENVIRONMENT,\n' if environment else ""
     sdk_names = ["DAG", "Param"]
     if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
         sdk_names.insert(1, "CronTriggerTimetable")
@@ -466,7 +471,7 @@ SCAFFOLD_COMMAND = {_literal(command)}
 # fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
 RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
 
-DEFAULT_ARGS = {{
+{environment_block(environment)}DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
     "runner": {_literal(runner.to_dict(), 4, 14)},
     # Where each step's outputs go for the next steps, and that storage's options.
@@ -480,7 +485,7 @@ DEFAULT_ARGS = {{
     # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
     "retries": {RETRY_REQUESTS},
     "dagster_retries_only": True,
-{queue_line}    "owner": "airflow",
+{environment_line}{queue_line}    "owner": "airflow",
 }}
 
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
@@ -517,6 +522,8 @@ dag.params = PARAMS
     expected[("DOC_MD",)] = doc
     if queue is not None:
         expected[("DEFAULT_ARGS", "queue")] = queue
+    if environment:
+        expected[("ENVIRONMENT",)] = expected[("DEFAULT_ARGS", "environment")] = environment
     task_ids = {task_id_for(s.key): s.key for s in graph.steps}
     check_dag_text(text, graph.job_name, expected, task_ids, docstring)
     return text

@@ -125,12 +125,37 @@ def push_dagster_run_url(url: str) -> bool:
     return True
 
 
-def for_task(log: logging.Logger, storage: Any, secret_env: Mapping[str, str]) -> RunContext:
-    """The context the operator hands its runner; the credentials are masked first."""
+def job_environment(environment: Any, job_name: str, runner_cls: Any) -> dict[str, str]:
+    """The job's variables a task hands its step (its rendered ``environment``), each one
+    provided, for a runner that takes them. Raises ConfigurationError."""
+    from dagster_airflow.environment import ENVIRONMENT_NAME, step_environment
+    from dagster_airflow.errors import ConfigurationError
+
+    env = step_environment(environment, job_name)
+    if env and not getattr(runner_cls, "takes_environment", True):
+        raise ConfigurationError(
+            f"the {runner_cls.name} runner's steps run on a system that reads its own "
+            f"environment, so the DAG's {ENVIRONMENT_NAME} ({', '.join(sorted(env))}) cannot "
+            f"reach them; set those variables there and remove {ENVIRONMENT_NAME} from the DAG "
+            "file."
+        )
+    return env
+
+
+def for_task(
+    log: logging.Logger,
+    storage: Any,
+    secret_env: Mapping[str, str],
+    job_env: Mapping[str, str] | None = None,
+) -> RunContext:
+    """The context the operator hands its runner; the credentials, and the job's variables
+    with a credential's name, are masked first (a template's are already: mask_templated)."""
     mask_credentials(secret_env)
+    mask_credentials(job_env or {})
     return RunContext(
         log=log,
         secret_env=dict(secret_env),
+        job_env=dict(job_env or {}),
         storage=storage,
         connection=connection,
         mask=mask,
@@ -139,7 +164,12 @@ def for_task(log: logging.Logger, storage: Any, secret_env: Mapping[str, str]) -
     )
 
 
-def outside_task(request: Any, log: logging.Logger, secret_env: Mapping[str, str]) -> RunContext:
+def outside_task(
+    request: Any,
+    log: logging.Logger,
+    secret_env: Mapping[str, str],
+    job_env: Mapping[str, str] | None = None,
+) -> RunContext:
     """The context of a runner driven directly (a test kit, a script): the request's storage
     (None when it cannot be built here), and Airflow's connections and masking."""
     from dagster_airflow.errors import DagsterAirflowError
@@ -151,4 +181,4 @@ def outside_task(request: Any, log: logging.Logger, secret_env: Mapping[str, str
     except DagsterAirflowError as exc:
         log.debug("No storage %r for the runner here: %s", request.storage.name, exc)
         storage = None
-    return for_task(log, storage, secret_env)
+    return for_task(log, storage, secret_env, job_env)

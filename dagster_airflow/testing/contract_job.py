@@ -1,12 +1,18 @@
 """The small job the runner contract runs: produce -> consume, a failing op and a slow one."""
 
+import os
 import time
 
 import dagster as dg
 
+# A variable of the job's environment (a DAG's ENVIRONMENT) that the contract hands the step.
+CONTRACT_VARIABLE = "DAGSTER_AIRFLOW_CONTRACT_PASSWORD"
+
 
 @dg.op
-def produce() -> int:
+def produce(context: dg.OpExecutionContext) -> int:
+    value = os.environ.get(CONTRACT_VARIABLE, "")
+    context.log.info(f"{CONTRACT_VARIABLE} has {len(value)} characters: {value}")
     return 21
 
 

@@ -39,6 +39,9 @@ from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
+# The job's variable contract_job.py's produce op reads (named there too: that file is the step's
+# code and imports nothing of the kit).
+CONTRACT_VARIABLE = "DAGSTER_AIRFLOW_CONTRACT_PASSWORD"
 SLOW_OP_SLEEPING = "slow op sleeping for"  # what contract_job.py's slow op logs before it sleeps
 
 
@@ -324,6 +327,21 @@ class RunnerContract:
             )
         assert result.status == SUCCESS, result.error
         assert task_log.records, "the runner wrote nothing to the task log"
+        assert secret not in task_log.text
+
+    def test_the_jobs_variables_reach_the_step_and_are_redacted(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        runner = runner_factory()
+        if not runner.takes_environment:
+            pytest.skip(f"the {runner.name} runner's steps read their own environment")
+        secret = f"s3cr3t-{uuid.uuid4().hex}"
+        request = self.request(code_location, storage_spec, run_id, "produce")
+        # As the operator hands them over: the DAG's ENVIRONMENT, rendered.
+        context = run_context_for(request, task_log.logger, job_env={CONTRACT_VARIABLE: secret})
+        result = runner.run(request, context)
+        assert result.status == SUCCESS, result.error
+        assert f"{CONTRACT_VARIABLE} has {len(secret)} characters: ***" in task_log.text
         assert secret not in task_log.text
 
     def test_kill_before_start_starts_nothing(

@@ -19,12 +19,16 @@ from dagster_airflow.runners.context import RunContext
 
 
 def run_context_for(
-    request: StepRequest, log: logging.Logger, secret_env: Mapping[str, str] | None = None
+    request: StepRequest,
+    log: logging.Logger,
+    secret_env: Mapping[str, str] | None = None,
+    job_env: Mapping[str, str] | None = None,
 ) -> RunContext:
-    """The context of a runner driven directly: ``secret_env`` as the storage's credentials."""
+    """The context of a runner driven directly: ``secret_env`` as the storage's credentials,
+    ``job_env`` as the job's variables (a DAG's ENVIRONMENT, rendered)."""
     from dagster_airflow.task.context import outside_task
 
-    return outside_task(request, log, dict(secret_env or {}))
+    return outside_task(request, log, dict(secret_env or {}), dict(job_env or {}))
 
 
 def run_step(
@@ -32,6 +36,7 @@ def run_step(
     request: StepRequest,
     log: logging.Logger,
     secret_env: Mapping[str, str] | None = None,
+    job_env: Mapping[str, str] | None = None,
 ) -> StepResult:
-    """``runner.run(request, run_context_for(request, log, secret_env))``."""
-    return runner.run(request, run_context_for(request, log, secret_env))
+    """``runner.run(request, run_context_for(request, log, secret_env, job_env))``."""
+    return runner.run(request, run_context_for(request, log, secret_env, job_env))

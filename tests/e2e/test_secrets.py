@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -250,6 +251,25 @@ def test_a_step_that_leaks_its_secrets_shows_them_nowhere(warm, tmp_path, task_l
     assert preview["preview"].startswith("{'dsn': 'postgres://user:***@db/warehouse'")
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh process", "step server"])
+def test_the_jobs_variables_reach_the_step_before_its_resource_reads_them(warm, tmp_path, task_log):
+    request = attrs.evolve(
+        step_request("connect", tmp_path),
+        code_location=CodeLocation(python_file=str(ROOT / "tests/jobs/project/warehouse.py")),
+        job_name="warehouse_job",
+    )
+    # As the operator hands them over: the DAG's ENVIRONMENT, rendered (and here, unset in the
+    # Airflow worker's own environment and in the step server's).
+    assert "WAREHOUSE_PASSWORD" not in os.environ
+    context = RunContext(log=task_log.logger, job_env={"WAREHOUSE_PASSWORD": PASSWORD})
+    result = SubprocessRunner(warm=warm).run(request, context)
+    assert result.status == SUCCESS, result.error
+    assert ("forked by step server" in task_log.text) == warm
+    output = next(e for e in result.events if e.event_type == "HANDLED_OUTPUT")
+    assert repr(fingerprint(PASSWORD)) in output.metadata["preview"]
+    assert leaks(task_log.text) == []
+
+
 def test_a_malformed_list_of_secret_names_fails_the_step_before_it_runs(tmp_path):
     env = {
         **os.environ,
@@ -358,3 +378,64 @@ def test_a_connections_password_stays_hidden_through_airflow(airflow_home, tmp_p
         shown = run_cli("results", "secrets_e2e", result.run_id, *args, env=home.env)
         assert shown.returncode == 0, shown.stderr
         assert leaks(shown.stdout + shown.stderr) == [], args
+
+
+# -- a resource's EnvVar, from a connection (issue 25, point 4) ------------------------------
+
+
+def fingerprint(password: str) -> str:
+    """What tests/jobs/project/warehouse.py's op says of the password it saw."""
+    return f"{len(password)}:{__import__('hashlib').sha256(password.encode()).hexdigest()[:12]}"
+
+
+@pytest.mark.airflow
+def test_a_resources_env_var_comes_from_a_connection_and_shows_nowhere(airflow_home, tmp_path):
+    from dagster_airflow.environment import unprovided_sentence
+    from dagster_airflow.testing import AirflowHome
+
+    storage = tmp_path / "storage"
+    connection = {"conn_type": "postgres", "host": "db", "login": "loader", "password": PASSWORD}
+    home = AirflowHome(airflow_home.path, env={"AIRFLOW_CONN_WAREHOUSE": json.dumps(connection)})
+    # Nowhere set: not where the scaffold runs, not where Airflow runs the steps.
+    unset = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_PASSWORD"}
+    home.env.pop("WAREHOUSE_PASSWORD", None)
+    project = str(ROOT / "tests" / "jobs" / "project" / "definitions.py")
+    common = ("warehouse_job", "-f", project, "--storage-option", f"base_dir={storage}")
+    template = "{{ conn.warehouse.password }}"
+    text = scaffold(
+        *common, "--dag-id", "warehouse_e2e", "--env", f"WAREHOUSE_PASSWORD={template}", env=unset
+    )
+    assert 'ENVIRONMENT = {\n    "WAREHOUSE_PASSWORD": "{{ conn.warehouse.password }}",\n}' in text
+    assert '"environment": ENVIRONMENT,' in text and not leaks(text)
+    unprovided = scaffold(*common, "--dag-id", "warehouse_unprovided", env=unset)
+    assert 'ENVIRONMENT = {\n    "WAREHOUSE_PASSWORD": None,\n}' in unprovided
+    home.install(text, "warehouse_e2e.py")
+    home.install(unprovided, "warehouse_unprovided.py")
+
+    result = home.dags_test("warehouse_e2e")
+    assert result.states == {"connect": "success", "report": "success"}, result.output[-3000:]
+    # The op saw the connection's password (its length and hash), and nothing shows it: the
+    # task log, the rendered fields (Airflow's "Rendered Template" view), the XComs, the events.
+    assert f"connected, password fingerprint {fingerprint(PASSWORD)}" in result.output
+    assert leaks(result.output) == [], result.output[-3000:]
+    with sqlite3.connect(home.path / "airflow.db") as db:
+        rendered = db.execute(
+            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?",
+            ("warehouse_e2e",),
+        ).fetchall()
+    assert len(rendered) == 2 and all('"WAREHOUSE_PASSWORD": "***"' in r[0] for r in rendered)
+    assert leaks(str(rendered)) == [] and leaks(json.dumps(result.xcoms)) == []
+    root = storage / dagster_run_id("warehouse_e2e", result.run_id)
+    for step in ("connect", "report"):
+        assert leaks((root / step / "events.jsonl").read_text()) == []
+    for args in ([], ["--json"], ["--show", "connect.events"], ["--show", "report"]):
+        shown = run_cli("results", "warehouse_e2e", result.run_id, *args, env=home.env)
+        assert shown.returncode == 0, shown.stderr
+        assert leaks(shown.stdout + shown.stderr) == [], args
+    # Not given: the first task fails at once with one sentence, and no step starts.
+    failed = home.dags_test("warehouse_unprovided")
+    assert failed.states == {"connect": "failed", "report": "upstream_failed"}
+    sentence = unprovided_sentence(["WAREHOUSE_PASSWORD"], "warehouse_job")
+    assert f"task 'connect': {sentence}" in failed.task_log("connect")
+    assert "Dagster step" not in failed.task_log("connect")
+    assert sentence in (ROOT / "docs" / "troubleshooting.md").read_text()

@@ -10,6 +10,9 @@ import dagster as dg
 def show_environment(context: dg.OpExecutionContext) -> str:
     context.log.info(f"PUBLIC_SETTING is {os.environ.get('PUBLIC_SETTING')}")
     context.log.info(f"DEMO_TOKEN is {os.environ.get('DEMO_TOKEN')}")
+    # A job's variable (the DAG's ENVIRONMENT): its length shows it arrived, the value is masked.
+    password = os.environ.get("WAREHOUSE_PASSWORD", "")
+    context.log.info(f"WAREHOUSE_PASSWORD is {password} ({len(password)} characters)")
     return os.environ.get("DEMO_TOKEN", "")
 
 

@@ -255,9 +255,14 @@ def test_private_environment_reaches_the_step_and_is_masked(make_runner, tmp_pat
         environment={"PUBLIC_SETTING": "visible-42"},
         private_environment={"DEMO_TOKEN": "tok-3f9a1c77"},
     )
-    result = run_step(runner, containers_request(tmp_path, "show_environment"), task_log.logger)
+    # The job's variables (the DAG's ENVIRONMENT, as the operator rendered it) go in too.
+    job_env = {"WAREHOUSE_PASSWORD": "wh-pass-8c1e4d0b7"}
+    request = containers_request(tmp_path, "show_environment")
+    result = run_step(runner, request, task_log.logger, job_env=job_env)
     assert result.status == SUCCESS, result.error
     assert "PUBLIC_SETTING is visible-42" in task_log.text
+    assert "WAREHOUSE_PASSWORD is *** (17 characters)" in task_log.text
+    assert "wh-pass-8c1e4d0b7" not in task_log.text
     # The step saw the value (it is what the worker redacted in the container), and Airflow's
     # masker now redacts it from every task log line too.
     assert "DEMO_TOKEN is ***" in task_log.text and "tok-3f9a1c77" not in task_log.text

@@ -38,6 +38,7 @@ from dagster_airflow.model import (
     dagster_run_id,
 )
 from dagster_airflow.options import option_names
+from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR
 from dagster_airflow.runners.ecs import (
     CloudWatchLogReader,
     EcsRunner,
@@ -132,7 +133,12 @@ class Running:
     """A runner's run() in a thread, as Airflow's task process runs it."""
 
     def __init__(
-        self, runner: EcsRunner, request: StepRequest, secret_env=None, level=logging.INFO
+        self,
+        runner: EcsRunner,
+        request: StepRequest,
+        secret_env=None,
+        level=logging.INFO,
+        job_env=None,
     ) -> None:
         self.runner, self.request = runner, request
         self.results: list = []
@@ -140,7 +146,8 @@ class Running:
         self.thread = threading.Thread(
             target=lambda: self.results.append(
                 runner.run(
-                    request, run_context_for(request, self.task_log.logger, secret_env or {})
+                    request,
+                    run_context_for(request, self.task_log.logger, secret_env or {}, job_env),
                 )
             ),
             daemon=True,
@@ -196,7 +203,13 @@ def copied(task_log: TaskLog) -> list[str]:
 
 def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto_ecs):
     request = make_request()
-    running = Running(make_runner(tags={"team": "data"}), request, {"AWS_SECRET_ACCESS_KEY": "s3"})
+    job_env = {"WAREHOUSE_PASSWORD": "wh-pass-8c1e4d0b7"}  # the DAG's ENVIRONMENT, rendered
+    running = Running(
+        make_runner(tags={"team": "data"}),
+        request,
+        {"AWS_SECRET_ACCESS_KEY": "s3"},
+        job_env=job_env,
+    )
     task = running.task(moto_ecs)
 
     assert task["startedBy"] == started_by(request)
@@ -204,8 +217,13 @@ def test_run_overrides_command_and_env_and_copies_the_log_once_across_polls(moto
     (override,) = task["overrides"]["containerOverrides"]
     assert override["name"] == "step"
     assert override["command"] == ["dagster-airflow", "execute-step"]
-    # Default storage_credentials='task_role': the request only, no credentials in the overrides.
-    assert override["environment"] == [{"name": REQUEST_ENV_VAR, "value": request.to_json()}]
+    # Default storage_credentials='task_role': no credentials in the overrides; the request, the
+    # job's variables and the names of those that hold secrets (the worker redacts them).
+    assert override["environment"] == [
+        {"name": SECRET_NAMES_ENV_VAR, "value": '["WAREHOUSE_PASSWORD"]'},
+        {"name": REQUEST_ENV_VAR, "value": request.to_json()},
+        {"name": "WAREHOUSE_PASSWORD", "value": "wh-pass-8c1e4d0b7"},
+    ]
     tags = {t["key"]: t["value"] for t in task["tags"]}
     assert tags["team"] == "data"
     assert tags["dagster-airflow/step"] == "count_letters"

@@ -56,6 +56,7 @@ def test_hostile_strings_in_every_field_come_back_as_the_values_given(tmp_path):
     args += ["--runner-option", f"env={{A: {json.dumps(NO_NUL)}}}"]
     args += ["--runner-option", f"python={json.dumps(HOSTILE)}"]
     args += ["--storage-option", f"base_dir={json.dumps(base_dir)}"]
+    args += ["--env", f"HOSTILE_SETTING={NO_NUL}"]  # a variable's value, as typed
 
     module, command = scaffolded(tmp_path, *args)
 
@@ -67,6 +68,8 @@ def test_hostile_strings_in_every_field_come_back_as_the_values_given(tmp_path):
         "python": HOSTILE,
     }
     assert module.DEFAULT_ARGS["storage"] == {"name": "filesystem", "base_dir": base_dir}
+    assert module.ENVIRONMENT == {"HOSTILE_SETTING": NO_NUL}
+    assert module.DEFAULT_ARGS["environment"] is module.ENVIRONMENT
     assert module.PARAMS["ops"].value == param_default(run_config["ops"])
     dag = module.dag
     assert dag.dag_id == "données.v1-x"
