@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster_airflow.cli.backends import backend_spec
-from dagster_airflow.cli.location import code_location, named_job
+from dagster_airflow.cli.location import code_location, named_job, named_jobs
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.files import dags_folder
 from dagster_airflow.model import RunnerSpec, StorageSpec
@@ -25,7 +25,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     scaffold.add_argument("job", metavar="JOB", nargs="?", help="the Dagster job's name")
     scaffold.add_argument(
-        "-j", "--job", dest="job_option", metavar="JOB", help="the job's name, as Dagster spells it"
+        "-j",
+        "--job",
+        dest="job_option",
+        action="append",
+        metavar="JOB",
+        help="the job's name, as Dagster spells it; repeat it for several jobs (with --install)",
+    )
+    scaffold.add_argument(
+        "--all",
+        dest="all_jobs",
+        action="store_true",
+        help="every job of the code location, one DAG each as -j JOB writes it (with --install)",
     )
     scaffold.add_argument(
         "-e",
@@ -117,6 +128,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.scaffold.install import check_dag_id, install_dag
     from dagster_airflow.scaffold.render import command_line
 
+    if args.all_jobs or len(named_jobs(args)) > 1:
+        from dagster_airflow.cli.scaffold_all import run_many
+
+        return run_many(args, argv)
     job_name = named_job(args)
     dag_id = check_dag_id(args.dag_id or job_name)
     if args.python_file or args.module_name or args.workspace:

@@ -6,6 +6,10 @@ one import and one entry below.
 
 import dagster as dg
 
-PARTS: list[dg.Definitions] = []
+from tests.jobs.project import sensors
+
+PARTS: list[dg.Definitions] = [
+    sensors.defs,
+]
 
 defs = dg.Definitions.merge(*PARTS) if PARTS else dg.Definitions()
