@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.all_jobs or len(named_jobs(args)) > 1:
         from dagster_airflow.cli.scaffold_all import run_many
 
-        return run_many(args, argv)
+        return run_many(args, argv, _scaffolded_dag, _loaded_what)
     job_name = named_job(args)
     dag_id = check_dag_id(args.dag_id or job_name)
     if args.python_file or args.module_name or args.workspace:

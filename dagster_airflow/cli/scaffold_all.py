@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,15 @@ from dagster_airflow.files import dags_folder
 from dagster_airflow.model import RunnerSpec, StorageSpec
 
 
-def run_many(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """Write each job's DAG; a job that cannot be scaffolded is one line on standard error
-    (exit status 1), and the others are written."""
-    from dagster_airflow.cli.scaffold import _loaded_what, _scaffolded_dag
+def run_many(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    scaffolded_dag: Callable[..., dict[str, Any]],
+    loaded_what: Callable[[argparse.Namespace, list[dict]], str],
+) -> int:
+    """Write each job's DAG, made by the single-job scaffold's own ``scaffolded_dag``; a job
+    that cannot be scaffolded is one line on standard error (exit status 1), and the others are
+    written. ``loaded_what`` names the location for a sentence on how its loading ended."""
     from dagster_airflow.job.code_location import default_dag_id, location_jobs, preload
     from dagster_airflow.scaffold.forked import call_in_child
     from dagster_airflow.scaffold.install import install_dag
@@ -46,19 +51,21 @@ def run_many(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if found_here:  # as the single-job scaffold writes it
                 command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
             try:
-                dag = _scaffolded_dag(args, job, dag_id, runner, storage, {}, command, {}, note)
+                dag = scaffolded_dag(args, job, dag_id, runner, storage, {}, command, {}, note)
             except DagsterAirflowError as exc:
                 built.append({"job": job, "error": str(exc)})
                 continue
             built.append({"job": job, "dag_id": dag_id, "what": f"{dag['steps']} tasks", **dag})
-        return built
+        return built + _sensor_dags(location, runner, built, command_line(argv), found_here)
 
-    built = call_in_child(scaffolded, lambda notes: _loaded_what(args, notes))
+    built = call_in_child(scaffolded, lambda notes: loaded_what(args, notes))
     if not built:
         raise ConfigurationError(
             f"{location.describe()} defines no job and no asset, so --all has nothing to "
             "scaffold; check the code location (-f, -m, -w, -a)."
         )
+    notes = [b["note"] for b in built if "note" in b]
+    built = [b for b in built if "note" not in b]
     good = [b for b in built if "text" in b]
     create = not args.dags_folder
     for dag in good:  # every file checked before the first is written
@@ -68,12 +75,57 @@ def run_many(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"Wrote DAG {dag['dag_id']!r} ({dag['what']}) to {path}")
         for old in replaced:
             print(f"Removed {old}, which held the same DAG under an older name")
+    for note in notes:
+        print(f"dagster-airflow scaffold: {note}", file=sys.stderr)
     for refused in (b for b in built if "error" in b):
         print(
             f"dagster-airflow scaffold: no DAG for job {refused['job']!r}: {refused['error']}",
             file=sys.stderr,
         )
     return 0 if len(good) == len(built) else 1
+
+
+def _sensor_dags(
+    location, runner: RunnerSpec, built: list[dict], command: str, found_here: bool
+) -> list[dict[str, Any]]:
+    """A sensor DAG for each sensor of the location whose jobs all got their DAG, and one note
+    (a sentence for standard error) for each sensor that is not mapped."""
+    from dagster_airflow.job.sensors import location_sensors
+    from dagster_airflow.scaffold.sensor_dag import render_sensor_dag, sensor_dag_id
+
+    if found_here:
+        command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
+    job_dags = {b["job"]: b["dag_id"] for b in built if "text" in b}
+    picked = {b["job"] for b in built}
+    plans, unmapped = location_sensors(location)
+    dags: list[dict[str, Any]] = [{"note": sentence} for sentence in unmapped]
+    for plan in plans:
+        if not set(plan.jobs) <= picked:
+            continue  # a sensor of jobs not scaffolded now (-j): not this command's
+        missing = [job for job in plan.jobs if job not in job_dags]
+        if missing:
+            dags.append(
+                {"note": f"sensor {plan.name!r} is not mapped: its job {missing[0]!r} got no DAG."}
+            )
+            continue
+        if runner.name != "subprocess":
+            dags.append(
+                {
+                    "note": f"sensor {plan.name!r}: its ticks are evaluated on the Airflow "
+                    "worker with the subprocess runner (DEFAULT_ARGS of its DAG: python, "
+                    f"working_dir, env), not with the {runner.name} runner."
+                }
+            )
+        text = render_sensor_dag(plan, location, runner, job_dags, command)
+        dags.append(
+            {
+                "job": plan.jobs[0],
+                "dag_id": sensor_dag_id(plan, job_dags),
+                "text": text,
+                "what": f"sensor {plan.name!r}, every {plan.minimum_interval_seconds} s",
+            }
+        )
+    return dags
 
 
 def _refuse_one_job_flags(args: argparse.Namespace, what: str) -> None:
