@@ -124,6 +124,7 @@ LONG_FILES = (
     "test_e2e_dynamic.py",
     "test_readme_walkthrough.py",
     "test_scaffold_all.py",
+    "test_sensor_dags.py",
 )
 
 

@@ -160,6 +160,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     built = call_in_child(scaffolded, lambda notes: _loaded_what(args, notes))
     text = built["text"]
+    if built.get("sensors"):
+        print(
+            f"dagster-airflow scaffold: job {job_name!r} has the sensor(s) "
+            f"{', '.join(map(repr, built['sensors']))}, which a single job's scaffold does not map: `scaffold --all "
+            "--install` writes their sensor DAGs (docs/project.md).",
+            file=sys.stderr,
+        )
     if folder is None:
         sys.stdout.write(text)
         return 0
@@ -199,7 +206,14 @@ def _scaffolded_dag(
         queue=args.queue,
         step_queues=step_queues,
     )
-    return {"text": text, "steps": len(graph.steps)}
+    return {"text": text, "steps": len(graph.steps), "sensors": _job_sensors(location, job_name)}
+
+
+def _job_sensors(location, job_name: str) -> list[str]:
+    """The sensors that start the job: the single-job scaffold says it writes none of them."""
+    from dagster_airflow.job.sensors import sensors_of_job
+
+    return sensors_of_job(location, job_name)
 
 
 def _loaded_what(args: argparse.Namespace, notes: list[dict]) -> str:

@@ -73,6 +73,15 @@ def location_sensors(location: CodeLocation) -> tuple[list[SensorPlan], list[str
     return plans, unmapped
 
 
+def sensors_of_job(location: CodeLocation, job_name: str) -> list[str]:
+    """The names of the location's sensors that request runs of the job."""
+    return sorted(
+        s.name
+        for s in _sensors(location)
+        if s.has_jobs and job_name in {t.job_name for t in s.targets}
+    )
+
+
 def _sensors(location: CodeLocation) -> list:
     return [s for repo in _load(location) for s in repo.sensor_defs]
 
