@@ -163,8 +163,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if built.get("sensors"):
         print(
             f"dagster-airflow scaffold: job {job_name!r} has the sensor(s) "
-            f"{', '.join(map(repr, built['sensors']))}, which a single job's scaffold does not map: `scaffold --all "
-            "--install` writes their sensor DAGs (docs/project.md).",
+            f"{', '.join(map(repr, built['sensors']))}, which a single job's scaffold does not "
+            "map: `scaffold --all --install` writes their sensor DAGs (docs/project.md).",
             file=sys.stderr,
         )
     if folder is None:

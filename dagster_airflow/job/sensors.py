@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import CodeLocationError
-from dagster_airflow.job.code_location import _load, location_jobs
+from dagster_airflow.job.code_location import _load, location_jobs, resolve
 from dagster_airflow.model import CodeLocation
 
 
@@ -74,7 +74,9 @@ def location_sensors(location: CodeLocation) -> tuple[list[SensorPlan], list[str
 
 
 def sensors_of_job(location: CodeLocation, job_name: str) -> list[str]:
-    """The names of the location's sensors that request runs of the job."""
+    """The names of the location's sensors that request runs of the job (a workspace is
+    searched for the location that defines the job)."""
+    location = resolve(location, job_name)
     return sorted(
         s.name
         for s in _sensors(location)

@@ -50,9 +50,9 @@ defs = dg.Definitions(jobs=[daily, weekly, configured])
 """
 
 
-def rerun_scaffold_command(path, cwd=ROOT) -> str:
+def rerun_scaffold_command(path, cwd=ROOT) -> tuple[str, str]:
     """Run the SCAFFOLD_COMMAND a DAG file states, as a user copies it (from the directory it
-    was scaffolded in); the file's new text."""
+    was scaffolded in); the file's new text, and what the command said on standard error."""
     command = next(
         line for line in path.read_text().splitlines() if line.startswith("SCAFFOLD_COMMAND = ")
     )
@@ -60,7 +60,7 @@ def rerun_scaffold_command(path, cwd=ROOT) -> str:
     assert argv[:3] == ["dagster-airflow", "scaffold", "-j"], argv
     done = run_cli(*argv[1:], cwd=cwd)
     assert done.returncode == 0, done.stderr
-    return path.read_text()
+    return path.read_text(), done.stderr
 
 
 def test_all_writes_one_dag_per_job_of_the_project_each_as_its_single_scaffold(tmp_path):
@@ -88,7 +88,14 @@ def test_all_writes_one_dag_per_job_of_the_project_each_as_its_single_scaffold(t
     # Exactly the file `scaffold -j inbox_job` writes with the same flags: its command, which
     # the file states, writes it again byte for byte.
     assert f"scaffold -j inbox_job -f {PROJECT} --install --dags-folder {dags}" in text
-    assert rerun_scaffold_command(inbox) == text
+    again, said = rerun_scaffold_command(inbox)
+    assert again == text
+    # The single-job scaffold writes no sensor DAG, and says so.
+    assert said == (
+        "dagster-airflow scaffold: job 'inbox_job' has the sensor(s) 'inbox_sensor', which a "
+        "single job's scaffold does not map: `scaffold --all --install` writes their sensor DAGs "
+        "(docs/project.md).\n"
+    )
 
 
 def test_a_location_without_jobs_gets_its_implicit_asset_job(tmp_path):
@@ -121,7 +128,7 @@ def test_a_location_without_jobs_gets_its_implicit_asset_job(tmp_path):
     text = path.read_text()
     assert '"job_name": "__ASSET_JOB"' in text
     assert "-j __ASSET_JOB --dag-id assets_only__all_assets" in text
-    assert rerun_scaffold_command(path, tmp_path) == text
+    assert rerun_scaffold_command(path, tmp_path) == (text, "")
 
 
 def test_j_repeats_to_pick_jobs_and_a_job_that_cannot_be_scaffolded_is_one_line(tmp_path):
