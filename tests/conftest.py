@@ -167,6 +167,8 @@ LONG_FILES = (
     "tests/e2e/test_readme_walkthrough.py",
     "tests/task/test_retry_gate.py",
     "tests/worker/test_asset_partitions.py",
+    "tests/e2e/test_sensor_dags.py",
+    "tests/scaffold/test_scaffold_all.py",
 )
 
 

@@ -39,6 +39,7 @@ def test_importing_the_package_imports_neither_side():
         "import dagster_airflow.runners.graphql",
         "import dagster_airflow.step_server.client, dagster_airflow.step_server.protocol",
         "import dagster_airflow.ui.airflow_plugin, dagster_airflow.ui.step_view",
+        "from dagster_airflow import DagsterSensorOperator",
     ],
 )
 def test_airflow_side_imports_no_dagster(imports):
@@ -54,6 +55,8 @@ def test_airflow_side_imports_no_dagster(imports):
         "import dagster_airflow.worker.io_manager, dagster_airflow.scaffold.render",
         "from dagster_airflow.plugins.manager import get_plugins; get_plugins()",
         "import dagster_airflow.step_server.server as s; s._warm()",
+        "import dagster_airflow.worker.sensor, dagster_airflow.scaffold.sensor_dag\n"
+        "import dagster_airflow.job.sensors, dagster_airflow.scaffold.check_folder",
     ],
 )
 def test_dagster_side_imports_no_airflow(imports):

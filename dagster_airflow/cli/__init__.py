@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dagster_airflow.cli import (
     check,
     compare,
+    evaluate_sensor,
     execute_step,
     install,
     plugins,
@@ -20,7 +21,17 @@ from dagster_airflow.cli import (
 from dagster_airflow.distribution import retired_package_problem
 from dagster_airflow.errors import EXIT_USAGE, DagsterAirflowError
 
-COMMANDS = (scaffold, install, plugins, check, results, servers, compare, execute_step)
+COMMANDS = (
+    scaffold,
+    install,
+    plugins,
+    check,
+    results,
+    servers,
+    compare,
+    execute_step,
+    evaluate_sensor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

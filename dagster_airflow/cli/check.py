@@ -1,34 +1,101 @@
-"""`dagster-airflow check`: does a scaffolded DAG file still match its job (for CI)?"""
+"""`dagster-airflow check`: does a scaffolded DAG file still match its job, does a dags folder
+hold a DAG for each job of its code locations (for CI)?"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
+
+from dagster_airflow.errors import ConfigurationError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
-        help="check that a scaffolded DAG file still matches its job (for CI)",
+        help="check that scaffolded DAG files still match their jobs (for CI)",
         description="Compile the job a scaffolded DAG file names, with the file's code location "
         "and run config, and print one line per difference (steps, edges, config schema, "
-        "partitions, retry policies); exit status 1 when there is one.",
+        "partitions, retry policies). Given a dags folder (or a code location with -f, -m or "
+        "-w), print one line per new job (no DAG), gone job (a DAG whose job is no more) and "
+        "drifted job. Exit status 1 when there is one.",
     )
-    check.add_argument("dag_file", metavar="DAG_FILE", help="the scaffolded DAG file")
+    check.add_argument(
+        "path",
+        metavar="DAG_FILE_OR_FOLDER",
+        nargs="?",
+        help="a scaffolded DAG file, or a dags folder (default with -f, -m or -w: --dags-folder)",
+    )
+    where = check.add_mutually_exclusive_group()
+    where.add_argument("-f", "--python-file", help="the code location's Python file")
+    where.add_argument("-m", "--module-name", help="the code location's Python module")
+    where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
+    check.add_argument("-a", "--attribute", help="the Definitions or repository attribute")
+    check.add_argument("-d", "--working-directory", help="the directory the code imports from")
+    check.add_argument("-l", "--location-name", help="with -w: the code location to check")
+    check.add_argument(
+        "--dags-folder", help="with -f, -m or -w (default: Airflow's, $AIRFLOW_HOME/dags)"
+    )
     check.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    located = bool(args.python_file or args.module_name or args.workspace)
+    if args.path and Path(args.path).is_file():
+        if located:
+            raise ConfigurationError(
+                f"{args.path!r} is a DAG file, which names its own code location; leave out "
+                "-f, -m and -w, or give a dags folder."
+            )
+        return _check_file(args.path)
+    if args.path is None and not located:
+        raise ConfigurationError(
+            "nothing to check; give a scaffolded DAG file, a dags folder, or a code location "
+            "(-f, -m or -w) to check against Airflow's dags folder."
+        )
+    return _check_folder(args, located)
+
+
+def _check_file(path: str) -> int:
     from dagster_airflow.scaffold.check import check_dag_file
 
-    drift = check_dag_file(args.dag_file)
+    drift = check_dag_file(path)
     for line in drift:
         print(line)
     if drift:
         print(
-            f"{args.dag_file}: {len(drift)} difference(s) from job; scaffold it again "
+            f"{path}: {len(drift)} difference(s) from job; scaffold it again "
             "(the command is the file's SCAFFOLD_COMMAND)."
         )
         return 1
-    print(f"{args.dag_file}: matches its job.")
+    print(f"{path}: matches its job.")
+    return 0
+
+
+def _check_folder(args: argparse.Namespace, located: bool) -> int:
+    from dagster_airflow.cli.location import location_of_all
+    from dagster_airflow.files import dags_folder
+    from dagster_airflow.scaffold.check_folder import check_folder
+
+    if args.path:
+        folder = Path(args.path)
+        if not folder.exists():
+            raise ConfigurationError(
+                f"{args.path!r} does not exist; give a scaffolded DAG file or a dags folder."
+            )
+    elif args.dags_folder:
+        folder = Path(args.dags_folder).expanduser()
+    else:
+        folder = dags_folder()
+    location = location_of_all(args, "check") if located else None
+    found = check_folder(folder, location)
+    for line in found.lines:
+        print(line)
+    if found.findings:
+        print(
+            f"{folder}: {found.new} new, {found.gone} gone and {found.drifted} drifted job(s); "
+            "scaffold the new and drifted ones (--all --install does all), delete the gone ones."
+        )
+        return 1
+    print(f"{folder}: {found.matching} DAG(s) match their jobs, and every job has its DAG.")
     return 0

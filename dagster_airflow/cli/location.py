@@ -12,17 +12,31 @@ from dagster_airflow.model import CodeLocation
 
 def named_job(args: argparse.Namespace) -> str:
     """The job, named positionally or with -j/--job as Dagster spells it."""
-    if args.job and args.job_option and args.job != args.job_option:
+    jobs = named_jobs(args)
+    if len(jobs) != 1:
         raise ConfigurationError(
-            f"two jobs named: {args.job!r} and -j {args.job_option!r}; name the job once."
+            f"{len(jobs)} jobs named ({', '.join(map(repr, jobs))}); name one job."
         )
-    job = args.job or args.job_option
-    if not job:
+    return jobs[0]
+
+
+def named_jobs(args: argparse.Namespace) -> list[str]:
+    """The jobs named positionally or with -j/--job (which may repeat), each once."""
+    options = args.job_option or []
+    if isinstance(options, str):
+        options = [options]
+    if args.job and options and [args.job] != options:
+        raise ConfigurationError(
+            f"two jobs named: {args.job!r} and -j {', '.join(map(repr, options))}; name the job "
+            "once, or each job with -j."
+        )
+    jobs = list(dict.fromkeys([args.job] if args.job else options))
+    if not jobs:
         raise ConfigurationError(
             "no job named; pass the Dagster job's name, as in `dagster-airflow scaffold "
-            "my_job -e run_config.yml` or -j my_job."
+            "my_job -e run_config.yml` or -j my_job, or --all for every job of the code location."
         )
-    return job
+    return jobs
 
 
 def code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
@@ -70,3 +84,34 @@ def discovered_location(
         for c in candidates
     ]
     return first_with_job(candidates, job_name, f"the modules of {str(declared_in)!r}")
+
+
+def location_of_all(args: argparse.Namespace, what: str) -> CodeLocation:
+    """The one code location that --all (or a list of -j) takes, from -f, -m, -w (with -l) or
+    the working directory."""
+    import attrs
+
+    from dagster_airflow.job.code_location import single_location
+    from dagster_airflow.job.discovery import discover
+
+    if args.python_file or args.module_name or args.workspace:
+        return single_location(code_location(args, ""), what)
+    candidates, declared_in = discover()
+    if candidates[0].workspace:
+        found = attrs.evolve(candidates[0], location_name=args.location_name)
+        return single_location(found, what)
+    if len(candidates) > 1:
+        raise ConfigurationError(
+            f"{str(declared_in)!r} declares {len(candidates)} code locations and {what} takes "
+            "one; pass it with -m MODULE."
+        )
+    working_directory = (
+        str(Path(args.working_directory).expanduser().absolute())
+        if args.working_directory
+        else None
+    )
+    return attrs.evolve(
+        candidates[0],
+        attribute=args.attribute or candidates[0].attribute,
+        working_directory=working_directory or candidates[0].working_directory,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster_airflow.cli.backends import backend_spec
-from dagster_airflow.cli.location import code_location, named_job
+from dagster_airflow.cli.location import code_location, named_job, named_jobs
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.files import dags_folder
 from dagster_airflow.model import RunnerSpec, StorageSpec
@@ -25,7 +25,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     scaffold.add_argument("job", metavar="JOB", nargs="?", help="the Dagster job's name")
     scaffold.add_argument(
-        "-j", "--job", dest="job_option", metavar="JOB", help="the job's name, as Dagster spells it"
+        "-j",
+        "--job",
+        dest="job_option",
+        action="append",
+        metavar="JOB",
+        help="the job's name, as Dagster spells it; repeat it for several jobs (with --install)",
+    )
+    scaffold.add_argument(
+        "--all",
+        dest="all_jobs",
+        action="store_true",
+        help="every job of the code location, one DAG each as -j JOB writes it (with --install)",
     )
     scaffold.add_argument(
         "-e",
@@ -126,6 +137,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dagster_airflow.scaffold.install import check_dag_id, install_dag
     from dagster_airflow.scaffold.render import command_line
 
+    if args.all_jobs or len(named_jobs(args)) > 1:
+        from dagster_airflow.cli.scaffold_all import run_many
+
+        return run_many(args, argv, _scaffolded_dag, _loaded_what)
     job_name = named_job(args)
     dag_id = check_dag_id(args.dag_id or job_name)
     if args.python_file or args.module_name or args.workspace:
@@ -155,6 +170,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     built = call_in_child(scaffolded, lambda notes: _loaded_what(args, notes))
     text = built["text"]
+    if built.get("sensors"):
+        print(
+            f"dagster-airflow scaffold: job {job_name!r} has the sensor(s) "
+            f"{', '.join(map(repr, built['sensors']))}, which a single job's scaffold does not "
+            "map: `scaffold --all --install` writes their sensor DAGs (docs/project.md).",
+            file=sys.stderr,
+        )
     if folder is None:
         sys.stdout.write(text)
         return 0
@@ -196,7 +218,14 @@ def _scaffolded_dag(
         step_queues=step_queues,
         environment=dag_environment(graph.environment, environment_flags(args.env), runner.name),
     )
-    return {"text": text, "steps": len(graph.steps)}
+    return {"text": text, "steps": len(graph.steps), "sensors": _job_sensors(location, job_name)}
+
+
+def _job_sensors(location, job_name: str) -> list[str]:
+    """The sensors that start the job: the single-job scaffold says it writes none of them."""
+    from dagster_airflow.job.sensors import sensors_of_job
+
+    return sensors_of_job(location, job_name)
 
 
 def _loaded_what(args: argparse.Namespace, notes: list[dict]) -> str:

@@ -221,3 +221,49 @@ def load_job(location: CodeLocation, job_name: str):
         f"job {job_name!r} is not in {location.describe()}; its jobs are: "
         f"{', '.join(names) or 'none'}."
     )
+
+
+# Dagster's implicit asset job: every asset of a location that defines no job of its own.
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+
+
+def location_jobs(location: CodeLocation) -> list[str]:
+    """The jobs `scaffold --all` writes a DAG for: the location's jobs, or, where it defines
+    none, Dagster's implicit asset job (materialize every asset)."""
+    names = job_names(location)
+    if names:
+        return names
+    if any(repo.has_job(IMPLICIT_ASSET_JOB) for repo in _load(location)):
+        return [IMPLICIT_ASSET_JOB]
+    return []
+
+
+def defines_job(location: CodeLocation, job_name: str) -> bool:
+    """Whether the location defines the job (its implicit asset job included)."""
+    return any(repo.has_job(job_name) for repo in _load(location))
+
+
+def default_dag_id(location: CodeLocation, job_name: str) -> str:
+    """A job's DAG id when the user names none: the job's name; for the implicit asset job,
+    ``{location name}__all_assets``: ``__ASSET_JOB`` is Dagster's internal name, and the
+    location's name keeps apart the DAGs of several locations that each have one."""
+    if job_name != IMPLICIT_ASSET_JOB:
+        return job_name
+    import re
+
+    return re.sub(r"[^\w.-]", "_", location.name).lstrip(".") + "__all_assets"
+
+
+def single_location(location: CodeLocation, what: str) -> CodeLocation:
+    """The one file or module code location of ``location`` (a workspace must list one, or -l
+    must pick it): ``what`` names the command that needs one."""
+    if not location.workspace:
+        return location
+    found = workspace_locations(location)
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(repr(loc.location_name) for loc in found)
+    raise CodeLocationError(
+        f"workspace {location.workspace!r} lists {len(found)} code locations ({names}) and "
+        f"{what} takes one; pick it with -l NAME."
+    )

@@ -130,13 +130,20 @@ def _folder_ready(folder: Path, create: bool) -> None:
 
 
 def install_dag(
-    text: str, folder: Path, dag_id: str, force: bool = False, create: bool = True
+    text: str,
+    folder: Path,
+    dag_id: str,
+    force: bool = False,
+    create: bool = True,
+    check_only: bool = False,
 ) -> tuple[Path, list[Path]]:
     """Write ``{dag_id}.py`` into the dags folder, whole. Returns the file, and the older files
     holding the same DAG that ``force`` removed (an earlier version named them otherwise).
 
     ``create``: make the folder if it is missing (Airflow's configured one); an explicit
     ``--dags-folder`` must exist, so a typo does not write where Airflow never looks.
+    ``check_only``: raise what writing would raise, and write nothing (`scaffold --all` checks
+    every file before it writes the first).
     """
     check_dag_id(dag_id)
     _folder_ready(folder, create)
@@ -167,6 +174,8 @@ def install_dag(
             "a DAG id defined twice; delete that file or its DAG, choose another --dag-id, or "
             "pass --force to write it anyway (removing older scaffolded files)."
         )
+    if check_only:
+        return target, duplicates
     try:
         with write_whole(target) as stream:
             stream.write(text.encode())

@@ -215,3 +215,52 @@ def test_a_scaffolded_1000_step_dag_loads_in_the_dag_processor_and_its_grid_open
     assert status == 200, structure
     assert len(structure) == 1000
     assert {"step_0000", "work", "gather"} <= {node["id"] for node in structure}
+
+
+def test_the_scheduler_ticks_a_sensor_dag_which_runs_its_jobs_dag_once_per_run_key(
+    airflow_deployment, tmp_path
+):
+    """Issue 25, point 3: the scheduler runs the sensor DAG on its interval; its tick triggers
+    the job's DAG, which succeeds; a tick with the same run key again triggers nothing."""
+    from dagster_airflow.sensor_tick import cursor_variable, run_id_for
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "west-7.csv").write_text("")
+    done = run_cli(
+        "scaffold", "--all", "-f", str(JOBS / "project" / "sensors.py"), "--install",
+        "--force", "--dags-folder", str(airflow_deployment.home.dags_folder),
+        "--runner-option", f"env={{PROJECT_INBOX: {inbox}}}",
+        "--storage-option", f"base_dir={tmp_path / 'storage'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sensor_dag, run_id = "inbox_job__inbox_sensor", run_id_for("inbox_sensor", "west-7.csv")
+    airflow_deployment.wait_for_dag("inbox_job")
+    airflow_deployment.wait_for_dag(sensor_dag)
+
+    # The sensor was STOPPED in Dagster: its DAG is paused until the user starts it.
+    assert airflow_deployment.rest("GET", f"/api/v2/dags/{sensor_dag}")[1]["is_paused"] is True
+    airflow_deployment.write(f"/api/v2/dags/{sensor_dag}", {"is_paused": False}, "PATCH")
+    try:
+        airflow_deployment.wait_until(
+            lambda: (
+                airflow_deployment.rest("GET", f"/api/v2/dags/inbox_job/dagRuns/{run_id}")[0] == 200
+            ),
+            300,
+            "the sensor's run of inbox_job",
+        )
+        assert airflow_deployment.wait_for_run("inbox_job", run_id) == "success"
+        # The cursor reset, one more tick: the same run key, and no second run.
+        variable = f"/api/v2/variables/{cursor_variable(sensor_dag)}"
+        airflow_deployment.write(variable, None, "DELETE")
+        airflow_deployment.trigger(sensor_dag, "tick-again")
+        assert airflow_deployment.wait_for_run(sensor_dag, "tick-again") == "success"
+    finally:
+        airflow_deployment.write(f"/api/v2/dags/{sensor_dag}", {"is_paused": True}, "PATCH")
+    _, run = airflow_deployment.rest("GET", f"/api/v2/dags/inbox_job/dagRuns/{run_id}")
+    assert run["conf"]["partition"] == "west"
+    assert run["conf"]["ops"] == {"read_inbox_file": {"config": {"file": "west-7.csv"}}}
+    log = airflow_deployment.task_log(sensor_dag, "tick-again", "evaluate_sensor")
+    assert "Run key 'west-7.csv' was requested before" in log
+    _, runs = airflow_deployment.rest("GET", "/api/v2/dags/inbox_job/dagRuns")
+    assert [r["dag_run_id"] for r in runs["dag_runs"]] == [run_id]

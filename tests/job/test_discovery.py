@@ -224,12 +224,13 @@ def test_dg_autoload_defs_is_refused_in_one_sentence(tmp_path):
     [
         (
             ["demo_pipeline", "-j", "other_job"],
-            "two jobs named: 'demo_pipeline' and -j 'other_job'; name the job once.",
+            "two jobs named: 'demo_pipeline' and -j 'other_job'; name the job once, or each job "
+            "with -j.",
         ),
         (
             [],
             "no job named; pass the Dagster job's name, as in `dagster-airflow scaffold my_job "
-            "-e run_config.yml` or -j my_job.",
+            "-e run_config.yml` or -j my_job, or --all for every job of the code location.",
         ),
     ],
     ids=["two different jobs", "no job"],

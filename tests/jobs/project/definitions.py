@@ -6,10 +6,11 @@ one import and one entry below.
 
 import dagster as dg
 
-from tests.jobs.project import warehouse
+from tests.jobs.project import sensors, warehouse
 
 PARTS: list[dg.Definitions] = [
     warehouse.defs,
+    sensors.defs,
 ]
 
 defs = dg.Definitions.merge(*PARTS) if PARTS else dg.Definitions()
