@@ -182,6 +182,8 @@ def _scaffolded_dag(
         schedule_on_assets=args.schedule_on_assets,
         queue=args.queue,
         step_queues=step_queues,
+        dagster_home=args.dagster_home,
+        dagster_ui_url=args.dagster_ui_url,
     )
     return {"text": text, "steps": len(graph.steps)}
 
@@ -493,6 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the DAG when the assets it reads (materialized by other DAGs) are updated, "
         "instead of on the partitions' schedule",
+    )
+    scaffold.add_argument(
+        "--dagster-home",
+        metavar="PATH",
+        help="the team's Dagster home, as each step sees it: each DAG run is one Dagster run in "
+        "the instance its dagster.yaml names (default: an ephemeral instance per step)",
+    )
+    scaffold.add_argument(
+        "--dagster-ui-url",
+        metavar="URL",
+        help="with --dagster-home: the team's Dagster UI, where the tasks' links open the run",
     )
     scaffold.add_argument(
         "--install",
