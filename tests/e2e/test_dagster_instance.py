@@ -106,6 +106,34 @@ def test_a_dag_run_is_one_dagster_run_with_its_catalog_retries_and_end(
     assert url == f"{UI}/runs/{run_id}"
 
 
+def test_a_task_that_fails_for_good_fails_the_dagster_run(airflow_home, dagster_home, tmp_path):
+    text = scaffold(
+        "catalog",
+        "-f",
+        str(JOBS / "catalog.py"),
+        "--dag-id",
+        "catalog_failing",
+        "--dagster-home",
+        str(dagster_home),
+        "--storage-option",
+        f"base_dir={tmp_path / 'store'}",
+    )
+    airflow_home.install(text, "catalog_failing.py")
+    conf = {"partition": "us", "ops": {"summary": {"config": {"fail": True}}}}
+    result = airflow_home.dags_test("catalog_failing", conf=conf)
+    assert result.states["summary"] == "failed"
+    assert result.states["dagster_run_end"] == "success", result.output[-3000:]
+    run_id = dagster_run_id("catalog_failing", result.run_id)
+    with instance(dagster_home) as dagster:
+        assert dagster.get_run_by_id(run_id).status.value == "FAILURE"
+        events = events_of(dagster, run_id)
+        assert ("summary", "STEP_FAILURE") in events
+        assert events[-1] == (None, "PIPELINE_FAILURE")
+        # The steps that succeeded are in the catalog, for partition us, from this run.
+        record = dagster.get_latest_materialization_event(dg_key("prices"))
+        assert (record.run_id, record.asset_materialization.partition) == (run_id, "us")
+
+
 def dg_key(name: str):
     import dagster as dg
 
