@@ -191,6 +191,7 @@ class DagsterOperator(BaseOperator):
         )
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task import context as task_context
+        from dagster_airflow.task.lineage import StepLineage
         from dagster_airflow.task.outcome import raise_for, retry_number
         from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
 
@@ -240,6 +241,9 @@ class DagsterOperator(BaseOperator):
             resolved.storage_spec.name,
         )
         result = self._step_runner.run(request, run_context)
+        self._lineage = StepLineage.from_events(
+            request.job_name, request.step_key, request.run_id, result.events
+        )
         if self.dagster_home and result.status == SKIPPED:  # for the end task's judgement
             ti.xcom_push(key=SKIPPED_XCOM_KEY, value=True)
         raise_for(result, request.step_key, ti, self.log)
@@ -281,6 +285,19 @@ class DagsterOperator(BaseOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset) and outlet.name in extras:
                 context["outlet_events"][outlet].extra = extras[outlet.name]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's lineage for Airflow's OpenLineage provider: what it read and wrote, and
+        the Dagster job and op (dagster_airflow.task.lineage); None before a step ran."""
+        lineage = getattr(self, "_lineage", None)
+        if lineage is None:
+            return None
+        from dagster_airflow.task.lineage import operator_lineage
+
+        return operator_lineage(lineage)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def on_kill(self) -> None:
         # Nothing to stop when Airflow kills the task before execute() started a step.

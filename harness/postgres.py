@@ -165,6 +165,7 @@ def dagster_yaml(server: PostgresServer) -> str:
     url = f"postgresql+psycopg2://{USER}@{HOST}:{server.port}/{server.database}"
     return (
         "telemetry:\n  enabled: false\n"
+        "nux:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster._core.run_coordinator\n"
         "  class: DefaultRunCoordinator\n"
         f"storage:\n  postgres:\n    postgres_url: {url}\n"

@@ -116,6 +116,8 @@ LONG_FILES = (
     "test_semantics.py",
     "test_ecs.py",
     "test_deployment_local.py",
+    "test_dagster_instance_deployment.py",
+    "test_dagster_instance.py",
     "test_rest_scheduling.py",
     "test_step_view_auth.py",
     "test_ui_browser.py",

@@ -4,6 +4,8 @@ of it (runs, event log, asset catalog), as dagster-webserver would show them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dagster_airflow.model import dagster_run_id
@@ -60,7 +62,19 @@ def test_a_dag_run_is_one_dagster_run_with_its_catalog_retries_and_end(
     )
     assert "Each DAG run is one Dagster run in the instance" in text
     airflow_home.install(text, "catalog_instance.py")
-    result = airflow_home.dags_test("catalog_instance", conf={"partition": "eu"})
+    # Airflow's OpenLineage provider, its events to a file (the provider's file transport).
+    lineage_file = tmp_path / "openlineage.jsonl"
+    transport = {"type": "file", "log_file_path": str(lineage_file), "append": True}
+    lineage_env = {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "tests",
+    }
+    airflow_home.env.update(lineage_env)
+    try:
+        result = airflow_home.dags_test("catalog_instance", conf={"partition": "eu"})
+    finally:
+        for name in lineage_env:
+            airflow_home.env.pop(name)
     assert result.states == {
         "prices": "success",
         "volumes": "success",
@@ -86,7 +100,7 @@ def test_a_dag_run_is_one_dagster_run_with_its_catalog_retries_and_end(
             "PIPELINE_SUCCESS",
         ]
         # The catalog: each asset's last materialization is this run's, for partition eu.
-        for asset, rows in (("prices", 3), ("volumes", 5), ("summary", 8)):
+        for asset, rows in (("prices", 3), ("volumes", 5), ("summary", 8)):  # summary: 3 + 5
             record = dagster.get_latest_materialization_event(dg_key(asset))
             assert record.run_id == run_id
             materialization = record.asset_materialization
@@ -104,6 +118,21 @@ def test_a_dag_run_is_one_dagster_run_with_its_catalog_retries_and_end(
     # The task's "Dagster run" link (and step tab) open the run in the team's Dagster UI.
     url = airflow_home.xcom("catalog_instance", result.run_id, "summary", "dagster_run_url")
     assert url == f"{UI}/runs/{run_id}"
+
+    # Lineage: summary read volumes' stored output and made the asset summary; the job facet
+    # names the Dagster job and op.
+    (complete,) = [
+        event
+        for event in map(json.loads, lineage_file.read_text().splitlines())
+        if event["eventType"] == "COMPLETE" and event["job"]["name"] == "catalog_instance.summary"
+    ]
+    store = str(tmp_path / "store")
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [
+        ("file", f"{store}/{run_id}/volumes/result")
+    ]
+    assert ("dagster", "summary") in [(d["namespace"], d["name"]) for d in complete["outputs"]]
+    facet = complete["job"]["facets"]["dagster"]
+    assert (facet["job"], facet["op"], facet["dagster_run_id"]) == ("catalog", "summary", run_id)
 
 
 def test_a_task_that_fails_for_good_fails_the_dagster_run(airflow_home, dagster_home, tmp_path):
