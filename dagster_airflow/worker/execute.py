@@ -252,20 +252,17 @@ class StepWorker:
             where = "the DAG's run_config or the DAG run's conf"
             raise stale or validation_error(exc, request.job_name, where) from None
         plan = self._plan_step(job, in_memory_job, run_config, full_plan)
-        if plan is None:
-            if request.dagster_home:  # the team's Dagster sees the skip too
-                with step_run(request, job, full_plan, full_plan, run_config, partition_tags) as (
-                    instance,
-                    run,
-                ):
-                    record_skip(instance, run, request.step_key, self.printer.events[-1].message)
+        if plan is None:  # skipped: the team's Dagster (when there is one) sees the skip too
+            record_skip(request, job, full_plan, run_config, partition_tags, self.printer)
             return
         step = plan.get_step_by_key(request.step_key)
         self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
 
         # The step's own ephemeral run, or the DAG run's in the team's instance (instance.py).
-        tags = partition_tags if request.dagster_home else self._tags() | partition_tags
-        with step_run(request, job, full_plan, plan, run_config, tags) as (instance, run):
+        with step_run(request, job, full_plan, plan, run_config, partition_tags) as (
+            instance,
+            run,
+        ):
             instance.add_event_listener(request.run_id, self._on_entry)
             # DEFERRED, as Dagster's own step workers run: a failure with retries left ends
             # the step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's
@@ -337,17 +334,6 @@ class StepWorker:
         request = self.request
         key = partition_for_run(job, request.partition_key, request.logical_date)
         return run_for_partition(job, key, request.run_config)
-
-    def _tags(self) -> dict[str, str]:
-        tags = {"dagster-airflow/attempt": str(self.request.attempt)}
-        if self.request.task:
-            task = self.request.task
-            tags |= {
-                "dagster-airflow/dag_id": task.dag_id,
-                "dagster-airflow/task_id": task.task_id,
-                "dagster-airflow/airflow_run_id": task.run_id,
-            }
-        return tags
 
     def _on_entry(self, entry) -> None:
         event = entry.dagster_event

@@ -72,8 +72,8 @@ def step_run(
     run_config: Mapping[str, Any],
     tags: Mapping[str, str],
 ) -> Iterator[tuple[Any, Any]]:
-    """The instance and the Dagster run the step executes in: ``tags`` are the step's own (an
-    ephemeral run) or the partition's (the shared run)."""
+    """The instance and the Dagster run the step executes in: its own ephemeral run, tagged with
+    the step's try, or the DAG run's in the team's instance. ``tags``: the partition's."""
     if request.dagster_home is None:
         from dagster import DagsterInstance
 
@@ -83,7 +83,7 @@ def step_run(
             execution_plan=step_plan,
             run_id=request.run_id,
             run_config=run_config,
-            tags=dict(tags),
+            tags=step_tags(request) | dict(tags),
         )
         yield instance, run
         return
@@ -123,18 +123,44 @@ def shared_run(
     return run
 
 
-def record_skip(instance: Any, run: Any, step_key: str, message: str) -> None:
-    """A step the worker skipped (an optional output not produced upstream), in the event log
-    as Dagster's executor records a skip."""
+def step_tags(request: StepRequest) -> dict[str, str]:
+    """The tags of a step's own ephemeral run: its Airflow try."""
+    tags = {f"{TAG_PREFIX}/attempt": str(request.attempt)}
+    if request.task:
+        task = request.task
+        tags |= {
+            DAG_ID_TAG: task.dag_id,
+            f"{TAG_PREFIX}/task_id": task.task_id,
+            AIRFLOW_RUN_ID_TAG: task.run_id,
+        }
+    return tags
+
+
+def record_skip(
+    request: StepRequest,
+    job: Any,
+    full_plan: Any,
+    run_config: Mapping[str, Any],
+    partition_tags: Mapping[str, str],
+    printer: Any,
+) -> None:
+    """A step the worker skipped (an optional output not produced upstream), in the team's
+    event log as Dagster's executor records a skip (nothing to do with an ephemeral instance)."""
     from dagster._core.events import DagsterEvent, DagsterEventType
 
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.STEP_SKIPPED.value,
-        job_name=run.job_name,
-        step_key=step_key,
-        message=message,
-    )
-    instance.report_dagster_event(event, run_id=run.run_id)
+    if request.dagster_home is None:
+        return
+    with step_run(request, job, full_plan, full_plan, run_config, partition_tags) as (
+        instance,
+        run,
+    ):
+        event = DagsterEvent(
+            event_type_value=DagsterEventType.STEP_SKIPPED.value,
+            job_name=run.job_name,
+            step_key=request.step_key,
+            message=printer.events[-1].message,
+        )
+        instance.report_dagster_event(event, run_id=run.run_id)
 
 
 def _started_message(request: StepRequest, created: bool) -> str:

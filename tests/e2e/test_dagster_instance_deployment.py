@@ -118,8 +118,10 @@ def test_parallel_steps_write_one_run_that_the_dagster_ui_shows(airflow_deployme
             # events, with the partition.
             page.goto(f"{web.url}/assets/prices")
             expect(page.get_by_text("region", exact=True).first).to_be_visible()
-            expect(page.get_by_text("positive_rows").first).to_be_visible()
+            expect(page.get_by_text("Latest check results").first).to_be_visible()
             browser.screenshot("dagster-asset")
+            page.goto(f"{web.url}/assets/prices?view=checks")
+            expect(page.get_by_text("positive_rows").first).to_be_visible()
             page.goto(f"{web.url}/assets/prices?view=events")
             expect(page.get_by_text(run_id[:8]).first).to_be_visible()
             browser.screenshot("dagster-asset-events")
