@@ -62,12 +62,14 @@ test-reverse: $(STAMP) system-packages
 # The docker runner's tests need a real container engine: rootful podman with runc (CI runs as
 # root with no standard input). The Celery deployment test needs Debian's Redis server (the
 # tests start it themselves, on loopback), and the browser tests drive Debian's Chromium through
-# Playwright (no browser is downloaded; docs/ui.md).
+# Playwright (no browser is downloaded; docs/ui.md). The team-instance tests start Debian's
+# PostgreSQL server themselves (harness/postgres.py, docs/dagster-instance.md).
 system-packages:
 	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
-		&& command -v redis-server >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
+		&& command -v redis-server >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q && apt-get install -y -q podman runc redis-server chromium; }
+		apt-get update -q && apt-get install -y -q podman runc redis-server chromium postgresql; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -70,6 +70,18 @@ def dagster_run_id(dag_id: str, airflow_run_id: str, namespace: str | None = Non
     return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{namespace}\n{name}" if namespace else name))
 
 
+# How a DAG run ended, as its end task tells the Dagster run in the team's instance.
+RUN_SUCCESS, RUN_FAILURE, RUN_CANCELED = "success", "failure", "canceled"
+RUN_ENDS = (RUN_SUCCESS, RUN_FAILURE, RUN_CANCELED)
+
+
+def _check_run_end(value: Any) -> None:
+    if value is not None and value not in RUN_ENDS:
+        raise ConfigurationError(
+            f"the step request's run_end {value!r} is not one of {', '.join(RUN_ENDS)}."
+        )
+
+
 def _json_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{what} must be a mapping, got {value!r}.")
@@ -233,6 +245,14 @@ class StepRequest:
 
     partition_key: str | None = None  # the DAG run's conf["partition"], when it names one
     logical_date: str | None = None  # ISO 8601; None for a run triggered without one
+    # The team's Dagster instance (its home, as the step sees it, with the dagster.yaml): the
+    # DAG run is one Dagster run there. None: an ephemeral instance for the step alone.
+    dagster_home: str | None = None
+    # Tags of that Dagster run (the DAG's plan fingerprint ...), besides the Airflow DAG and run.
+    run_tags: dict[str, str] = attrs.field(factory=dict)
+    # Set on the DAG run's last request (its end task): the run's end in Dagster, one of
+    # RUN_ENDS; the worker then runs no step, it ends the run in the instance.
+    run_end: str | None = attrs.field(default=None, validator=lambda _, __, v: _check_run_end(v))
 
     def tags(self, separator: str = "/") -> dict[str, str]:
         """What a runner labels this step's run with: the Dagster run id and step, and the
@@ -265,6 +285,13 @@ class StepRequest:
             "partition_key": self.partition_key,
             "logical_date": self.logical_date,
         }
+        # Only where set: a request without them reads as it always did.
+        extra = {
+            "dagster_home": self.dagster_home,
+            "run_tags": self.run_tags,
+            "run_end": self.run_end,
+        }
+        data |= {k: v for k, v in extra.items() if v}
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -289,6 +316,9 @@ class StepRequest:
                 retry_number=data.get("retry_number"),
                 partition_key=data.get("partition_key"),
                 logical_date=data.get("logical_date"),
+                dagster_home=data.get("dagster_home"),
+                run_tags=_json_object(data.get("run_tags") or {}, "run_tags"),
+                run_end=data.get("run_end"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc

@@ -65,6 +65,13 @@ class DagsterOperator(BaseOperator):
         upstream task returns (``.expand(mapping_key=upstream.output)``).
     :param mapping_keys_of: for a step with a dynamic output that later steps are mapped over:
         that output's name; the task then returns its mapping keys (never data) as its XCom.
+    :param dagster_home: the team's Dagster home, as the step sees it (its dagster.yaml names the
+        instance): the DAG run is then one Dagster run there (docs/dagster-instance.md). None:
+        each step runs against an ephemeral instance.
+    :param dagster_ui_url: the team's Dagster UI (``https://dagster.example.com``): with
+        ``dagster_home``, the task's "Dagster run" link and step tab open the run there.
+    :param ends_dagster_run: the DAG's end task (a teardown after every step): it runs no step,
+        it ends the Dagster run in ``dagster_home`` as the DAG run ended.
 
     :param dagster_retries_only: retry the task only when Dagster retries the step (its
         RetryPolicy, a RetryRequested): any other failure fails it at once, and a try after a
@@ -103,6 +110,9 @@ class DagsterOperator(BaseOperator):
         mapping_key: Any = None,
         mapping_keys_of: str | None = None,
         dagster_retries_only: bool = False,
+        dagster_home: str | None = None,
+        dagster_ui_url: str | None = None,
+        ends_dagster_run: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("retry_policy") is None:  # a mapped task's partial() passes None
@@ -153,6 +163,9 @@ class DagsterOperator(BaseOperator):
         self.environment_source = copy.deepcopy(self.environment)
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
+        self.dagster_home = dagster_home
+        self.dagster_ui_url = dagster_ui_url
+        self.ends_dagster_run = ends_dagster_run
 
     def _dag_default(self, name: str) -> Any:
         return self.dag.default_args.get(name) if self.has_dag() else None
@@ -208,10 +221,18 @@ class DagsterOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
         from dagster_airflow.distribution import retired_package_problem
-        from dagster_airflow.model import CodeLocation, StepRequest, TaskRef, dagster_run_id
+        from dagster_airflow.model import (
+            SKIPPED,
+            CodeLocation,
+            StepRequest,
+            TaskRef,
+            dagster_run_id,
+        )
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task import context as task_context
+        from dagster_airflow.task.lineage import StepLineage
         from dagster_airflow.task.outcome import raise_for, retry_number
+        from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
 
         if retired_package_problem():
             self.log.warning("%s", retired_package_problem())
@@ -243,6 +264,7 @@ class DagsterOperator(BaseOperator):
                 retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
                 partition_key=conf.get(PARTITION_KEY),
                 logical_date=logical_date.isoformat() if logical_date else None,
+                **self._instance_fields(ti),
             )
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
@@ -257,6 +279,9 @@ class DagsterOperator(BaseOperator):
         # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
         task_context.mask_templated(self.runner, self.runner_source)
         task_context.mask_templated(self.environment, self.environment_source)
+        if request.dagster_home and self.dagster_ui_url:  # the run in the team's Dagster UI
+            ui_url = self.dagster_ui_url.rstrip("/")
+            task_context.push_dagster_run_url(f"{ui_url}/runs/{request.run_id}")
         secret_env = resolved.storage.credentials_env(task_context.connection)
         run_context = task_context.for_task(self.log, resolved.storage, secret_env, job_env)
         self.log.info(
@@ -269,12 +294,38 @@ class DagsterOperator(BaseOperator):
             resolved.storage_spec.name,
         )
         result = self._step_runner.run(request, run_context)
+        self._lineage = StepLineage.from_events(
+            request.job_name, request.step_key, request.run_id, result.events
+        )
+        if self.dagster_home and result.status == SKIPPED:  # for the end task's judgement
+            ti.xcom_push(key=SKIPPED_XCOM_KEY, value=True)
         raise_for(result, request.step_key, ti, self.log)
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:
             # What the mapped tasks downstream expand over, in the order the op yielded them.
             return result.mapping_keys.get(self.mapping_keys_of, [])
         return dict(result.outputs)
+
+    def _instance_fields(self, ti: Any) -> dict[str, Any]:
+        """The request's fields for the team's Dagster instance (none without dagster_home):
+        the home, the run's tags, and for the end task how the DAG run ended."""
+        from dagster_airflow.task.run_end import dag_run_end, plan_fingerprint_tags
+
+        if self.ends_dagster_run and not self.dagster_home:
+            raise ConfigurationError(
+                f"task {self.task_id!r} ends the DAG run's Dagster run, but the DAG sets no "
+                "dagster_home; set it in DEFAULT_ARGS, or remove the task."
+            )
+        if not self.dagster_home:
+            return {}
+        fields: dict[str, Any] = {
+            "dagster_home": self.dagster_home,
+            "run_tags": plan_fingerprint_tags(self.dag.doc_md if self.has_dag() else None),
+        }
+        if self.ends_dagster_run:
+            fields["run_end"] = dag_run_end(ti)
+            self.log.info("The DAG run ended: %s; so ends its Dagster run.", fields["run_end"])
+        return fields
 
     def _record_asset_events(self, context: Context, events) -> None:
         """Give each Asset outlet's event (Airflow emits it as the task succeeds) the partition,
@@ -287,6 +338,19 @@ class DagsterOperator(BaseOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset) and outlet.name in extras:
                 context["outlet_events"][outlet].extra = extras[outlet.name]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's lineage for Airflow's OpenLineage provider: what it read and wrote, and
+        the Dagster job and op (dagster_airflow.task.lineage); None before a step ran."""
+        lineage = getattr(self, "_lineage", None)
+        if lineage is None:
+            return None
+        from dagster_airflow.task.lineage import operator_lineage
+
+        return operator_lineage(lineage)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def on_kill(self) -> None:
         # Nothing to stop when Airflow kills the task before execute() started a step.

@@ -50,12 +50,15 @@ class DagsterWebserver:
         python: str = sys.executable,
         env: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
+        dagster_yaml: str = DAGSTER_YAML,
     ) -> None:
         self.home = Path(home)
         self.target = list(target)
         self.python = python
         self.env = env or {}
         self.startup_timeout = startup_timeout
+        # The instance's settings: a team's (PostgreSQL) instance, or the default's.
+        self.dagster_yaml = dagster_yaml
         self.port = 0
         self.process: subprocess.Popen | None = None
         self.log_path = self.home / "webserver.log"
@@ -66,7 +69,7 @@ class DagsterWebserver:
 
     def start(self) -> DagsterWebserver:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "dagster.yaml").write_text(DAGSTER_YAML)
+        (self.home / "dagster.yaml").write_text(self.dagster_yaml)
         self.port = free_port()
         command = [
             str(Path(self.python).parent / "dagster-webserver"),

@@ -148,6 +148,7 @@ DEPLOYMENT_FILES = (
     "tests/e2e/test_rest_scheduling.py",
     "tests/ui/test_step_view_auth.py",
     "tests/ui/test_ui_browser.py",
+    "tests/e2e/test_dagster_instance_deployment.py",
 )
 LONG_FILES = (
     *DEPLOYMENT_FILES,  # one unit of work: see pytest_xdist_make_scheduler
@@ -169,6 +170,7 @@ LONG_FILES = (
     "tests/worker/test_asset_partitions.py",
     "tests/e2e/test_sensor_dags.py",
     "tests/scaffold/test_scaffold_all.py",
+    "tests/e2e/test_dagster_instance.py",
 )
 
 

@@ -114,6 +114,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "instead of on the partitions' schedule",
     )
     scaffold.add_argument(
+        "--dagster-home",
+        metavar="PATH",
+        help="the team's Dagster home, as each step sees it: each DAG run is one Dagster run in "
+        "the instance its dagster.yaml names (default: an ephemeral instance per step)",
+    )
+    scaffold.add_argument(
+        "--dagster-ui-url",
+        metavar="URL",
+        help="with --dagster-home: the team's Dagster UI, where the tasks' links open the run",
+    )
+    scaffold.add_argument(
         "--install",
         action="store_true",
         help="write {dag_id}.py into the dags folder instead of printing it",
@@ -217,6 +228,8 @@ def _scaffolded_dag(
         queue=args.queue,
         step_queues=step_queues,
         environment=dag_environment(graph.environment, environment_flags(args.env), runner.name),
+        dagster_home=args.dagster_home,
+        dagster_ui_url=args.dagster_ui_url,
     )
     return {"text": text, "steps": len(graph.steps), "sensors": _job_sensors(location, job_name)}
 

@@ -362,7 +362,29 @@ def _steps_table(graph: StepGraph) -> str:
     return "\n".join(["| Step (task) | Op |", "| --- | --- |", *rows])
 
 
-def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: StorageSpec) -> str:
+def _instance_text(dagster_home: str | None, dagster_ui_url: str | None) -> str:
+    """Which Dagster instance the steps run against, for the DAG's docs."""
+    if dagster_home is None:
+        return (
+            "Each step runs against an ephemeral Dagster instance: the team's Dagster sees "
+            "nothing of these runs (scaffold with `--dagster-home` to show them there).\n\n"
+        )
+    shown = f" and shown at {_cell(dagster_ui_url)}" if dagster_ui_url else ""
+    return (
+        f"Each DAG run is one Dagster run in the instance of the Dagster home "
+        f"`{_cell(dagster_home)}` (its dagster.yaml){shown}: its steps' events, materializations "
+        f"and checks land there, and the task `{END_TASK_ID}` ends the run as the DAG run "
+        "ends.\n\n"
+    )
+
+
+def _doc_md(
+    graph: StepGraph,
+    command: str,
+    runner: RunnerSpec,
+    storage: StorageSpec,
+    instance: str = "",
+) -> str:
     """The DAG's doc_md: the job's description, its ops, where each step runs and where its
     outputs go (as scaffolded: DEFAULT_ARGS, which a task's own argument overrides), how to
     regenerate the file, the plan's fingerprint (a changed job makes a new DAG version)."""
@@ -371,7 +393,7 @@ def _doc_md(graph: StepGraph, command: str, runner: RunnerSpec, storage: Storage
         f"Each step runs with runner {_runner_text(runner)}; its outputs go to "
         f"{_outputs_text(storage)}, where `{{step}}` is the step key (for a mapped step: "
         "`op[{mapping key}]`).\n\n"
-        f"{_steps_table(graph)}\n\n"
+        f"{instance}{_steps_table(graph)}\n\n"
         "Each task's page has a *Dagster step* tab: its events, outputs and error.\n\n"
         f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
         f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
@@ -420,6 +442,8 @@ def render_dag(
     queue: str | None = None,
     step_queues: Mapping[str, str] | None = None,
     environment: Mapping[str, str | None] | None = None,
+    dagster_home: str | None = None,
+    dagster_ui_url: str | None = None,
 ) -> str:
     """The DAG file's text. ``queue`` is every task's executor queue (in DEFAULT_ARGS);
     ``step_queues`` (step key or task id -> queue) overrides it for some tasks;
@@ -453,7 +477,9 @@ def render_dag(
         check_writable(value, what)
     _check_unique_task_ids(graph)
     schema = compact_schema(graph.config_schema)  # the file's and the check's, made once
-    doc = _doc_md(graph, command, runner, storage)
+    _check_instance(graph, dagster_home, dagster_ui_url)
+    instance_lines = _instance_lines(dagster_home, dagster_ui_url)
+    doc = _doc_md(graph, command, runner, storage, _instance_text(dagster_home, dagster_ui_url))
     docstring = _docstring(graph.job_name)
     text = (
         f'''"""{docstring}"""
@@ -485,7 +511,7 @@ RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
     # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
     "retries": {RETRY_REQUESTS},
     "dagster_retries_only": True,
-{environment_line}{queue_line}    "owner": "airflow",
+{environment_line}{queue_line}{instance_lines}    "owner": "airflow",
 }}
 
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
@@ -507,7 +533,7 @@ with DAG(
 {tasks}
 
 {edges}
-
+{_end_task(dagster_home)}
 # The trigger form, given to the DAG once its tasks are made: Airflow copies a DAG's params into
 # each task made after them, and would then store and serve the whole schema once per task.
 dag.params = PARAMS
@@ -524,9 +550,77 @@ dag.params = PARAMS
         expected[("DEFAULT_ARGS", "queue")] = queue
     if environment:
         expected[("ENVIRONMENT",)] = expected[("DEFAULT_ARGS", "environment")] = environment
+    if dagster_home is not None:
+        expected[("DEFAULT_ARGS", "dagster_home")] = dagster_home
+    if dagster_ui_url is not None:
+        expected[("DEFAULT_ARGS", "dagster_ui_url")] = dagster_ui_url
     task_ids = {task_id_for(s.key): s.key for s in graph.steps}
     check_dag_text(text, graph.job_name, expected, task_ids, docstring)
     return text
+
+
+# The DAG's end task with --dagster-home: it ends the DAG run's Dagster run.
+END_TASK_ID = "dagster_run_end"
+
+
+def _instance_lines(dagster_home: str | None, dagster_ui_url: str | None) -> str:
+    """DEFAULT_ARGS' lines of the team's Dagster instance (none without --dagster-home)."""
+    if dagster_home is None:
+        return ""
+    lines = (
+        "    # The team's Dagster instance: the Dagster home, as each step sees it, whose\n"
+        "    # dagster.yaml names it. Each DAG run is one Dagster run there; without this line\n"
+        "    # each step runs against an ephemeral instance (docs/dagster-instance.md).\n"
+        f'    "dagster_home": {_literal(dagster_home)},\n'
+    )
+    if dagster_ui_url is not None:
+        lines += (
+            "    # The team's Dagster UI: the tasks' links and step tabs open the run there.\n"
+            f'    "dagster_ui_url": {_literal(dagster_ui_url)},\n'
+        )
+    return lines
+
+
+def _end_task(dagster_home: str | None) -> str:
+    """The task that ends the Dagster run: a teardown after every other task, so it runs
+    whatever their states (a DAG run marked failed too) and does not count in the DAG run's."""
+    if dagster_home is None:
+        return ""
+    return (
+        "\n    # Ends the DAG run's Dagster run (SUCCESS, FAILURE, CANCELED) once every task is\n"
+        "    # done.\n"
+        "    ends = [task for task in dag.tasks if not task.downstream_task_ids]\n"
+        + _call(
+            "    ends >> ",
+            "DagsterOperator",
+            [f"task_id={_literal(END_TASK_ID)}", "ends_dagster_run=True"],
+            ".as_teardown()",
+        )
+        + "\n"
+    )
+
+
+def _check_instance(graph: StepGraph, dagster_home: str | None, dagster_ui_url: str | None) -> None:
+    if dagster_ui_url is not None and not re.fullmatch(r"https?://\S+", dagster_ui_url):
+        raise ConfigurationError(
+            f"--dagster-ui-url {dagster_ui_url!r} is not an http(s) URL; give the address of "
+            "the team's Dagster UI, such as https://dagster.example.com."
+        )
+    if dagster_ui_url is not None and dagster_home is None:
+        raise ConfigurationError(
+            f"--dagster-ui-url {dagster_ui_url!r} needs --dagster-home: without the team's "
+            "instance no run reaches that UI; give both, or leave the URL out."
+        )
+    if dagster_home is not None and not PurePosixPath(dagster_home).is_absolute():
+        raise ConfigurationError(
+            f"--dagster-home {dagster_home!r} is not an absolute path; give the Dagster home "
+            "folder as each step sees it, such as /opt/dagster/home."
+        )
+    if dagster_home is not None and END_TASK_ID in {task_id_for(s.key) for s in graph.steps}:
+        raise ConfigurationError(
+            f"job {graph.job_name!r} has a step {END_TASK_ID!r}, the task id that ends the "
+            "Dagster run with --dagster-home; rename its op."
+        )
 
 
 def _docstring(job_name: str) -> str:

@@ -293,7 +293,7 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     from dagster_airflow.job.code_location import load_job, resolve
     from dagster_airflow.job.compile import validation_error
     from dagster_airflow.worker.event_details import event_details
-    from dagster_airflow.worker.execute import without_fallback_console_logger
+    from dagster_airflow.worker.instance import without_fallback_console_logger
     from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager
 
     job = load_job(resolve(location, job_name), job_name)

@@ -8,7 +8,6 @@ to the step's outputs at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import attrs
@@ -155,27 +154,6 @@ def previous_retry_attempts(request: StepRequest) -> dict[str, int]:
     return {request.step_key: request.previous_attempts}
 
 
-@contextlib.contextmanager
-def without_fallback_console_logger() -> Iterator[None]:
-    """Dagster's console logger silenced, the user's run config untouched.
-
-    The worker prints every event itself, as a JSON line the runner renders readably; the console
-    logger would print each one a second time. When a run config names no loggers, Dagster falls
-    back to a colored console logger that no job definition replaces (`default_system_loggers`
-    in context creation), and adding a `loggers` entry to the run config breaks jobs with a
-    ConfigMapping or a partitioned config. So the fallback makes no logger in this process; a
-    run config that names loggers still gets them.
-    """
-    from dagster._core.execution import context_creation_job
-
-    fallback = context_creation_job.default_system_loggers
-    context_creation_job.default_system_loggers = lambda instance: []
-    try:
-        yield
-    finally:
-        context_creation_job.default_system_loggers = fallback
-
-
 class StepWorker:
     """Executes exactly one step of a job, as a request describes it."""
 
@@ -235,13 +213,17 @@ class StepWorker:
         return self.has_retry_policy or failure.error.class_name in _RETRY_REQUESTED
 
     def _execute(self) -> None:
-        from dagster import DagsterInstance
         from dagster._core.definitions.job_base import InMemoryJob
         from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
         from dagster._core.execution.retries import RetryMode
 
         from dagster_airflow.job.code_location import load_job
         from dagster_airflow.job.compile import validation_error
+        from dagster_airflow.worker.instance import (
+            record_skip,
+            step_run,
+            without_fallback_console_logger,
+        )
         from dagster_airflow.worker.io_manager import (
             IntermediateIOManager,
             intermediate_io_manager,
@@ -270,33 +252,31 @@ class StepWorker:
             where = "the DAG's run_config or the DAG run's conf"
             raise stale or validation_error(exc, request.job_name, where) from None
         plan = self._plan_step(job, in_memory_job, run_config, full_plan)
-        if plan is None:
+        if plan is None:  # skipped: the team's Dagster (when there is one) sees the skip too
+            record_skip(request, job, full_plan, run_config, partition_tags, self.printer)
             return
         step = plan.get_step_by_key(request.step_key)
         self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
 
-        instance = DagsterInstance.ephemeral()
-        instance.add_event_listener(request.run_id, self._on_entry)
-        dagster_run = instance.create_run_for_job(
-            job_def=job,
-            execution_plan=plan,
-            run_id=request.run_id,
-            run_config=run_config,
-            tags=self._tags() | partition_tags,
-        )
-        # DEFERRED, as Dagster's own step workers run: a failure with retries left ends the
-        # step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's next try);
-        # ENABLED would retry it here, within one Airflow try.
-        with without_fallback_console_logger():
-            for _ in execute_plan_iterator(
-                plan,
-                in_memory_job,
-                dagster_run,
-                instance,
-                retry_mode=RetryMode.DEFERRED,
-                run_config=run_config,
-            ):
-                pass
+        # The step's own ephemeral run, or the DAG run's in the team's instance (instance.py).
+        with step_run(request, job, full_plan, plan, run_config, partition_tags) as (
+            instance,
+            run,
+        ):
+            instance.add_event_listener(request.run_id, self._on_entry)
+            # DEFERRED, as Dagster's own step workers run: a failure with retries left ends
+            # the step in STEP_UP_FOR_RETRY and the next attempt is someone else's (Airflow's
+            # next try); ENABLED would retry it here, within one Airflow try.
+            with without_fallback_console_logger():
+                for _ in execute_plan_iterator(
+                    plan,
+                    in_memory_job,
+                    run,
+                    instance,
+                    retry_mode=RetryMode.DEFERRED,
+                    run_config=run_config,
+                ):
+                    pass
 
     def _plan_step(self, job, in_memory_job, run_config, full_plan):
         """The plan of the one step, with the run's known state as Dagster's own executor would
@@ -354,17 +334,6 @@ class StepWorker:
         request = self.request
         key = partition_for_run(job, request.partition_key, request.logical_date)
         return run_for_partition(job, key, request.run_config)
-
-    def _tags(self) -> dict[str, str]:
-        tags = {"dagster-airflow/attempt": str(self.request.attempt)}
-        if self.request.task:
-            task = self.request.task
-            tags |= {
-                "dagster-airflow/dag_id": task.dag_id,
-                "dagster-airflow/task_id": task.task_id,
-                "dagster-airflow/airflow_run_id": task.run_id,
-            }
-        return tags
 
     def _on_entry(self, entry) -> None:
         event = entry.dagster_event
@@ -525,6 +494,8 @@ def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
     except DagsterAirflowError as exc:
         out.write(redactor.text(f"dagster-airflow execute-step: {exc}") + "\n")
         return EXIT_BAD_REQUEST
+    if request.run_end:
+        return _end_run(request, out, redactor)
     try:
         storage = get_plugins().storage(request.storage.name).create(request.storage.options)
     except DagsterAirflowError as exc:
@@ -532,3 +503,18 @@ def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
         printer.fail(exc, str(exc))
         return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
     return StepWorker(request, storage, out, redactor).run()
+
+
+def _end_run(request: StepRequest, out: TextIO, redactor: Redactor) -> int:
+    """The DAG's end task: no step; the shared Dagster run ends (worker/instance.py)."""
+    from dagster_airflow.worker.instance import end_run
+
+    printer = EventPrinter(out, request.step_key, request.attempt, redactor)
+    try:
+        message = end_run(request)
+    except Exception as exc:
+        printer.fail(exc, f"could not end the Dagster run {request.run_id}: {exc}")
+        return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
+    for kind in ("ENGINE_EVENT", "STEP_SUCCESS"):
+        printer.emit(StepEvent(kind, message, step_key=request.step_key, timestamp=time.time()))
+    return EXIT_SUCCESS

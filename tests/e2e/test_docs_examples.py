@@ -25,7 +25,14 @@ def console_commands(name: str) -> list[str]:
 
 SCAFFOLD_COMMANDS = [
     (name, command)
-    for name in ("quickstart.md", "scaffold.md", "scheduling.md", "deployment.md", "project.md")
+    for name in (
+        "quickstart.md",
+        "scaffold.md",
+        "scheduling.md",
+        "deployment.md",
+        "dagster-instance.md",
+        "project.md",
+    )
     for command in console_commands(name)
     if command.startswith("dagster-airflow scaffold")
 ]
