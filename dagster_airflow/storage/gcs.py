@@ -27,7 +27,7 @@ import attrs
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
-from dagster_airflow.options import OptionFields, check_prefix
+from dagster_airflow.options import Configured, OptionFields, check_prefix
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -84,8 +84,8 @@ class GCSOptions:
         check_prefix(_field, self.prefix)
 
 
-class GCSStorage(IntermediateStorage):
-    """Outputs in a Google Cloud Storage bucket.
+class GCSStorage(Configured, IntermediateStorage):
+    """Outputs in a Google Cloud Storage bucket. Its options (GCSOptions):
 
     :param bucket: the bucket (it must exist).
     :param prefix: the object name prefix of every run's outputs.
@@ -94,19 +94,10 @@ class GCSStorage(IntermediateStorage):
     """
 
     name = "gcs"
+    options_class = GCSOptions
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = DEFAULT_PREFIX,
-        project: str | None = None,
-        gcp_conn_id: str = DEFAULT_CONN_ID,
-    ) -> None:
-        o = GCSOptions(bucket, prefix, project, gcp_conn_id)
-        self.bucket = o.bucket
-        self.prefix = (o.prefix or "").strip("/")
-        self.project = o.project
-        self.gcp_conn_id = o.gcp_conn_id
+    def configure(self) -> None:
+        self.prefix = (self.options.prefix or "").strip("/")
         self.chunk_size = CHUNK_SIZE
         self._client = None
 

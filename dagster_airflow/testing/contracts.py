@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import logging
+import os
 import pickle
 import threading
 import time
@@ -38,12 +40,22 @@ from dagster_airflow.model import (
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog
 
+MIB = 1024 * 1024
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
 SLOW_OP_SLEEPING = "slow op sleeping for"  # what contract_job.py's slow op logs before it sleeps
 
 
 class StorageContract:
-    """What an IntermediateStorage must do. Provide a ``storage`` fixture (a fresh prefix)."""
+    """What an IntermediateStorage must do. Provide a ``storage`` fixture (a fresh prefix).
+
+    A storage that streams (its own ``open_write`` and ``open_read``, as the built-in ones)
+    sets ``holds_at_most`` to the bytes of an object it holds in memory at once, whatever the
+    object's size; the contract then checks it on an object larger than that. None (the
+    default, for a storage made of ``put_bytes`` / ``get_bytes``, which holds objects whole):
+    not checked.
+    """
+
+    holds_at_most: int | None = None
 
     @pytest.fixture
     def run_id(self) -> str:
@@ -170,6 +182,73 @@ class StorageContract:
         storage.put_bytes(key, b"")
         assert storage.exists(key)
         assert storage.get_bytes(key) == b""
+
+    # -- the streams: what the worker pickles outputs into and unpickles inputs from ------------
+
+    def test_the_streams_and_the_bytes_methods_see_the_same_objects(self, storage, run_id):
+        data = os.urandom(3 * MIB + 17)
+        by_bytes, by_stream = storage.key(run_id, "a", "result"), storage.key(run_id, "b", "result")
+        storage.put_bytes(by_bytes, data)
+        with storage.open_read(by_bytes) as stream:
+            assert _read_in_pieces(stream, 65_537) == data
+        with storage.open_write(by_stream) as stream:
+            for start in range(0, len(data), 100_003):
+                stream.write(data[start : start + 100_003])
+        assert storage.get_bytes(by_stream) == data
+        assert storage.stat(by_stream).size == len(data)
+
+    def test_a_large_value_is_pickled_into_a_stream_and_unpickled_from_one(self, storage, run_id):
+        # Larger than a part or chunk of any built-in storage (S3 and GCS: 8 MiB): the pickle's
+        # one large write and the unpickler's one large read go through in pieces.
+        value = {"payload": os.urandom(17 * MIB + 5), "small": [1, "two"]}
+        key = storage.key(run_id, "step", "result")
+        with storage.open_write(key) as stream:
+            pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        with storage.open_read(key) as stream:
+            assert pickle.load(stream) == value
+
+    def test_a_key_that_could_leave_the_storage_is_refused_by_the_streams(self, storage):
+        for open_stream in (storage.open_write, storage.open_read):
+            with (
+                pytest.raises(ConfigurationError, match="storage key"),
+                open_stream("../escaped_run/step/result"),
+            ):
+                pass
+
+    def test_a_stream_holds_a_bounded_part_of_an_object(self, storage, run_id):
+        if self.holds_at_most is None:
+            pytest.skip("holds_at_most is not set: the storage may hold objects whole")
+        import tracemalloc
+
+        size = 2 * self.holds_at_most + 16 * MIB
+        value = os.urandom(MIB) * (size // MIB)
+        key = storage.key(run_id, "step", "result")
+        storage.exists(key)  # the client is made before measuring
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            with storage.open_write(key) as stream:
+                pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+            written = tracemalloc.get_traced_memory()[1] - base
+            digest = hashlib.sha256(value).digest()
+            del value
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            with storage.open_read(key) as stream:
+                loaded = pickle.load(stream)
+            read = tracemalloc.get_traced_memory()[1] - base - len(loaded)  # less the value
+        finally:
+            tracemalloc.stop()
+        assert hashlib.sha256(loaded).digest() == digest
+        assert written <= self.holds_at_most, f"held {written / MIB:.0f} MiB writing"
+        assert read <= self.holds_at_most, f"held {read / MIB:.0f} MiB reading"
+
+
+def _read_in_pieces(stream, size: int) -> bytes:
+    pieces = []
+    while piece := stream.read(size):
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 class RunnerContract:
