@@ -2,6 +2,7 @@
 from the base class and passes the same contract; one with neither pair is refused at once."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -59,5 +60,10 @@ def test_a_storage_with_neither_streams_nor_bytes_methods_is_refused():
         def list(self, prefix):
             return iter(())
 
-    with pytest.raises(TypeError, match="Incomplete without open_write or put_bytes"):
+    with pytest.raises(TypeError) as raised:
         Incomplete()
+    assert str(raised.value) == (
+        "Can't instantiate storage class Incomplete without open_write or put_bytes"
+    )
+    troubleshooting = Path(__file__).parents[2] / "docs" / "troubleshooting.md"
+    assert "without open_write or put_bytes" in troubleshooting.read_text()
