@@ -16,7 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import print_table
 
-MODULES = ("dag_files", "step_overhead", "step_server", "fan_out", "end_to_end", "storage")
+MODULES = (
+    "dag_files",
+    "step_overhead",
+    "step_server",
+    "fan_out",
+    "end_to_end",
+    "storage",
+    "memory",
+)
 
 
 def load_average() -> str:

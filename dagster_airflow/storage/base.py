@@ -1,5 +1,11 @@
 """The IntermediateStorage interface: streams of bytes by key, committed atomically.
 
+A storage implements either pair: the streams (``open_write`` / ``open_read``), through which
+the worker pickles an output straight into the storage and unpickles an input straight out of
+it, so that no copy of a whole object is made; or the bytes methods (``put_bytes`` /
+``get_bytes``), over which the base makes the streams, holding each object whole in memory.
+Each pair has a default over the other, so a storage written against either keeps working.
+
 A storage is used on both sides: the worker writes and reads outputs through it (Dagster side),
 and the operator asks it, at execute time, which credentials its worker needs (Airflow side). So
 it imports neither Dagster nor Airflow, and its SDK only inside the methods that need it.
@@ -8,9 +14,10 @@ it imports neither Dagster nor Airflow, and its SDK only inside the methods that
 from __future__ import annotations
 
 import functools
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote
@@ -58,7 +65,18 @@ class ObjectStat:
 
 # The methods handed a key. Every storage refuses a key that could leave it (keys.check_key):
 # the base class wraps each subclass's own implementation, so no storage can forget to.
-_KEYED_METHODS = ("uri", "open_write", "open_read", "exists", "browse_url")
+_KEYED_METHODS = (
+    "uri",
+    "open_write",
+    "open_read",
+    "put_bytes",
+    "get_bytes",
+    "exists",
+    "browse_url",
+)
+# Each stream method and the bytes method it may be made from instead (and the other way round).
+_PAIRS = (("open_write", "put_bytes"), ("open_read", "get_bytes"))
+STAT_CHUNK = 1024 * 1024
 
 
 def _refusing_unsafe_keys(method: Callable) -> Callable:
@@ -85,9 +103,12 @@ def _refusing_unsafe_prefixes(method: Callable) -> Callable:
 class IntermediateStorage(ABC):
     """Where outputs live, under ``{prefix}/{run_id}/{step_key}/{output_name}``.
 
-    Subclasses take their options as keyword arguments of ``__init__`` and set ``name``. Each
-    method that takes a key refuses one with a '..' or absolute part or a control character
-    before the subclass's code runs (ConfigurationError), so a key never leaves the storage.
+    Subclasses set ``name`` and take their options either as keyword arguments of
+    ``__init__`` or, declared once, as an attrs class (dagster_airflow.options.Configured, as
+    the built-in storages do). Each implements ``open_write`` and ``open_read`` (streaming), or
+    ``put_bytes`` and ``get_bytes`` (whole objects). Each method that takes a key refuses one
+    with a '..' or absolute part or a control character before the subclass's code runs
+    (ConfigurationError), so a key never leaves the storage.
     """
 
     name: ClassVar[str]
@@ -101,6 +122,17 @@ class IntermediateStorage(ABC):
                 setattr(cls, method, _refusing_unsafe_keys(cls.__dict__[method]))
         if "list" in cls.__dict__:
             cls.list = _refusing_unsafe_prefixes(cls.__dict__["list"])
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> IntermediateStorage:
+        # Each stream method and its bytes method default to each other: one of each pair must
+        # be the storage's own, or the first write would recurse.
+        for stream, whole in _PAIRS:
+            base = IntermediateStorage.__dict__
+            if getattr(cls, stream) is base[stream] and getattr(cls, whole) is base[whole]:
+                raise TypeError(
+                    f"Can't instantiate storage class {cls.__name__} without {stream} or {whole}"
+                )
+        return super().__new__(cls)
 
     @classmethod
     def scaffold_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -119,17 +151,27 @@ class IntermediateStorage(ABC):
     def uri(self, key: str) -> str:
         """Where a user finds the object: a path or a URL such as s3://bucket/prefix/key."""
 
-    @abstractmethod
-    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+    @_refusing_unsafe_keys
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
         """A writable stream; the object appears whole when the block exits without error.
 
         A reader never sees a partial object: on error (or a killed writer) nothing is committed,
-        and a second write of the same key replaces the first whole.
+        and a second write of the same key replaces the first whole. The worker pickles each
+        output straight into it. Default: a buffer that ``put_bytes`` stores at the end (the
+        whole object in memory: a storage that can, streams instead).
         """
+        buffer = io.BytesIO()
+        yield buffer
+        self.put_bytes(key, buffer.getvalue())
 
-    @abstractmethod
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """A readable stream; raises OutputNotFoundError naming the URI when there is none."""
+    @_refusing_unsafe_keys
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        """A readable stream; raises OutputNotFoundError naming the URI when there is none. The
+        worker unpickles each input straight from it. Default: the object ``get_bytes`` reads,
+        whole."""
+        yield io.BytesIO(self.get_bytes(key))
 
     @abstractmethod
     def exists(self, key: str) -> bool:
@@ -141,10 +183,15 @@ class IntermediateStorage(ABC):
 
     def stat(self, key: str) -> ObjectStat:
         """The object's size and time of writing; raises OutputNotFoundError naming the URI when
-        there is none. Backends answer from metadata; this fallback reads the object."""
+        there is none. Backends answer from metadata; this fallback reads the object through,
+        a chunk at a time."""
         import time
 
-        return ObjectStat(size=len(self.get_bytes(key)), modified=time.time())
+        size = 0
+        with self.open_read(key) as stream:
+            while chunk := stream.read(STAT_CHUNK):
+                size += len(chunk)
+        return ObjectStat(size=size, modified=time.time())
 
     def browse_url(self, key: str, folder: bool = False) -> str:
         """Where a person looks at an object (or, with ``folder``, a key prefix) in a browser:
@@ -177,9 +224,13 @@ class IntermediateStorage(ABC):
         return os.environ.get(name)
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a whole object under the key (committed as ``open_write`` commits). Default:
+        through ``open_write``."""
         with self.open_write(key) as stream:
             stream.write(data)
 
     def get_bytes(self, key: str) -> bytes:
+        """A whole object; raises OutputNotFoundError naming the URI when there is none.
+        Default: through ``open_read``."""
         with self.open_read(key) as stream:
             return stream.read()

@@ -14,7 +14,7 @@ import attrs
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.files import trusted_folder, write_whole
 from dagster_airflow.keys import check_key
-from dagster_airflow.options import OptionFields
+from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import IntermediateStorage, ObjectStat
 
@@ -53,12 +53,15 @@ def _unusable(base_dir: Path) -> str | None:
     return None
 
 
-class FilesystemStorage(IntermediateStorage):
-    name = "filesystem"
+class FilesystemStorage(Configured, IntermediateStorage):
+    """Outputs in a folder of this user's (FilesystemOptions: ``base_dir``, default
+    ``$TMPDIR/dagster-airflow-UID``)."""
 
-    def __init__(self, base_dir: str | None = None) -> None:
-        options = FilesystemOptions(base_dir)
-        self.base_dir = Path(options.base_dir or default_base_dir()).expanduser().absolute()
+    name = "filesystem"
+    options_class = FilesystemOptions
+
+    def configure(self) -> None:
+        self.base_dir = Path(self.options.base_dir or default_base_dir()).expanduser().absolute()
         self._trusted = False
 
     @classmethod

@@ -6,11 +6,14 @@ connection, the worker uses application default credentials. ``STORAGE_EMULATOR_
 worker's environment points the client at an emulator, without credentials.
 
 Writes go through a resumable upload: the object exists only once the last chunk is sent, and a
-writer that fails cancels the upload, so nothing partial is ever visible.
+writer that fails cancels the upload, so nothing partial is ever visible. Both ways the client
+is handed at most a chunk at a time (its writer would copy a large write whole into its buffer,
+and its reader download a large read whole), so a step holds about two chunks of an object.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -24,7 +27,7 @@ import attrs
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
-from dagster_airflow.options import OptionFields, check_prefix
+from dagster_airflow.options import Configured, OptionFields, check_prefix
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -81,8 +84,8 @@ class GCSOptions:
         check_prefix(_field, self.prefix)
 
 
-class GCSStorage(IntermediateStorage):
-    """Outputs in a Google Cloud Storage bucket.
+class GCSStorage(Configured, IntermediateStorage):
+    """Outputs in a Google Cloud Storage bucket. Its options (GCSOptions):
 
     :param bucket: the bucket (it must exist).
     :param prefix: the object name prefix of every run's outputs.
@@ -91,19 +94,10 @@ class GCSStorage(IntermediateStorage):
     """
 
     name = "gcs"
+    options_class = GCSOptions
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = DEFAULT_PREFIX,
-        project: str | None = None,
-        gcp_conn_id: str = DEFAULT_CONN_ID,
-    ) -> None:
-        o = GCSOptions(bucket, prefix, project, gcp_conn_id)
-        self.bucket = o.bucket
-        self.prefix = (o.prefix or "").strip("/")
-        self.project = o.project
-        self.gcp_conn_id = o.gcp_conn_id
+    def configure(self) -> None:
+        self.prefix = (self.options.prefix or "").strip("/")
         self.chunk_size = CHUNK_SIZE
         self._client = None
 
@@ -203,7 +197,7 @@ class GCSStorage(IntermediateStorage):
             self.errors(),
             blob.open("wb", chunk_size=self.chunk_size, ignore_flush=True) as stream,
         ):
-            yield stream
+            yield _ChunkedWriter(stream, self.chunk_size)
 
     def _found_blob(self, key: str):
         """The blob with its metadata loaded; OutputNotFoundError when there is none (call it
@@ -225,7 +219,9 @@ class GCSStorage(IntermediateStorage):
             blob = self._found_blob(key)
             # Pinned to the generation just found: a concurrent rewrite cannot mix two versions.
             with blob.open("rb", chunk_size=self.chunk_size) as stream:
-                yield stream
+                # Buffered over a raw stream: a large read (pickle's of a large bytes) fills the
+                # caller's buffer a chunk at a time instead of downloading and joining it whole.
+                yield io.BufferedReader(_ChunkedReader(stream, self.chunk_size), self.chunk_size)
 
     def exists(self, key: str) -> bool:
         from google.api_core.exceptions import NotFound
@@ -291,6 +287,46 @@ class GCSStorage(IntermediateStorage):
             f"bucket {self.bucket!r} ({detail.splitlines()[0] if detail else 'no detail'}); put "
             "a valid service account key file JSON in the connection's keyfile_dict extra."
         )
+
+
+class _ChunkedWriter(io.RawIOBase):
+    """Hands the client's BlobWriter at most a chunk per write: it copies each write whole into
+    its buffer before uploading, so a 300 MiB write would be held twice."""
+
+    def __init__(self, writer: BinaryIO, chunk_size: int) -> None:
+        self.writer = writer
+        self.chunk_size = chunk_size
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), self.chunk_size):
+            self.writer.write(view[start : start + self.chunk_size])
+        self.size += len(view)
+        return len(view)
+
+
+class _ChunkedReader(io.RawIOBase):
+    """A raw stream over the client's BlobReader, asking it for at most a chunk per read."""
+
+    def __init__(self, reader: BinaryIO, chunk_size: int) -> None:
+        self.reader = reader
+        self.chunk_size = chunk_size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.reader.read(min(len(buffer), self.chunk_size))
+        size = len(data)
+        buffer[:size] = data
+        return size
 
 
 def without_legacy_prefix(extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import attrs
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError, StorageError
 from dagster_airflow.keys import check_key
-from dagster_airflow.options import OptionFields, check_prefix
+from dagster_airflow.options import Configured, OptionFields, check_prefix
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.storage.base import ConnectionGetter, IntermediateStorage, ObjectStat
 
@@ -101,8 +101,8 @@ class S3Options:
         check_prefix(_field, self.prefix)
 
 
-class S3Storage(IntermediateStorage):
-    """Outputs in an S3 bucket.
+class S3Storage(Configured, IntermediateStorage):
+    """Outputs in an S3 bucket. Its options (S3Options):
 
     :param bucket: the bucket (it must exist; the connection's credentials need read, write and
         list on ``{prefix}/*``).
@@ -115,21 +115,10 @@ class S3Storage(IntermediateStorage):
     """
 
     name = "s3"
+    options_class = S3Options
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = DEFAULT_PREFIX,
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        aws_conn_id: str = DEFAULT_CONN_ID,
-    ) -> None:
-        o = S3Options(bucket, prefix, region_name, endpoint_url, aws_conn_id)
-        self.bucket = o.bucket
-        self.prefix = (o.prefix or "").strip("/")
-        self.region_name = o.region_name
-        self.endpoint_url = o.endpoint_url
-        self.aws_conn_id = o.aws_conn_id
+    def configure(self) -> None:
+        self.prefix = (self.options.prefix or "").strip("/")
         self.part_size = PART_SIZE
         self.max_concurrency = MAX_CONCURRENCY
         self._client = None

@@ -12,10 +12,7 @@ The built-in backends pass these same classes (tests/runners, tests/storage).
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import logging
-import pickle
 import threading
 import time
 import uuid
@@ -24,7 +21,6 @@ from pathlib import Path
 import attrs
 import pytest
 
-from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
 from dagster_airflow.model import (
     FAILURE,
     NEVER_STARTED,
@@ -36,6 +32,7 @@ from dagster_airflow.model import (
     TaskRef,
 )
 from dagster_airflow.testing.run_context import run_context_for, run_step
+from dagster_airflow.testing.storage_contract import StorageContract
 from dagster_airflow.testing.task_log import TaskLog
 
 CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
@@ -44,135 +41,7 @@ CONTRACT_JOB = Path(__file__).with_name("contract_job.py")
 CONTRACT_VARIABLE = "DAGSTER_AIRFLOW_CONTRACT_PASSWORD"
 SLOW_OP_SLEEPING = "slow op sleeping for"  # what contract_job.py's slow op logs before it sleeps
 
-
-class StorageContract:
-    """What an IntermediateStorage must do. Provide a ``storage`` fixture (a fresh prefix)."""
-
-    @pytest.fixture
-    def run_id(self) -> str:
-        return str(uuid.uuid4())
-
-    @pytest.mark.parametrize(
-        "value",
-        [
-            "text",
-            b"\x00bytes\xff",
-            12345678901234567890,
-            3.25,
-            None,
-            {"nested": [1, (2, 3), {"set": {4, 5}}]},
-            datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC),
-            decimal.Decimal("1.10"),
-        ],
-        ids=["str", "bytes", "int", "float", "none", "nested", "datetime", "decimal"],
-    )
-    def test_round_trip_of_python_values(self, storage, run_id, value):
-        key = storage.key(run_id, "step", "result")
-        with storage.open_write(key) as stream:
-            pickle.dump(value, stream)
-        with storage.open_read(key) as stream:
-            assert pickle.load(stream) == value
-
-    def test_layout_is_run_then_step_then_output(self, storage, run_id):
-        key = storage.key(run_id, "count_letters", "result")
-        assert key == f"{run_id}/count_letters/result"
-        storage.put_bytes(key, b"x")
-        assert storage.uri(key).endswith(f"{run_id}/count_letters/result")
-
-    def test_missing_key_raises_output_not_found_naming_the_uri(self, storage, run_id):
-        key = storage.key(run_id, "step", "missing")
-        assert not storage.exists(key)
-        with pytest.raises(OutputNotFoundError) as caught:
-            storage.get_bytes(key)
-        assert storage.uri(key) in str(caught.value)
-
-    def test_overwrite_replaces_the_whole_object(self, storage, run_id):
-        key = storage.key(run_id, "step", "result")
-        storage.put_bytes(key, b"a much longer first attempt")
-        storage.put_bytes(key, b"retry")
-        assert storage.get_bytes(key) == b"retry"
-
-    def test_a_failed_write_commits_nothing(self, storage, run_id):
-        key = storage.key(run_id, "step", "result")
-        with pytest.raises(RuntimeError), storage.open_write(key) as stream:
-            stream.write(b"half of an obj")
-            raise RuntimeError("the writer died")
-        assert not storage.exists(key)
-        assert list(storage.list(run_id)) == []
-
-    def test_a_failed_rewrite_keeps_the_previous_object(self, storage, run_id):
-        key = storage.key(run_id, "step", "result")
-        storage.put_bytes(key, b"first")
-        with pytest.raises(RuntimeError), storage.open_write(key) as stream:
-            stream.write(b"second, half")
-            raise RuntimeError("the writer died")
-        assert storage.get_bytes(key) == b"first"
-
-    def test_listing_a_runs_outputs(self, storage, run_id):
-        for step, name in [("b", "result"), ("a", "result"), ("a", "events.jsonl")]:
-            storage.put_bytes(storage.key(run_id, step, name), b"x")
-        storage.put_bytes(storage.key(str(uuid.uuid4()), "a", "result"), b"other run")
-        assert list(storage.list(run_id)) == [
-            f"{run_id}/a/events.jsonl",
-            f"{run_id}/a/result",
-            f"{run_id}/b/result",
-        ]
-        assert list(storage.list(f"{run_id}/a")) == [
-            f"{run_id}/a/events.jsonl",
-            f"{run_id}/a/result",
-        ]
-
-    def test_stat_gives_the_size_and_when_it_was_written(self, storage, run_id):
-        key = storage.key(run_id, "step", "result")
-        before = time.time()
-        storage.put_bytes(key, b"x" * 1234)
-        after = time.time()
-        stat = storage.stat(key)
-        assert stat.size == 1234
-        # Servers stamp objects to the second (S3's Last-Modified), and their clock is the
-        # machine's here: within a couple of seconds of the write.
-        assert before - 2 <= stat.modified <= after + 2
-        storage.put_bytes(key, b"")
-        assert storage.stat(key).size == 0
-
-    def test_stat_of_a_missing_key_raises_output_not_found_naming_the_uri(self, storage, run_id):
-        key = storage.key(run_id, "step", "missing")
-        with pytest.raises(OutputNotFoundError) as caught:
-            storage.stat(key)
-        assert storage.uri(key) in str(caught.value)
-
-    @pytest.mark.parametrize(
-        "key",
-        [
-            "../escaped_run/step/result",
-            "run/../../escaped/result",
-            "/absolute/step/result",
-            "run//result",
-            "run/./result",
-            "run/step/result\n",
-            "run\x00/step/result",
-            "run\\..\\result",
-            "",
-        ],
-    )
-    def test_a_key_that_could_leave_the_storage_is_refused(self, storage, key):
-        uses = [storage.uri, storage.exists, storage.get_bytes, lambda k: storage.put_bytes(k, b"")]
-        for use in uses:
-            with pytest.raises(ConfigurationError, match="storage key"):
-                use(key)
-
-    @pytest.mark.parametrize("run_id", ["../escaped_run", "..", "a\nb"])
-    def test_a_run_id_that_could_leave_the_storage_is_refused(self, storage, run_id):
-        with pytest.raises(ConfigurationError, match="storage key"):
-            storage.key(run_id, "step", "result")
-        with pytest.raises(ConfigurationError, match="storage key"):
-            storage.list(run_id)
-
-    def test_empty_object(self, storage, run_id):
-        key = storage.key(run_id, "step", "empty")
-        storage.put_bytes(key, b"")
-        assert storage.exists(key)
-        assert storage.get_bytes(key) == b""
+__all__ = ["CONTRACT_JOB", "SLOW_OP_SLEEPING", "RunnerContract", "StorageContract"]
 
 
 class RunnerContract:

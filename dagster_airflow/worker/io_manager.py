@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import pickle
 from collections.abc import Callable
+from contextlib import ExitStack
+from typing import BinaryIO
 
 import dagster as dg
 
@@ -46,17 +48,19 @@ class IntermediateIOManager(dg.IOManager):
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         mapping_key = context.mapping_key
         key = self._key(context.run_id, context.step_key, context.name, mapping_key)
-        data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
-        with self.storage.open_write(key) as stream:
-            stream.write(data)
+        keys = [key]
         if context.has_asset_key:
             # An asset is also kept by its key, for the runs of other DAGs that read it.
-            copy = self._asset_copy_key(context.asset_key, _partition(context))
-            with self.storage.open_write(copy) as stream:
-                stream.write(data)
+            keys.append(self._asset_copy_key(context.asset_key, _partition(context)))
+        # Pickled straight into the storage's writers (both at once for an asset): no copy of
+        # the whole pickle is ever made, whatever the output's size. Each object is committed
+        # when its block exits; a pickling error commits neither.
+        with ExitStack() as stack:
+            tee = _Tee([stack.enter_context(self.storage.open_write(k)) for k in keys])
+            pickle.dump(obj, tee, protocol=PICKLE_PROTOCOL)
         uri = self.storage.uri(key)
         self.written[context.name] = uri
-        self.previews[(context.name, mapping_key)] = output_preview(obj, len(data), self.redact)
+        self.previews[(context.name, mapping_key)] = output_preview(obj, tee.size, self.redact)
         context.add_output_metadata({"uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> object:
@@ -79,6 +83,21 @@ class IntermediateIOManager(dg.IOManager):
         """``assets/{asset key}/{partition}``: the latest materialization of an asset, which the
         runs of other DAGs read."""
         return self.storage.key(ASSET_COPIES, "/".join(asset_key.path), partition or UNPARTITIONED)
+
+
+class _Tee:
+    """A write-only stream that writes each piece to every stream it holds, and counts."""
+
+    def __init__(self, streams: list[BinaryIO]) -> None:
+        self.streams = streams
+        self.size = 0
+
+    def write(self, data) -> int:
+        for stream in self.streams:
+            stream.write(data)
+        size = memoryview(data).nbytes
+        self.size += size
+        return size
 
 
 def _produced_elsewhere(upstream: dg.OutputContext | None) -> bool:

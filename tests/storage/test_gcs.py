@@ -46,7 +46,9 @@ def storage(bucket, emulator_env) -> GCSStorage:
 
 
 class TestGCSStorageContract(StorageContract):
-    pass
+    # The client's writer buffers a chunk (8 MiB) beside the one it is handed; its reader
+    # downloads a chunk, which is copied into the unpickler's buffer.
+    holds_at_most = 40 * MIB
 
 
 def test_uri_and_object_layout(storage, gcs_emulator):

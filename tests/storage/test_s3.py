@@ -62,7 +62,9 @@ def storage(bucket, aws_env) -> S3Storage:
 
 
 class TestS3StorageContract(StorageContract):
-    pass
+    # Not checked here: test_a_200_mb_output_streams_with_bounded_memory measures it, in a fresh
+    # process and with an object large enough for S3's parts in flight.
+    holds_at_most = None
 
 
 def test_uri_and_object_layout(storage, moto_server):
