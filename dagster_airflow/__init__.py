@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "DagsterOperator": "dagster_airflow.operator",
+    "DagsterCronTimetable": "dagster_airflow.ui.timetable",
     "IntermediateIOManager": "dagster_airflow.worker.io_manager",
     "IntermediateStorage": "dagster_airflow.storage.base",
     "StepRunner": "dagster_airflow.runners.base",

@@ -233,6 +233,11 @@ class StepRequest:
 
     partition_key: str | None = None  # the DAG run's conf["partition"], when it names one
     logical_date: str | None = None  # ISO 8601; None for a run triggered without one
+    # Tags of the Dagster run besides the job's (a schedule's, or its tick's for this run).
+    run_tags: dict[str, str] = attrs.field(factory=dict)
+    # Set: the request is not a step's but a tick of this Dagster schedule of the job, to be
+    # evaluated at logical_date (dagster_airflow.worker.schedule_tick).
+    schedule_name: str | None = None
 
     def tags(self, separator: str = "/") -> dict[str, str]:
         """What a runner labels this step's run with: the Dagster run id and step, and the
@@ -265,6 +270,8 @@ class StepRequest:
             "partition_key": self.partition_key,
             "logical_date": self.logical_date,
         }
+        data |= {"run_tags": self.run_tags} if self.run_tags else {}
+        data |= {"schedule_name": self.schedule_name} if self.schedule_name else {}
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -289,6 +296,8 @@ class StepRequest:
                 retry_number=data.get("retry_number"),
                 partition_key=data.get("partition_key"),
                 logical_date=data.get("logical_date"),
+                run_tags=_json_object(data.get("run_tags") or {}, "run_tags"),
+                schedule_name=data.get("schedule_name"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc

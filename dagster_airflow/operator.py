@@ -60,6 +60,12 @@ class DagsterOperator(BaseOperator):
         upstream task returns (``.expand(mapping_key=upstream.output)``).
     :param mapping_keys_of: for a step with a dynamic output that later steps are mapped over:
         that output's name; the task then returns its mapping keys (never data) as its XCom.
+    :param schedule: this task runs no step: it evaluates the tick of the job's Dagster schedule
+        of that name at the run's logical date, on the Dagster side, and returns the run config
+        and tags of this run (or skips, with the schedule's SkipReason).
+    :param schedule_tick: the task id of that tick task: the step takes this run's run config
+        and tags from it instead of the DAG's, and skips when the tick skipped.
+    :param run_tags: tags of the Dagster run (a schedule's), besides the job's own.
 
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
     is retried after Dagster's own delay (see dagster_airflow.task.outcome).
@@ -84,6 +90,9 @@ class DagsterOperator(BaseOperator):
         storage: Mapping[str, Any] | str | None = None,
         mapping_key: Any = None,
         mapping_keys_of: str | None = None,
+        schedule: str | None = None,
+        schedule_tick: str | None = None,
+        run_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", DagsterRetryPolicy())
@@ -124,6 +133,9 @@ class DagsterOperator(BaseOperator):
         self.storage = own["storage"]
         self.mapping_key = mapping_key
         self.mapping_keys_of = mapping_keys_of
+        self.schedule = schedule
+        self.schedule_tick = None if schedule else schedule_tick
+        self.run_tags = dict(run_tags or {})
 
     def _dag_default(self, name: str) -> Any:
         return self.dag.default_args.get(name) if self.has_dag() else None
@@ -169,15 +181,23 @@ class DagsterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
+        import attrs
+
         from dagster_airflow.model import CodeLocation, StepRequest, TaskRef, dagster_run_id
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task import context as task_context
+        from dagster_airflow.task import schedule as task_schedule
         from dagster_airflow.task.outcome import raise_for, retry_number
 
         self._take_dag_defaults()  # a task executed without rendering its templates
         ti = context["ti"]
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         logical_date = context.get("logical_date")
+        # This run's tick of the job's schedule, when a schedule function decides the run.
+        tick = task_schedule.pulled_tick(context, self.schedule_tick) if self.schedule_tick else {}
+        run_config, source = self.run_config, self.run_config_source
+        if "run_config" in tick:
+            run_config = source = tick["run_config"]
         try:  # a misconfigured task fails at once: no retry would fix it
             resolved = task_context.resolve(self.runner, self.storage)
             # The storage, once: the links read it too.
@@ -188,18 +208,20 @@ class DagsterOperator(BaseOperator):
                 job_name=self.job_name,
                 step_key=self.dagster_step_key,
                 run_id=dagster_run_id(self.dag_id, context["run_id"]),
-                run_config=run_config_for_run(
-                    self.run_config, self.run_config_source, conf, self.run_config_schema
-                ),
+                run_config=run_config_for_run(run_config, source, conf, self.run_config_schema),
                 storage=resolved.storage_spec,
                 attempt=ti.try_number,
                 task=TaskRef(
                     self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
                 ),
                 retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
-                partition_key=conf.get(PARTITION_KEY),
+                partition_key=conf.get(PARTITION_KEY) or tick.get("partition_key"),
                 logical_date=logical_date.isoformat() if logical_date else None,
+                run_tags=self.run_tags | tick.get("tags", {}),
+                schedule_name=self.schedule,
             )
+            if self.schedule:
+                request = attrs.evolve(request, logical_date=task_schedule.evaluation_time(context))
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
         # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
@@ -216,7 +238,10 @@ class DagsterOperator(BaseOperator):
             resolved.storage_spec.name,
         )
         result = self._step_runner.run(request, run_context)
+        tick = task_schedule.tick_of(result, self.schedule) if self.schedule else None
         raise_for(result, request.step_key, ti, self.log)
+        if tick is not None:
+            return tick
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:
             # What the mapped tasks downstream expand over, in the order the op yielded them.

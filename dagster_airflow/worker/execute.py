@@ -256,6 +256,7 @@ class StepWorker:
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
         run_config, partition_tags = self._partition_run(job)
+        partition_tags = request.run_tags | partition_tags  # a schedule's tags, as Dagster's
         self.partition_tags = partition_tags
         in_memory_job = InMemoryJob(job)
         try:
@@ -512,6 +513,10 @@ def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
     except DagsterAirflowError as exc:
         out.write(redactor.text(f"dagster-airflow execute-step: {exc}") + "\n")
         return EXIT_BAD_REQUEST
+    if request.schedule_name is not None:  # not a step: a tick of the job's schedule
+        from dagster_airflow.worker.schedule_tick import evaluate_for_request
+
+        return evaluate_for_request(request, EventPrinter(out, request.step_key, None, redactor))
     try:
         storage = get_plugins().storage(request.storage.name).create(request.storage.options)
     except DagsterAirflowError as exc:

@@ -6,6 +6,9 @@ one import and one entry below.
 
 import dagster as dg
 
+from tests.jobs.project import schedules
+
 PARTS: list[dg.Definitions] = []
+PARTS.append(schedules.defs)
 
 defs = dg.Definitions.merge(*PARTS) if PARTS else dg.Definitions()
