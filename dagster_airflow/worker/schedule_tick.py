@@ -34,8 +34,15 @@ def evaluate_for_request(request: StepRequest, printer) -> int:
             repository, request.job_name, request.schedule_name, request.logical_date
         )
     except Exception as exc:  # the schedule's own error: the tick failed, as in Dagster
+        root = exc
+        while root.__cause__ is not None:  # the user's error, not Dagster's wrapper of it
+            root = root.__cause__
         printer.not_retryable = True
-        printer.fail(exc, f"schedule {request.schedule_name!r} failed to evaluate: {exc}")
+        printer.fail(
+            exc,
+            f"schedule {request.schedule_name!r} failed to evaluate its tick at "
+            f"{request.logical_date}: {type(root).__name__}: {root}",
+        )
         return EXIT_NO_RETRY
     what = (
         tick.skip_reason
