@@ -123,6 +123,7 @@ LONG_FILES = (
     "test_venv_runner.py",
     "test_e2e_dynamic.py",
     "test_readme_walkthrough.py",
+    "test_scaffold_schedules.py",
 )
 
 

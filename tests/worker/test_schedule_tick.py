@@ -78,7 +78,9 @@ def test_each_tick_is_dagsters_evaluation_of_it_skips_included():
             assert ours["tags"] == dict(request.tags)
         else:
             skipped += 1
-            assert ours["skip_reason"] == f"schedule 'weekday_loads' skipped: {dagster.skip_message}"
+            assert (
+                ours["skip_reason"] == f"schedule 'weekday_loads' skipped: {dagster.skip_message}"
+            )
             assert tick["message"] == ours["skip_reason"]
     assert 0 < skipped < len(ticks)  # the weekend's ticks skipped, the weekdays' ran
 
