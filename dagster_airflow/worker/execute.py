@@ -256,7 +256,8 @@ class StepWorker:
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
         run_config, partition_tags = self._partition_run(job)
-        partition_tags = request.run_tags | partition_tags  # a schedule's tags, as Dagster's
+        # The run's tags as Dagster's would be: the job's, a schedule's, the partition's.
+        partition_tags = dict(job.run_tags or {}) | request.run_tags | partition_tags
         self.partition_tags = partition_tags
         in_memory_job = InMemoryJob(job)
         try:
