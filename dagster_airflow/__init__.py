@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "DagsterOperator": "dagster_airflow.operator",
     "DagsterSensorOperator": "dagster_airflow.task.sensor",
+    "DagsterCronTimetable": "dagster_airflow.ui.timetable",
     "IntermediateIOManager": "dagster_airflow.worker.io_manager",
     "IntermediateStorage": "dagster_airflow.storage.base",
     "StepRunner": "dagster_airflow.runners.base",

@@ -248,11 +248,15 @@ class StepRequest:
     # The team's Dagster instance (its home, as the step sees it, with the dagster.yaml): the
     # DAG run is one Dagster run there. None: an ephemeral instance for the step alone.
     dagster_home: str | None = None
-    # Tags of that Dagster run (the DAG's plan fingerprint ...), besides the Airflow DAG and run.
+    # Tags of the Dagster run besides the job's: the DAG's plan fingerprint (with a team
+    # instance), a schedule's, or its tick's for this run.
     run_tags: dict[str, str] = attrs.field(factory=dict)
     # Set on the DAG run's last request (its end task): the run's end in Dagster, one of
     # RUN_ENDS; the worker then runs no step, it ends the run in the instance.
     run_end: str | None = attrs.field(default=None, validator=lambda _, __, v: _check_run_end(v))
+    # Set: the request is not a step's but a tick of this Dagster schedule of the job, to be
+    # evaluated at logical_date (dagster_airflow.worker.schedule_tick).
+    schedule_name: str | None = None
 
     def tags(self, separator: str = "/") -> dict[str, str]:
         """What a runner labels this step's run with: the Dagster run id and step, and the
@@ -290,6 +294,7 @@ class StepRequest:
             "dagster_home": self.dagster_home,
             "run_tags": self.run_tags,
             "run_end": self.run_end,
+            "schedule_name": self.schedule_name,
         }
         data |= {k: v for k, v in extra.items() if v}
         return json.dumps(data, sort_keys=True)
@@ -319,6 +324,7 @@ class StepRequest:
                 dagster_home=data.get("dagster_home"),
                 run_tags=_json_object(data.get("run_tags") or {}, "run_tags"),
                 run_end=data.get("run_end"),
+                schedule_name=data.get("schedule_name"),
             )
         except KeyError as exc:
             raise ConfigurationError(f"the step request has no {exc.args[0]!r}.") from exc

@@ -78,6 +78,12 @@ class DagsterOperator(BaseOperator):
         try that ended with no word from Dagster (a lost worker) does not run the step
         (dagster_airflow.task.retry_gate). The scaffold sets it in DEFAULT_ARGS, with retries
         enough for Dagster's retry requests.
+    :param schedule: this task runs no step: it evaluates the tick of the job's Dagster schedule
+        of that name at the run's logical date, on the Dagster side, and returns the run config
+        and tags of this run (or skips, with the schedule's SkipReason).
+    :param schedule_tick: the task id of that tick task: the step takes this run's run config
+        and tags from it instead of the DAG's, and skips when the tick skipped.
+    :param run_tags: tags of the Dagster run (a schedule's), besides the job's own.
 
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
     is retried after Dagster's own delay (see dagster_airflow.task.outcome).
@@ -113,6 +119,9 @@ class DagsterOperator(BaseOperator):
         dagster_home: str | None = None,
         dagster_ui_url: str | None = None,
         ends_dagster_run: bool = False,
+        schedule: str | None = None,
+        schedule_tick: str | None = None,
+        run_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("retry_policy") is None:  # a mapped task's partial() passes None
@@ -166,6 +175,9 @@ class DagsterOperator(BaseOperator):
         self.dagster_home = dagster_home
         self.dagster_ui_url = dagster_ui_url
         self.ends_dagster_run = ends_dagster_run
+        self.schedule = schedule
+        self.schedule_tick = None if schedule else schedule_tick
+        self.run_tags = dict(run_tags or {})
 
     def _dag_default(self, name: str) -> Any:
         return self.dag.default_args.get(name) if self.has_dag() else None
@@ -220,6 +232,8 @@ class DagsterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
+        import attrs
+
         from dagster_airflow.distribution import retired_package_problem
         from dagster_airflow.model import (
             SKIPPED,
@@ -230,6 +244,7 @@ class DagsterOperator(BaseOperator):
         )
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
         from dagster_airflow.task import context as task_context
+        from dagster_airflow.task import schedule as task_schedule
         from dagster_airflow.task.lineage import StepLineage
         from dagster_airflow.task.outcome import raise_for, retry_number
         from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
@@ -240,6 +255,11 @@ class DagsterOperator(BaseOperator):
         ti = context["ti"]
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         logical_date = context.get("logical_date")
+        # This run's tick of the job's schedule, when a schedule function decides the run.
+        tick = task_schedule.pulled_tick(context, self.schedule_tick) if self.schedule_tick else {}
+        run_config, source = self.run_config, self.run_config_source
+        if "run_config" in tick:
+            run_config = source = tick["run_config"]
         try:  # a misconfigured task fails at once: no retry would fix it
             resolved = task_context.resolve(self.runner, self.storage)
             job_env = task_context.job_environment(
@@ -253,19 +273,20 @@ class DagsterOperator(BaseOperator):
                 job_name=self.job_name,
                 step_key=self.dagster_step_key,
                 run_id=dagster_run_id(self.dag_id, context["run_id"]),
-                run_config=run_config_for_run(
-                    self.run_config, self.run_config_source, conf, self.run_config_schema
-                ),
+                run_config=run_config_for_run(run_config, source, conf, self.run_config_schema),
                 storage=resolved.storage_spec,
                 attempt=ti.try_number,
                 task=TaskRef(
                     self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
                 ),
                 retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
-                partition_key=conf.get(PARTITION_KEY),
+                partition_key=conf.get(PARTITION_KEY) or tick.get("partition_key"),
                 logical_date=logical_date.isoformat() if logical_date else None,
-                **self._instance_fields(ti),
+                schedule_name=self.schedule,
+                **self._instance_fields(ti, self.run_tags | tick.get("tags", {})),
             )
+            if self.schedule:
+                request = attrs.evolve(request, logical_date=task_schedule.evaluation_time(context))
         except (ConfigurationError, PluginError, RunConfigError) as exc:
             raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
         if self.dagster_retries_only and request.previous_attempts > 0:
@@ -299,16 +320,20 @@ class DagsterOperator(BaseOperator):
         )
         if self.dagster_home and result.status == SKIPPED:  # for the end task's judgement
             ti.xcom_push(key=SKIPPED_XCOM_KEY, value=True)
+        tick = task_schedule.tick_of(result, self.schedule) if self.schedule else None
         raise_for(result, request.step_key, ti, self.log)
+        if tick is not None:
+            return tick
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:
             # What the mapped tasks downstream expand over, in the order the op yielded them.
             return result.mapping_keys.get(self.mapping_keys_of, [])
         return dict(result.outputs)
 
-    def _instance_fields(self, ti: Any) -> dict[str, Any]:
-        """The request's fields for the team's Dagster instance (none without dagster_home):
-        the home, the run's tags, and for the end task how the DAG run ended."""
+    def _instance_fields(self, ti: Any, run_tags: dict[str, str]) -> dict[str, Any]:
+        """The request's run tags (``run_tags``: a schedule's), and its fields for the team's
+        Dagster instance (none without dagster_home): the home, the run's tags of that
+        instance, and for the end task how the DAG run ended."""
         from dagster_airflow.task.run_end import dag_run_end, plan_fingerprint_tags
 
         if self.ends_dagster_run and not self.dagster_home:
@@ -317,10 +342,11 @@ class DagsterOperator(BaseOperator):
                 "dagster_home; set it in DEFAULT_ARGS, or remove the task."
             )
         if not self.dagster_home:
-            return {}
+            return {"run_tags": run_tags}
+        fingerprint = plan_fingerprint_tags(self.dag.doc_md if self.has_dag() else None)
         fields: dict[str, Any] = {
             "dagster_home": self.dagster_home,
-            "run_tags": plan_fingerprint_tags(self.dag.doc_md if self.has_dag() else None),
+            "run_tags": run_tags | fingerprint,
         }
         if self.ends_dagster_run:
             fields["run_end"] = dag_run_end(ti)

@@ -171,6 +171,7 @@ LONG_FILES = (
     "tests/e2e/test_sensor_dags.py",
     "tests/scaffold/test_scaffold_all.py",
     "tests/e2e/test_dagster_instance.py",
+    "tests/scaffold/test_scaffold_schedules.py",
 )
 
 

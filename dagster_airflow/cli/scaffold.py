@@ -125,6 +125,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="with --dagster-home: the team's Dagster UI, where the tasks' links open the run",
     )
     scaffold.add_argument(
+        "--schedule",
+        metavar="NAME",
+        help="the job's Dagster schedule the DAG follows, when it has several ('none': no "
+        "schedule; default: its only one)",
+    )
+    scaffold.add_argument(
         "--install",
         action="store_true",
         help="write {dag_id}.py into the dags folder instead of printing it",
@@ -211,7 +217,9 @@ def _scaffolded_dag(
     location = code_location(args, job_name)
     note({"location": location.describe()})
     where = " + ".join(args.config) if args.config else "a run config file (-e run_config.yml)"
-    graph = compile_job(location, job_name, run_config, where)
+    graph = compile_job(location, job_name, run_config, where, args.schedule)
+    for line in graph.controls.notes:  # what Airflow cannot express, one sentence each
+        print(f"dagster-airflow scaffold: note: {line}", file=sys.stderr)
     if args.image_code_root:
         host_root = location.working_directory or str(Path.cwd())
         graph = attrs.evolve(

@@ -212,10 +212,15 @@ def job_names(location: CodeLocation) -> list[str]:
 
 def load_job(location: CodeLocation, job_name: str):
     """The JobDefinition named ``job_name`` in a file or module code location."""
+    return repository_of(location, job_name).get_job(job_name)
+
+
+def repository_of(location: CodeLocation, job_name: str):
+    """The repository (a Definitions) of a file or module code location that holds the job."""
     repositories = _load(location)
     for repository in repositories:
         if repository.has_job(job_name):
-            return repository.get_job(job_name)
+            return repository
     names = sorted({n for r in repositories for n in r.job_names if not n.startswith("__")})
     raise CodeLocationError(
         f"job {job_name!r} is not in {location.describe()}; its jobs are: "

@@ -12,10 +12,18 @@ import attrs
 
 from dagster_airflow.assets import source_assets, step_assets
 from dagster_airflow.errors import DagsterAirflowError, RunConfigError, yaml_problem
-from dagster_airflow.job.code_location import load_job, resolve
+from dagster_airflow.job.code_location import repository_of, resolve
+from dagster_airflow.job.controls import JobControls, StepControls, job_controls, step_controls
 from dagster_airflow.job.environment import reading_environment
 from dagster_airflow.job.params import run_config_schema, with_placeholders
 from dagster_airflow.job.partitions import Partitioning, partitioning, scaffold_run_config
+from dagster_airflow.job.schedules import (
+    Schedule,
+    pick_schedule,
+    planning_run_config,
+    schedule_spec,
+    schedules_of,
+)
 from dagster_airflow.model import CodeLocation
 from dagster_airflow.run_conf import deep_merge
 
@@ -88,6 +96,10 @@ class StepGraph:
     # The environment variables Dagster's config reads for the job (a resource's EnvVar,
     # {env: NAME} in run config), in the order read: the DAG's ENVIRONMENT (environment.py).
     environment: tuple[str, ...] = ()
+    # The job's Dagster schedule (see schedules.py), and its tags, pools, priorities, limits.
+    schedule: Schedule | None = None
+    controls: JobControls = attrs.field(factory=JobControls)
+    step_controls: dict[str, StepControls] = attrs.field(factory=dict)  # by step key
 
 
 def load_run_config(paths: Sequence[str]) -> dict[str, Any]:
@@ -192,18 +204,31 @@ def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
 
 
 def compile_job(
-    location: CodeLocation, job_name: str, run_config: Mapping[str, Any], where: str
+    location: CodeLocation,
+    job_name: str,
+    run_config: Mapping[str, Any],
+    where: str,
+    schedule: str | None = None,
 ) -> StepGraph:
     """Load the job, validate the run config against it and list its execution steps."""
     from dagster._core.execution.api import create_execution_plan
 
     location = resolve(location, job_name)
-    job = load_job(location, job_name)
+    repository = repository_of(location, job_name)
+    job = repository.get_job(job_name)
     partitions = partitioning(job)
     # The variables the config reads are recorded, not read: none need be set here.
     with reading_environment() as environment:
+        chosen = pick_schedule(schedules_of(repository, job_name), job_name, schedule)
+        schedule_def = schedule_spec(chosen, job_name) if chosen is not None else None
+        if schedule_def is not None and not schedule_def.evaluated:
+            # A static schedule's run config is the DAG's; the user's files are merged over it.
+            run_config = deep_merge(schedule_def.run_config, dict(run_config))
         schema = run_config_schema(job, run_config)
         planned = scaffold_run_config(job, with_placeholders(dict(run_config), schema))
+        if schedule_def is not None and schedule_def.evaluated:
+            # Each run's config is its tick's: plan with one the schedule gives.
+            planned = deep_merge(planning_run_config(chosen, job_name), planned)
         try:
             plan = create_execution_plan(job, run_config=planned)
         except Exception as exc:
@@ -222,6 +247,9 @@ def compile_job(
         source_assets=source_assets(job, plan.get_all_steps_in_topo_order()),
         ops=op_docs(job, plan.get_all_steps_in_topo_order()),
         environment=tuple(environment),
+        schedule=schedule_def,
+        controls=job_controls(job, planned),
+        step_controls={s.key: step_controls(job, s) for s in plan.get_all_steps_in_topo_order()},
     )
 
 

@@ -18,8 +18,13 @@ from dagster_airflow.job.compile import compile_job
 from dagster_airflow.job.params import expand_schema
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.scaffold.dag_file import DagText, parse_dag_text
+from dagster_airflow.scaffold.dag_settings import SCHEDULE_NAME_TAG
 from dagster_airflow.scaffold.environment import dag_environment
 from dagster_airflow.scaffold.render import render_dag
+
+DAGSTER_TIMETABLE = "DagsterCronTimetable("
+# The DAG's arguments the job decides (besides its schedule): compared as written.
+DAG_SETTINGS = ("tags", "is_paused_upon_creation", "max_active_tasks", "dagrun_timeout")
 
 
 def differences(scaffolded: DagText, current: DagText) -> list[str]:
@@ -44,9 +49,13 @@ def differences(scaffolded: DagText, current: DagText) -> list[str]:
     if old_schema != new_schema:
         lines.append(f"config schema changed: {_first_difference(old_schema, new_schema)}")
     lines += _environment_differences(scaffolded, current)
+    lines += settings_differences(scaffolded, current)
     partitioned = scaffolded.partition or current.partition
     # An unpartitioned DAG starts on the day it was scaffolded: no drift.
+    scheduled = any(DAGSTER_TIMETABLE in d.schedule for d in (scaffolded, current))
     for what in ("schedule", "start_date", "partition") if partitioned else ("schedule",):
+        if scheduled:
+            continue  # a Dagster schedule's: settings_differences says it
         before, after = getattr(scaffolded, what), getattr(current, what)
         if before != after:
             lines.append(
@@ -68,6 +77,36 @@ def _environment_differences(scaffolded: DagText, current: DagText) -> list[str]
         for name in new
         if name not in old
     ]
+
+
+def settings_differences(scaffolded: DagText, current: DagText) -> list[str]:
+    """The job's schedule, tags, pools, priorities, task limit and timeout (dag_settings.py)."""
+    lines = []
+    scheduled = any(DAGSTER_TIMETABLE in d.schedule for d in (scaffolded, current))
+    for what in (("schedule",) if scheduled else ()) + DAG_SETTINGS:
+        before = scaffolded.dag_arguments.get(what, "")
+        after = current.dag_arguments.get(what, "")
+        if _one_line(before) != _one_line(after):
+            lines.append(
+                f"{what} is {_one_line(before) or 'not set'} in the file, "
+                f"{_one_line(after) or 'not set'} for the job"
+            )
+    old_args, new_args = scaffolded.default_args or {}, current.default_args or {}
+    for what in ("priority_weight", "run_tags", "schedule_tick"):
+        if old_args.get(what) != new_args.get(what):
+            lines.append(
+                f"DEFAULT_ARGS {what} is {old_args.get(what)!r} in the file, "
+                f"{new_args.get(what)!r} for the job"
+            )
+    for key in (k for k in current.steps if k in scaffolded.steps):
+        before, after = scaffolded.controls.get(key, {}), current.controls.get(key, {})
+        for what in sorted(set(before) | set(after)):
+            if before.get(what) != after.get(what):
+                lines.append(
+                    f"{what} of step {key!r}: {before.get(what) or 'none'} in the file, "
+                    f"{after.get(what) or 'none'} in the job"
+                )
+    return lines
 
 
 def _one_line(text: str) -> str:
@@ -104,7 +143,8 @@ def check_dag_file(path: str) -> list[str]:
             "again."
         ) from None
     run_config = default_args.get("run_config") or {}
-    graph = compile_job(location, job_name, run_config, f"DEFAULT_ARGS of {path!r}")
+    schedule = (default_args.get("run_tags") or {}).get(SCHEDULE_NAME_TAG)
+    graph = compile_job(location, job_name, run_config, f"DEFAULT_ARGS of {path!r}", schedule)
     runner = RunnerSpec.from_value(default_args.get("runner") or "subprocess")
     current_text = render_dag(
         graph,

@@ -12,6 +12,8 @@ from dagster_airflow.errors import ConfigurationError
 
 # Task arguments the scaffold writes from a Dagster retry policy.
 RETRY_ARGUMENTS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
+# Task arguments the scaffold writes from an op's concurrency pool and priority.
+CONTROL_ARGUMENTS = ("pool", "priority_weight")
 # The first line of every file the scaffold writes.
 SCAFFOLD_MARK = "scaffolded by dagster-airflow"
 
@@ -28,6 +30,8 @@ class DagText:
     steps: dict[str, tuple[str, ...]]  # step key -> the step keys upstream of it
     step_keys: tuple[str, ...]  # every DagsterOperator's step key, in the file's order
     retries: dict[str, dict[str, str]]  # step key -> retry argument -> its source text
+    controls: dict[str, dict[str, str]]  # step key -> pool / priority_weight -> source text
+    dag_arguments: dict[str, str]  # the DAG call's arguments, as their source text
     schedule: str
     start_date: str
     partition: str  # the partition param's source text ("" when none)
@@ -67,6 +71,8 @@ def parse_dag_text(text: str, where: str) -> DagText:
         steps={k: tuple(sorted(v)) for k, v in found.upstream.items()},
         step_keys=tuple(sorted(set(found.step_keys), key=found.step_keys.index)),
         retries=found.retries,
+        controls=found.controls,
+        dag_arguments={k: _source(text, v) for k, v in dag_arguments.items()},
         schedule=_source(text, dag_arguments.get("schedule")),
         start_date=_source(text, dag_arguments.get("start_date")),
         partition=found.partition,
@@ -82,6 +88,7 @@ class _Declarations:
         self.literals: dict[str, Any] = {}
         self.names: dict[str, str] = {}  # variable -> step key
         self.retries: dict[str, dict[str, str]] = {}
+        self.controls: dict[str, dict[str, str]] = {}
         self.upstream: dict[str, set[str]] = {}
         self.step_keys: list[str] = []
         self.dag_call: ast.Call | None = None
@@ -110,6 +117,8 @@ class _Declarations:
                     self.partition = _source(self.text, item)
         elif isinstance(value, ast.Call) and _called(value) == "DagsterOperator":
             arguments = {k.arg: k.value for k in value.keywords if k.arg}
+            if "schedule" in arguments:  # the schedule's tick task: no step
+                return
             # The step key is written only where it is not the task id.
             step_key = ast.literal_eval(arguments.get("step_key", arguments["task_id"]))
             self.names[target] = step_key
@@ -117,6 +126,11 @@ class _Declarations:
             self.retries[step_key] = {
                 name: _source(self.text, arguments[name])
                 for name in RETRY_ARGUMENTS
+                if name in arguments
+            }
+            self.controls[step_key] = {
+                name: _source(self.text, arguments[name])
+                for name in CONTROL_ARGUMENTS
                 if name in arguments
             }
 
@@ -127,7 +141,11 @@ class _Declarations:
             self.dag_id = given["dag_id"]
         elif name == "DagsterOperator" and "ends_dagster_run" in given:
             pass  # the DAG's end task runs no step (scaffold --dagster-home)
-        elif name == "DagsterOperator" and ("step_key" in given or "task_id" in given):
+        elif (
+            name == "DagsterOperator"
+            and "schedule" not in given
+            and ("step_key" in given or "task_id" in given)
+        ):
             # The step key is written only where it is not the task id.
             self.step_keys.append(given.get("step_key", given.get("task_id")))
 

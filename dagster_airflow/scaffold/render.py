@@ -23,6 +23,7 @@ from dagster_airflow.job.params import compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.names import group_id_for, task_id_for
+from dagster_airflow.scaffold import dag_settings
 from dagster_airflow.scaffold.dag_check import check_dag_text
 from dagster_airflow.scaffold.dag_literals import block_literal, check_writable, string_literal
 from dagster_airflow.scaffold.environment import environment_block
@@ -63,7 +64,7 @@ def _call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -
 
 
 def _operator_kwargs(
-    step: Step, mapping_key: str | None = None, queue: str | None = None
+    step: Step, mapping_key: str | None = None, queue: str | None = None, extra: Sequence[str] = ()
 ) -> list[str]:
     kwargs = [f"task_id={_literal(task_id_for(step.key))}"]
     if task_id_for(step.key) != step.key:  # the operator's step_key defaults to its task id
@@ -83,14 +84,16 @@ def _operator_kwargs(
         kwargs.append('trigger_rule="none_failed"')
     if step.assets:
         kwargs.append("outlets=[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in step.assets) + "]")
-    return kwargs
+    return kwargs + list(extra)
 
 
 def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, str, bool]:
     """The DAG body: its tasks (each in its queue of ``queues``, by step key, if it has one),
     its edges, and whether it uses a mapped task group."""
-    names = _identifiers([s.key for s in graph.steps])
+    tick, tick_name = dag_settings.tick_task(graph)
+    names = _identifiers([s.key for s in graph.steps], {tick_name} if tick else None)
     used = set(names.values())
+    extra = dag_settings.step_keywords(graph)
     groups: dict[tuple[str, str], list[Step]] = {}
     for step in graph.steps:
         if step.mapped_over:
@@ -103,7 +106,9 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
                 _call(
                     f"    {names[step.key]} = ",
                     "DagsterOperator",
-                    _operator_kwargs(step, queue=queues.get(step.key)),
+                    _operator_kwargs(
+                        step, queue=queues.get(step.key), extra=extra.get(step.key, ())
+                    ),
                 )
             )
             continue
@@ -119,7 +124,9 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
                 _call(
                     f"    {names[step.key]} = ",
                     "DagsterOperator.partial",
-                    _operator_kwargs(step, queue=queues.get(step.key)),
+                    _operator_kwargs(
+                        step, queue=queues.get(step.key), extra=extra.get(step.key, ())
+                    ),
                     f".expand({keys})",
                 )
             )
@@ -134,7 +141,9 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
         lines.append(f"    @task_group(group_id={_literal(group_id)}, prefix_group_id=False)")
         lines.append(f"    def {function}(mapping_key):")
         for member in members:
-            kwargs = _operator_kwargs(member, "mapping_key", queues.get(member.key))
+            kwargs = _operator_kwargs(
+                member, "mapping_key", queues.get(member.key), extra.get(member.key, ())
+            )
             lines.append(_call(f"        {names[member.key]} = ", "DagsterOperator", kwargs))
         for member in members:
             for upstream in member.upstream:
@@ -147,6 +156,10 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
         lines.append(f"    {returned} = {function}.expand({keys})")
         lines.append("")
     downstream: dict[str, list[str]] = {}
+    if tick:  # the schedule's tick decides the run before any step starts
+        lines.insert(0, tick)
+        downstream[tick_name] = [names[s.key] for s in graph.steps if not s.upstream]
+        names[tick_name] = tick_name
     for step in graph.steps:
         for upstream in step.upstream:
             if (upstream, step.key) not in declared:
@@ -226,6 +239,8 @@ def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLoc
 def _start_date(graph: StepGraph, today: datetime.date) -> str:
     """A time partitions' first launch (their first window's end), else the day of scaffolding."""
     start = graph.partitions.start if graph.partitions else None
+    if start is None and graph.schedule is not None:
+        start = dag_settings.SCHEDULE_START  # any tick may be run (dags test, a backfill)
     if start is None:
         return f"datetime.datetime({today.year}, {today.month}, {today.day}, tzinfo=datetime.UTC)"
     utc = start.astimezone(datetime.UTC)
@@ -270,6 +285,8 @@ def _schedule(graph: StepGraph, on_assets: bool = False) -> str:
         return (
             "[" + ", ".join(f"ASSETS[{_literal(k)}]" for k in _schedule_assets(graph, True)) + "]"
         )
+    if graph.schedule is not None:
+        return dag_settings.schedule_source(graph)
     partitions = graph.partitions
     if partitions is None or partitions.cron is None:
         return "None"
@@ -461,7 +478,11 @@ def render_dag(
     environment = dict(environment or {})
     environment_line = '    "environment": ENVIRONMENT,\n' if environment else ""
     sdk_names = ["DAG", "Param"]
-    if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
+    dag_settings.refusals(graph, runner.name)
+    our_names = ["DagsterOperator"]
+    if graph.schedule is not None and not schedule_on_assets:
+        our_names.insert(0, "DagsterCronTimetable")
+    elif graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
         sdk_names.insert(1, "CronTriggerTimetable")
     if assets:
         sdk_names.insert(1, "Asset")
@@ -481,6 +502,7 @@ def render_dag(
     instance_lines = _instance_lines(dagster_home, dagster_ui_url)
     doc = _doc_md(graph, command, runner, storage, _instance_text(dagster_home, dagster_ui_url))
     docstring = _docstring(graph.job_name)
+    dag_lines = "".join(f"    {k},\n" for k in dag_settings.dag_keywords(graph))
     text = (
         f'''"""{docstring}"""
 
@@ -488,7 +510,7 @@ import datetime
 
 from airflow.sdk import {", ".join(sdk_names)}
 
-from dagster_airflow import DagsterOperator
+from dagster_airflow import {", ".join(our_names)}
 
 # The command that wrote this file: run it again when the job's ops or their dependencies change.
 SCAFFOLD_COMMAND = {_literal(command)}
@@ -511,7 +533,7 @@ RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
     # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
     "retries": {RETRY_REQUESTS},
     "dagster_retries_only": True,
-{environment_line}{queue_line}{instance_lines}    "owner": "airflow",
+{environment_line}{queue_line}{instance_lines}{_settings_lines(graph)}    "owner": "airflow",
 }}
 
 # The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
@@ -526,8 +548,8 @@ with DAG(
     schedule={_schedule(graph, schedule_on_assets)},
     start_date={_start_date(graph, today)},
     catchup=False,
-    tags=["dagster"],
-    default_args=DEFAULT_ARGS,
+    tags={_literal(dag_settings.dag_tags(graph), 4, 9)},
+{dag_lines}    default_args=DEFAULT_ARGS,
     doc_md=DOC_MD,
 ) as dag:
 {tasks}
@@ -554,7 +576,10 @@ dag.params = PARAMS
         expected[("DEFAULT_ARGS", "dagster_home")] = dagster_home
     if dagster_ui_url is not None:
         expected[("DEFAULT_ARGS", "dagster_ui_url")] = dagster_ui_url
+    expected |= dag_settings.expected_values(graph)
     task_ids = {task_id_for(s.key): s.key for s in graph.steps}
+    if dag_settings.has_tick(graph):
+        task_ids[dag_settings.TICK_TASK_ID] = dag_settings.TICK_TASK_ID
     check_dag_text(text, graph.job_name, expected, task_ids, docstring)
     return text
 
@@ -621,6 +646,14 @@ def _check_instance(graph: StepGraph, dagster_home: str | None, dagster_ui_url: 
             f"job {graph.job_name!r} has a step {END_TASK_ID!r}, the task id that ends the "
             "Dagster run with --dagster-home; rename its op."
         )
+
+
+def _settings_lines(graph: StepGraph) -> str:
+    """DEFAULT_ARGS lines from the job's schedule and tags (dag_settings.default_args)."""
+    lines = ""
+    for name, value in dag_settings.default_args(graph).items():
+        lines += f"    {_literal(name)}: {_literal(value, 4, 8 + len(name))},\n"
+    return lines
 
 
 def _docstring(job_name: str) -> str:

@@ -6,6 +6,8 @@ the file `dagster-airflow install` writes into the plugins folder. It declares:
 - the extra links every DagsterOperator task shows (see dagster_airflow.ui.links), so that
   `airflow plugins` lists them; the operator itself carries the same links, which is what makes
   Airflow 3 compute them;
+- the timetable of a Dagster schedule (dagster_airflow.ui.timetable), which the scheduler can
+  read back from a serialized DAG only if a plugin registers it;
 - the Dagster step view (dagster_airflow.ui.step_view), a FastAPI app the api-server serves at
   ``/dagster-airflow``, and the "Dagster step" tab of every task instance that shows it.
 """
@@ -18,6 +20,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from dagster_airflow.distribution import AIRFLOW_PLUGIN, retired_package_problem
 from dagster_airflow.ui.links import DAGSTER_LINKS
+from dagster_airflow.ui.timetable import DagsterCronTimetable
 
 PLUGIN_NAME = AIRFLOW_PLUGIN
 URL_PREFIX = "/dagster-airflow"
@@ -63,6 +66,7 @@ class DagsterAirflowPlugin(AirflowPlugin):
     operator_extra_links = list(DAGSTER_LINKS)
     fastapi_apps = [STEP_VIEW_APP]
     external_views = [STEP_VIEW_TAB]
+    timetables = [DagsterCronTimetable]
 
 
 def registered_by_entry_point() -> bool:

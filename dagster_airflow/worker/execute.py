@@ -238,6 +238,8 @@ class StepWorker:
             {**job.resource_defs, "io_manager": intermediate_io_manager(self.io_manager)}
         )
         run_config, partition_tags = self._partition_run(job)
+        # The run's tags as Dagster's would be: the job's, a schedule's, the partition's.
+        partition_tags = dict(job.run_tags or {}) | request.run_tags | partition_tags
         self.partition_tags = partition_tags
         in_memory_job = InMemoryJob(job)
         try:
@@ -496,6 +498,10 @@ def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
         return EXIT_BAD_REQUEST
     if request.run_end:
         return _end_run(request, out, redactor)
+    if request.schedule_name is not None:  # not a step: a tick of the job's schedule
+        from dagster_airflow.worker.schedule_tick import evaluate_for_request
+
+        return evaluate_for_request(request, EventPrinter(out, request.step_key, None, redactor))
     try:
         storage = get_plugins().storage(request.storage.name).create(request.storage.options)
     except DagsterAirflowError as exc:

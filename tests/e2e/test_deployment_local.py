@@ -264,3 +264,36 @@ def test_the_scheduler_ticks_a_sensor_dag_which_runs_its_jobs_dag_once_per_run_k
     assert "Run key 'west-7.csv' was requested before" in log
     _, runs = airflow_deployment.rest("GET", "/api/v2/dags/inbox_job/dagRuns")
     assert [r["dag_run_id"] for r in runs["dag_runs"]] == [run_id]
+
+
+def test_the_scheduler_ticks_a_dagster_schedule_unpaused_by_its_default_status(
+    airflow_deployment, tmp_path
+):
+    """The project's every-minute schedule (default_status RUNNING): nobody unpauses or
+    triggers the DAG; the scheduler creates a run at the next minute's tick, which succeeds."""
+    dag_id = "every_minute"
+    project = ["-f", str(JOBS / "project" / "definitions.py"), "-d", str(ROOT)]
+    storage = f"base_dir={tmp_path / 'storage'}"
+    airflow_deployment.install(scaffold(dag_id, *project, "--storage-option", storage), "m.py")
+    airflow_deployment.wait_for_dag(dag_id)
+    runs: list[dict] = []
+
+    def scheduled_run_ended() -> bool:
+        _, body = airflow_deployment.rest(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns?run_type=scheduled"
+        )
+        runs[:] = (body or {}).get("dag_runs", []) if isinstance(body, dict) else []
+        return any(run["state"] in ("success", "failed") for run in runs)
+
+    try:
+        _, dag = airflow_deployment.rest("GET", f"/api/v2/dags/{dag_id}")
+        assert dag["is_paused"] is False
+        airflow_deployment.wait_until(scheduled_run_ended, 240, "a scheduled run of every_minute")
+    finally:  # the next minutes' runs would load the deployment for the other tests
+        airflow_deployment.write(f"/api/v2/dags/{dag_id}", {"is_paused": True}, "PATCH")
+    ended = next(run for run in runs if run["state"] in ("success", "failed"))
+    assert ended["state"] == "success", airflow_deployment.task_log(
+        dag_id, ended["dag_run_id"], "ping"
+    )
+    logical = ended["logical_date"]
+    assert logical.endswith(":00Z") or logical.endswith(":00+00:00")  # a minute's tick

@@ -3,6 +3,7 @@ Dagster's own runs of the same jobs."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import pickle
 import sqlite3
@@ -12,7 +13,7 @@ import yaml
 
 from dagster_airflow.model import dagster_run_id
 from dagster_airflow.storage.filesystem import FilesystemStorage
-from tests.conftest import EXAMPLES, scaffold
+from tests.conftest import EXAMPLES, JOBS, ROOT, scaffold
 
 pytestmark = pytest.mark.airflow
 
@@ -231,3 +232,66 @@ def test_assets_are_airflow_assets_and_a_failed_blocking_check_fails_its_task(
         for e in dagster.get_asset_check_evaluations()
     }
     assert ours == theirs
+
+
+PROJECT = ["-f", str(JOBS / "project" / "definitions.py"), "-d", str(ROOT)]
+
+
+def install_project_job(airflow_home, tmp_path, job: str) -> FilesystemStorage:
+    storage_dir = tmp_path / "storage"
+    text = scaffold(job, *PROJECT, "--storage-option", f"base_dir={storage_dir}")
+    airflow_home.install(text, f"{job}.py")
+    return FilesystemStorage(base_dir=str(storage_dir))
+
+
+def test_a_schedule_functions_tick_decides_each_run_as_dagsters_daemon_would(
+    airflow_home, tmp_path
+):
+    """A weekday tick runs with the run config Dagster's evaluation of that tick gives; a
+    Saturday's skips the run with the schedule's SkipReason as its one line."""
+    import dagster as dg
+
+    from tests.jobs.project.schedules import daily_load, weekday_loads
+
+    storage = install_project_job(airflow_home, tmp_path, "daily_load")
+    weekday, saturday = "2026-12-03T18:30:00+00:00", "2026-12-05T06:00:00+00:00"
+
+    ran = airflow_home.dags_test("daily_load", logical_date=weekday)
+    skipped = airflow_home.dags_test("daily_load", logical_date=saturday)
+
+    assert ran.succeeded, ran.output[-3000:]
+    assert ran.states == {"dagster_schedule_tick": "success", "load_day": "success"}
+    at = datetime.datetime.fromisoformat(weekday)
+    with dg.build_schedule_context(scheduled_execution_time=at) as context:
+        (request,) = weekday_loads.evaluate_tick(context).run_requests
+    dagster = daily_load.execute_in_process(run_config=request.run_config, tags=request.tags)
+    ours = output(storage, "daily_load", ran, "load_day")
+    assert ours == dagster.output_for_node("load_day") == "2026-12-03 18:30"
+    assert skipped.states == {"dagster_schedule_tick": "skipped", "load_day": "skipped"}
+    line = "schedule 'weekday_loads' skipped: no load on Saturdays"
+    assert line in skipped.task_log("dagster_schedule_tick")
+
+
+def test_a_static_schedules_run_config_and_tags_reach_the_dagster_run(airflow_home, tmp_path):
+    """The run config and tags of the Dagster run are those of Dagster's run for that tick:
+    the schedule's, the job's, and dagster/schedule_name as Dagster's daemon adds it."""
+    import dagster as dg
+
+    from tests.jobs.project.schedules import nightly_berlin
+
+    storage = install_project_job(airflow_home, tmp_path, "nightly_report")
+    for pool in ("warehouse", "reports"):  # as docs/scheduling.md says to create them
+        airflow_home.airflow("pools", "set", pool, "1", "a Dagster concurrency pool")
+    at = "2026-12-03T01:30:00+00:00"
+
+    result = airflow_home.dags_test("nightly_report", logical_date=at)
+
+    assert result.succeeded, result.output[-3000:]
+    when = datetime.datetime.fromisoformat(at)
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        (request,) = nightly_berlin.evaluate_tick(context).run_requests
+    seen = output(storage, "nightly_report", result, "extract")
+    assert seen["config"] == request.run_config
+    expected = {**request.tags, "team": "finance", "dagster/schedule_name": "nightly_berlin"}
+    assert {k: seen["run_tags"].get(k) for k in expected} == expected
+    assert output(storage, "nightly_report", result, "report") == "emea"

@@ -219,6 +219,8 @@ def test_airflow_lists_the_plugin(demo):
         "DagsterRunLink",
     ]
     assert [app["url_prefix"] for app in plugin["fastapi_apps"]] == ["/dagster-airflow"]
+    # The scheduler reads a Dagster schedule's timetable back only through this registration.
+    assert plugin["timetables"] == ["dagster_airflow.ui.timetable.DagsterCronTimetable"]
     (view,) = plugin["external_views"]
     assert (view["name"], view["destination"], view["href"]) == (
         "Dagster step",

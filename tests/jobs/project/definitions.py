@@ -6,11 +6,12 @@ one import and one entry below.
 
 import dagster as dg
 
-from tests.jobs.project import sensors, warehouse
+from tests.jobs.project import schedules, sensors, warehouse
 
 PARTS: list[dg.Definitions] = [
     warehouse.defs,
     sensors.defs,
+    schedules.defs,
 ]
 
 defs = dg.Definitions.merge(*PARTS) if PARTS else dg.Definitions()
