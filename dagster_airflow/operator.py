@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -71,6 +72,15 @@ class DagsterOperator(BaseOperator):
     operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
+    # What a task has unless it was given its own (see __init__).
+    run_config: Mapping[str, Any] | None = None
+    run_config_source: Mapping[str, Any] | None = None
+    run_config_schema: Mapping[str, Any] = MappingProxyType({})
+    runner: Mapping[str, Any] | str | None = None
+    runner_source: Mapping[str, Any] | str | None = None
+    storage: Mapping[str, Any] | str | None = None
+    mapping_key: Any = None
+    mapping_keys_of: str | None = None
 
     def __init__(
         self,
@@ -107,23 +117,28 @@ class DagsterOperator(BaseOperator):
         self.step_key = step_key
         self.job_name = job_name
         self.code_location = code_location
+        # Set only where given: the DAG processor builds every task of the file at each parse,
+        # and each attribute an operator sets goes through BaseOperator.__setattr__; the class
+        # attributes below are the defaults.
+        if run_config_schema:
+            self.run_config_schema = run_config_schema
         # A job-wide value the task got from the DAG's default_args is left there (None here)
         # and taken when the task renders its templates: Airflow then stores and serves it once
         # for the DAG, not once for every task (a job's run config grows with its ops).
-        own = {"run_config": run_config, "runner": runner, "storage": storage}
-        for name, value in own.items():
-            if value is not None and value is self._dag_default(name):
-                own[name] = None
-        self.run_config = own["run_config"]
-        # As written, before Airflow renders its templates: which values were templates.
-        self.run_config_source = copy.deepcopy(self.run_config)
-        self.run_config_schema = run_config_schema or {}
-        self.runner = own["runner"]
-        # As written: which of the runner's options are templates (that may read secrets).
-        self.runner_source = copy.deepcopy(self.runner)
-        self.storage = own["storage"]
-        self.mapping_key = mapping_key
-        self.mapping_keys_of = mapping_keys_of
+        if run_config is not None and run_config is not self._dag_default("run_config"):
+            self.run_config = run_config
+            # As written, before Airflow renders its templates: which values were templates.
+            self.run_config_source = copy.deepcopy(run_config)
+        if runner is not None and runner is not self._dag_default("runner"):
+            self.runner = runner
+            # As written: which of the runner's options are templates (that may read secrets).
+            self.runner_source = copy.deepcopy(runner)
+        if storage is not None and storage is not self._dag_default("storage"):
+            self.storage = storage
+        if mapping_key is not None:
+            self.mapping_key = mapping_key
+        if mapping_keys_of is not None:
+            self.mapping_keys_of = mapping_keys_of
 
     def _dag_default(self, name: str) -> Any:
         return self.dag.default_args.get(name) if self.has_dag() else None

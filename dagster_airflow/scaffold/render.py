@@ -22,7 +22,7 @@ import attrs
 from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy, plan_fingerprint
-from dagster_airflow.job.params import compact_schema, param_default
+from dagster_airflow.job.params import check_defaults, compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.scaffold.dag_check import check_dag_text
@@ -475,6 +475,7 @@ def render_dag(
         check_writable(value, what)
     _check_unique_task_ids(graph)
     schema = compact_schema(graph.config_schema)  # the file's and the check's, made once
+    check_defaults(schema, graph.run_config)
     doc = _doc_md(graph, command, runner, storage)
     docstring = _docstring(graph.job_name)
     text = (
@@ -528,7 +529,10 @@ with DAG(
 
 # The trigger form, given to the DAG once its tasks are made: Airflow copies a DAG's params into
 # each task made after them, and would then store and serve the whole schema once per task.
-dag.params = PARAMS
+# Added, not assigned: the scaffold checked the defaults against their schemas, and Airflow
+# checks the params again as it creates each run; assigning would walk the whole run config
+# through jsonschema at every parse of the file.
+dag.params.update(PARAMS)
 '''.rstrip()
         + "\n"
     )
