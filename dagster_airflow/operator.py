@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -37,6 +36,9 @@ def __getattr__(name: str) -> Any:
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
 JOB_WIDE = ("run_config", "runner", "storage")
+# What a task takes from the DAG's user_defined_macros where default_args lacks it: a scaffolded
+# DAG keeps its run config there, which Airflow does not serialize (the trigger form holds it).
+FROM_MACROS = ("run_config", "run_config_schema")
 
 
 class DagsterOperator(BaseOperator):
@@ -50,7 +52,8 @@ class DagsterOperator(BaseOperator):
     :param run_config: the job's run config; string values are Airflow templates, and one that
         renders a number or a boolean for such a field gives that type. ``run_config``, ``runner``
         and ``storage`` default to the DAG's ``default_args``; a task keeps no copy of those (see
-        JOB_WIDE).
+        JOB_WIDE). ``run_config`` and ``run_config_schema`` default, after that, to the DAG's
+        ``user_defined_macros``, where a scaffolded DAG keeps them (see FROM_MACROS).
     :param run_config_schema: the run config's JSON Schema; ``dag_run.conf`` keys it names (ops,
         resources ...) are deep-merged over ``run_config``, ``dag_run.conf["partition"]`` picks
         the partition.
@@ -75,7 +78,7 @@ class DagsterOperator(BaseOperator):
     # What a task has unless it was given its own (see __init__).
     run_config: Mapping[str, Any] | None = None
     run_config_source: Mapping[str, Any] | None = None
-    run_config_schema: Mapping[str, Any] = MappingProxyType({})
+    run_config_schema: Mapping[str, Any] | None = None
     runner: Mapping[str, Any] | str | None = None
     runner_source: Mapping[str, Any] | str | None = None
     storage: Mapping[str, Any] | str | None = None
@@ -141,11 +144,17 @@ class DagsterOperator(BaseOperator):
             self.mapping_keys_of = mapping_keys_of
 
     def _dag_default(self, name: str) -> Any:
-        return self.dag.default_args.get(name) if self.has_dag() else None
+        if not self.has_dag():
+            return None
+        found = self.dag.default_args.get(name)
+        if found is None and name in FROM_MACROS:
+            found = (self.dag.user_defined_macros or {}).get(name)
+        return found
 
     def setting(self, name: str) -> Any:
-        """The task's ``run_config``, ``runner`` or ``storage`` (one of JOB_WIDE): its own, else
-        the DAG's default_args one, as written (templates not rendered)."""
+        """The task's ``run_config``, ``runner``, ``storage`` or ``run_config_schema``: its own,
+        else the DAG's default_args one (a run config and its schema: else the DAG's
+        user_defined_macros one), as written (templates not rendered)."""
         own = getattr(self, name)
         return own if own is not None else self._dag_default(name)
 
@@ -204,7 +213,10 @@ class DagsterOperator(BaseOperator):
                 step_key=self.dagster_step_key,
                 run_id=dagster_run_id(self.dag_id, context["run_id"]),
                 run_config=run_config_for_run(
-                    self.run_config, self.run_config_source, conf, self.run_config_schema
+                    self.run_config,
+                    self.run_config_source,
+                    conf,
+                    self.setting("run_config_schema") or {},
                 ),
                 storage=resolved.storage_spec,
                 attempt=ti.try_number,

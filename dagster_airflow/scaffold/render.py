@@ -319,7 +319,7 @@ def _params(graph: StepGraph) -> str:
         default = _literal(param_default(value), 8, 8)
         if key in graph.run_config and param_default(value) == value:
             # The run config itself, written once (it may name every op of a big job).
-            default = f'DEFAULT_ARGS["run_config"][{_literal(key)}]'
+            default = f"RUN_CONFIG[{_literal(key)}]"
         lines.append(
             f"    {_literal(key)}: Param(\n"
             f"        {default},\n"
@@ -491,24 +491,25 @@ from dagster_airflow import DagsterOperator
 SCAFFOLD_COMMAND = {_literal(command)}
 
 {assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
-# fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
+# fragment under its keys: it is deep-merged over RUN_CONFIG below, and Dagster validates it.
 RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
+
+# The job's run config, every task's (string values may use Airflow templates: {{{{ ds }}}}).
+RUN_CONFIG = {_literal(graph.run_config, 0, 13)}
 
 DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
     "runner": {_literal(runner.to_dict(), 4, 14)},
     # Where each step's outputs go for the next steps, and that storage's options.
     "storage": {_literal(storage.to_dict(), 4, 15)},
-    # The Dagster job and its run config (string values may use Airflow templates: {{{{ ds }}}}).
+    # The Dagster job.
     "code_location": {_literal(graph.code_location.to_dict(), 4, 21)},
     "job_name": {_literal(graph.job_name)},
-    "run_config": {_literal(graph.run_config, 4, 18)},
-    "run_config_schema": RUN_CONFIG_SCHEMA,
 {queue_line}    "owner": "airflow",
 }}
 
-# The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
-# they hold no template, DEFAULT_ARGS' own).
+# The trigger form's fields: the run config's keys, RUN_CONFIG's values as defaults (those that
+# hold no template).
 PARAMS = {_params(graph)}
 
 DOC_MD = {block_literal(doc)}
@@ -521,6 +522,9 @@ with DAG(
     catchup=False,
     tags=["dagster"],
     default_args=DEFAULT_ARGS,
+    # The tasks' run config and its schema. As macros, Airflow keeps them out of the DAG it
+    # stores and serves, which holds them once already: the trigger form's defaults and schemas.
+    user_defined_macros={{"run_config": RUN_CONFIG, "run_config_schema": RUN_CONFIG_SCHEMA}},
     doc_md=DOC_MD,
 ) as dag:
 {tasks}
@@ -537,7 +541,10 @@ dag.params.update(PARAMS)
         + "\n"
     )
     expected = _expected_values(graph, runner, storage, dag_id, description, asset_uri_template)
-    expected[("DEFAULT_ARGS", "run_config_schema")] = schema
+    expected[("DAG", "user_defined_macros")] = {
+        "run_config": graph.run_config,
+        "run_config_schema": schema,
+    }
     expected[("SCAFFOLD_COMMAND",)] = command
     expected[("DOC_MD",)] = doc
     if queue is not None:
@@ -586,7 +593,7 @@ def _expected_values(
         ("DEFAULT_ARGS", "storage"): storage.to_dict(),
         ("DEFAULT_ARGS", "code_location"): graph.code_location.to_dict(),
         ("DEFAULT_ARGS", "job_name"): graph.job_name,
-        ("DEFAULT_ARGS", "run_config"): graph.run_config,
+        ("RUN_CONFIG",): graph.run_config,
     }
     for key in graph.config_schema.get("properties", {}):
         expected[("PARAMS", key, "default")] = param_default(graph.run_config.get(key, {}))
