@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -36,6 +37,9 @@ def __getattr__(name: str) -> Any:
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
 JOB_WIDE = ("run_config", "runner", "storage", "environment")
+# What a task takes from the DAG's user_defined_macros where default_args lacks it: a scaffolded
+# DAG keeps its run config there, which Airflow does not serialize (the trigger form holds it).
+FROM_MACROS = ("run_config", "run_config_schema")
 
 
 class DagsterOperator(BaseOperator):
@@ -49,7 +53,8 @@ class DagsterOperator(BaseOperator):
     :param run_config: the job's run config; string values are Airflow templates, and one that
         renders a number or a boolean for such a field gives that type. ``run_config``, ``runner``
         and ``storage`` default to the DAG's ``default_args``; a task keeps no copy of those (see
-        JOB_WIDE).
+        JOB_WIDE). ``run_config`` and ``run_config_schema`` default, after that, to the DAG's
+        ``user_defined_macros``, where a scaffolded DAG keeps them (see FROM_MACROS).
     :param run_config_schema: the run config's JSON Schema; ``dag_run.conf`` keys it names (ops,
         resources ...) are deep-merged over ``run_config``, ``dag_run.conf["partition"]`` picks
         the partition.
@@ -101,6 +106,24 @@ class DagsterOperator(BaseOperator):
     operator_extra_links = DAGSTER_LINKS
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
+    # What a task has unless it was given its own (see __init__).
+    run_config: Mapping[str, Any] | None = None
+    run_config_source: Mapping[str, Any] | None = None
+    run_config_schema: Mapping[str, Any] | None = None
+    runner: Mapping[str, Any] | str | None = None
+    runner_source: Mapping[str, Any] | str | None = None
+    storage: Mapping[str, Any] | str | None = None
+    environment: Mapping[str, str | None] | None = None
+    environment_source: Mapping[str, str | None] | None = None
+    mapping_key: Any = None
+    mapping_keys_of: str | None = None
+    dagster_retries_only: bool = False
+    dagster_home: str | None = None
+    dagster_ui_url: str | None = None
+    ends_dagster_run: bool = False
+    schedule: str | None = None
+    schedule_tick: str | None = None
+    run_tags: Mapping[str, str] = MappingProxyType({})
 
     def __init__(
         self,
@@ -127,7 +150,6 @@ class DagsterOperator(BaseOperator):
         if kwargs.get("retry_policy") is None:  # a mapped task's partial() passes None
             kwargs["retry_policy"] = DagsterRetryPolicy(dagster_only=dagster_retries_only)
         super().__init__(**kwargs)
-        self.dagster_retries_only = dagster_retries_only
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:
             raise ConfigurationError(
@@ -147,44 +169,59 @@ class DagsterOperator(BaseOperator):
         self.step_key = step_key
         self.job_name = job_name
         self.code_location = code_location
+        # Set only where given: the DAG processor builds every task of the file at each parse,
+        # and each attribute an operator sets goes through BaseOperator.__setattr__; the class
+        # attributes below are the defaults.
+        if run_config_schema:
+            self.run_config_schema = run_config_schema
         # A job-wide value the task got from the DAG's default_args is left there (None here)
         # and taken when the task renders its templates: Airflow then stores and serves it once
         # for the DAG, not once for every task (a job's run config grows with its ops).
-        own = {
-            "run_config": run_config,
-            "runner": runner,
-            "storage": storage,
-            "environment": environment,
-        }
-        for name, value in own.items():
-            if value is not None and value is self._dag_default(name):
-                own[name] = None
-        self.run_config = own["run_config"]
-        # As written, before Airflow renders its templates: which values were templates.
-        self.run_config_source = copy.deepcopy(self.run_config)
-        self.run_config_schema = run_config_schema or {}
-        self.runner = own["runner"]
-        # As written: which of the runner's options are templates (that may read secrets).
-        self.runner_source = copy.deepcopy(self.runner)
-        self.storage = own["storage"]
-        self.environment = own["environment"]
-        # As written: which of its values are templates (that may read secrets).
-        self.environment_source = copy.deepcopy(self.environment)
-        self.mapping_key = mapping_key
-        self.mapping_keys_of = mapping_keys_of
-        self.dagster_home = dagster_home
-        self.dagster_ui_url = dagster_ui_url
-        self.ends_dagster_run = ends_dagster_run
-        self.schedule = schedule
-        self.schedule_tick = None if schedule else schedule_tick
-        self.run_tags = dict(run_tags or {})
+        if run_config is not None and run_config is not self._dag_default("run_config"):
+            self.run_config = run_config
+            # As written, before Airflow renders its templates: which values were templates.
+            self.run_config_source = copy.deepcopy(run_config)
+        if runner is not None and runner is not self._dag_default("runner"):
+            self.runner = runner
+            # As written: which of the runner's options are templates (that may read secrets).
+            self.runner_source = copy.deepcopy(runner)
+        if storage is not None and storage is not self._dag_default("storage"):
+            self.storage = storage
+        if mapping_key is not None:
+            self.mapping_key = mapping_key
+        if mapping_keys_of is not None:
+            self.mapping_keys_of = mapping_keys_of
+        if environment is not None and environment is not self._dag_default("environment"):
+            self.environment = environment
+            # As written: which of its values are templates (that may read secrets).
+            self.environment_source = copy.deepcopy(environment)
+        if dagster_retries_only:
+            self.dagster_retries_only = dagster_retries_only
+        if dagster_home is not None:
+            self.dagster_home = dagster_home
+        if dagster_ui_url is not None:
+            self.dagster_ui_url = dagster_ui_url
+        if ends_dagster_run:
+            self.ends_dagster_run = ends_dagster_run
+        if schedule is not None:
+            self.schedule = schedule
+        elif schedule_tick is not None:
+            self.schedule_tick = schedule_tick
+        if run_tags:
+            self.run_tags = dict(run_tags)
 
     def _dag_default(self, name: str) -> Any:
-        return self.dag.default_args.get(name) if self.has_dag() else None
+        if not self.has_dag():
+            return None
+        found = self.dag.default_args.get(name)
+        if found is None and name in FROM_MACROS:
+            found = (self.dag.user_defined_macros or {}).get(name)
+        return found
 
     def setting(self, name: str) -> Any:
-        """The task's ``run_config``, ``runner`` or ``storage`` (one of JOB_WIDE): its own, else
-        the DAG's default_args one, as written (templates not rendered)."""
+        """The task's ``run_config``, ``runner``, ``storage`` or ``run_config_schema``: its own,
+        else the DAG's default_args one (a run config and its schema: else the DAG's
+        user_defined_macros one), as written (templates not rendered)."""
         own = getattr(self, name)
         return own if own is not None else self._dag_default(name)
 
@@ -273,7 +310,9 @@ class DagsterOperator(BaseOperator):
                 job_name=self.job_name,
                 step_key=self.dagster_step_key,
                 run_id=dagster_run_id(self.dag_id, context["run_id"]),
-                run_config=run_config_for_run(run_config, source, conf, self.run_config_schema),
+                run_config=run_config_for_run(
+                    run_config, source, conf, self.setting("run_config_schema") or {}
+                ),
                 storage=resolved.storage_spec,
                 attempt=ti.try_number,
                 task=TaskRef(

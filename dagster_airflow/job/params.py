@@ -179,6 +179,31 @@ def param_default(value: Any) -> Any:
     return value
 
 
+def check_defaults(schema: Mapping[str, Any], run_config: Mapping[str, Any]) -> None:
+    """Raise unless each trigger form default (`param_default` of a run config key) fits the
+    compacted ``schema``'s property for it, as Airflow checks each run's params: the DAG file
+    adds its params without Airflow's own check at each parse (the run config of a big job
+    walked through jsonschema every time)."""
+    import jsonschema
+
+    from dagster_airflow.errors import ConfigurationError
+
+    for key, property_schema in schema.get("properties", {}).items():
+        default = param_default(run_config.get(key, {}))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.validators.validator_for(property_schema)(property_schema).iter_errors(
+                default
+            )
+        )
+        if error is not None:
+            raise ConfigurationError(
+                f"the run config's {key!r} does not fit the trigger form's schema for it "
+                f"({error.message}), so Airflow would refuse the DAG's runs; nothing was "
+                "written: this is a bug in dagster-airflow, please report it with the scaffold "
+                "command."
+            )
+
+
 _PLACEHOLDERS = {"integer": 0, "number": 0.0, "boolean": False, "null": None, "array": []}
 
 

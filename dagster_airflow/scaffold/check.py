@@ -142,9 +142,11 @@ def check_dag_file(path: str) -> list[str]:
             f"DAG file {path!r} has no code_location and job_name in DEFAULT_ARGS; scaffold it "
             "again."
         ) from None
-    run_config = default_args.get("run_config") or {}
+    # RUN_CONFIG; in a file scaffolded before it, DEFAULT_ARGS' run_config.
+    where = "RUN_CONFIG" if "RUN_CONFIG" in scaffolded.literals else "DEFAULT_ARGS"
+    run_config = scaffolded.literals.get("RUN_CONFIG", default_args.get("run_config")) or {}
     schedule = (default_args.get("run_tags") or {}).get(SCHEDULE_NAME_TAG)
-    graph = compile_job(location, job_name, run_config, f"DEFAULT_ARGS of {path!r}", schedule)
+    graph = compile_job(location, job_name, run_config, f"{where} of {path!r}", schedule)
     runner = RunnerSpec.from_value(default_args.get("runner") or "subprocess")
     current_text = render_dag(
         graph,

@@ -24,7 +24,7 @@ class DagText:
 
     dag_id: str | None  # the DAG(dag_id=...) constant
     has_dag: bool  # a `with DAG(...)` block
-    # DEFAULT_ARGS, RUN_CONFIG_SCHEMA, ENVIRONMENT; names and calls as their text
+    # DEFAULT_ARGS, RUN_CONFIG_SCHEMA, RUN_CONFIG, ENVIRONMENT; names and calls as their text
     literals: dict[str, Any]
     default_args: dict[str, Any] | None  # DEFAULT_ARGS's literal values only (None: no dict)
     steps: dict[str, tuple[str, ...]]  # step key -> the step keys upstream of it
@@ -107,7 +107,7 @@ class _Declarations:
             self._call(node)
 
     def _assign(self, target: str, value: ast.AST) -> None:
-        if target in ("DEFAULT_ARGS", "RUN_CONFIG_SCHEMA", "ENVIRONMENT"):
+        if target in ("DEFAULT_ARGS", "RUN_CONFIG_SCHEMA", "RUN_CONFIG", "ENVIRONMENT"):
             self.literals[target] = _literal_value(self.text, value)
         elif target == "ASSET_URI_TEMPLATE" and isinstance(value, ast.Constant):
             self.asset_uri_template = value.value

@@ -19,7 +19,7 @@ import attrs
 from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy, plan_fingerprint
-from dagster_airflow.job.params import compact_schema, param_default
+from dagster_airflow.job.params import check_defaults, compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.names import group_id_for, task_id_for
@@ -305,7 +305,7 @@ def _params(graph: StepGraph) -> str:
         default = _literal(param_default(value), 8, 8)
         if key in graph.run_config and param_default(value) == value:
             # The run config itself, written once (it may name every op of a big job).
-            default = f'DEFAULT_ARGS["run_config"][{_literal(key)}]'
+            default = f"RUN_CONFIG[{_literal(key)}]"
         lines.append(
             f"    {_literal(key)}: Param(\n"
             f"        {default},\n"
@@ -498,6 +498,7 @@ def render_dag(
         check_writable(value, what)
     _check_unique_task_ids(graph)
     schema = compact_schema(graph.config_schema)  # the file's and the check's, made once
+    check_defaults(schema, graph.run_config)
     _check_instance(graph, dagster_home, dagster_ui_url)
     instance_lines = _instance_lines(dagster_home, dagster_ui_url)
     doc = _doc_md(graph, command, runner, storage, _instance_text(dagster_home, dagster_ui_url))
@@ -516,19 +517,20 @@ from dagster_airflow import {", ".join(our_names)}
 SCAFFOLD_COMMAND = {_literal(command)}
 
 {assets}# The job's run config schema as JSON Schema. A DAG run's conf may hold a run config
-# fragment under its keys: it is deep-merged over run_config below, and Dagster validates it.
+# fragment under its keys: it is deep-merged over RUN_CONFIG below, and Dagster validates it.
 RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
+
+# The job's run config, every task's (string values may use Airflow templates: {{{{ ds }}}}).
+RUN_CONFIG = {_literal(graph.run_config, 0, 13)}
 
 {environment_block(environment)}DEFAULT_ARGS = {{
     # Where each step runs, and that runner's options.
     "runner": {_literal(runner.to_dict(), 4, 14)},
     # Where each step's outputs go for the next steps, and that storage's options.
     "storage": {_literal(storage.to_dict(), 4, 15)},
-    # The Dagster job and its run config (string values may use Airflow templates: {{{{ ds }}}}).
+    # The Dagster job.
     "code_location": {_literal(graph.code_location.to_dict(), 4, 21)},
     "job_name": {_literal(graph.job_name)},
-    "run_config": {_literal(graph.run_config, 4, 18)},
-    "run_config_schema": RUN_CONFIG_SCHEMA,
     # Retries are Dagster's (see above): tries for up to this many retries that an op without a
     # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
     "retries": {RETRY_REQUESTS},
@@ -536,8 +538,8 @@ RUN_CONFIG_SCHEMA = {_literal(schema, 0, 20)}
 {environment_line}{queue_line}{instance_lines}{_settings_lines(graph)}    "owner": "airflow",
 }}
 
-# The trigger form's fields: the run config's keys, the scaffolded values as defaults (where
-# they hold no template, DEFAULT_ARGS' own).
+# The trigger form's fields: the run config's keys, RUN_CONFIG's values as defaults (those that
+# hold no template).
 PARAMS = {_params(graph)}
 
 DOC_MD = {block_literal(doc)}
@@ -550,6 +552,9 @@ with DAG(
     catchup=False,
     tags={_literal(dag_settings.dag_tags(graph), 4, 9)},
 {dag_lines}    default_args=DEFAULT_ARGS,
+    # The tasks' run config and its schema. As macros, Airflow keeps them out of the DAG it
+    # stores and serves, which holds them once already: the trigger form's defaults and schemas.
+    user_defined_macros={{"run_config": RUN_CONFIG, "run_config_schema": RUN_CONFIG_SCHEMA}},
     doc_md=DOC_MD,
 ) as dag:
 {tasks}
@@ -558,14 +563,20 @@ with DAG(
 {_end_task(dagster_home)}
 # The trigger form, given to the DAG once its tasks are made: Airflow copies a DAG's params into
 # each task made after them, and would then store and serve the whole schema once per task.
-dag.params = PARAMS
+# Added, not assigned: the scaffold checked the defaults against their schemas, and Airflow
+# checks the params again as it creates each run; assigning would walk the whole run config
+# through jsonschema at every parse of the file.
+dag.params.update(PARAMS)
 '''.rstrip()
         + "\n"
     )
     expected = _expected_values(graph, runner, storage, dag_id, description, asset_uri_template)
-    expected[("DEFAULT_ARGS", "run_config_schema")] = schema
     expected[("DEFAULT_ARGS", "retries")] = RETRY_REQUESTS
     expected[("DEFAULT_ARGS", "dagster_retries_only")] = True
+    expected[("DAG", "user_defined_macros")] = {
+        "run_config": graph.run_config,
+        "run_config_schema": schema,
+    }
     expected[("SCAFFOLD_COMMAND",)] = command
     expected[("DOC_MD",)] = doc
     if queue is not None:
@@ -696,7 +707,7 @@ def _expected_values(
         ("DEFAULT_ARGS", "storage"): storage.to_dict(),
         ("DEFAULT_ARGS", "code_location"): graph.code_location.to_dict(),
         ("DEFAULT_ARGS", "job_name"): graph.job_name,
-        ("DEFAULT_ARGS", "run_config"): graph.run_config,
+        ("RUN_CONFIG",): graph.run_config,
     }
     for key in graph.config_schema.get("properties", {}):
         expected[("PARAMS", key, "default")] = param_default(graph.run_config.get(key, {}))

@@ -92,3 +92,15 @@ def test_the_scaffold_plans_a_template_of_an_int_field_with_a_placeholder():
     config = {"factor": "{{ x }}", "mode": "{{ y }}", "label": "{{ z }}"}
 
     assert with_placeholders(config, schema) == {"factor": 0, "mode": "FAST", "label": "{{ z }}"}
+
+
+def test_the_scaffold_checks_the_trigger_forms_defaults_as_airflow_checks_each_run():
+    """The DAG file adds its params without Airflow's check at each parse: the scaffold makes
+    it, templates left out of the defaults as the form has them."""
+    from dagster_airflow.errors import ConfigurationError
+    from dagster_airflow.job.params import check_defaults, compact_schema
+
+    schema = compact_schema(run_config_schema(typed_config, {}))
+    check_defaults(schema, {"ops": {"scale": {"config": {"factor": "{{ x }}", "ratio": 1.5}}}})
+    with pytest.raises(ConfigurationError, match=r"run config's 'ops' does not fit .*'many'"):
+        check_defaults(schema, {"ops": {"scale": {"config": {"factor": "many"}}}})

@@ -61,7 +61,7 @@ def test_hostile_strings_in_every_field_come_back_as_the_values_given(tmp_path):
     module, command = scaffolded(tmp_path, *args)
 
     assert command == module.SCAFFOLD_COMMAND
-    assert module.DEFAULT_ARGS["run_config"] == run_config
+    assert run_config == module.RUN_CONFIG
     assert module.DEFAULT_ARGS["runner"] == {
         "name": "subprocess",
         "env": {"A": NO_NUL},

@@ -495,9 +495,9 @@ def test_scaffolded_retry_arguments_are_formatted_as_ruff_would(tmp_path):
 @pytest.mark.parametrize(
     ("job_name", "run_config", "expected"),
     [
-        ("mapped", "word: hey\ntimes: 2\n", '"run_config": {"word": "hey", "times": 2}'),
-        ("default_config", None, '"run_config": {}'),
-        ("static_partitioned", None, '"run_config": {}'),
+        ("mapped", "word: hey\ntimes: 2\n", '\nRUN_CONFIG = {"word": "hey", "times": 2}\n'),
+        ("default_config", None, "\nRUN_CONFIG = {}\n"),
+        ("static_partitioned", None, "\nRUN_CONFIG = {}\n"),
     ],
 )
 def test_jobs_with_a_config_mapping_or_their_own_config_scaffold(
