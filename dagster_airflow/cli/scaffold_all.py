@@ -26,7 +26,7 @@ def run_many(
     """Write each job's DAG, made by the single-job scaffold's own ``scaffolded_dag``; a job
     that cannot be scaffolded is one line on standard error (exit status 1), and the others are
     written. ``loaded_what`` names the location for a sentence on how its loading ended."""
-    from dagster_airflow.job.code_location import default_dag_id, location_jobs, preload
+    from dagster_airflow.job.code_location import location_jobs, preload
     from dagster_airflow.scaffold.forked import call_in_child
     from dagster_airflow.scaffold.install import install_dag
     from dagster_airflow.scaffold.render import command_line
@@ -45,13 +45,14 @@ def run_many(
         preload(location)  # the user's code runs once, for every job below
         jobs = location_jobs(location) if args.all_jobs else named_jobs(args)
         built = []
-        for job in jobs:
-            dag_id = default_dag_id(location, job)
-            command = command_line(job_argv(argv, job, None if dag_id == job else dag_id))
+        for job, dag_id, schedule in _dags_of_jobs(location, jobs, args.schedule):
+            own = None if dag_id == job else dag_id
+            command = command_line(job_argv(argv, job, own, schedule))
             if found_here:  # as the single-job scaffold writes it
                 command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
+            one = argparse.Namespace(**{**vars(args), "schedule": schedule})
             try:
-                dag = scaffolded_dag(args, job, dag_id, runner, storage, {}, command, {}, note)
+                dag = scaffolded_dag(one, job, dag_id, runner, storage, {}, command, {}, note)
             except DagsterAirflowError as exc:
                 built.append({"job": job, "error": str(exc)})
                 continue
@@ -154,9 +155,28 @@ def _refuse_one_job_flags(args: argparse.Namespace, what: str) -> None:
         )
 
 
-def job_argv(argv: Sequence[str], job: str, dag_id: str | None) -> list[str]:
-    """The single-job scaffold's arguments for one job of --all: the same flags, ``-j JOB``
-    (and ``--dag-id`` where the DAG id is not the job's name) instead of --all or the -j list."""
+def _dags_of_jobs(location, jobs: Sequence[str], schedule: str | None):
+    """(job, DAG id, schedule) for each DAG: one per job, and one per schedule of a job that has
+    several (``JOB__SCHEDULE``, as `scaffold -j JOB --schedule NAME` writes it alone), unless
+    --schedule names the one to follow."""
+    from dagster_airflow.job.code_location import default_dag_id, repository_of
+    from dagster_airflow.job.schedules import schedules_of
+
+    for job in jobs:
+        dag_id = default_dag_id(location, job)
+        names = sorted(s.name for s in schedules_of(repository_of(location, job), job))
+        if schedule is not None or len(names) < 2:
+            yield job, dag_id, schedule
+        else:
+            yield from ((job, f"{dag_id}__{name}", name) for name in names)
+
+
+def job_argv(
+    argv: Sequence[str], job: str, dag_id: str | None, schedule: str | None = None
+) -> list[str]:
+    """The single-job scaffold's arguments for one DAG of --all: the same flags, ``-j JOB``
+    (with ``--dag-id`` where the DAG id is not the job's name, and ``--schedule`` for one of a
+    job's several schedules) instead of --all or the -j list."""
     rest, tokens = [], iter(argv[1:])  # argv[0] is "scaffold"
     for token in tokens:
         if token == "--all":
@@ -167,4 +187,10 @@ def job_argv(argv: Sequence[str], job: str, dag_id: str | None) -> list[str]:
         if token.startswith("--job=") or (token.startswith("-j") and len(token) > 2):
             continue
         rest.append(token)
-    return ["scaffold", "-j", job, *(["--dag-id", dag_id] if dag_id else []), *rest]
+    own = [
+        *(["--dag-id", dag_id] if dag_id else []),
+        *(["--schedule", schedule] if schedule else []),
+    ]
+    if schedule and "--schedule" in rest:
+        own = own[:-2]  # the user's own --schedule stays where it was
+    return ["scaffold", "-j", job, *own, *rest]

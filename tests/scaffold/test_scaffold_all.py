@@ -72,11 +72,16 @@ def test_all_writes_one_dag_per_job_of_the_project_each_as_its_single_scaffold(t
     done = run_cli("scaffold", "--all", "-f", str(PROJECT), "--install", "--dags-folder", str(dags))
 
     assert done.returncode == 0, done.stderr
-    # One DAG per job of the location, as Dagster's own Definitions list them.
-    jobs = sorted(n for n in defs.get_repository_def().job_names if not n.startswith("__"))
+    # One DAG per job of the location, as Dagster's own Definitions list them, and one per
+    # schedule of a job that has several.
+    repository = defs.get_repository_def()
+    expected = []
+    for job in (n for n in repository.job_names if not n.startswith("__")):
+        schedules = [s.name for s in repository.schedule_defs if s.job_name == job]
+        expected += [f"{job}__{s}" for s in schedules] if len(schedules) > 1 else [job]
     files = sorted(dags.glob("*.py"))
     sensor_dags = [p for p in files if "DagsterSensorOperator(" in p.read_text()]
-    assert sorted(p.stem for p in files if p not in sensor_dags) == jobs
+    assert sorted(p.stem for p in files if p not in sensor_dags) == sorted(expected)
     assert dags / "inbox_job__inbox_sensor.py" in sensor_dags
     lines = done.stdout.splitlines()
     assert len(lines) == len(files)
@@ -90,6 +95,11 @@ def test_all_writes_one_dag_per_job_of_the_project_each_as_its_single_scaffold(t
     assert f"scaffold -j inbox_job -f {PROJECT} --install --dags-folder {dags}" in text
     again, said = rerun_scaffold_command(inbox)
     assert again == text
+    # A DAG of one of a job's two schedules is also the file its own command writes.
+    evening = dags / "twice_scheduled__evening.py"
+    text = evening.read_text()
+    assert "--dag-id twice_scheduled__evening --schedule evening" in text
+    assert rerun_scaffold_command(evening)[0] == text
     # The single-job scaffold writes no sensor DAG, and says so.
     assert said == (
         "dagster-airflow scaffold: job 'inbox_job' has the sensor(s) 'inbox_sensor', which a "
