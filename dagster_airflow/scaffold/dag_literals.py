@@ -10,7 +10,7 @@ evaluates back to exactly its string.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster_airflow.errors import ConfigurationError
@@ -75,3 +75,50 @@ def check_writable(value: Any, what: str, path: str = "") -> None:
         f"the value {value!r} ({type(value).__name__}){where} of {what} cannot be written into a "
         "DAG file; use strings, numbers, booleans, lists and mappings (quote a date as a string)."
     )
+
+
+def call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -> str:
+    """``prefix + function(kwargs) + suffix`` at the indent of ``prefix``, laid out as ruff format
+    would: on one line when it fits, else the arguments on one line of their own, else one a
+    line."""
+    indent = " " * (len(prefix) - len(prefix.lstrip()))
+    flat = f"{prefix}{function}({', '.join(kwargs)}){suffix}"
+    if len(flat) <= 99:
+        return flat
+    inner = f"{indent}    {', '.join(kwargs)}"
+    if len(inner) <= 99:
+        return f"{prefix}{function}(\n{inner}\n{indent}){suffix}"
+    lines = "".join(f"{indent}    {k},\n" for k in kwargs)
+    return f"{prefix}{function}(\n{lines}{indent}){suffix}"
+
+
+def literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -> str:
+    """A Python literal for JSON-like data, laid out as ruff format would: on one line when it
+    fits, else one item a line."""
+    if isinstance(value, str):
+        return string_literal(value)
+    if (
+        value is None
+        or isinstance(value, bool | int)
+        or (isinstance(value, float) and math.isfinite(value))
+    ):
+        return repr(value)
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            key = f"{literal(k)}: "
+            items.append(key + literal(v, indent + 4, indent + 4 + len(key), width))
+        start, end = "{", "}"
+    elif isinstance(value, list | tuple):
+        items = [literal(v, indent + 4, indent + 4, width) for v in value]
+        start, end = "[", "]"
+    else:
+        raise ConfigurationError(
+            f"cannot write {value!r} ({type(value).__name__}) into a DAG file; run config and "
+            "backend options must be strings, numbers, booleans, lists and mappings."
+        )
+    flat = start + ", ".join(items) + end
+    if column + len(flat) + 1 <= width and "\n" not in flat:
+        return flat
+    pad = " " * (indent + 4)
+    return start + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + end

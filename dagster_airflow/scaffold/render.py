@@ -18,14 +18,23 @@ import attrs
 
 from dagster_airflow.assets import DEFAULT_URI_TEMPLATE, asset_uri
 from dagster_airflow.errors import ConfigurationError
-from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy, plan_fingerprint
+from dagster_airflow.job.compile import Step, StepGraph, StepRetryPolicy
 from dagster_airflow.job.params import check_defaults, compact_schema, param_default
 from dagster_airflow.job.partitions import TIME
 from dagster_airflow.model import CodeLocation, RunnerSpec, StorageSpec
 from dagster_airflow.names import group_id_for, task_id_for
 from dagster_airflow.scaffold import dag_settings
 from dagster_airflow.scaffold.dag_check import check_dag_text
-from dagster_airflow.scaffold.dag_literals import block_literal, check_writable, string_literal
+from dagster_airflow.scaffold.dag_literals import block_literal, check_writable
+from dagster_airflow.scaffold.dag_literals import call as _call
+from dagster_airflow.scaffold.dag_literals import literal as _literal
+from dagster_airflow.scaffold.dagster_instance import (
+    check_instance,
+    end_task,
+    instance_lines,
+    instance_text,
+)
+from dagster_airflow.scaffold.doc_md import doc_md
 from dagster_airflow.scaffold.environment import environment_block
 
 # What the Airflow UI shows for each task instance of a mapped step: its Dagster mapping key.
@@ -46,21 +55,6 @@ def _identifiers(keys: Sequence[str], used: set[str] | None = None) -> dict[str,
         used.add(name)
         names[key] = name
     return names
-
-
-def _call(prefix: str, function: str, kwargs: Sequence[str], suffix: str = "") -> str:
-    """``prefix + function(kwargs) + suffix`` at the indent of ``prefix``, laid out as ruff format
-    would: on one line when it fits, else the arguments on one line of their own, else one a
-    line."""
-    indent = " " * (len(prefix) - len(prefix.lstrip()))
-    flat = f"{prefix}{function}({', '.join(kwargs)}){suffix}"
-    if len(flat) <= 99:
-        return flat
-    inner = f"{indent}    {', '.join(kwargs)}"
-    if len(inner) <= 99:
-        return f"{prefix}{function}(\n{inner}\n{indent}){suffix}"
-    lines = "".join(f"{indent}    {k},\n" for k in kwargs)
-    return f"{prefix}{function}(\n{lines}{indent}){suffix}"
 
 
 def _operator_kwargs(
@@ -172,38 +166,6 @@ def _tasks_and_edges(graph: StepGraph, queues: Mapping[str, str]) -> tuple[str, 
     )
     uses_groups = any(len(members) > 1 for members in groups.values())
     return "\n".join(lines).rstrip(), edges, uses_groups
-
-
-def _literal(value: object, indent: int = 4, column: int = 0, width: int = 99) -> str:
-    """A Python literal for JSON-like data, laid out as ruff format would: on one line when it
-    fits, else one item a line."""
-    if isinstance(value, str):
-        return string_literal(value)
-    if (
-        value is None
-        or isinstance(value, bool | int)
-        or (isinstance(value, float) and math.isfinite(value))
-    ):
-        return repr(value)
-    if isinstance(value, dict):
-        items = []
-        for k, v in value.items():
-            key = f"{_literal(k)}: "
-            items.append(key + _literal(v, indent + 4, indent + 4 + len(key), width))
-        start, end = "{", "}"
-    elif isinstance(value, list | tuple):
-        items = [_literal(v, indent + 4, indent + 4, width) for v in value]
-        start, end = "[", "]"
-    else:
-        raise ConfigurationError(
-            f"cannot write {value!r} ({type(value).__name__}) into a DAG file; run config and "
-            "backend options must be strings, numbers, booleans, lists and mappings."
-        )
-    flat = start + ", ".join(items) + end
-    if column + len(flat) + 1 <= width and "\n" not in flat:
-        return flat
-    pad = " " * (indent + 4)
-    return start + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + end
 
 
 def relocate(location: CodeLocation, host_root: str, image_root: str) -> CodeLocation:
@@ -337,87 +299,6 @@ def _params(graph: StepGraph) -> str:
     return "{\n" + "\n".join(lines) + "\n}" if lines else "{}"
 
 
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell: one line, no column break."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def _runner_text(runner: RunnerSpec) -> str:
-    options = ", ".join(f"{k}={v!r}" for k, v in runner.options.items() if not isinstance(v, dict))
-    return f"`{runner.name}`" + (f" ({_cell(options)})" if options else "")
-
-
-def _outputs_text(storage: StorageSpec) -> str:
-    """Where the steps' outputs go, as the storage names them, for any DAG run."""
-    from dagster_airflow.plugins.manager import get_plugins
-
-    run, step, name = "RUN-ID", "STEP-KEY", "OUTPUT"
-    try:
-        backend = get_plugins().storage(storage.name).create(storage.options)
-        uri = backend.uri(backend.key(run, step, name))
-    except Exception:  # a plugin storage that cannot be built here: say its name
-        return f"storage `{storage.name}`"
-    uri = uri.replace(run, "{dagster run id}").replace(step, "{step}").replace(name, "{output}")
-    return f"`{_cell(uri)}` (storage `{storage.name}`)"
-
-
-def _steps_table(graph: StepGraph) -> str:
-    """A row for each step whose task id, op or description says more than its step key (the
-    grid shows every task already): one short row, the runner and storage being said once."""
-    rows = []
-    for step in graph.steps:
-        op = graph.ops.get(step.key)
-        task_id = task_id_for(step.key)
-        plain = op is not None and op.name == task_id == step.key and not op.description
-        if plain:
-            continue
-        op_text = f"`{op.name}`" + (f": {_cell(op.description)}" if op.description else "")
-        name = f"`{step.key}`" + (f" (task `{task_id}`)" if task_id != step.key else "")
-        rows.append(f"| {name} | {op_text if op else ''} |")
-    if not rows:
-        return ""
-    return "\n".join(["| Step (task) | Op |", "| --- | --- |", *rows])
-
-
-def _instance_text(dagster_home: str | None, dagster_ui_url: str | None) -> str:
-    """Which Dagster instance the steps run against, for the DAG's docs."""
-    if dagster_home is None:
-        return (
-            "Each step runs against an ephemeral Dagster instance: the team's Dagster sees "
-            "nothing of these runs (scaffold with `--dagster-home` to show them there).\n\n"
-        )
-    shown = f" and shown at {_cell(dagster_ui_url)}" if dagster_ui_url else ""
-    return (
-        f"Each DAG run is one Dagster run in the instance of the Dagster home "
-        f"`{_cell(dagster_home)}` (its dagster.yaml){shown}: its steps' events, materializations "
-        f"and checks land there, and the task `{END_TASK_ID}` ends the run as the DAG run "
-        "ends.\n\n"
-    )
-
-
-def _doc_md(
-    graph: StepGraph,
-    command: str,
-    runner: RunnerSpec,
-    storage: StorageSpec,
-    instance: str = "",
-) -> str:
-    """The DAG's doc_md: the job's description, its ops, where each step runs and where its
-    outputs go (as scaffolded: DEFAULT_ARGS, which a task's own argument overrides), how to
-    regenerate the file, the plan's fingerprint (a changed job makes a new DAG version)."""
-    text = (
-        f"### Dagster job `{graph.job_name}`\n\n{graph.description or ''}\n\n"
-        f"Each step runs with runner {_runner_text(runner)}; its outputs go to "
-        f"{_outputs_text(storage)}, where `{{step}}` is the step key (for a mapped step: "
-        "`op[{mapping key}]`).\n\n"
-        f"{instance}{_steps_table(graph)}\n\n"
-        "Each task's page has a *Dagster step* tab: its events, outputs and error.\n\n"
-        f"Regenerate this file: `{command}`; check it: `dagster-airflow check FILE`.\n\n"
-        f"Plan fingerprint: `{plan_fingerprint(graph)}`\n"
-    ).replace("\n\n\n\n", "\n\n")
-    return text
-
-
 # The Airflow retries of a task whose op has no RetryPolicy: each runs only when Dagster asks for
 # it (RetryRequested(max_retries=N) is known at run time only, Airflow's tries when a run starts).
 RETRY_REQUESTS = 10
@@ -499,9 +380,9 @@ def render_dag(
     _check_unique_task_ids(graph)
     schema = compact_schema(graph.config_schema)  # the file's and the check's, made once
     check_defaults(schema, graph.run_config)
-    _check_instance(graph, dagster_home, dagster_ui_url)
-    instance_lines = _instance_lines(dagster_home, dagster_ui_url)
-    doc = _doc_md(graph, command, runner, storage, _instance_text(dagster_home, dagster_ui_url))
+    check_instance(graph, dagster_home, dagster_ui_url)
+    instance_block = instance_lines(dagster_home, dagster_ui_url)
+    doc = doc_md(graph, command, runner, storage, instance_text(dagster_home, dagster_ui_url))
     docstring = _docstring(graph.job_name)
     dag_lines = "".join(f"    {k},\n" for k in dag_settings.dag_keywords(graph))
     text = (
@@ -535,7 +416,7 @@ RUN_CONFIG = {_literal(graph.run_config, 0, 13)}
     # RetryPolicy requests (RetryRequested); a task with a policy has its own max_retries.
     "retries": {RETRY_REQUESTS},
     "dagster_retries_only": True,
-{environment_line}{queue_line}{instance_lines}{_settings_lines(graph)}    "owner": "airflow",
+{environment_line}{queue_line}{instance_block}{_settings_lines(graph)}    "owner": "airflow",
 }}
 
 # The trigger form's fields: the run config's keys, RUN_CONFIG's values as defaults (those that
@@ -560,7 +441,7 @@ with DAG(
 {tasks}
 
 {edges}
-{_end_task(dagster_home)}
+{end_task(dagster_home)}
 # The trigger form, given to the DAG once its tasks are made: Airflow copies a DAG's params into
 # each task made after them, and would then store and serve the whole schema once per task.
 # Added, not assigned: the scaffold checked the defaults against their schemas, and Airflow
@@ -593,70 +474,6 @@ dag.params.update(PARAMS)
         task_ids[dag_settings.TICK_TASK_ID] = dag_settings.TICK_TASK_ID
     check_dag_text(text, graph.job_name, expected, task_ids, docstring)
     return text
-
-
-# The DAG's end task with --dagster-home: it ends the DAG run's Dagster run.
-END_TASK_ID = "dagster_run_end"
-
-
-def _instance_lines(dagster_home: str | None, dagster_ui_url: str | None) -> str:
-    """DEFAULT_ARGS' lines of the team's Dagster instance (none without --dagster-home)."""
-    if dagster_home is None:
-        return ""
-    lines = (
-        "    # The team's Dagster instance: the Dagster home, as each step sees it, whose\n"
-        "    # dagster.yaml names it. Each DAG run is one Dagster run there; without this line\n"
-        "    # each step runs against an ephemeral instance (docs/dagster-instance.md).\n"
-        f'    "dagster_home": {_literal(dagster_home)},\n'
-    )
-    if dagster_ui_url is not None:
-        lines += (
-            "    # The team's Dagster UI: the tasks' links and step tabs open the run there.\n"
-            f'    "dagster_ui_url": {_literal(dagster_ui_url)},\n'
-        )
-    return lines
-
-
-def _end_task(dagster_home: str | None) -> str:
-    """The task that ends the Dagster run: a teardown after every other task, so it runs
-    whatever their states (a DAG run marked failed too) and does not count in the DAG run's."""
-    if dagster_home is None:
-        return ""
-    return (
-        "\n    # Ends the DAG run's Dagster run (SUCCESS, FAILURE, CANCELED) once every task is\n"
-        "    # done.\n"
-        "    ends = [task for task in dag.tasks if not task.downstream_task_ids]\n"
-        + _call(
-            "    ends >> ",
-            "DagsterOperator",
-            [f"task_id={_literal(END_TASK_ID)}", "ends_dagster_run=True"],
-            ".as_teardown()",
-        )
-        + "\n"
-    )
-
-
-def _check_instance(graph: StepGraph, dagster_home: str | None, dagster_ui_url: str | None) -> None:
-    if dagster_ui_url is not None and not re.fullmatch(r"https?://\S+", dagster_ui_url):
-        raise ConfigurationError(
-            f"--dagster-ui-url {dagster_ui_url!r} is not an http(s) URL; give the address of "
-            "the team's Dagster UI, such as https://dagster.example.com."
-        )
-    if dagster_ui_url is not None and dagster_home is None:
-        raise ConfigurationError(
-            f"--dagster-ui-url {dagster_ui_url!r} needs --dagster-home: without the team's "
-            "instance no run reaches that UI; give both, or leave the URL out."
-        )
-    if dagster_home is not None and not PurePosixPath(dagster_home).is_absolute():
-        raise ConfigurationError(
-            f"--dagster-home {dagster_home!r} is not an absolute path; give the Dagster home "
-            "folder as each step sees it, such as /opt/dagster/home."
-        )
-    if dagster_home is not None and END_TASK_ID in {task_id_for(s.key) for s in graph.steps}:
-        raise ConfigurationError(
-            f"job {graph.job_name!r} has a step {END_TASK_ID!r}, the task id that ends the "
-            "Dagster run with --dagster-home; rename its op."
-        )
 
 
 def _settings_lines(graph: StepGraph) -> str:

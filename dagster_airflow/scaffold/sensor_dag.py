@@ -13,8 +13,8 @@ from dagster_airflow.job.sensors import SensorPlan
 from dagster_airflow.model import CodeLocation, RunnerSpec
 from dagster_airflow.scaffold.dag_check import check_dag_text
 from dagster_airflow.scaffold.dag_literals import check_writable
+from dagster_airflow.scaffold.dag_literals import literal as _literal
 from dagster_airflow.scaffold.install import check_dag_id
-from dagster_airflow.scaffold.render import _literal
 from dagster_airflow.sensor_tick import SENSOR_TASK_ID, cursor_variable
 
 

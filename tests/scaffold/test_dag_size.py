@@ -122,10 +122,11 @@ def test_a_task_serializes_to_about_what_an_empty_operator_does(serialized):
 def test_the_whole_dag_serializes_to_a_bounded_size_a_step(serialized):
     """Everything Airflow stores for the 100-step DAG (tasks, trigger form with its run config
     and schema, default_args, docs), per step: 700 bytes when this guard was set (823 while
-    default_args held the run config and schema too), against 381 for the EmptyOperator DAG of
-    the same shape (bench/dag_files.py measures the ratio)."""
+    default_args held the run config and schema too), 734 with each task's retries for Dagster's
+    retry requests and the docs' word on the Dagster instance, against 381 for the EmptyOperator
+    DAG of the same shape (bench/dag_files.py measures the ratio)."""
     _, data = serialized[100]
-    assert len(json.dumps(data)) <= 720 * 100
+    assert len(json.dumps(data)) <= 750 * 100
 
 
 def test_the_file_names_a_step_only_where_its_key_is_not_the_task_id(serialized, tmp_path):
