@@ -27,13 +27,13 @@ print(json.dumps({
     "tags": sorted(dag.tags),
     "max_active_tasks": dag.max_active_tasks,
     "timeout": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
-    "run_config": dag.default_args["run_config"],
+    "run_config": dag.user_defined_macros["run_config"],
     "tasks": {
         t: {
             "pool": task.pool,
             "priority_weight": task.priority_weight,
             "upstream": sorted(task.upstream_task_ids),
-            "run_tags": task.run_tags,
+            "run_tags": dict(task.run_tags),
             "schedule": task.schedule,
             "schedule_tick": task.schedule_tick,
         }
