@@ -23,7 +23,7 @@ import yaml
 
 from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec, dagster_run_id
 from dagster_airflow.runners.subprocess import SubprocessRunner
-from dagster_airflow.scaffold.dag_file import read_dag
+from dagster_airflow.scaffold.dag_file import parse_dag_text
 from dagster_airflow.storage.gcs import EMULATOR_ENV
 from dagster_airflow.task.connections import from_environment, parse_uri
 from dagster_airflow.testing.run_context import run_context_for
@@ -213,7 +213,10 @@ def scaffold_to(folder: Path, dag_id: str, *storage_args: str) -> dict:
     (path,) = folder.glob("*.py")
     text = path.read_text()
     # The tasks' run config is the file's RUN_CONFIG (the DAG's macros), not in DEFAULT_ARGS.
-    return {**default_args(text), "run_config": read_dag(text, str(path)).literals["RUN_CONFIG"]}
+    return {
+        **default_args(text),
+        "run_config": parse_dag_text(text, str(path)).literals["RUN_CONFIG"],
+    }
 
 
 def run_steps(args: dict, dag_id: str, env: dict[str, str]) -> None:
