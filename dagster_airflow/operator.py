@@ -279,7 +279,7 @@ class DagsterOperator(BaseOperator):
             TaskRef,
             dagster_run_id,
         )
-        from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run
+        from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run, run_tags_from_conf
         from dagster_airflow.task import context as task_context
         from dagster_airflow.task import schedule as task_schedule
         from dagster_airflow.task.lineage import StepLineage
@@ -322,7 +322,9 @@ class DagsterOperator(BaseOperator):
                 partition_key=conf.get(PARTITION_KEY) or tick.get("partition_key"),
                 logical_date=logical_date.isoformat() if logical_date else None,
                 schedule_name=self.schedule,
-                **self._instance_fields(ti, self.run_tags | tick.get("tags", {})),
+                **self._instance_fields(
+                    ti, self.run_tags | run_tags_from_conf(conf) | tick.get("tags", {})
+                ),
             )
             if self.schedule:
                 request = attrs.evolve(request, logical_date=task_schedule.evaluation_time(context))

@@ -11,8 +11,13 @@ import ast
 from collections.abc import Mapping
 from typing import Any
 
+from dagster_airflow.errors import ConfigurationError
+
 # The conf key that names the partition a run executes; the rest of the conf is run config.
 PARTITION_KEY = "partition"
+# dag_run.conf["dagster_tags"]: tags of the run's Dagster run, as a sensor's RunRequest gives them
+# (dagster_airflow.task.sensor) or a user triggering the DAG does.
+TAGS_KEY = "dagster_tags"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,3 +112,18 @@ def run_config_for_run(
     keys = schema.get("properties", {})
     fragment = {k: v for k, v in (conf or {}).items() if k in keys and k != PARTITION_KEY}
     return deep_merge(typed, fragment)
+
+
+def run_tags_from_conf(conf: Mapping[str, Any]) -> dict[str, str]:
+    """The Dagster run's tags that ``dag_run.conf["dagster_tags"]`` gives (none when unset)."""
+    tags = conf.get(TAGS_KEY)
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise ConfigurationError(
+            f'dag_run.conf["{TAGS_KEY}"] is {tags!r}, not a mapping of strings to strings; '
+            f'trigger the DAG with such as {{"{TAGS_KEY}": {{"team": "sales"}}}}.'
+        )
+    return dict(tags)

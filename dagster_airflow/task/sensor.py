@@ -28,6 +28,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import RunnerSpec
+from dagster_airflow.run_conf import TAGS_KEY
 from dagster_airflow.sensor_tick import RESULT_MARK, SENSOR_TASK_ID, cursor_variable, run_id_for
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class DagsterSensorOperator(BaseOperator):
             conf["partition"] = request["partition_key"]
         tags = dict(request.get("tags") or {})
         if tags:
-            conf["dagster_tags"] = tags
+            conf[TAGS_KEY] = tags
         note = f"Dagster sensor {self.sensor_name!r}, run key {run_key!r}, tags {tags!r}"
         return self.job_dags[job], run_id, conf, note
 
