@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
+from dagster_airflow.task.airflow_compat import HAS_RETRY_POLICY, AirflowFailException
 from dagster_airflow.task.outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
@@ -86,7 +86,8 @@ class DagsterOperator(BaseOperator):
         mapping_keys_of: str | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("retry_policy", DagsterRetryPolicy())
+        if HAS_RETRY_POLICY:  # Airflow 3.3 on (task/airflow_compat.py says what 3.1/3.2 do)
+            kwargs.setdefault("retry_policy", DagsterRetryPolicy())
         super().__init__(**kwargs)
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:

@@ -142,8 +142,8 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
 def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
     """The plan's steps with what Airflow's task mapping needs to know of each; what it cannot
     express is refused in one sentence."""
-    from dagster._core.execution.plan.inputs import FromMultipleSources
-    from dagster._core.execution.plan.step import (
+    from dagster_airflow.job.dagster_compat import (
+        FromMultipleSources,
         UnresolvedCollectExecutionStep,
         UnresolvedMappedExecutionStep,
     )
@@ -191,7 +191,7 @@ def compile_job(
     location: CodeLocation, job_name: str, run_config: Mapping[str, Any], where: str
 ) -> StepGraph:
     """Load the job, validate the run config against it and list its execution steps."""
-    from dagster._core.execution.api import create_execution_plan
+    from dagster_airflow.job.dagster_compat import create_execution_plan
 
     location = resolve(location, job_name)
     job = load_job(location, job_name)

@@ -427,8 +427,10 @@ def render_dag(
     )
     assets = _assets(graph, asset_uri_template, schedule_on_assets)
     sdk_names = ["DAG", "Param"]
+    our_names = ["DagsterOperator"]
     if graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
-        sdk_names.insert(1, "CronTriggerTimetable")
+        # Ours, not airflow.sdk's: Airflow 3.1's SDK has none (dagster_airflow.task.airflow_compat).
+        our_names.insert(0, "CronTriggerTimetable")
     if assets:
         sdk_names.insert(1, "Asset")
     if uses_groups:
@@ -452,7 +454,7 @@ import datetime
 
 from airflow.sdk import {", ".join(sdk_names)}
 
-from dagster_airflow import DagsterOperator
+from dagster_airflow import {", ".join(our_names)}
 
 # The command that wrote this file: run it again when the job's ops or their dependencies change.
 SCAFFOLD_COMMAND = {_literal(command)}

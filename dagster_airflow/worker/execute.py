@@ -166,7 +166,7 @@ def without_fallback_console_logger() -> Iterator[None]:
     ConfigMapping or a partitioned config. So the fallback makes no logger in this process; a
     run config that names loggers still gets them.
     """
-    from dagster._core.execution import context_creation_job
+    from dagster_airflow.job.dagster_compat import context_creation_job
 
     fallback = context_creation_job.default_system_loggers
     context_creation_job.default_system_loggers = lambda instance: []
@@ -236,12 +236,15 @@ class StepWorker:
 
     def _execute(self) -> None:
         from dagster import DagsterInstance
-        from dagster._core.definitions.job_base import InMemoryJob
-        from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
-        from dagster._core.execution.retries import RetryMode
 
         from dagster_airflow.job.code_location import load_job
         from dagster_airflow.job.compile import validation_error
+        from dagster_airflow.job.dagster_compat import (
+            InMemoryJob,
+            RetryMode,
+            create_execution_plan,
+            execute_plan_iterator,
+        )
         from dagster_airflow.worker.io_manager import (
             IntermediateIOManager,
             intermediate_io_manager,
@@ -301,9 +304,7 @@ class StepWorker:
     def _plan_step(self, job, in_memory_job, run_config, full_plan):
         """The plan of the one step, with the run's known state as Dagster's own executor would
         hand it over (ready outputs, mapping keys); None when the step is skipped."""
-        from dagster._core.execution.api import create_execution_plan
-        from dagster._core.execution.plan.state import KnownExecutionState
-
+        from dagster_airflow.job.dagster_compat import KnownExecutionState, create_execution_plan
         from dagster_airflow.worker.run_state import RunState, unresolved_key
 
         request = self.request
