@@ -49,8 +49,9 @@ test: $(STAMP) lint system-packages
 ## make test-compat: every supported Airflow x Dagster pair, each side in its own venv under .compat/,
 ## compared with Dagster's own runs; rewrites the support table in docs/install.md (not in make test)
 COMPAT ?=
-test-compat: $(STAMP)
-	$(PY) compat/run.py $(foreach c,$(COMPAT),--only $(c))
+test-compat:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) compat/run.py $(foreach c,$(COMPAT),--only $(c))
 
 # Every test file of the suite (pytest's testpaths), in name order.
 TEST_FILES = $(shell find tests examples/dagster-airflow-venv/tests -name 'test_*.py' | sort)

@@ -67,10 +67,12 @@ def partitioned(home, work: Path, runner_python: str) -> list[str]:
     job, logical_date, partition = PARTITION
     storage = FilesystemStorage(base_dir=str(work / "partitions-storage"))
     done = subprocess.run(
-        [sys.executable, "-m", "dagster_airflow", "scaffold", job]
-        + ["-f", str(ROOT / "examples" / "scheduling.py"), "--storage", "filesystem"]
-        + ["--storage-option", f"base_dir={storage.base_dir}"]
-        + ["--runner-option", f"python={runner_python}"],
+        [
+            *(sys.executable, "-m", "dagster_airflow", "scaffold", job),
+            *("-f", str(ROOT / "examples" / "scheduling.py"), "--storage", "filesystem"),
+            *("--storage-option", f"base_dir={storage.base_dir}"),
+            *("--runner-option", f"python={runner_python}"),
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

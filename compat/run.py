@@ -63,8 +63,10 @@ def run_combination(cache: Path, airflow: str, dagster: str) -> dict:
     print(f"== {name}", file=sys.stderr, flush=True)
     started = time.monotonic()
     done = subprocess.run(
-        [str(dagster_python), str(HERE / "check.py")]
-        + ["--airflow-python", str(airflow_python), "--work", str(work)],
+        [
+            *(str(dagster_python), str(HERE / "check.py")),
+            *("--airflow-python", str(airflow_python), "--work", str(work)),
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-from dagster_airflow.task.airflow_compat import HAS_RETRY_POLICY, AirflowFailException
+from dagster_airflow.task.airflow_compat import AirflowFailException, task_arguments
 from dagster_airflow.task.outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
@@ -86,8 +86,7 @@ class DagsterOperator(BaseOperator):
         mapping_keys_of: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if HAS_RETRY_POLICY:  # Airflow 3.3 on (task/airflow_compat.py says what 3.1/3.2 do)
-            kwargs.setdefault("retry_policy", DagsterRetryPolicy())
+        kwargs = task_arguments(kwargs, DagsterRetryPolicy)  # as this Airflow version takes them
         super().__init__(**kwargs)
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:

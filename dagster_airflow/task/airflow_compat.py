@@ -14,12 +14,19 @@ Airflow side. Measured on Airflow 3.1.8, 3.2.2 and 3.3.2:
   a DagsterOperator gets none: a step Dagster retries is retried by Airflow after the task's
   ``retry_delay`` (the RetryPolicy's delay, backoff as Airflow computes it, no jitter; for a
   bare ``RetryRequested``, the task's retry_delay rather than its seconds_to_wait).
+- ``retry_exponential_backoff`` is a multiplier (a float) from 3.2 on, a bool in 3.1: the
+  scaffold writes the multiplier, and the operator hands 3.1 a bool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import airflow
+
+# (3, 1) on Airflow 3.1.8: what differs by version and has no name to import to tell it.
+AIRFLOW_MINOR = tuple(int(part) for part in airflow.__version__.split(".")[:2])
 try:
     from airflow.sdk.exceptions import (
         AirflowFailException,
@@ -47,6 +54,22 @@ except ImportError:  # Airflow 3.1 and 3.2: no per-task retry policy
     HAS_RETRY_POLICY = False
 
 
+def task_arguments(kwargs: dict[str, Any], retry_policy: Callable[[], Any]) -> dict[str, Any]:
+    """A DagsterOperator's BaseOperator arguments as this Airflow takes them: the per-task
+    ``retry_policy`` from 3.3 on; on 3.1, whose ``retry_exponential_backoff`` is a bool, the
+    scaffold's multiplier (2.0) as True (Airflow 3.1 doubles the delay, the same)."""
+    if HAS_RETRY_POLICY:
+        kwargs.setdefault("retry_policy", retry_policy())
+    backoff = kwargs.get("retry_exponential_backoff")
+    if (
+        AIRFLOW_MINOR < (3, 2)
+        and isinstance(backoff, int | float)
+        and not isinstance(backoff, bool)
+    ):
+        kwargs["retry_exponential_backoff"] = backoff > 0
+    return kwargs
+
+
 def __getattr__(name: str) -> Any:
     # Lazy: the operator imports this module in every DAG file's parse, and only a partitioned
     # job's DAG file needs the timetable, only a link the configuration.
@@ -67,10 +90,12 @@ def __getattr__(name: str) -> Any:
 
 # CronTriggerTimetable and conf come from __getattr__ above.
 __all__ = [
+    "AIRFLOW_MINOR",
     "HAS_RETRY_POLICY",
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowSkipException",
     "RetryDecision",
     "RetryPolicy",
+    "task_arguments",
 ]
