@@ -6,7 +6,7 @@ Stdlib only: compat/run.py imports it from any Python, before any environment ex
 
 from __future__ import annotations
 
-# minor -> newest patch; compat/constraints-<side>-<minor>.txt pins the same patch.
+# minor -> newest patch; compat/constraints-<side>-<minor>.txt pins the same patch (and the rest).
 AIRFLOW = {"3.1": "3.1.8", "3.2": "3.2.2", "3.3": "3.3.2"}
 DAGSTER = {"1.12": "1.12.22", "1.13": "1.13.27"}
 
