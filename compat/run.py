@@ -7,8 +7,8 @@ Environments are uv venvs under the cache folder, one per side and minor
 (``.compat/airflow-3.1``, ``.compat/dagster-1.12``), made once from this checkout (editable) and
 compat/constraints-<side>-<minor>.txt, which pins every package (the minor's newest patch, and
 the rest as resolved when the combination last passed: a bare pin let uv pick a FastAPI that
-Airflow 3.2.2 breaks on). Nothing but the package index is reached. Each combination's result goes to
-compat/results/<combination>.json (committed: the table is generated from them, and
+Airflow 3.2.2 breaks on). Nothing but the package index is reached. Each combination's result
+goes to compat/results/<combination>.json (committed: the table is generated from them, and
 tests/test_compat.py checks the docs say what they say); the run's work folders stay under the
 cache. Exit status 1 when a combination fails.
 """
