@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # and files go out in collection order, where tests/conftest.py puts the long ones first.
 PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: dist demo test test-alone test-reverse lint format bench constraints clean system-packages
+.PHONY: dist demo test test-compat test-alone test-reverse lint format bench constraints clean system-packages
 
 # The example plugin package is installed too: the suite tests it as a real third-party plugin.
 VENV_EXAMPLE := examples/dagster-airflow-venv
@@ -45,6 +45,13 @@ demo: $(STAMP)
 test: $(STAMP) lint system-packages
 	$(PY) -m compileall -q dagster_airflow harness $(VENV_EXAMPLE)/dagster_airflow_venv.py
 	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## make test-compat: every supported Airflow x Dagster pair, each side in its own venv under .compat/,
+## compared with Dagster's own runs; rewrites the support table in docs/install.md (not in make test)
+COMPAT ?=
+test-compat:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) compat/run.py $(foreach c,$(COMPAT),--only $(c))
 
 # Every test file of the suite (pytest's testpaths), in name order.
 TEST_FILES = $(shell find tests examples/dagster-airflow-venv/tests -name 'test_*.py' | sort)
@@ -89,4 +96,4 @@ constraints: $(STAMP)
 	mv constraints.new constraints.txt
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .bench .compat .pytest_cache .ruff_cache

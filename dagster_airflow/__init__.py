@@ -10,6 +10,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    # Airflow's own, from where the installed Airflow has it (DAG files of partitioned jobs).
+    "CronTriggerTimetable": "dagster_airflow.task.airflow_compat",
     "DagsterOperator": "dagster_airflow.operator",
     "DagsterSensorOperator": "dagster_airflow.task.sensor",
     "DagsterCronTimetable": "dagster_airflow.ui.timetable",

@@ -13,9 +13,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
 
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
+from dagster_airflow.task.airflow_compat import AirflowFailException, task_arguments
 from dagster_airflow.task.outcome import DagsterRetryPolicy
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
@@ -147,8 +147,10 @@ class DagsterOperator(BaseOperator):
         run_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("retry_policy") is None:  # a mapped task's partial() passes None
-            kwargs["retry_policy"] = DagsterRetryPolicy(dagster_only=dagster_retries_only)
+        # As this Airflow version takes them; a mapped task's partial() passes retry_policy=None.
+        kwargs = task_arguments(
+            kwargs, lambda: DagsterRetryPolicy(dagster_only=dagster_retries_only)
+        )
         super().__init__(**kwargs)
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:

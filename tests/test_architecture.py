@@ -147,3 +147,41 @@ def test_every_import_of_ours_names_a_module_that_exists(module):
         and not (name.count(".") == 1 and hasattr(dagster_airflow, ours(name)))
     ]
     assert not missing, f"dagster_airflow.{module} imports what is not there: {missing}"
+
+
+# The one module per side that holds what differs between the versions we support
+# (docs/install.md, "Supported versions"): a new Dagster minor changes job/dagster_compat.py only.
+DAGSTER_COMPAT = "job.dagster_compat"
+AIRFLOW_COMPAT = "task.airflow_compat"
+
+
+def test_only_the_dagster_compat_module_imports_private_dagster_apis():
+    private = {
+        module: sorted(n for n in imports_of(path) if n.startswith("dagster._"))
+        for module, path in MODULES.items()
+        if module != DAGSTER_COMPAT
+    }
+    found = {module: names for module, names in private.items() if names}
+    assert not found, f"import these from dagster_airflow.{DAGSTER_COMPAT} instead: {found}"
+    assert any(n.startswith("dagster._") for n in imports_of(MODULES[DAGSTER_COMPAT]))
+
+
+# Airflow moved these between 3.1 and 3.3: only the compat module names their homes.
+AIRFLOW_MOVED = (
+    "airflow.sdk.exceptions",
+    "airflow.exceptions",
+    "airflow.sdk.configuration",
+    "airflow.configuration",
+    "airflow.sdk.definitions.retry_policy",
+    "airflow.timetables",
+)
+
+
+def test_only_the_airflow_compat_module_imports_what_airflow_moved_between_versions():
+    found = {
+        module: names
+        for module, path in MODULES.items()
+        if module != AIRFLOW_COMPAT
+        and (names := [n for n in imports_of(path) if n.startswith(AIRFLOW_MOVED)])
+    }
+    assert not found, f"import these from dagster_airflow.{AIRFLOW_COMPAT} instead: {found}"

@@ -15,14 +15,13 @@ from dagster_airflow.model import CodeLocation
 
 def _repositories(location: CodeLocation) -> Iterator:
     """The RepositoryDefinitions a (file or module) code location defines."""
-    from dagster._core.code_pointer import FileCodePointer, ModuleCodePointer
-    from dagster._core.definitions.reconstruct import (
+    from dagster_airflow.job.dagster_compat import (
+        FileCodePointer,
+        ModuleCodePointer,
         def_from_pointer,
-        repository_def_from_target_def,
-    )
-    from dagster._core.workspace.autodiscovery import (
         loadable_targets_from_python_file,
         loadable_targets_from_python_module,
+        repository_def_from_target_def,
     )
 
     working_directory = location.working_directory or os.getcwd()
@@ -50,9 +49,11 @@ def _repositories(location: CodeLocation) -> Iterator:
 def _check_attribute(location: CodeLocation, working_directory: str) -> None:
     """A -a that the file or module does not have is one sentence listing the ones it has."""
     import dagster as dg
-    from dagster._core.code_pointer import load_python_file, load_python_module
-    from dagster._core.definitions.unresolved_asset_job_definition import (
+
+    from dagster_airflow.job.dagster_compat import (
         UnresolvedAssetJobDefinition,
+        load_python_file,
+        load_python_module,
     )
 
     if location.python_file:

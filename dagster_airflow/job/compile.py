@@ -158,8 +158,8 @@ def validation_error(exc: Exception, job_name: str, where: str) -> DagsterAirflo
 def plan_steps(plan, job_name: str, job) -> tuple[Step, ...]:
     """The plan's steps with what Airflow's task mapping needs to know of each; what it cannot
     express is refused in one sentence."""
-    from dagster._core.execution.plan.inputs import FromMultipleSources
-    from dagster._core.execution.plan.step import (
+    from dagster_airflow.job.dagster_compat import (
+        FromMultipleSources,
         UnresolvedCollectExecutionStep,
         UnresolvedMappedExecutionStep,
     )
@@ -211,7 +211,7 @@ def compile_job(
     schedule: str | None = None,
 ) -> StepGraph:
     """Load the job, validate the run config against it and list its execution steps."""
-    from dagster._core.execution.api import create_execution_plan
+    from dagster_airflow.job.dagster_compat import create_execution_plan
 
     location = resolve(location, job_name)
     repository = repository_of(location, job_name)

@@ -73,7 +73,7 @@ def dag_tags(tags: Mapping[str, str], where: str) -> tuple[tuple[str, ...], list
 def _executor_limit(job, run_config: Mapping[str, Any]) -> tuple[int | None, list[str]]:
     """The executor's cap on steps at once: in_process runs one, multiprocess its
     max_concurrent (0 or none: as many as CPUs, which Airflow leaves to its own limits)."""
-    from dagster._core.system_config.objects import ResolvedRunConfig
+    from dagster_airflow.job.dagster_compat import ResolvedRunConfig
 
     try:
         config = ResolvedRunConfig.build(job, dict(run_config)).execution.execution_engine_config

@@ -23,7 +23,7 @@ _LOCK = threading.Lock()
 def reading_environment() -> Iterator[list[str]]:
     """Within the block, config post-processing records every environment variable it would
     read (in the order read, each once) into the list it yields, and reads none."""
-    from dagster._config import source
+    from dagster_airflow.job.dagster_compat import config_source as source
 
     names: list[str] = []
     types = [source.StringSourceType, source.IntSourceType, source.BoolSourceType]

@@ -20,7 +20,7 @@ _SCALARS = {"INT": "integer", "FLOAT": "number", "BOOL": "boolean", "STRING": "s
 
 def json_schema(config_type) -> dict[str, Any]:
     """The JSON Schema of one Dagster config type."""
-    from dagster._config import ConfigTypeKind
+    from dagster_airflow.job.dagster_compat import ConfigTypeKind
 
     kind = config_type.kind
     if kind == ConfigTypeKind.ANY:

@@ -114,7 +114,8 @@ def partition_for_run(job, explicit: str | None, logical_date: str | None) -> st
     """The partition a DAG run executes: ``explicit`` (the conf's) when given, else the one
     Dagster's schedule would launch at the logical date; None for an unpartitioned job."""
     from dagster import TimeWindowPartitionsDefinition
-    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    from dagster_airflow.job.dagster_compat import partition_loading_context
 
     definition = job.partitions_def
     if definition is None:

@@ -156,7 +156,7 @@ def planning_run_config(definition, job_name: str, ticks: int = 24) -> dict[str,
     tick's). Empty when they all skip."""
     import time
 
-    from dagster._utils.schedules import schedule_execution_time_iterator
+    from dagster_airflow.job.dagster_compat import schedule_execution_time_iterator
 
     times = schedule_execution_time_iterator(
         time.time(), definition.cron_schedule, definition.execution_timezone or "UTC"

@@ -33,7 +33,7 @@ class SensorPlan:
 
 def location_sensors(location: CodeLocation) -> tuple[list[SensorPlan], list[str]]:
     """The location's mappable sensors, and one sentence for each sensor that is not mapped."""
-    from dagster._core.definitions.sensor_definition import DefaultSensorStatus, SensorType
+    from dagster_airflow.job.dagster_compat import DefaultSensorStatus, SensorType
 
     jobs = set(location_jobs(location))
     plans, unmapped = [], []

@@ -364,7 +364,8 @@ def render_dag(
     if graph.schedule is not None and not schedule_on_assets:
         our_names.insert(0, "DagsterCronTimetable")
     elif graph.partitions is not None and graph.partitions.cron and not schedule_on_assets:
-        sdk_names.insert(1, "CronTriggerTimetable")
+        # Ours, not airflow.sdk's: Airflow 3.1's SDK has none (dagster_airflow.task.airflow_compat).
+        our_names.insert(0, "CronTriggerTimetable")
     if assets:
         sdk_names.insert(1, "Asset")
     if uses_groups:

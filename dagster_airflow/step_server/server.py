@@ -394,10 +394,9 @@ def _warm() -> None:
     imports its storage modules), so a forked step starts where a fresh one would be after
     seconds of imports."""
     from dagster import DagsterInstance
-    from dagster._core.definitions.job_base import InMemoryJob  # noqa: F401
-    from dagster._core.execution.api import create_execution_plan  # noqa: F401
 
     import dagster_airflow.job.compile
+    import dagster_airflow.job.dagster_compat  # the private APIs a step plans and runs with
     import dagster_airflow.worker.entry
     import dagster_airflow.worker.execute
     import dagster_airflow.worker.io_manager  # noqa: F401

@@ -36,8 +36,9 @@ def _from_airflow(conn_id: str) -> Connection | None:
     # Only here: importing Airflow takes a second and configures its logging, whose lines
     # (such as "empty cryptography key") go to stderr, never into a command's output.
     with contextlib.redirect_stdout(sys.stderr):
-        from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection as AirflowConnection
+
+        from dagster_airflow.task.airflow_compat import AirflowNotFoundException
 
         try:
             conn = AirflowConnection.get_connection_from_secrets(conn_id)

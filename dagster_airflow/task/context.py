@@ -56,7 +56,8 @@ def resolve(runner: Any, storage: Any) -> Resolved:
 def connection(conn_id: str) -> Connection | None:
     """An Airflow connection, its extra parsed, or None when there is no such connection."""
     from airflow.sdk import Connection as AirflowConnection
-    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from dagster_airflow.task.airflow_compat import AirflowNotFoundException
 
     try:
         conn = AirflowConnection.get(conn_id)

@@ -13,10 +13,13 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
 from dagster_airflow.errors import StepFailedError, StepUpForRetryError
+from dagster_airflow.task.airflow_compat import (
+    AirflowFailException,
+    AirflowSkipException,
+    RetryDecision,
+    RetryPolicy,
+)
 
 if TYPE_CHECKING:
     from dagster_airflow.model import StepResult

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSkipException
+from dagster_airflow.task.airflow_compat import AirflowSkipException
 
 TICK_EVENT = "SCHEDULE_TICK"  # the worker's event (dagster_airflow.worker.schedule_tick)
 

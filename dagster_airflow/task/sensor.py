@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, Variable
-from airflow.sdk.exceptions import AirflowSkipException
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
 from dagster_airflow.model import RunnerSpec
 from dagster_airflow.run_conf import TAGS_KEY
 from dagster_airflow.sensor_tick import RESULT_MARK, SENSOR_TASK_ID, cursor_variable, run_id_for
+from dagster_airflow.task.airflow_compat import AirflowSkipException
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,10 @@ def evaluate_tick(
 def trigger_dag_run(dag_id: str, run_id: str, conf: dict, note: str) -> bool:
     """Trigger a DAG run as TriggerDagRunOperator does (through the task's execution API);
     False when a run of that id exists already."""
-    from airflow.sdk.exceptions import ErrorType
     from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
     from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    from dagster_airflow.task.airflow_compat import ErrorType
 
     reply = SUPERVISOR_COMMS.send(
         TriggerDagRun(

@@ -288,10 +288,10 @@ def dagster_record(location: CodeLocation, job_name: str, run_config, storage) -
     """Dagster's own run of the job, in process with an ephemeral instance, its outputs written
     through the same IO manager as the worker's."""
     from dagster import DagsterInstance
-    from dagster._core.execution.api import create_execution_plan
 
     from dagster_airflow.job.code_location import load_job, resolve
     from dagster_airflow.job.compile import validation_error
+    from dagster_airflow.job.dagster_compat import create_execution_plan
     from dagster_airflow.worker.event_details import event_details
     from dagster_airflow.worker.instance import without_fallback_console_logger
     from dagster_airflow.worker.io_manager import IntermediateIOManager, intermediate_io_manager

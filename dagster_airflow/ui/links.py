@@ -91,7 +91,7 @@ def step_view_url(ti_key: Any) -> str:
 
     base = ""
     try:
-        from airflow.sdk.configuration import conf
+        from dagster_airflow.task.airflow_compat import conf
 
         base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
     except Exception:  # no configuration at hand: the same-origin path still works

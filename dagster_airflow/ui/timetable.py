@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.timetables.trigger import CronTriggerTimetable
 from croniter import croniter
+
+from dagster_airflow.task.airflow_compat import CoreCronTriggerTimetable as CronTriggerTimetable
 
 HOUR = datetime.timedelta(hours=1)
 # DST moves clocks by at most an hour: a candidate two wall-clock hours after the best one found
@@ -129,7 +130,8 @@ class DagsterCronTimetable(CronTriggerTimetable):
         # turned on (Airflow's would run the latest past tick at once).
         if last_automated_data_interval is None and not restriction.catchup:
             from airflow._shared.timezones.timezone import coerce_datetime, utcnow
-            from airflow.timetables.base import DagRunInfo
+
+            from dagster_airflow.task.airflow_compat import DagRunInfo
 
             start = self._align_to_next(coerce_datetime(utcnow()))
             if restriction.earliest is not None:

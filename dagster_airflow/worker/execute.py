@@ -213,12 +213,14 @@ class StepWorker:
         return self.has_retry_policy or failure.error.class_name in _RETRY_REQUESTED
 
     def _execute(self) -> None:
-        from dagster._core.definitions.job_base import InMemoryJob
-        from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
-        from dagster._core.execution.retries import RetryMode
-
         from dagster_airflow.job.code_location import load_job
         from dagster_airflow.job.compile import validation_error
+        from dagster_airflow.job.dagster_compat import (
+            InMemoryJob,
+            RetryMode,
+            create_execution_plan,
+            execute_plan_iterator,
+        )
         from dagster_airflow.worker.instance import (
             record_skip,
             step_run,
@@ -283,9 +285,7 @@ class StepWorker:
     def _plan_step(self, job, in_memory_job, run_config, full_plan):
         """The plan of the one step, with the run's known state as Dagster's own executor would
         hand it over (ready outputs, mapping keys); None when the step is skipped."""
-        from dagster._core.execution.api import create_execution_plan
-        from dagster._core.execution.plan.state import KnownExecutionState
-
+        from dagster_airflow.job.dagster_compat import KnownExecutionState, create_execution_plan
         from dagster_airflow.worker.run_state import RunState, unresolved_key
 
         request = self.request

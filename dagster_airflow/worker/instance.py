@@ -101,7 +101,7 @@ def shared_run(
 ) -> Any:
     """The DAG run's Dagster run in the team's instance: created by the first step, STARTED by
     the step that created it or by a step of a run that had ended."""
-    from dagster._core.errors import DagsterRunAlreadyExists
+    from dagster_airflow.job.dagster_compat import DagsterRunAlreadyExists
 
     run = instance.get_run_by_id(request.run_id)
     created = False
@@ -146,7 +146,7 @@ def record_skip(
 ) -> None:
     """A step the worker skipped (an optional output not produced upstream), in the team's
     event log as Dagster's executor records a skip (nothing to do with an ephemeral instance)."""
-    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster_airflow.job.dagster_compat import DagsterEvent, DagsterEventType
 
     if request.dagster_home is None:
         return
@@ -172,7 +172,7 @@ def _started_message(request: StepRequest, created: bool) -> str:
 
 
 def _report(instance: Any, run: Any, event_type: str, message: str) -> None:
-    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster_airflow.job.dagster_compat import DagsterEvent, DagsterEventType
 
     event = DagsterEvent(
         event_type_value=DagsterEventType[event_type].value,
@@ -217,7 +217,7 @@ def without_fallback_console_logger() -> Iterator[None]:
     ConfigMapping or a partitioned config. So the fallback makes no logger in this process; a
     run config that names loggers still gets them.
     """
-    from dagster._core.execution import context_creation_job
+    from dagster_airflow.job.dagster_compat import context_creation_job
 
     fallback = context_creation_job.default_system_loggers
     context_creation_job.default_system_loggers = lambda instance: []

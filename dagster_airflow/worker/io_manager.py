@@ -103,7 +103,7 @@ class _Tee:
 def _produced_elsewhere(upstream: dg.OutputContext | None) -> bool:
     """Whether an input's upstream output comes from no step of this run: Dagster hands a source
     asset's loader an output context it builds itself, of a placeholder run."""
-    from dagster._core.execution.context.output import RUN_ID_PLACEHOLDER
+    from dagster_airflow.job.dagster_compat import RUN_ID_PLACEHOLDER
 
     try:
         return upstream is None or upstream.run_id == RUN_ID_PLACEHOLDER

@@ -98,7 +98,7 @@ class RunState:
         return record is not None and (handle.output_name, handle.mapping_key) in record.outputs
 
     def ready_outputs(self) -> set:
-        from dagster._core.execution.plan.outputs import StepOutputHandle
+        from dagster_airflow.job.dagster_compat import StepOutputHandle
 
         return {StepOutputHandle(step, name, key) for step, name, key in self.objects}
 
@@ -174,7 +174,7 @@ class RunState:
         are no object in the storage (Nothing outputs, outputs of other IO managers). A required
         output that is missing, of a step that was not skipped, fails in one sentence.
         """
-        from dagster._core.execution.plan.inputs import FromMultipleSources
+        from dagster_airflow.job.dagster_compat import FromMultipleSources
 
         step = plan.get_step_by_key(step_key)
         extra: set = set()
