@@ -78,11 +78,14 @@ class DagsterSensorOperator(BaseOperator):
         for request in tick["run_requests"]:
             dag_id, run_id, conf, note = self._dag_run(request)
             if trigger_dag_run(dag_id, run_id, conf, note):
-                log.info("Triggered DAG %s, run %s", dag_id, run_id)
+                self.log.info("Triggered DAG %s, run %s", dag_id, run_id)
                 started.append(run_id)
             else:
-                log.info("Run key %r was requested before (run %s): no new run, as in Dagster",
-                         request["run_key"], run_id)  # fmt: skip
+                self.log.info(
+                    "Run key %r was requested before (run %s): no new run, as in Dagster",
+                    request["run_key"],
+                    run_id,
+                )
                 known.append(run_id)
         if tick["cursor"] is not None and tick["cursor"] != cursor:
             Variable.set(key, tick["cursor"])
