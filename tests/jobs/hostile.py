@@ -43,4 +43,33 @@ def long_keys():
     long_b(long_a())
 
 
-defs = dg.Definitions(assets=[make], jobs=[hostile_job, hostile_assets, long_keys])
+# Where a job's tags, an op's pool and a schedule's tags and run config land in the DAG file.
+SHORT = HOSTILE[:60]  # a DAG tag holds 100 characters
+WORD = "q'\"\"\"\\{{ds}}${HOME}\u202e__import__('os')"  # a pool name has no white space
+
+
+@dg.op(pool=WORD, config_schema=dg.Permissive())
+def pooled(context):
+    return dict(context.op_config)
+
+
+@dg.job(tags={"team": SHORT})
+def hostile_tags():
+    pooled()
+
+
+hostile_schedule = dg.ScheduleDefinition(
+    name="hostile_schedule",
+    job=hostile_tags,
+    cron_schedule="0 3 * * *",
+    description=HOSTILE,
+    tags={"source": SHORT},
+    run_config={"ops": {"pooled": {"config": {HOSTILE: HOSTILE}}}},
+)
+
+
+defs = dg.Definitions(
+    assets=[make],
+    jobs=[hostile_job, hostile_assets, long_keys, hostile_tags],
+    schedules=[hostile_schedule],
+)

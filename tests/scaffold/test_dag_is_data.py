@@ -18,7 +18,7 @@ import yaml
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.job.params import param_default
 from tests.conftest import EXAMPLES, JOBS, run_cli
-from tests.jobs.hostile import HOSTILE, LONG
+from tests.jobs.hostile import HOSTILE, LONG, PAYLOAD, SHORT, WORD
 
 HOSTILE_FILE = str(JOBS / "hostile.py")
 # What a file system and an environment can carry: the hostile string without its NUL.
@@ -89,6 +89,27 @@ def test_a_hostile_asset_key_and_uri_template_stay_values(tmp_path):
     assert module.ASSETS[key].name == key
     (task,) = module.dag.task_dict.values()
     assert [asset.name for asset in task.outlets] == [key]
+
+
+def test_hostile_tags_pool_schedule_and_team_instance_settings_stay_values(tmp_path):
+    dagster_home = str(tmp_path / NO_NUL.replace("/", "_"))
+    ui_url = f"https://dagster.example/{PAYLOAD}".replace(" ", "")
+    args = ["hostile_tags", "-f", HOSTILE_FILE, "--dagster-home", dagster_home]
+    module, command = scaffolded(tmp_path, *args, "--dagster-ui-url", ui_url)
+
+    assert command == module.SCAFFOLD_COMMAND
+    # The schedule's run config, its tags and the job's tags, as Dagster holds them.
+    assert module.RUN_CONFIG == {"ops": {"pooled": {"config": {HOSTILE: HOSTILE}}}}
+    assert module.DEFAULT_ARGS["run_tags"] == {
+        "source": SHORT,
+        "dagster/schedule_name": "hostile_schedule",
+    }
+    assert module.DEFAULT_ARGS["dagster_home"] == dagster_home
+    assert module.DEFAULT_ARGS["dagster_ui_url"] == ui_url
+    dag = module.dag
+    assert f"team:{SHORT}" in dag.tags and f"source:{SHORT}" in dag.tags
+    assert dag.task_dict["pooled"].pool == WORD
+    assert f"Regenerate this file: `{command}`" in dag.doc_md
 
 
 def test_step_keys_cut_to_the_same_250_characters_stay_two_tasks_with_stable_ids(tmp_path):
