@@ -26,21 +26,20 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import (
-    EXIT_NO_RETRY,
-    FAILURE,
-    LOST,
-    RUN_ID_TAG,
-    UP_FOR_RETRY,
-    StepError,
-    StepEvent,
-    StepRequest,
-    StepResult,
-)
+from dagster_airflow.model import RUN_ID_TAG, StepRequest
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.lifecycle import LOST_ERROR, RemoteRunner, RunState
+from dagster_airflow.step_result import (
+    EXIT_NO_RETRY,
+    FAILURE,
+    LOST,
+    UP_FOR_RETRY,
+    StepError,
+    StepEvent,
+    StepResult,
+)
 
 DEFAULT_URL = "http://localhost:3000"
 DEFAULT_TOKEN_HEADER = "Dagster-Cloud-Api-Token"

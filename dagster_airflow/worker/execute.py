@@ -26,16 +26,16 @@ from dagster_airflow.errors import (
     PluginError,
     RunConfigError,
 )
-from dagster_airflow.model import (
+from dagster_airflow.model import StepRequest
+from dagster_airflow.redaction import Redactor, redacted_output
+from dagster_airflow.step_result import (
     EXIT_FAILURE,
     EXIT_NO_RETRY,
     EXIT_SUCCESS,
     EXIT_UP_FOR_RETRY,
     StepError,
     StepEvent,
-    StepRequest,
 )
-from dagster_airflow.redaction import Redactor, redacted_output
 from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
 from dagster_airflow.worker.event_details import DETAILED_EVENTS, event_details, json_safe_metadata
 
