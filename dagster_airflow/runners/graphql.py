@@ -173,16 +173,12 @@ def final_outcome(result: StepResult, stopped: str | None) -> StepResult:
 _field = OptionFields("the graphql runner")
 
 
-def _url_fix(url: str) -> str | None:
-    if re.match(r"https?://[^/\s]+", url):
-        return None
-    return f"set it to the Dagster webserver's address, such as {DEFAULT_URL!r}"
-
-
 @attrs.frozen
 class GraphQLOptions:
-    url: str = _field.string(
-        "url", example=DEFAULT_URL, check=_url_fix, expected="an http(s) address"
+    url: str = _field.url(
+        "url",
+        f"set it to the Dagster webserver's address, such as {DEFAULT_URL!r}",
+        example=DEFAULT_URL,
     )
     location: str | None = _field.string("location", default=None, example="my_location")
     repository: str | None = _field.string("repository", default=None, example="__repository__")
