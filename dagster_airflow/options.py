@@ -34,6 +34,7 @@ from dagster_airflow.errors import ConfigurationError
 
 _REQUIRED = attrs.NOTHING
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HTTP_URL = re.compile(r"https?://[^/\s]+")
 
 
 class OptionFields:
@@ -77,6 +78,14 @@ class OptionFields:
             return value
 
         return self.field(convert, default)
+
+    def url(self, option: str, fix: str, default: Any = _REQUIRED, example: str = "...") -> Any:
+        """An http(s) address; ``fix`` says what to write instead of another string."""
+
+        def check(value: str) -> str | None:
+            return None if _HTTP_URL.match(value) else fix
+
+        return self.string(option, default, example, check, expected="an http(s) address")
 
     def number(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from dagster_airflow.model import (
+from dagster_airflow.step_result import (
     FAILURE,
     SKIPPED,
     SUCCESS,

@@ -11,13 +11,12 @@ from dagster_airflow.model import (
     RUN_ID_NAMESPACE,
     CodeLocation,
     RunnerSpec,
-    StepError,
-    StepEvent,
     StepRequest,
     StorageSpec,
     TaskRef,
     dagster_run_id,
 )
+from dagster_airflow.step_result import StepError, StepEvent
 
 
 def test_step_request_round_trips_through_json():
@@ -130,3 +129,16 @@ def test_retry_fields_round_trip_and_the_previous_attempts_come_from_the_try():
     assert attrs.evolve(request, retry_number=None).previous_attempts == 4
     event = StepEvent("STEP_UP_FOR_RETRY", step_key="flaky", seconds_to_wait=0.6, attempt=2)
     assert StepEvent.from_line(event.to_json()) == event
+
+
+def test_what_a_step_answers_is_still_importable_from_model():
+    """Runners outside the package import StepResult, StepEvent, the statuses and exit codes from
+    dagster_airflow.model (docs/plugins.md did so): they are step_result's own objects there."""
+    import dagster_airflow.model as model
+    import dagster_airflow.step_result as step_result
+
+    names = ["StepError", "StepEvent", "StepResult", "SUCCESS", "FAILURE", "SKIPPED"]
+    names += ["UP_FOR_RETRY", "EXIT_SUCCESS", "EXIT_FAILURE", "EXIT_NO_RETRY", "EXIT_UP_FOR_RETRY"]
+    names += ["TIMEOUT", "STOPPED", "LOST", "NEVER_STARTED"]
+    for name in names:
+        assert getattr(model, name) is getattr(step_result, name), name

@@ -3,10 +3,12 @@ backend's options before anything is written."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import Any
 
 from dagster_airflow.errors import ConfigurationError, yaml_problem
+from dagster_airflow.model import RunnerSpec, StorageSpec
 
 
 def parse_option(text: str, flag: str) -> tuple[str, Any]:
@@ -29,7 +31,16 @@ def parse_option(text: str, flag: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def backend_spec(cls, kind: str, name: str, options: Sequence[str]):
+def runner_and_storage(args: argparse.Namespace) -> tuple[RunnerSpec, StorageSpec]:
+    """The DAG's runner and storage from --runner, --storage and their options, checked (the
+    storage's default: the runner's)."""
+    runner, runner_backend = _backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
+    storage_name = args.storage or runner_backend.cls.default_storage
+    storage, _ = _backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
+    return runner, storage
+
+
+def _backend_spec(cls, kind: str, name: str, options: Sequence[str]):
     from dagster_airflow.plugins.manager import check_options, get_plugins
 
     values = dict(parse_option(o, f"--{kind}-option") for o in options)

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from dagster_airflow.cli.location import add_location_flags, located, location_of_all
 from dagster_airflow.errors import ConfigurationError
 
 
@@ -26,13 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         nargs="?",
         help="a scaffolded DAG file, or a dags folder (default with -f, -m or -w: --dags-folder)",
     )
-    where = check.add_mutually_exclusive_group()
-    where.add_argument("-f", "--python-file", help="the code location's Python file")
-    where.add_argument("-m", "--module-name", help="the code location's Python module")
-    where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
-    check.add_argument("-a", "--attribute", help="the Definitions or repository attribute")
-    check.add_argument("-d", "--working-directory", help="the directory the code imports from")
-    check.add_argument("-l", "--location-name", help="with -w: the code location to check")
+    add_location_flags(check)
     check.add_argument(
         "--dags-folder", help="with -f, -m or -w (default: Airflow's, $AIRFLOW_HOME/dags)"
     )
@@ -40,20 +35,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    located = bool(args.python_file or args.module_name or args.workspace)
     if args.path and Path(args.path).is_file():
-        if located:
+        if located(args):
             raise ConfigurationError(
                 f"{args.path!r} is a DAG file, which names its own code location; leave out "
                 "-f, -m and -w, or give a dags folder."
             )
         return _check_file(args.path)
-    if args.path is None and not located:
+    if args.path is None and not located(args):
         raise ConfigurationError(
             "nothing to check; give a scaffolded DAG file, a dags folder, or a code location "
             "(-f, -m or -w) to check against Airflow's dags folder."
         )
-    return _check_folder(args, located)
+    return _check_folder(args)
 
 
 def _check_file(path: str) -> int:
@@ -72,8 +66,7 @@ def _check_file(path: str) -> int:
     return 0
 
 
-def _check_folder(args: argparse.Namespace, located: bool) -> int:
-    from dagster_airflow.cli.location import location_of_all
+def _check_folder(args: argparse.Namespace) -> int:
     from dagster_airflow.files import dags_folder
     from dagster_airflow.scaffold.check_folder import check_folder
 
@@ -87,7 +80,7 @@ def _check_folder(args: argparse.Namespace, located: bool) -> int:
         folder = Path(args.dags_folder).expanduser()
     else:
         folder = dags_folder()
-    location = location_of_all(args, "check") if located else None
+    location = location_of_all(args, "check") if located(args) else None
     found = check_folder(folder, location)
     for line in found.lines:
         print(line)

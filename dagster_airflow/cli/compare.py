@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagster_airflow.cli.location import code_location
+from dagster_airflow.cli.location import add_location_flags, code_location
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,11 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "-e", "-c", "--config", action="append", default=[], metavar="RUN_CONFIG_YAML"
     )
-    where = compare.add_mutually_exclusive_group(required=True)
-    for flags, name in (("-f", "python_file"), ("-m", "module_name"), ("-w", "workspace")):
-        where.add_argument(flags, dest=name)
-    for flags, name in (("-a", "attribute"), ("-d", "working_directory"), ("-l", "location_name")):
-        compare.add_argument(flags, dest=name)
+    add_location_flags(compare, required=True)
     compare.add_argument("--runner", default="subprocess", help="as for scaffold")
     compare.add_argument("--runner-option", action="append", default=[], metavar="KEY=VALUE")
     compare.add_argument(

@@ -1,5 +1,6 @@
 """The job and its code location, from -j/JOB and -f, -m, -w (or what the working directory
-declares), as Dagster's CLI reads them."""
+declares), as Dagster's CLI reads them; the code location's flags, declared once for every command
+that takes them."""
 
 from __future__ import annotations
 
@@ -39,12 +40,30 @@ def named_jobs(args: argparse.Namespace) -> list[str]:
     return jobs
 
 
-def code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
-    def absolute(path: str | None) -> str | None:
-        return str(Path(path).expanduser().absolute()) if path else None
+def add_location_flags(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """-f, -m or -w (one of them; ``required``: one must be given), with -a, -d and -l."""
+    # None of them: the working directory's pyproject.toml or workspace.yaml, as Dagster's CLI.
+    where = parser.add_mutually_exclusive_group(required=required)
+    where.add_argument("-f", "--python-file", help="the Python file that defines the job")
+    where.add_argument("-m", "--module-name", help="the Python module that defines the job")
+    where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
+    parser.add_argument("-a", "--attribute", help="the Definitions, repository or job attribute")
+    parser.add_argument("-d", "--working-directory", help="the directory the code imports from")
+    parser.add_argument("-l", "--location-name", help="with -w: the code location to use")
 
-    working_directory = absolute(args.working_directory)
-    if not (args.python_file or args.module_name or args.workspace):
+
+def located(args: argparse.Namespace) -> bool:
+    """Whether the command line names its code location (-f, -m or -w)."""
+    return bool(args.python_file or args.module_name or args.workspace)
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().absolute()) if path else None
+
+
+def code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
+    working_directory = _absolute(args.working_directory)
+    if not located(args):
         return discovered_location(args, job_name, working_directory)
     if args.python_file:
         python_file = Path(args.python_file).expanduser()
@@ -54,9 +73,9 @@ def code_location(args: argparse.Namespace, job_name: str) -> CodeLocation:
             )
         working_directory = working_directory or str(Path.cwd())
     return CodeLocation(
-        python_file=absolute(args.python_file),
+        python_file=_absolute(args.python_file),
         module_name=args.module_name,
-        workspace=absolute(args.workspace),
+        workspace=_absolute(args.workspace),
         attribute=args.attribute,
         working_directory=working_directory or (None if args.workspace else str(Path.cwd())),
         location_name=args.location_name,
@@ -94,7 +113,7 @@ def location_of_all(args: argparse.Namespace, what: str) -> CodeLocation:
     from dagster_airflow.job.code_location import single_location
     from dagster_airflow.job.discovery import discover
 
-    if args.python_file or args.module_name or args.workspace:
+    if located(args):
         return single_location(code_location(args, ""), what)
     candidates, declared_in = discover()
     if candidates[0].workspace:
@@ -105,13 +124,8 @@ def location_of_all(args: argparse.Namespace, what: str) -> CodeLocation:
             f"{str(declared_in)!r} declares {len(candidates)} code locations and {what} takes "
             "one; pass it with -m MODULE."
         )
-    working_directory = (
-        str(Path(args.working_directory).expanduser().absolute())
-        if args.working_directory
-        else None
-    )
     return attrs.evolve(
         candidates[0],
         attribute=args.attribute or candidates[0].attribute,
-        working_directory=working_directory or candidates[0].working_directory,
+        working_directory=_absolute(args.working_directory) or candidates[0].working_directory,
     )

@@ -9,11 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_airflow.cli.backends import backend_spec
-from dagster_airflow.cli.location import code_location, named_job, named_jobs
+from dagster_airflow.cli.backends import runner_and_storage
+from dagster_airflow.cli.location import (
+    add_location_flags,
+    code_location,
+    located,
+    named_job,
+    named_jobs,
+)
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.files import dags_folder
-from dagster_airflow.model import RunnerSpec, StorageSpec
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -47,14 +52,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="RUN_CONFIG_YAML",
         help="a run config YAML file; repeat to merge several, later files winning",
     )
-    # None of them: the working directory's pyproject.toml or workspace.yaml, as Dagster's CLI.
-    where = scaffold.add_mutually_exclusive_group()
-    where.add_argument("-f", "--python-file", help="the Python file that defines the job")
-    where.add_argument("-m", "--module-name", help="the Python module that defines the job")
-    where.add_argument("-w", "--workspace", help="a Dagster workspace.yaml")
-    scaffold.add_argument("-a", "--attribute", help="the Definitions, repository or job attribute")
-    scaffold.add_argument("-d", "--working-directory", help="the directory the code imports from")
-    scaffold.add_argument("-l", "--location-name", help="with -w: the code location to use")
+    add_location_flags(scaffold)
     scaffold.add_argument(
         "--image-code-root",
         metavar="PATH",
@@ -160,17 +158,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return run_many(args, argv, _scaffolded_dag, _loaded_what)
     job_name = named_job(args)
     dag_id = check_dag_id(args.dag_id or job_name)
-    if args.python_file or args.module_name or args.workspace:
+    if located(args):
         code_location(args, job_name)  # its checks of the paths given; it imports nothing
     else:
         discover()  # its sentence when there is nothing to find; it imports nothing
-    runner, runner_backend = backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
-    storage_name = args.storage or runner_backend.cls.default_storage
-    storage, _ = backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
+    runner, storage = runner_and_storage(args)
     run_config = load_run_config(args.config)
     environment_flags(args.env)  # its sentence before the code location is loaded
     command = command_line(argv)
-    if not (args.python_file or args.module_name or args.workspace):
+    if not located(args):
         # Found in the working directory: scaffolding again must start there too.
         command = f"cd {shlex.quote(str(Path.cwd()))} && {command}"
     step_queues = _step_queues(args.step_queue)

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_airflow.cli.backends import backend_spec
-from dagster_airflow.cli.location import location_of_all, named_jobs
+from dagster_airflow.cli.backends import runner_and_storage
+from dagster_airflow.cli.location import located, location_of_all, named_jobs
 from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
 from dagster_airflow.files import dags_folder
-from dagster_airflow.model import RunnerSpec, StorageSpec
+from dagster_airflow.model import RunnerSpec
 
 
 def run_many(
@@ -34,11 +34,9 @@ def run_many(
     what = "--all" if args.all_jobs else "-j with several jobs"
     _refuse_one_job_flags(args, what)
     location = location_of_all(args, what)
-    runner, runner_backend = backend_spec(RunnerSpec, "runner", args.runner, args.runner_option)
-    storage_name = args.storage or runner_backend.cls.default_storage
-    storage, _ = backend_spec(StorageSpec, "storage", storage_name, args.storage_option)
+    runner, storage = runner_and_storage(args)
     folder = Path(args.dags_folder).expanduser() if args.dags_folder else dags_folder()
-    found_here = not (args.python_file or args.module_name or args.workspace)
+    found_here = not located(args)
 
     def scaffolded(note) -> list[dict[str, Any]]:
         note({"location": location.describe()})

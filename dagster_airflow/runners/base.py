@@ -8,9 +8,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest, StepResult
+from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest
 from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR
 from dagster_airflow.runners.context import RunContext
+from dagster_airflow.step_result import StepResult
 
 __all__ = ["WORKER_COMMAND", "RunContext", "StepRunner"]
 

@@ -15,13 +15,14 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import SKIPPED, SUCCESS, StepRequest, StepResult
+from dagster_airflow.model import StepRequest
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
 from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
 from dagster_airflow.runners.streams import LineStream, decode_lines
 from dagster_airflow.step_log import StepLog
+from dagster_airflow.step_result import SKIPPED, SUCCESS, StepResult
 
 PULL_POLICIES = ("missing", "always", "never")
 AUTO_REMOVE_POLICIES = ("success", "never", "force")

@@ -20,11 +20,12 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import StepError, StepRequest
+from dagster_airflow.model import StepRequest
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
 from dagster_airflow.runners.lifecycle import RemoteRunner, RunState
+from dagster_airflow.step_result import StepError
 
 logger = logging.getLogger(__name__)
 

@@ -26,21 +26,20 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import (
-    EXIT_NO_RETRY,
-    FAILURE,
-    LOST,
-    RUN_ID_TAG,
-    UP_FOR_RETRY,
-    StepError,
-    StepEvent,
-    StepRequest,
-    StepResult,
-)
+from dagster_airflow.model import RUN_ID_TAG, StepRequest
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.lifecycle import LOST_ERROR, RemoteRunner, RunState
+from dagster_airflow.step_result import (
+    EXIT_NO_RETRY,
+    FAILURE,
+    LOST,
+    UP_FOR_RETRY,
+    StepError,
+    StepEvent,
+    StepResult,
+)
 
 DEFAULT_URL = "http://localhost:3000"
 DEFAULT_TOKEN_HEADER = "Dagster-Cloud-Api-Token"
@@ -174,16 +173,12 @@ def final_outcome(result: StepResult, stopped: str | None) -> StepResult:
 _field = OptionFields("the graphql runner")
 
 
-def _url_fix(url: str) -> str | None:
-    if re.match(r"https?://[^/\s]+", url):
-        return None
-    return f"set it to the Dagster webserver's address, such as {DEFAULT_URL!r}"
-
-
 @attrs.frozen
 class GraphQLOptions:
-    url: str = _field.string(
-        "url", example=DEFAULT_URL, check=_url_fix, expected="an http(s) address"
+    url: str = _field.url(
+        "url",
+        f"set it to the Dagster webserver's address, such as {DEFAULT_URL!r}",
+        example=DEFAULT_URL,
     )
     location: str | None = _field.string("location", default=None, example="my_location")
     repository: str | None = _field.string("repository", default=None, example="__repository__")

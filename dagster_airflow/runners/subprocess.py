@@ -14,30 +14,27 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import (
-    FAILURE,
-    NEVER_STARTED,
-    REQUEST_ENV_VAR,
-    STOPPED,
-    StepError,
-    StepRequest,
-    StepResult,
-)
+from dagster_airflow.model import REQUEST_ENV_VAR, StepRequest
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.reaper import die_with_parent_preexec
 from dagster_airflow.runners.base import RunContext, StepRunner
 from dagster_airflow.runners.lifecycle import KILLED, KillSwitch
 from dagster_airflow.step_log import StepLog
+from dagster_airflow.step_result import (
+    FAILURE,
+    NEVER_STARTED,
+    STOPPED,
+    STOPPED_BEFORE_IT_RAN,
+    StepError,
+    StepResult,
+)
 
 # Airflow's own configuration and secrets: a step runs user code, which gets none of them.
 AIRFLOW_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 # Seconds the runner gives the step's reaper, after its kill_timeout, to SIGKILL the step and
 # end what the step left, before it SIGKILLs the reaper itself.
 REAPER_GRACE = 5.0
-STOPPED_BEFORE_IT_RAN = (
-    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
-)
 
 
 def step_environment(

@@ -20,14 +20,9 @@ import attrs
 
 from dagster_airflow.errors import ConfigurationError, OutputNotFoundError
 from dagster_airflow.files import human_size
-from dagster_airflow.model import (
-    EVENT_MARKER,
-    RunnerSpec,
-    StepEvent,
-    StorageSpec,
-    dagster_run_id,
-)
+from dagster_airflow.model import RunnerSpec, StorageSpec, dagster_run_id
 from dagster_airflow.scaffold.dag_file import parse_dag_text
+from dagster_airflow.step_result import EVENT_MARKER, StepEvent
 from dagster_airflow.storage.base import (
     EVENT_LOG_NAME,
     OUTPUTS_RECORD_NAME,

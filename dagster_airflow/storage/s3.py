@@ -72,12 +72,6 @@ def _bucket_fix(bucket: str) -> str | None:
     )
 
 
-def _url_fix(url: str) -> str | None:
-    if re.match(r"https?://[^/\s]+", url):
-        return None
-    return "write it as an http(s) address such as http://127.0.0.1:9000"
-
-
 _field = OptionFields("the s3 storage")
 
 
@@ -88,12 +82,11 @@ class S3Options:
     )
     prefix: str = _field.any("prefix", default=DEFAULT_PREFIX)
     region_name: str | None = _field.string("region_name", default=None, example="eu-west-1")
-    endpoint_url: str | None = _field.string(
+    endpoint_url: str | None = _field.url(
         "endpoint_url",
+        "write it as an http(s) address such as http://127.0.0.1:9000",
         default=None,
         example="http://127.0.0.1:9000",
-        check=_url_fix,
-        expected="an http(s) address",
     )
     aws_conn_id: str = _field.string("aws_conn_id", default=DEFAULT_CONN_ID, example="aws_default")
 

@@ -22,7 +22,7 @@ from dagster_airflow.task.airflow_compat import (
 )
 
 if TYPE_CHECKING:
-    from dagster_airflow.model import StepResult
+    from dagster_airflow.step_result import StepResult
 
 
 class DagsterRetryPolicy(RetryPolicy):
@@ -68,8 +68,8 @@ def has_try_left(ti: Any) -> bool:
 def raise_for(result: StepResult, step_key: str, ti: Any, log: logging.Logger) -> None:
     """Raise what makes Airflow do with the task what Dagster does with the step."""
     # Here, not at module level: the DAG processor builds the retry policy, never an outcome.
-    from dagster_airflow.model import FAILURE, SKIPPED, UP_FOR_RETRY
     from dagster_airflow.step_log import op_error
+    from dagster_airflow.step_result import FAILURE, SKIPPED, UP_FOR_RETRY
 
     if result.status == SKIPPED:
         raise AirflowSkipException(f"Dagster step {step_key!r} was skipped.")

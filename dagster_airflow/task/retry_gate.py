@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from dagster_airflow.errors import OutputNotFoundError
-from dagster_airflow.model import SKIPPED, SUCCESS, UP_FOR_RETRY
+from dagster_airflow.step_result import SKIPPED, SUCCESS, UP_FOR_RETRY
 from dagster_airflow.storage.base import OUTPUTS_RECORD_NAME, IntermediateStorage
 
 

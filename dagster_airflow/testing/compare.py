@@ -24,7 +24,8 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import ConfigurationError
-from dagster_airflow.model import CodeLocation, StepEvent, dagster_run_id
+from dagster_airflow.model import CodeLocation, dagster_run_id
+from dagster_airflow.step_result import StepEvent
 from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME
 from dagster_airflow.storage.filesystem import FilesystemStorage
 

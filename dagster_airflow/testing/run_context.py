@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.model import StepRequest
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.runners.context import RunContext
+from dagster_airflow.step_result import StepResult
 
 
 def run_context_for(

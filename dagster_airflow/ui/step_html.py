@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dagster_airflow.files import human_size
-from dagster_airflow.model import StepError, StepEvent
 from dagster_airflow.step_log import describe
+from dagster_airflow.step_result import StepError, StepEvent
 from dagster_airflow.ui.step_page import StepPage, StoredOutput
 
 STYLE = """

@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import DagsterAirflowError, OutputNotFoundError
-from dagster_airflow.model import StepError, StepEvent
 from dagster_airflow.names import task_id_for
+from dagster_airflow.step_result import StepError, StepEvent
 from dagster_airflow.storage.base import EVENT_LOG_NAME, IntermediateStorage
 
 _FAILURES = ("STEP_FAILURE", "STEP_UP_FOR_RETRY")

@@ -8,139 +8,32 @@ to the step's outputs at the end.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import sys
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-import attrs
-
-from dagster_airflow.errors import (
-    ConfigurationError,
-    DagsterAirflowError,
-    PluginError,
-    RunConfigError,
-)
-from dagster_airflow.model import (
+from dagster_airflow.errors import ConfigurationError, DagsterAirflowError
+from dagster_airflow.model import StepRequest
+from dagster_airflow.redaction import Redactor, redacted_output
+from dagster_airflow.step_result import (
     EXIT_FAILURE,
     EXIT_NO_RETRY,
     EXIT_SUCCESS,
     EXIT_UP_FOR_RETRY,
-    StepError,
+    STOPPED_BEFORE_IT_RAN,
     StepEvent,
-    StepRequest,
 )
-from dagster_airflow.redaction import Redactor, redacted_output
-from dagster_airflow.storage.base import EVENT_LOG_NAME, OUTPUTS_RECORD_NAME, IntermediateStorage
+from dagster_airflow.storage.base import IntermediateStorage
 from dagster_airflow.worker.event_details import DETAILED_EVENTS, event_details, json_safe_metadata
+from dagster_airflow.worker.event_printer import STOPPED_WHILE_IT_RAN, EventPrinter, error_from_info
+from dagster_airflow.worker.step_record import write_event_log, write_record
 
 EXIT_BAD_REQUEST = EXIT_NO_RETRY
-# Failures of ours that no retry can fix: the task fails at once.
-NOT_RETRYABLE = (ConfigurationError, PluginError, RunConfigError)
 # The error classes of a failure that Dagster's own retry machinery decided was final.
 _RETRY_REQUESTED = ("RetryRequested", "RetryRequestedFromPolicy")
-_OUTCOMES = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
-_ENDS = ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE")
-STOPPED_BEFORE_IT_RAN = (
-    "the step was stopped before it ran (SIGTERM or SIGINT: a kill or a timeout)"
-)
-STOPPED_WHILE_IT_RAN = "the step was stopped while it ran (SIGTERM or SIGINT: a kill or a timeout)"
-
-
-def _error_from_info(info: Any) -> StepError:
-    """A StepError from Dagster's SerializableErrorInfo, causes included."""
-    class_name = info.cls_name or "Error"
-    # Dagster's message repeats the class (`dagster._core.errors.X: text`): keep the text.
-    message = re.sub(rf"^[\w.]*{re.escape(class_name)}(: |$)", "", info.message.strip())
-    if class_name == "DagsterExecutionInterruptedError" and not message:
-        message = STOPPED_WHILE_IT_RAN
-    return StepError(
-        class_name=class_name,
-        message=message,
-        stack="".join(info.stack),
-        cause=_error_from_info(info.cause) if info.cause else None,
-    )
-
-
-def _error_from_exception(exc: BaseException) -> StepError:
-    cause = exc.__cause__
-    return StepError(
-        class_name=type(exc).__name__,
-        message=str(exc),
-        stack=""
-        if isinstance(exc, DagsterAirflowError)
-        else "".join(traceback.format_tb(exc.__traceback__)),
-        cause=_error_from_exception(cause)
-        if cause and not isinstance(exc, DagsterAirflowError)
-        else None,
-    )
-
-
-class EventPrinter:
-    """Prints events as JSON lines and keeps them for the step's event log.
-
-    Every line the worker writes goes through ``emit`` or ``say``, redacted by ``redactor``: the
-    event log is written from the events kept here, so it is redacted alike.
-    """
-
-    def __init__(
-        self,
-        stream: TextIO,
-        step_key: str,
-        attempt: int | None = None,
-        redactor: Redactor | None = None,
-    ) -> None:
-        self.stream = stream
-        self.step_key = step_key
-        self.attempt = attempt
-        self.redactor = redactor or Redactor()
-        self.events: list[StepEvent] = []
-        # Set when the failure is one no retry can fix (see NOT_RETRYABLE).
-        self.not_retryable = False
-
-    def emit(self, event: StepEvent) -> None:
-        if self.attempt is not None and event.attempt is None:
-            event = attrs.evolve(event, attempt=self.attempt)
-        event = self.redactor.event(event)
-        self.events.append(event)
-        self.stream.write(event.to_json() + "\n")
-        self.stream.flush()
-
-    def say(self, text: str) -> None:
-        """A line of the worker's own that is no event (why a record could not be written)."""
-        self.stream.write(self.redactor.text(text) + "\n")
-        self.stream.flush()
-
-    def fail(self, exc: BaseException, message: str) -> None:
-        self.not_retryable = self.not_retryable or isinstance(exc, NOT_RETRYABLE)
-        self.emit(
-            StepEvent(
-                "STEP_FAILURE",
-                message,
-                step_key=self.step_key,
-                level="ERROR",
-                timestamp=time.time(),
-                error=_error_from_exception(exc),
-            )
-        )
-
-    def failed(self) -> bool:
-        return any(e.event_type == "STEP_FAILURE" for e in self.events)
-
-    def succeeded(self) -> bool:
-        """Whether the step's last end was a success or a skip (a failure may follow a success:
-        the step's record could not be written)."""
-        ends = [e.event_type for e in self.events if e.event_type in _ENDS]
-        return bool(ends) and ends[-1] != "STEP_FAILURE"
-
-    def outcome(self) -> StepEvent | None:
-        """The event that says how the step ended: its last success, skip, failure or retry."""
-        return next((e for e in reversed(self.events) if e.event_type in _OUTCOMES), None)
 
 
 def previous_retry_attempts(request: StepRequest) -> dict[str, int]:
@@ -190,8 +83,8 @@ class StepWorker:
                 raise
             if not self.printer.failed():
                 self.printer.fail(exc, f"Step {self.request.step_key!r}: {STOPPED_WHILE_IT_RAN}.")
-        self._write_record()
-        self._write_event_log()
+        write_record(self.storage, self.request, self.printer)
+        write_event_log(self.storage, self.request, self.printer)
         return self._exit_code()
 
     def _exit_code(self) -> int:
@@ -377,14 +270,14 @@ class StepWorker:
                 "metadata": self.io_manager.previews.get((data.output_name, mapping_key)),
             }
         elif kind == "STEP_FAILURE":
-            fields = {"error": _error_from_info(data.error)}
+            fields = {"error": error_from_info(data.error)}
         elif kind in DETAILED_EVENTS:
             fields = event_details(event)
             if kind == "HOOK_ERRORED":
-                fields["error"] = _error_from_info(data.error)
+                fields["error"] = error_from_info(data.error)
         elif kind == "STEP_UP_FOR_RETRY":
             fields = {
-                "error": _error_from_info(data.error),
+                "error": error_from_info(data.error),
                 "seconds_to_wait": data.seconds_to_wait,
             }
         self.printer.emit(
@@ -397,78 +290,6 @@ class StepWorker:
                 **fields,
             )
         )
-
-    def _write_record(self) -> None:
-        """What the step yielded, in order, and how this attempt ended: the steps after it read
-        this where the storage's listing cannot tell (run_state.py), and the step's next try
-        whether Dagster asked for it (task/retry_gate.py). Without it they cannot run right, so
-        a step whose record cannot be written fails."""
-        from dagster_airflow.worker.run_state import (
-            FAILURE,
-            SKIPPED,
-            SUCCESS,
-            UP_FOR_RETRY,
-            StepRecord,
-        )
-
-        ends = {
-            "STEP_SUCCESS": SUCCESS,
-            "STEP_SKIPPED": SKIPPED,
-            "STEP_FAILURE": FAILURE,
-            "STEP_UP_FOR_RETRY": UP_FOR_RETRY,
-        }
-        status = FAILURE  # a worker that stopped before the step ended
-        for event in self.printer.events:
-            status = ends.get(event.event_type, status)
-        outputs = tuple(
-            (e.output_name, e.mapping_key)
-            for e in self.printer.events
-            if e.event_type == "STEP_OUTPUT" and e.output_name
-        )
-        key = self.storage.key(self.request.run_id, self.request.step_key, OUTPUTS_RECORD_NAME)
-        try:
-            record = StepRecord(status, outputs, self.request.attempt)
-            self.storage.put_bytes(key, record.to_json().encode())
-        except Exception as exc:
-            if status == FAILURE:  # the step failed already, for the same cause most likely
-                where = self.storage.uri(key)
-                self.printer.say(f"could not write the step's record to {where}: {exc}")
-                return
-            self.printer.fail(
-                exc,
-                f"could not write the step's record of its outputs to {self.storage.uri(key)}: "
-                f"{exc}",
-            )
-
-    def _write_event_log(self) -> None:
-        """Append this attempt's events to the step's event log (one key for every attempt).
-
-        Read the earlier attempts, then write the whole: the storage commits a write atomically,
-        so a reader sees every attempt before this one or every attempt with it. Lines of an
-        earlier run of this very attempt are replaced.
-        """
-        key = self.storage.key(self.request.run_id, self.request.step_key, EVENT_LOG_NAME)
-        try:
-            earlier = self._earlier_attempts(key)
-            body = earlier + "".join(e.to_json() + "\n" for e in self.printer.events)
-            self.storage.put_bytes(key, body.encode())
-        except Exception as exc:  # the step's result stands; say why its log is missing
-            where = self.storage.uri(key)
-            self.printer.say(f"could not write the step's event log to {where}: {exc}")
-
-    def _earlier_attempts(self, key: str) -> str:
-        if not self.storage.exists(key):
-            return ""
-        lines = self.storage.get_bytes(key).decode().splitlines(keepends=True)
-        return "".join(line for line in lines if _attempt_of(line) != self.request.attempt)
-
-
-def _attempt_of(line: str) -> int | None:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return data.get("attempt") if isinstance(data, Mapping) else None
 
 
 def execute_step(
@@ -507,7 +328,7 @@ def _execute_step(request_text: str, out: TextIO, redactor: Redactor) -> int:
     except DagsterAirflowError as exc:
         printer = EventPrinter(out, request.step_key, request.attempt, redactor)
         printer.fail(exc, str(exc))
-        return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
+        return printer.failure_exit_code()
     return StepWorker(request, storage, out, redactor).run()
 
 
@@ -520,7 +341,7 @@ def _end_run(request: StepRequest, out: TextIO, redactor: Redactor) -> int:
         message = end_run(request)
     except Exception as exc:
         printer.fail(exc, f"could not end the Dagster run {request.run_id}: {exc}")
-        return EXIT_NO_RETRY if printer.not_retryable else EXIT_FAILURE
+        return printer.failure_exit_code()
     for kind in ("ENGINE_EVENT", "STEP_SUCCESS"):
         printer.emit(StepEvent(kind, message, step_key=request.step_key, timestamp=time.time()))
     return EXIT_SUCCESS

@@ -146,21 +146,13 @@ def record_skip(
 ) -> None:
     """A step the worker skipped (an optional output not produced upstream), in the team's
     event log as Dagster's executor records a skip (nothing to do with an ephemeral instance)."""
-    from dagster_airflow.job.dagster_compat import DagsterEvent, DagsterEventType
-
     if request.dagster_home is None:
         return
     with step_run(request, job, full_plan, full_plan, run_config, partition_tags) as (
         instance,
         run,
     ):
-        event = DagsterEvent(
-            event_type_value=DagsterEventType.STEP_SKIPPED.value,
-            job_name=run.job_name,
-            step_key=request.step_key,
-            message=printer.events[-1].message,
-        )
-        instance.report_dagster_event(event, run_id=run.run_id)
+        _report(instance, run, "STEP_SKIPPED", printer.events[-1].message, request.step_key)
 
 
 def _started_message(request: StepRequest, created: bool) -> str:
@@ -171,12 +163,16 @@ def _started_message(request: StepRequest, created: bool) -> str:
     return f"Started again by {where}: task {request.step_key!r} runs again."
 
 
-def _report(instance: Any, run: Any, event_type: str, message: str) -> None:
+def _report(
+    instance: Any, run: Any, event_type: str, message: str, step_key: str | None = None
+) -> None:
+    """One event of the run (of its step ``step_key``) in the instance's event log."""
     from dagster_airflow.job.dagster_compat import DagsterEvent, DagsterEventType
 
     event = DagsterEvent(
         event_type_value=DagsterEventType[event_type].value,
         job_name=run.job_name,
+        step_key=step_key,
         message=message,
     )
     instance.report_dagster_event(event, run_id=run.run_id)

@@ -16,11 +16,9 @@ from typing import Any
 import attrs
 
 from dagster_airflow.errors import DagsterAirflowError, OutputNotFoundError
+from dagster_airflow.step_result import SKIPPED, SUCCESS
 from dagster_airflow.storage.base import OUTPUTS_RECORD_NAME, IntermediateStorage
 
-SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
-# The attempt ended with Dagster's retry request: the step's next try may run (task/retry_gate.py).
-UP_FOR_RETRY = "up_for_retry"
 _OUTPUT_KEY = re.compile(r"(\w+)(?:\[(\w+)\])?")
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 
-from dagster_airflow.model import EXIT_NO_RETRY, EXIT_SUCCESS, StepEvent, StepRequest
+from dagster_airflow.model import StepRequest
+from dagster_airflow.step_result import EXIT_NO_RETRY, EXIT_SUCCESS, StepEvent
 
 TICK_EVENT = "SCHEDULE_TICK"
 

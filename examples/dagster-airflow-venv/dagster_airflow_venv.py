@@ -20,10 +20,11 @@ import attrs
 
 from dagster_airflow import hookimpl
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import StepRequest, StepResult
+from dagster_airflow.model import StepRequest
 from dagster_airflow.options import OptionFields
 from dagster_airflow.runners.base import RunContext
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.step_result import StepResult
 
 __version__ = "0.1.0"
 

@@ -18,12 +18,8 @@ import pytest
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import (
-    FAILURE,
     REQUEST_ENV_VAR,
-    SUCCESS,
     CodeLocation,
-    StepError,
-    StepEvent,
     StepRequest,
     StorageSpec,
     dagster_run_id,
@@ -31,6 +27,7 @@ from dagster_airflow.model import (
 from dagster_airflow.redaction import SECRET_NAMES_ENV_VAR, Redactor, forms
 from dagster_airflow.runners.context import RunContext
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.step_result import FAILURE, SUCCESS, StepError, StepEvent
 from dagster_airflow.worker.output_preview import preview_text
 from tests.conftest import JOBS, ROOT, run_cli, scaffold
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagster_airflow.model import FAILURE, CodeLocation, StepRequest, StorageSpec, dagster_run_id
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec, dagster_run_id
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.step_result import FAILURE
 from dagster_airflow.step_server.protocol import SERVER_MODULE, alive, process_identity
 from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import EXAMPLES, run_cli

@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from dagster_airflow.model import FAILURE, STOPPED, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.step_result import FAILURE, STOPPED
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, StorageContract, TaskLog
 from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import ROOT, run_cli

@@ -27,17 +27,10 @@ import pytest
 from airflow.sdk.log import _secrets_masker
 
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import (
-    FAILURE,
-    SUCCESS,
-    CodeLocation,
-    StepRequest,
-    StorageSpec,
-    TaskRef,
-    dagster_run_id,
-)
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec, TaskRef, dagster_run_id
 from dagster_airflow.runners.docker import DockerRunner
 from dagster_airflow.scaffold.render import relocate
+from dagster_airflow.step_result import FAILURE, SUCCESS
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.run_context import run_context_for, run_step

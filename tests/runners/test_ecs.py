@@ -24,14 +24,8 @@ import pytest
 
 from dagster_airflow.errors import ConfigurationError
 from dagster_airflow.model import (
-    FAILURE,
     REQUEST_ENV_VAR,
-    STOPPED,
-    SUCCESS,
-    TIMEOUT,
     CodeLocation,
-    StepError,
-    StepEvent,
     StepRequest,
     StorageSpec,
     TaskRef,
@@ -45,6 +39,7 @@ from dagster_airflow.runners.ecs import (
     _aws_network_configuration,
     started_by,
 )
+from dagster_airflow.step_result import FAILURE, STOPPED, SUCCESS, TIMEOUT, StepError, StepEvent
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.task_log import TaskLog

@@ -18,19 +18,9 @@ import pytest
 import yaml
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import (
-    FAILURE,
-    NEVER_STARTED,
-    RUN_ID_TAG,
-    STOPPED,
-    SUCCESS,
-    TIMEOUT,
-    CodeLocation,
-    StepRequest,
-    StorageSpec,
-    TaskRef,
-)
+from dagster_airflow.model import RUN_ID_TAG, CodeLocation, StepRequest, StorageSpec, TaskRef
 from dagster_airflow.runners.graphql import GraphQLRunner
+from dagster_airflow.step_result import FAILURE, NEVER_STARTED, STOPPED, SUCCESS, TIMEOUT
 from dagster_airflow.testing.contracts import SLOW_OP_SLEEPING, RunnerContract
 from dagster_airflow.testing.run_context import run_context_for
 from dagster_airflow.testing.task_log import TaskLog

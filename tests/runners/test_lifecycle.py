@@ -11,15 +11,9 @@ import uuid
 
 import pytest
 
-from dagster_airflow.model import (
-    FAILURE,
-    NEVER_STARTED,
-    STOPPED,
-    CodeLocation,
-    StepRequest,
-    StorageSpec,
-)
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.streams import LineStream, decode_lines
+from dagster_airflow.step_result import FAILURE, NEVER_STARTED, STOPPED
 from dagster_airflow.testing import CONTRACT_JOB, TaskLog
 from dagster_airflow.testing.run_context import run_context_for
 from tests.plugins.test_docs_plugins import DOCS

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.step_result import FAILURE, SUCCESS
 from dagster_airflow.step_server.protocol import alive, stop_servers
 from dagster_airflow.testing.run_context import run_step
 from dagster_airflow.testing.task_log import TaskLog

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
+from dagster_airflow.step_result import FAILURE, SUCCESS
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from tests.conftest import JOBS

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from dagster_airflow.model import FAILURE, SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner, server_environment
+from dagster_airflow.step_result import FAILURE, SUCCESS
 from dagster_airflow.step_server.client import StepServerClient
 from dagster_airflow.step_server.protocol import (
     alive,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dagster_airflow.model import StepEvent
+from dagster_airflow.step_result import StepEvent
 from dagster_airflow.task.lineage import StepLineage, operator_lineage
 
 pytest.importorskip("airflow.providers.openlineage")

@@ -12,7 +12,8 @@ from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dagster_airflow.errors import StepFailedError, StepUpForRetryError
-from dagster_airflow.model import (
+from dagster_airflow.operator import DagsterOperator
+from dagster_airflow.step_result import (
     EXIT_FAILURE,
     EXIT_NO_RETRY,
     EXIT_UP_FOR_RETRY,
@@ -22,7 +23,6 @@ from dagster_airflow.model import (
     StepError,
     StepResult,
 )
-from dagster_airflow.operator import DagsterOperator
 from dagster_airflow.task.outcome import DagsterRetryPolicy, raise_for, retry_number
 
 OP_ERROR = StepError(

@@ -11,7 +11,8 @@ import shlex
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
-from dagster_airflow.model import CodeLocation, StepEvent, dagster_run_id
+from dagster_airflow.model import CodeLocation, dagster_run_id
+from dagster_airflow.step_result import StepEvent
 from dagster_airflow.storage.filesystem import FilesystemStorage
 from dagster_airflow.testing.airflow_home import TaskInstanceRow
 from dagster_airflow.testing.compare import (

@@ -3,7 +3,7 @@ previews): all of it is escaped, and the page carries no script."""
 
 from __future__ import annotations
 
-from dagster_airflow.model import StepError, StepEvent
+from dagster_airflow.step_result import StepError, StepEvent
 from dagster_airflow.ui.step_html import render
 from dagster_airflow.ui.step_page import StepPage, StoredOutput
 

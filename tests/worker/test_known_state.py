@@ -34,10 +34,13 @@ FAN_IN_STEPS = [
 class Run:
     """One run of a job, step by step through the worker, over a filesystem storage."""
 
-    def __init__(self, tmp_path, file: str, job: str, run_config: dict | None = None) -> None:
+    def __init__(
+        self, tmp_path, file: str, job: str, run_config: dict | None = None, dagster_home=None
+    ) -> None:
         self.storage = FilesystemStorage(base_dir=str(tmp_path / "storage"))
         self.file, self.job, self.run_config = file, job, run_config or {}
         self.run_id = str(uuid.uuid4())
+        self.dagster_home = str(dagster_home) if dagster_home else None
 
     def step(self, step_key: str) -> tuple[str, str]:
         """(the step's end: STEP_SUCCESS, STEP_FAILURE or STEP_SKIPPED, its message)."""
@@ -48,6 +51,7 @@ class Run:
             run_id=self.run_id,
             run_config=self.run_config,
             storage=StorageSpec("filesystem", {"base_dir": str(self.storage.base_dir)}),
+            dagster_home=self.dagster_home,
         )
         out = io.StringIO()
         self.exit_code = execute_step(request.to_json(), out)
@@ -107,6 +111,27 @@ def test_a_fan_in_source_downstream_of_a_skipped_step_is_skipped_as_in_dagster(t
         "none of the 2 sources of fan-in input 'nums' was produced.",
     )
     assert run.record("plus_ten") == {"status": "skipped", "outputs": [], "attempt": 1}
+
+
+def test_a_skipped_step_is_skipped_in_the_teams_instance_as_in_dagsters_run(tmp_path):
+    from dagster import DagsterInstance
+
+    from tests.jobs.fan_in import fan_in
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("{}\n")  # the instance's defaults: SQLite in the home
+    run = Run(tmp_path, "fan_in.py", "fan_in", dagster_home=home)
+    messages = {key: run.step(key) for key in ("some_numbers", "plus_ten")}
+    _, dagster_skipped = dagster_run(fan_in)
+    with DagsterInstance.from_config(str(home)) as instance:
+        skipped = {
+            entry.step_key: entry.dagster_event.message
+            for entry in instance.all_logs(run.run_id)
+            if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_SKIPPED"
+        }
+    assert set(skipped) == dagster_skipped & set(messages) == {"plus_ten"}
+    assert skipped == {"plus_ten": messages["plus_ten"][1]}
 
 
 def test_a_required_fan_in_source_that_is_missing_fails_in_one_sentence(tmp_path):

@@ -10,13 +10,8 @@ import subprocess
 import attrs
 import pytest
 
-from dagster_airflow.model import (
-    REQUEST_ENV_VAR,
-    CodeLocation,
-    StepEvent,
-    StepRequest,
-    StorageSpec,
-)
+from dagster_airflow.model import REQUEST_ENV_VAR, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.step_result import StepEvent
 from tests.conftest import CLI, JOBS
 
 RUN_ID = "3f2b1c4d-5e6f-5a7b-8c9d-0e1f2a3b4c5d"

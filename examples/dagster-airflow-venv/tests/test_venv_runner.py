@@ -14,7 +14,8 @@ import pytest
 from dagster_airflow_venv import VenvRunner
 
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import SUCCESS, CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
+from dagster_airflow.step_result import SUCCESS
 from dagster_airflow.step_server.protocol import running_servers
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, TaskLog, plugin_registered
 from dagster_airflow.testing.run_context import run_step
