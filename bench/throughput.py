@@ -15,6 +15,7 @@ Beside each ratio, where the time goes: the median task's run time (start to end
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
@@ -28,7 +29,8 @@ from fan_out import scaffold
 from measure import ROOT, SCRATCH, Row, print_table, run
 from synthetic_job import write_job
 
-from harness.airflow_deployment import AirflowDeployment
+from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR
+from harness.airflow_deployment import AirflowDeployment, processes_with_env
 from harness.servers import free_port
 
 REPEATS = 4
@@ -58,11 +60,27 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def cpu_seconds(airflow: AirflowDeployment) -> float:
+    """The CPU time (user and system) every process of the deployment has used so far, the
+    children it reaped included: its servers, task processes, step servers and steps."""
+    total = 0
+    for pid in processes_with_env(f"{RUNTIME_DIR_ENV_VAR}={airflow.runtime_dir}"):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def timed_run(airflow: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, float]:
     """Trigger one run, wait for its end; its time from queued to end as Airflow recorded it,
-    and the median task's run time and wait before it started."""
+    the CPU the deployment used meanwhile, and the median task's run time and wait before it
+    started."""
+    cpu = cpu_seconds(airflow)
     airflow.trigger(dag_id, run_id)
     state = airflow.wait_for_run(dag_id, run_id)
+    cpu = cpu_seconds(airflow) - cpu
     _, body = airflow.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     if state != "success":
         raise RuntimeError(f"run {run_id} of {dag_id} ended {state}: {body}")
@@ -79,6 +97,7 @@ def timed_run(airflow: AirflowDeployment, dag_id: str, run_id: str) -> dict[str,
         waits.append((start - ready).total_seconds())
     return {
         "run": (ended - queued).total_seconds(),
+        "cpu": cpu,
         "task": statistics.median(runs),
         "wait": statistics.median(waits),
     }
@@ -140,7 +159,9 @@ def main() -> list[Row]:
                 f"{STEPS} trivial @tasks of the same shape, same scheduler (median of {REPEATS})",
                 f"median task {median(mine, 'task'):.2f} / {median(theirs, 'task'):.2f} s, "
                 f"waiting {median(mine, 'wait'):.2f} / {median(theirs, 'wait'):.2f} s "
-                "before it starts (ours / floor); every step forked by the step server",
+                "before it starts; the deployment's CPU per run "
+                f"{median(mine, 'cpu'):.1f} / {median(theirs, 'cpu'):.1f} s (ours / floor); "
+                "every step forked by the step server",
             )
         )
     return rows
