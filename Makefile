@@ -88,6 +88,7 @@ format: $(STAMP)
 
 ## make bench: every benchmark under bench/, as ratios against baselines measured in the same run
 bench: $(STAMP)
+	$(PY) -m compileall -q dagster_airflow harness
 	$(PY) bench/run.py
 
 ## make constraints: re-pin every package after changing a version in setup.cfg

@@ -21,6 +21,7 @@ MODULES = (
     "step_overhead",
     "step_server",
     "fan_out",
+    "throughput",
     "end_to_end",
     "storage",
     "memory",

@@ -370,8 +370,11 @@ class DagsterOperator(BaseOperator):
         self._record_asset_events(context, result.events)
         if self.mapping_keys_of:
             # What the mapped tasks downstream expand over, in the order the op yielded them.
-            return result.mapping_keys.get(self.mapping_keys_of, [])
-        return dict(result.outputs)
+            returned = result.mapping_keys.get(self.mapping_keys_of, [])
+        else:
+            returned = dict(result.outputs)
+        setattr(self, task_context.RETURNED, returned)  # for the outputs link (ui/links.py)
+        return returned
 
     def _instance_fields(self, ti: Any, run_tags: dict[str, str]) -> dict[str, Any]:
         """The request's run tags (``run_tags``: a schedule's), and its fields for the team's

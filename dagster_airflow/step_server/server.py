@@ -390,20 +390,20 @@ class StepServer:
 
 
 def _warm() -> None:
-    """Import what the worker imports for every step, and build one throwaway instance (which
-    imports its storage modules), so a forked step starts where a fresh one would be after
-    seconds of imports."""
-    from dagster import DagsterInstance
-
+    """Import what the worker imports for every step, and build the ephemeral instance each
+    forked step takes a copy of (worker/instance.py), so a forked step starts where a fresh one
+    would be after seconds of imports and instance building."""
     import dagster_airflow.job.compile
     import dagster_airflow.job.dagster_compat  # the private APIs a step plans and runs with
     import dagster_airflow.worker.entry
     import dagster_airflow.worker.execute
-    import dagster_airflow.worker.io_manager  # noqa: F401
+    import dagster_airflow.worker.io_manager
+    import dagster_airflow.worker.run_state  # noqa: F401
     from dagster_airflow.plugins.manager import get_plugins
+    from dagster_airflow.worker.instance import prepare_ephemeral_instance
 
     get_plugins()
-    DagsterInstance.ephemeral()
+    prepare_ephemeral_instance()
 
 
 def _exit_on_signal(signum, frame) -> None:

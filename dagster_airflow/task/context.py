@@ -24,6 +24,9 @@ DAGSTER_RUN_URL_XCOM_KEY = "dagster_run_url"
 PUSHED = "_dagster_airflow_pushed_run_url"
 # Where the operator keeps what it resolved, for the links computed once the task has ended.
 RESOLVED = "_dagster_airflow_resolved"
+# Where the operator keeps what its execute returned (its XCom), for the outputs link: read
+# there, not pulled back through the execution API.
+RETURNED = "_dagster_airflow_returned"
 # A template that reads a connection or a variable (so the secrets backend): {{ conn.x.password }},
 # {{ var.value.token }}, {{ var.json.creds.key }}.
 _READS_SECRETS = re.compile(r"\{\{.*?\b(conn|var)\b.*?\}\}", re.DOTALL)

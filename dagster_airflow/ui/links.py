@@ -119,7 +119,12 @@ class StepOutputsLink(_DagsterLink):
     def link(self, operator: Any, ti_key: Any) -> str | None:
         if getattr(ti_key, "state", None) != "success":
             return None  # only a successful step returned the URIs of its outputs
-        outputs = _xcom(ti_key, "return_value")
+        from dagster_airflow.task.context import RETURNED
+
+        # What execute returned, kept on the task; else (a task that did not keep it) its XCom.
+        outputs = getattr(operator, RETURNED, None)
+        if outputs is None:
+            outputs = _xcom(ti_key, "return_value")
         if not outputs:
             return None
         storage, run_id = _step_storage(operator, ti_key)

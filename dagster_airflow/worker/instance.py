@@ -36,6 +36,8 @@ from dagster_airflow.model import (
 DAG_ID_TAG = f"{TAG_PREFIX}/dag_id"
 AIRFLOW_RUN_ID_TAG = f"{TAG_PREFIX}/airflow_run_id"
 DAGSTER_YAML = "dagster.yaml"
+# The next step's ephemeral instance, built ahead of it (prepare_ephemeral_instance).
+_prepared: list[Any] = []
 
 
 def team_instance(dagster_home: str) -> Any:
@@ -52,6 +54,26 @@ def team_instance(dagster_home: str) -> Any:
             "whose dagster.yaml names the team's instance."
         )
     return DagsterInstance.from_config(dagster_home)
+
+
+def prepare_ephemeral_instance() -> None:
+    """Build the next step's ephemeral instance ahead of it. The step server does, before it
+    forks any step: each forked step then takes its own copy of that fresh instance (its
+    in-memory SQLite databases are the process's memory, copied by the fork, which the server
+    never writes to again) instead of building one, about 0.3 s of creating tables and reading
+    Dagster's 178 migration scripts in every step."""
+    from dagster import DagsterInstance
+
+    _prepared[:] = [DagsterInstance.ephemeral()]
+
+
+def _ephemeral_instance() -> Any:
+    """The instance prepared ahead, once (a forked step's copy of it), else a new one."""
+    if _prepared:
+        return _prepared.pop()
+    from dagster import DagsterInstance
+
+    return DagsterInstance.ephemeral()
 
 
 def run_tags(request: StepRequest) -> dict[str, str]:
@@ -75,9 +97,7 @@ def step_run(
     """The instance and the Dagster run the step executes in: its own ephemeral run, tagged with
     the step's try, or the DAG run's in the team's instance. ``tags``: the partition's."""
     if request.dagster_home is None:
-        from dagster import DagsterInstance
-
-        instance = DagsterInstance.ephemeral()
+        instance = _ephemeral_instance()
         run = instance.create_run_for_job(
             job_def=job,
             execution_plan=step_plan,

@@ -50,3 +50,43 @@ def test_the_airflow_plugin_imports_no_dagster():
     modules = imported_after("import dagster_airflow.ui.airflow_plugin")
     assert "airflow.plugins_manager" in modules
     assert not [m for m in modules if m.split(".")[0] == "dagster"]
+
+
+def test_the_outputs_link_reads_what_execute_returned_not_the_xcom(tmp_path):
+    """Airflow computes the links in the task's process as it ends: the outputs link takes the
+    outputs execute returned, with no round trip through the execution API for its own XCom."""
+    import types
+
+    from airflow.sdk import DAG
+
+    from dagster_airflow.operator import DagsterOperator
+    from dagster_airflow.ui.links import StepOutputsLink
+    from tests.conftest import JOBS
+
+    with DAG(dag_id="links_dag", schedule=None):
+        task = DagsterOperator(
+            task_id="load_prices",
+            job_name="prices",
+            code_location={"python_file": str(JOBS / "prices.py")},
+            runner={"name": "subprocess", "warm": False},
+            storage={"name": "filesystem", "base_dir": str(tmp_path)},
+        )
+    ti = types.SimpleNamespace(try_number=1, max_tries=0, map_index=-1)
+    returned = task.execute({"ti": ti, "run_id": "manual__links"})
+    assert set(returned) == {"result"}
+
+    def no_pull(**kwargs):
+        raise AssertionError(f"the link pulled an XCom: {kwargs}")
+
+    ti_key = types.SimpleNamespace(
+        dag_id="links_dag",
+        run_id="manual__links",
+        task_id="load_prices",
+        map_index=-1,
+        try_number=1,
+        state="success",
+        xcom_pull=no_pull,
+    )
+    assert StepOutputsLink().link(task, ti_key) == (
+        "/dagster-airflow/steps/links_dag/manual__links/load_prices?map_index=-1&try_number=1"
+    )

@@ -115,3 +115,48 @@ def test_a_dagster_home_without_dagster_yaml_fails_the_step_in_one_sentence(tmp_
         "dagster.yaml names the team's instance."
     )
     assert not list(home.iterdir())  # no SQLite instance made in a mistyped home
+
+
+def test_each_forked_step_takes_its_own_copy_of_the_prepared_instance(tmp_path):
+    """As the step server does: the instance is built before the fork, and each forked step runs
+    against its own copy of it, as fresh as one it built itself: two steps of the same run id
+    both create their run, and the server's instance never sees either."""
+    import io
+
+    from dagster_airflow.worker import instance as worker_instance
+    from dagster_airflow.worker.execute import execute_step
+
+    req = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "prices.py")),
+        job_name="prices",
+        step_key="load_prices",
+        run_id=dagster_run_id("prices_dag", "manual__forked"),
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    worker_instance.prepare_ephemeral_instance()
+    (prepared,) = worker_instance._prepared
+    try:
+        for _ in range(2):
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the forked step
+                code = 70
+                try:
+                    os.close(read)
+                    out = io.StringIO()
+                    code = execute_step(req.to_json(), out)
+                    taken = not worker_instance._prepared
+                    os.write(write, f"{code} {taken}\n{out.getvalue()}".encode())
+                finally:
+                    os._exit(code)
+            os.close(write)
+            with os.fdopen(read) as answer:
+                first, output = answer.read().split("\n", 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, output
+            assert first == "0 True", output
+            assert events(output)[-1]["dagster_airflow_event"] == "STEP_SUCCESS"
+        assert worker_instance._prepared == [prepared]
+        assert prepared.get_runs_count() == 0
+    finally:
+        worker_instance._prepared.clear()
