@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
-from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-from dagster_airflow.task.airflow_compat import AirflowFailException, task_arguments
-from dagster_airflow.task.outcome import DagsterRetryPolicy
+from dagster_airflow.task.airflow_compat import HAS_RETRY_POLICY, task_arguments
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
 if TYPE_CHECKING:
@@ -33,6 +31,13 @@ def __getattr__(name: str) -> Any:
 
         return DEFAULT_RUNNER
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _configuration_error(message: str) -> Exception:
+    # errors is imported for a task that is wrong, not at every parse of every DAG file.
+    from dagster_airflow.errors import ConfigurationError
+
+    return ConfigurationError(message)
 
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
@@ -91,7 +96,9 @@ class DagsterOperator(BaseOperator):
     :param run_tags: tags of the Dagster run (a schedule's), besides the job's own.
 
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
-    is retried after Dagster's own delay (see dagster_airflow.task.outcome).
+    is retried after Dagster's own delay (see dagster_airflow.task.outcome). The policy is made
+    when first asked for (by Airflow's task runner, as the task fails), not for every task at
+    each parse of the DAG file.
     """
 
     # mapping_key is a template field so that, in a mapped task group, Airflow resolves it.
@@ -125,6 +132,32 @@ class DagsterOperator(BaseOperator):
     schedule_tick: str | None = None
     run_tags: Mapping[str, str] = MappingProxyType({})
 
+    @property
+    def retry_policy(self) -> Any:
+        """The task's Airflow retry policy: the one it was given, else `DagsterRetryPolicy`
+        (None before Airflow 3.3, which has no per-task policy). Built on first use: the DAG
+        processor builds every task at each parse and never evaluates one, and the policy's
+        module (Airflow's and ours) would be imported with every DAG file."""
+        given = self.__dict__.get("_given_retry_policy")
+        if given is not None or not HAS_RETRY_POLICY:
+            return given
+        if "_dagster_retry_policy" not in self.__dict__:
+            from dagster_airflow.task.outcome import DagsterRetryPolicy
+
+            policy = DagsterRetryPolicy(dagster_only=self.dagster_retries_only)
+            self.__dict__["_dagster_retry_policy"] = policy
+        return self.__dict__["_dagster_retry_policy"]
+
+    @retry_policy.setter
+    def retry_policy(self, value: Any) -> None:
+        # BaseOperator.__init__ sets it (None where not given); so does a deep copy.
+        self.__dict__["_given_retry_policy"] = value
+
+    @property
+    def has_retry_policy(self) -> bool:
+        # What Airflow serializes for the task: told without building the policy.
+        return HAS_RETRY_POLICY or self.__dict__.get("_given_retry_policy") is not None
+
     def __init__(
         self,
         *,
@@ -147,25 +180,21 @@ class DagsterOperator(BaseOperator):
         run_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        # As this Airflow version takes them; a mapped task's partial() passes retry_policy=None.
-        kwargs = task_arguments(
-            kwargs, lambda: DagsterRetryPolicy(dagster_only=dagster_retries_only)
-        )
-        super().__init__(**kwargs)
+        super().__init__(**task_arguments(kwargs))  # as this Airflow version takes them
         step_key = self.task_id if step_key is None else step_key
         if step_key.endswith("[?]") and mapping_key is None:
-            raise ConfigurationError(
+            raise _configuration_error(
                 f"task {self.task_id!r} runs the mapped step {step_key!r} but has no "
                 "mapping_key; map it over its upstream task's keys: "
                 "DagsterOperator.partial(...).expand(mapping_key=upstream.output)."
             )
         if not isinstance(code_location, Mapping):
-            raise ConfigurationError(
+            raise _configuration_error(
                 f"task {self.task_id!r}: code_location must be a dict such as "
                 f'{{"python_file": "/path/to/jobs.py"}}, got {code_location!r}.'
             )
         if run_config is not None and not isinstance(run_config, Mapping):
-            raise ConfigurationError(
+            raise _configuration_error(
                 f"task {self.task_id!r}: run_config must be a dict, got {run_config!r}."
             )
         self.step_key = step_key
@@ -274,6 +303,7 @@ class DagsterOperator(BaseOperator):
         import attrs
 
         from dagster_airflow.distribution import retired_package_problem
+        from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
         from dagster_airflow.model import (
             SKIPPED,
             CodeLocation,
@@ -284,6 +314,7 @@ class DagsterOperator(BaseOperator):
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run, run_tags_from_conf
         from dagster_airflow.task import context as task_context
         from dagster_airflow.task import schedule as task_schedule
+        from dagster_airflow.task.airflow_compat import AirflowFailException
         from dagster_airflow.task.lineage import StepLineage
         from dagster_airflow.task.outcome import raise_for, retry_number
         from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
@@ -377,6 +408,7 @@ class DagsterOperator(BaseOperator):
         """The request's run tags (``run_tags``: a schedule's), and its fields for the team's
         Dagster instance (none without dagster_home): the home, the run's tags of that
         instance, and for the end task how the DAG run ended."""
+        from dagster_airflow.errors import ConfigurationError
         from dagster_airflow.task.run_end import dag_run_end, plan_fingerprint_tags
 
         if self.ends_dagster_run and not self.dagster_home:
