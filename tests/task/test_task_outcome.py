@@ -93,3 +93,38 @@ def test_every_dagster_operator_has_the_dagster_retry_policy_unless_given_anothe
     assert task.retries == 0
     mine = DagsterRetryPolicy()
     assert DagsterOperator(task_id="u", step_key="u", retry_policy=mine, **job).retry_policy is mine
+
+
+PARSE_THEN_FAIL = """
+import json, sys
+from airflow.sdk import DAG
+from airflow.serialization.serialized_objects import DagSerialization
+from dagster_airflow import DagsterOperator
+args = {"job_name": "j", "code_location": {"module_name": "m"}, "dagster_retries_only": True}
+with DAG("parsed", schedule=None, default_args=args) as dag:
+    DagsterOperator(task_id="t")
+lazy = ("airflow.sdk.definitions.retry_policy", "dagster_airflow.task.outcome")
+at_parse = [m for m in lazy if m in sys.modules]
+flag = DagSerialization.to_dict(dag)["dag"]["tasks"][0]["__var"].get("has_retry_policy")
+after_serialize = [m for m in lazy if m in sys.modules]
+policy = dag.task_dict["t"].retry_policy  # what Airflow's task runner asks as the task fails
+print(json.dumps([at_parse, flag, after_serialize, type(policy).__name__, policy.dagster_only]))
+"""
+
+
+def test_a_parse_builds_no_retry_policy_and_a_failing_task_gets_its_own():
+    """The dag-processor builds every task at each parse and never evaluates a retry policy:
+    the policy (Airflow's module and ours) comes when the task runner first asks for it."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_THEN_FAIL], capture_output=True, text=True, check=True
+    )
+    at_parse, flag, after_serialize, kind, dagster_only = json.loads(
+        done.stdout.strip().splitlines()[-1]
+    )
+    assert at_parse == after_serialize == []
+    assert flag is True  # what Airflow stores says the task has a policy
+    assert (kind, dagster_only) == ("DagsterRetryPolicy", True)
