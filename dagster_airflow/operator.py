@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
-from dagster_airflow.task.airflow_compat import HAS_RETRY_POLICY, task_arguments
+from dagster_airflow.task.airflow_compat import (
+    HAS_RETRY_POLICY,
+    AirflowFailException,
+    task_arguments,
+)
 from dagster_airflow.ui.links import DAGSTER_LINKS
 
 if TYPE_CHECKING:
@@ -320,7 +324,6 @@ class DagsterOperator(BaseOperator):
         from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run, run_tags_from_conf
         from dagster_airflow.task import context as task_context
         from dagster_airflow.task import schedule as task_schedule
-        from dagster_airflow.task.airflow_compat import AirflowFailException
         from dagster_airflow.task.lineage import StepLineage
         from dagster_airflow.task.outcome import raise_for, retry_number
         from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
