@@ -20,7 +20,6 @@ Airflow side. Measured on Airflow 3.1.8, 3.2.2 and 3.3.2:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import airflow
@@ -40,26 +39,29 @@ except ImportError:  # Airflow 3.1
         AirflowSkipException,
     )
 
-try:
-    from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
-
-    HAS_RETRY_POLICY = True
-except ImportError:  # Airflow 3.1 and 3.2: no per-task retry policy
-
-    class RetryPolicy:  # type: ignore[no-redef]
-        """Stands in for Airflow 3.3's base class, so that DagsterRetryPolicy still defines;
-        the operator gives it to no task where HAS_RETRY_POLICY is False."""
-
-    RetryDecision = None  # type: ignore[assignment,misc]
-    HAS_RETRY_POLICY = False
+# A task's retry_policy is new in 3.3. Told by the version, not by importing its module: the
+# operator asks at every parse of a DAG file, and builds a task's policy only when the task runs.
+HAS_RETRY_POLICY = AIRFLOW_MINOR >= (3, 3)
 
 
-def task_arguments(kwargs: dict[str, Any], retry_policy: Callable[[], Any]) -> dict[str, Any]:
-    """A DagsterOperator's BaseOperator arguments as this Airflow takes them: the per-task
-    ``retry_policy`` from 3.3 on; on 3.1, whose ``retry_exponential_backoff`` is a bool, the
-    scaffold's multiplier (2.0) as True (Airflow 3.1 doubles the delay, the same)."""
-    if HAS_RETRY_POLICY and kwargs.get("retry_policy") is None:
-        kwargs["retry_policy"] = retry_policy()
+def _retry_policy_names() -> dict[str, Any]:
+    """Airflow's RetryPolicy and RetryDecision (3.3 on); before 3.3, a stand-in base class, so
+    that DagsterRetryPolicy still defines (no task gets one), and no RetryDecision."""
+    if HAS_RETRY_POLICY:
+        from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+
+        return {"RetryPolicy": RetryPolicy, "RetryDecision": RetryDecision}
+
+    class RetryPolicy:
+        """Stands in for Airflow 3.3's base class before 3.3."""
+
+    return {"RetryPolicy": RetryPolicy, "RetryDecision": None}
+
+
+def task_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A DagsterOperator's BaseOperator arguments as this Airflow takes them: on 3.1, whose
+    ``retry_exponential_backoff`` is a bool, the scaffold's multiplier (2.0) as True (Airflow 3.1
+    doubles the delay, the same)."""
     backoff = kwargs.get("retry_exponential_backoff")
     if (
         AIRFLOW_MINOR < (3, 2)
@@ -72,7 +74,12 @@ def task_arguments(kwargs: dict[str, Any], retry_policy: Callable[[], Any]) -> d
 
 def __getattr__(name: str) -> Any:
     # Lazy: the operator imports this module in every DAG file's parse, and only a partitioned
-    # job's DAG file needs the timetable, only a link the configuration.
+    # job's DAG file needs the timetable, only a link the configuration, only a running task
+    # the retry policy.
+    if name in ("RetryPolicy", "RetryDecision"):
+        found = _retry_policy_names()
+        globals().update(found)
+        return found[name]
     if name == "CronTriggerTimetable":
         try:
             from airflow.sdk import CronTriggerTimetable
@@ -100,15 +107,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# CronTriggerTimetable, CoreCronTriggerTimetable, DagRunInfo, ErrorType and conf come from
-# __getattr__ above.
+# CronTriggerTimetable, CoreCronTriggerTimetable, DagRunInfo, ErrorType, conf, RetryPolicy and
+# RetryDecision come from __getattr__ above.
 __all__ = [
     "AIRFLOW_MINOR",
     "HAS_RETRY_POLICY",
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowSkipException",
-    "RetryDecision",
-    "RetryPolicy",
     "task_arguments",
 ]

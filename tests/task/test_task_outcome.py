@@ -93,3 +93,45 @@ def test_every_dagster_operator_has_the_dagster_retry_policy_unless_given_anothe
     assert task.retries == 0
     mine = DagsterRetryPolicy()
     assert DagsterOperator(task_id="u", step_key="u", retry_policy=mine, **job).retry_policy is mine
+
+
+PARSE_THEN_FAIL = """
+import json, sys
+from airflow.sdk import DAG
+from airflow.serialization.serialized_objects import DagSerialization
+from dagster_airflow import DagsterOperator
+args = {"job_name": "j", "code_location": {"module_name": "m"}, "dagster_retries_only": True}
+with DAG("parsed", schedule=None, default_args=args) as dag:
+    fan_out = DagsterOperator(task_id="t", mapping_keys_of="result")
+    DagsterOperator.partial(task_id="m", step_key="m[?]").expand(mapping_key=fan_out.output)
+lazy = ("airflow.sdk.definitions.retry_policy", "dagster_airflow.task.outcome")
+at_parse = [m for m in (*lazy, "dagster_airflow.ui.links") if m in sys.modules]
+tasks = DagSerialization.to_dict(dag)["dag"]["tasks"]
+flag = tasks[0]["__var"].get("has_retry_policy")
+links = [sorted(t["__var"]["_operator_extra_links"]) for t in tasks]
+after_serialize = [m for m in lazy if m in sys.modules]
+policy = dag.task_dict["t"].retry_policy  # what Airflow's task runner asks as the task fails
+kind = type(policy).__name__
+print(json.dumps([at_parse, flag, links, after_serialize, kind, policy.dagster_only]))
+"""
+
+
+def test_a_parse_builds_no_retry_policy_nor_links_and_a_failing_task_gets_its_policy():
+    """The dag-processor builds every task at each parse and never evaluates a retry policy
+    nor computes a link: the policy (Airflow's module and ours) comes when the task runner first
+    asks for it, the links (Airflow's BaseOperatorLink and ours) when Airflow serializes them."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_THEN_FAIL], capture_output=True, text=True, check=True
+    )
+    at_parse, flag, links, after_serialize, kind, dagster_only = json.loads(
+        done.stdout.strip().splitlines()[-1]
+    )
+    assert at_parse == after_serialize == []
+    assert flag is True  # what Airflow stores says the task has a policy
+    # Every task, the mapped one too, shows the three buttons.
+    assert links == [["Dagster event log", "Dagster outputs", "Dagster run"]] * 2
+    assert (kind, dagster_only) == ("DagsterRetryPolicy", True)
