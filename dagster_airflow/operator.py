@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator, Context
 from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
 from dagster_airflow.task.airflow_compat import AirflowFailException, task_arguments
 from dagster_airflow.task.outcome import DagsterRetryPolicy
-from dagster_airflow.ui.links import DAGSTER_LINKS
+from dagster_airflow.ui.links import links_to_write
 
 if TYPE_CHECKING:
     from dagster_airflow.task.context import DEFAULT_RUNNER
@@ -102,8 +102,9 @@ class DagsterOperator(BaseOperator):
         "environment",
         "mapping_key",
     )
-    # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
-    operator_extra_links = DAGSTER_LINKS
+    # Airflow 3 computes these in the worker when the task ends and shows them in the UI; a
+    # property so that the worker writes only the links that have a URL (ui/links.py).
+    operator_extra_links = property(links_to_write)
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
     # What a task has unless it was given its own (see __init__).
