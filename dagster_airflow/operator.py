@@ -8,7 +8,7 @@ one (what the DAG processor does many times a minute) touches no plugin, SDK or 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -43,25 +43,14 @@ def _configuration_error(message: str) -> Exception:
     return ConfigurationError(message)
 
 
-class _DagsterLinks(Collection):
-    """The extra links of every task (dagster_airflow.ui.links.DAGSTER_LINKS), imported when
-    first used: by Airflow's serialization of the DAG and by the worker when a task ends, not
-    at each parse (Airflow's BaseOperatorLink and our links: 1.4 ms of CPU, more than half of
-    importing the operator). Expanding a mapped task only keeps a reference to them."""
+def _extra_links(operator: DagsterOperator) -> Sequence[Any]:
+    """The task's extra links (dagster_airflow.ui.links.links_to_write), imported when first
+    asked for: by Airflow's serialization of the DAG and by the worker when a task ends, not at
+    each parse (Airflow's BaseOperatorLink and our links: 1.4 ms of CPU, more than half of
+    importing the operator)."""
+    from dagster_airflow.ui.links import links_to_write
 
-    def _links(self) -> Sequence[Any]:
-        from dagster_airflow.ui.links import DAGSTER_LINKS
-
-        return DAGSTER_LINKS
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._links())
-
-    def __len__(self) -> int:
-        return len(self._links())
-
-    def __contains__(self, link: object) -> bool:
-        return link in self._links()
+    return links_to_write(operator)
 
 
 # The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
@@ -133,8 +122,9 @@ class DagsterOperator(BaseOperator):
         "environment",
         "mapping_key",
     )
-    # Airflow 3 computes these in the worker when the task ends and shows them in the UI.
-    operator_extra_links = _DagsterLinks()
+    # Airflow 3 computes these in the worker when the task ends and shows them in the UI; a
+    # property so that the worker writes only the links that have a URL (ui/links.py).
+    operator_extra_links = property(_extra_links)
     ui_color = "#d6d4fb"
     ui_fgcolor = "#1e1b4b"
     # What a task has unless it was given its own (see __init__).

@@ -20,7 +20,6 @@ Two reapers use this module:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import fcntl
@@ -309,6 +308,9 @@ def _exit_as(code: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # Imported here: every task that runs a subprocess step imports this module, never main.
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m dagster_airflow.reaper")
     parser.add_argument("--kill-timeout", type=float, default=10.0)
     parser.add_argument("command", nargs=argparse.REMAINDER)

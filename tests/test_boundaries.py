@@ -53,7 +53,9 @@ def test_airflow_side_imports_no_dagster(imports):
         "import dagster_airflow.worker.execute, dagster_airflow.job.compile\n"
         "import dagster_airflow.job.code_location",
         "import dagster_airflow.worker.io_manager, dagster_airflow.scaffold.render",
-        "from dagster_airflow.plugins.manager import get_plugins; get_plugins()",
+        # Every built-in backend (get_plugins imports each only when it is named).
+        "from dagster_airflow.plugins.manager import Plugins, build_plugin_manager\n"
+        "Plugins(build_plugin_manager())",
         "import dagster_airflow.step_server.server as s; s._warm()",
         "import dagster_airflow.worker.sensor, dagster_airflow.scaffold.sensor_dag\n"
         "import dagster_airflow.job.sensors, dagster_airflow.scaffold.check_folder",

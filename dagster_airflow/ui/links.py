@@ -167,3 +167,26 @@ class DagsterRunLink(_DagsterLink):
 
 
 DAGSTER_LINKS = (StepOutputsLink(), StepEventLogLink(), DagsterRunLink())
+
+
+def links_to_write(operator: Any) -> tuple[_DagsterLink, ...]:
+    """The operator's extra links: all three where Airflow serializes the DAG (they are the UI's
+    buttons); in the worker, once the step ran, only those that have a URL.
+
+    Airflow's task runner writes one XCom per link it is given when the task ends, an empty one
+    included: an execution API call per link and task (issue 28). The API server reads a link
+    back from its XCom and shows a missing one as it shows an empty one (a disabled button:
+    airflow.serialization.definitions.operatorlink.XComOperatorLink returns "" for both), so
+    leaving out a link without a URL changes nothing a user sees.
+    """
+    from dagster_airflow.task.context import PUSHED, RESOLVED, RETURNED
+
+    if getattr(operator, RESOLVED, None) is None:  # not run here: parsing, serializing
+        return DAGSTER_LINKS
+    links: list[_DagsterLink] = []
+    if getattr(operator, RETURNED, None):  # a step that succeeded with outputs
+        links.append(DAGSTER_LINKS[0])
+    links.append(DAGSTER_LINKS[1])  # the event log: written whether the step succeeded or not
+    if getattr(operator, PUSHED, False):  # the runner reported its Dagster run
+        links.append(DAGSTER_LINKS[2])
+    return tuple(links)

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from dagster_airflow.plugins import hookspecs
-from dagster_airflow.plugins.manager import DEFAULT_PLUGINS
+from dagster_airflow.plugins.manager import BUILTIN_BACKENDS, DEFAULT_PLUGINS
 from dagster_airflow.runners.base import StepRunner
 from dagster_airflow.storage.base import IntermediateStorage
 from dagster_airflow.testing import RunnerContract, StorageContract
@@ -80,6 +80,16 @@ BUILTINS = [(module, cls) for module in DEFAULT_PLUGINS for cls in registered_ba
 
 def test_every_builtin_registers_a_backend():
     assert {module for module, _ in BUILTINS} == set(DEFAULT_PLUGINS)
+
+
+def test_the_lazy_map_of_builtins_names_what_each_module_registers():
+    # A task imports a built-in module by the name it looks up, so the map must be exact.
+    registered = {
+        ("runner" if issubclass(cls, StepRunner) else "storage", cls.name): module
+        for module, cls in BUILTINS
+    }
+    mapped = {(k, name): m for k, names in BUILTIN_BACKENDS.items() for name, m in names.items()}
+    assert mapped == registered
 
 
 @pytest.mark.parametrize(

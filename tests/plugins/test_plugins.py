@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 
@@ -17,6 +18,24 @@ def test_builtins_are_registered_through_the_hooks():
     assert plugins.storage("filesystem").plugin == "dagster_airflow.storage.filesystem"
 
 
+def test_a_task_imports_only_the_builtin_backends_it_names():
+    # In a fresh process: what a task does (resolve its runner and storage), then what it left
+    # unimported. Each unneeded built-in module cost a task CPU time (issue 28).
+    code = textwrap.dedent(
+        """
+        import sys
+        from dagster_airflow.plugins.manager import DEFAULT_PLUGINS, get_plugins
+        get_plugins().runner("subprocess")
+        get_plugins().storage("filesystem")
+        print(sorted(m for m in DEFAULT_PLUGINS if m in sys.modules))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(
+        ["dagster_airflow.runners.subprocess", "dagster_airflow.storage.filesystem"]
+    )
+
+
 def test_unknown_name_lists_the_installed_ones():
     with pytest.raises(PluginError) as caught:
         get_plugins().runner("kubernetes")
@@ -25,6 +44,27 @@ def test_unknown_name_lists_the_installed_ones():
         "runner 'kubernetes' is not available (plugin may not be installed?); installed runners:"
     )
     assert "subprocess" in message
+    for name in ("docker", "ecs", "graphql", "subprocess"):
+        assert name in message
+
+
+def test_a_third_party_plugin_claiming_a_builtin_name_fails_when_the_task_names_it(plugin_dist):
+    plugin_dist(
+        """
+        from dagster_airflow import hookimpl
+        from dagster_airflow.runners.subprocess import SubprocessRunner
+
+        class Imposter(SubprocessRunner):
+            name = "docker"
+
+        @hookimpl
+        def dagster_airflow_register_runners(register):
+            register(Imposter)
+        """
+    )
+    plugins = Plugins(build_plugin_manager(builtins=False))
+    with pytest.raises(PluginError, match="two plugins claim the runner name 'docker'"):
+        plugins.runner("docker")
 
 
 def test_wrong_options_say_which_and_list_the_right_ones():
