@@ -5,7 +5,8 @@ file (and a row of the support table in docs/install.md, written by `make test-c
 Airflow side. Measured on Airflow 3.1.8, 3.2.2 and 3.3.2:
 
 - ``airflow.sdk.exceptions`` (AirflowFailException, AirflowSkipException,
-  AirflowNotFoundException) is new in 3.2; 3.1 has the same classes in ``airflow.exceptions``
+  AirflowNotFoundException, AirflowTaskTimeout) is new in 3.2; 3.1 has the same classes in
+  ``airflow.exceptions``
   (3.2 and 3.3 keep them there as deprecated aliases of the same classes).
 - ``airflow.sdk.configuration.conf`` is new in 3.2; 3.1 has ``airflow.configuration.conf``.
 - ``airflow.sdk.CronTriggerTimetable`` is new in 3.2; ``airflow.timetables.trigger`` has it in
@@ -32,12 +33,14 @@ try:
         AirflowFailException,
         AirflowNotFoundException,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowFailException,
         AirflowNotFoundException,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 
 try:
@@ -108,6 +111,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "RetryDecision",
     "RetryPolicy",
     "task_arguments",
