@@ -14,6 +14,13 @@ read, poll, stop and clean up one run of it, and ``RemoteRunner.run`` owns the r
 6. ``cleanup``, always; a run interrupted in between (an exception, Airflow's timeout raised
    into ``run``) is stopped first.
 
+Deferred (the operator's default where a triggerer runs, dagster_airflow.task.deferral), the
+same lifecycle runs in three pieces: ``begin`` (1 and 2, in the worker), ``follower`` (3 and 4,
+in Airflow's triggerer, the run's handle rebuilt from ``handle_to_data``'s plain data by
+``handle_from_data``: never a second start) and ``resume`` (5 and 6, in the worker again, the
+whole output read once more for the result). A backend gets it by implementing those two hooks
+(the default takes a str or dict handle as it is).
+
 The kill protocol is the base's: ``kill()`` may come from a signal handler in the thread that
 runs ``run`` or from any other thread, before, during or after the start. It marks the runner
 killed and stops the run if there is one; ``run`` checks the mark before it starts and again as
@@ -179,6 +186,9 @@ class RemoteRunner(StepRunner):
     # How messages name the run ("container", "ECS task") and the start timeout's option.
     run_noun: ClassVar[str] = "run"
     start_timeout_option: ClassVar[str] = "start_timeout"
+    # Whether a task may defer while the run goes on (begin, then follower in the triggerer,
+    # then resume): a handle that handle_to_data turns into plain data is all it takes.
+    deferrable: ClassVar[bool] = True
     # Seconds the step may run, and stay starting, before it is stopped (None: no limit).
     timeout: float | None = None
     start_timeout: float | None = None

@@ -1,0 +1,132 @@
+"""Deferral on a real deployment (scheduler, triggerer, LocalExecutor): a docker step (podman)
+is started by a worker, followed by the triggerer while it runs, and finished by a worker; a
+triggerer restart follows the same container, and a task marked failed stops it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from dagster_airflow.model import dagster_run_id
+from harness.airflow_deployment import AirflowDeployment
+from tests.conftest import JOBS, scaffold
+from tests.runners.test_docker import (  # noqa: F401 - the podman engine and image fixtures
+    image,
+    podman,
+    private_registry,
+    project_mounts,
+    refusing_registry,
+)
+
+pytestmark = pytest.mark.airflow
+
+DAG_ID = "deferred_containers"
+RUN_LABEL = "dagster-airflow.dagster_run_id"
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_deployment: AirflowDeployment, podman, image, tmp_path_factory) -> str:  # noqa: F811
+    """The containers job on the docker runner, its containers kept (auto_remove never) so
+    that a test can count them."""
+    storage_dir = tmp_path_factory.mktemp("deferred-storage")
+    config = storage_dir / "containers.yml"
+    config.write_text(json.dumps({"ops": {"sleepy": {"config": {"seconds": 25}}}}))
+    mounts = [*project_mounts(), f"{storage_dir}:{storage_dir}"]
+    text = scaffold(
+        *("containers", "-f", str(JOBS / "containers.py"), "-e", str(config)),
+        *("--dag-id", DAG_ID, "--runner", "docker", "--runner-option", f"image={image}"),
+        *("--runner-option", f"docker_url={podman.base_url}"),
+        *("--runner-option", f"mounts={json.dumps(mounts)}"),
+        *("--runner-option", "auto_remove=never", "--runner-option", "stop_timeout=3"),
+        *("--runner-option", "environment={PUBLIC_SETTING: visible-42}"),
+        *("--storage", "filesystem", "--storage-option", f"base_dir={storage_dir}"),
+    )
+    airflow_deployment.install(text, f"{DAG_ID}.py")
+    airflow_deployment.wait_for_dag(DAG_ID)
+    yield DAG_ID
+    for container in podman.containers(label=RUN_LABEL):
+        podman.podman("rm", "--force", container["Id"])
+
+
+def containers_of(podman, run_id: str) -> list[dict]:  # noqa: F811
+    return podman.containers(label=f"{RUN_LABEL}={dagster_run_id(DAG_ID, run_id)}")
+
+
+def wait_deferred_and_running(airflow: AirflowDeployment, podman, run_id: str) -> dict:  # noqa: F811
+    """Until sleepy's task is deferred and its container runs; that container."""
+    found: list[dict] = []
+
+    def deferred_and_running() -> bool:
+        state = airflow.task_instances(DAG_ID, run_id)["sleepy"]["state"]
+        running = [
+            c
+            for c in containers_of(podman, run_id)
+            if c["Labels"].get("dagster-airflow.task_id") == "sleepy" and c["State"] == "running"
+        ]
+        found[:] = running
+        return state == "deferred" and bool(running)
+
+    airflow.wait_until(deferred_and_running, 180, "sleepy deferred with its container running")
+    return found[0]
+
+
+def test_a_docker_step_defers_survives_a_triggerer_restart_and_finishes(
+    airflow_deployment,
+    podman,  # noqa: F811
+    dag,
+):
+    run_id = "deferred_restart"
+    airflow_deployment.trigger(dag, run_id)
+    container = wait_deferred_and_running(airflow_deployment, podman, run_id)
+
+    # A deploy restarts the triggerer while the step runs: the new one follows that container.
+    airflow_deployment.restart("triggerer")
+
+    assert airflow_deployment.wait_for_run(dag, run_id) == "failed"  # boom fails on purpose
+    states = {t: ti["state"] for t, ti in airflow_deployment.task_instances(dag, run_id).items()}
+    assert states == {"show_environment": "success", "boom": "failed", "sleepy": "success"}
+    # Never a second container for the try: the restarted trigger followed the first.
+    sleepy = [
+        c
+        for c in containers_of(podman, run_id)
+        if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
+    ]
+    assert [c["Id"] for c in sleepy] == [container["Id"]]
+    assert sleepy[0]["State"] in ("exited", "stopped")
+    # The task log shows the worker's start, the triggerer's lines and the worker's end.
+    log = airflow_deployment.task_log_shown(dag, run_id, "sleepy")
+    assert "Deferring to the triggerer while the step's container runs" in log, log[-3000:]
+    assert "sleeping" in log
+    assert "The step's container ended; reading its result" in log
+    # Output, events and errors of a deferred step reach their task as without deferral.
+    shown = airflow_deployment.task_log_shown(dag, run_id, "show_environment")
+    assert "PUBLIC_SETTING is visible-42" in shown
+    boom = airflow_deployment.task_log_shown(dag, run_id, "boom")
+    assert "ValueError: the container step failed on purpose" in boom, boom[-3000:]
+    xcom = airflow_deployment.rest(
+        "GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances/show_environment/xcomEntries"
+    )[1]
+    assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
+
+
+def test_a_deferred_step_marked_failed_stops_its_container(
+    airflow_deployment,
+    podman,  # noqa: F811
+    dag,
+):
+    run_id = "deferred_killed"
+    airflow_deployment.trigger(dag, run_id, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
+    container = wait_deferred_and_running(airflow_deployment, podman, run_id)
+
+    started = time.monotonic()
+    airflow_deployment.set_task_state(dag, run_id, "sleepy", "failed")
+
+    def stopped() -> bool:
+        (now,) = [c for c in containers_of(podman, run_id) if c["Id"] == container["Id"]]
+        return now["State"] in ("exited", "stopped")
+
+    airflow_deployment.wait_until(stopped, 60, "the container of the task marked failed stopped")
+    assert time.monotonic() - started < 60
+    assert airflow_deployment.task_instances(dag, run_id)["sleepy"]["state"] == "failed"
