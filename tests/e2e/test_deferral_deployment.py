@@ -31,7 +31,7 @@ def dag(airflow_deployment: AirflowDeployment, podman, image, tmp_path_factory) 
     that a test can count them."""
     storage_dir = tmp_path_factory.mktemp("deferred-storage")
     config = storage_dir / "containers.yml"
-    config.write_text(json.dumps({"ops": {"sleepy": {"config": {"seconds": 25}}}}))
+    config.write_text(json.dumps({"ops": {"sleepy": {"config": {"seconds": 40}}}}))
     mounts = [*project_mounts(), f"{storage_dir}:{storage_dir}"]
     text = scaffold(
         *("containers", "-f", str(JOBS / "containers.py"), "-e", str(config)),
@@ -79,6 +79,12 @@ def test_a_docker_step_defers_survives_a_triggerer_restart_and_finishes(
     run_id = "deferred_restart"
     airflow_deployment.trigger(dag, run_id)
     container = wait_deferred_and_running(airflow_deployment, podman, run_id)
+    # The triggerer follows it: its output reaches the task's log.
+    airflow_deployment.wait_until(
+        lambda: "sleeping" in airflow_deployment.task_log_shown(dag, run_id, "sleepy"),
+        120,
+        "the trigger's first lines in sleepy's log",
+    )
 
     # A deploy restarts the triggerer while the step runs: the new one follows that container.
     airflow_deployment.restart("triggerer")
@@ -97,7 +103,7 @@ def test_a_docker_step_defers_survives_a_triggerer_restart_and_finishes(
     # The task log shows the worker's start, the triggerer's lines and the worker's end.
     log = airflow_deployment.task_log_shown(dag, run_id, "sleepy")
     assert "Deferring to the triggerer while the step's container runs" in log, log[-3000:]
-    assert "sleeping" in log
+    assert log.count("sleeping") == 2, log[-3000:]  # each triggerer read it from its start
     assert "The step's container ended; reading its result" in log
     # Output, events and errors of a deferred step reach their task as without deferral.
     shown = airflow_deployment.task_log_shown(dag, run_id, "show_environment")
