@@ -24,6 +24,7 @@ MODULES = (
     "end_to_end",
     "storage",
     "memory",
+    "deferral",
 )
 
 
