@@ -42,8 +42,9 @@ class RunState:
 
 def timeout_message(runner: Any) -> str:
     """Why a run was stopped at the runner's ``timeout``."""
+    limit = f" of {runner.timeout:g}s" if runner.timeout is not None else ""
     return (
-        f"the step ran longer than the {runner.name} runner's timeout of {runner.timeout:g}s, "
+        f"the step ran longer than the {runner.name} runner's timeout{limit}, "
         f"so its {runner.run_noun} was stopped"
     )
 

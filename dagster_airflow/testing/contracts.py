@@ -328,3 +328,27 @@ class RunnerContract:
         result = resumed.resume(request, run_context_for(request, task_log.logger), run)
         assert result.status == SUCCESS, result.error
         assert starts == [[], [], []], "the step was started again"
+
+    def test_a_deferred_step_times_out_in_the_triggerer(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not (self.defers and self.times_out):
+            pytest.skip("the runner does not defer or has no timeout (defers, times_out)")
+        request = self.slow_request(code_location, storage_spec, run_id)
+        began = runner_factory().begin(request, run_context_for(request, task_log.logger))
+        run = DeferredRun.from_dict(json.loads(json.dumps(began.to_dict())))
+        # The triggerer's runner has the task's options, its timeout among them.
+        following = runner_factory()
+        following.timeout = 3.0
+        started = time.monotonic()
+        follower = following.follower(request, run_context_for(request, task_log.logger), run)
+        assert follower.follow().finished
+        assert time.monotonic() - started < self.step_timeout
+        # The worker resumes with how the triggerer stopped it: a timeout, as run() reports it.
+        run = attrs.evolve(run, stopped_by=following.stopped)
+        resumer = runner_factory()
+        resumer.timeout = 3.0
+        result = resumer.resume(request, run_context_for(request, task_log.logger), run)
+        assert result.status == FAILURE
+        assert result.error.kind == TIMEOUT, result.error
+        assert "timeout of 3s" in result.error.message
