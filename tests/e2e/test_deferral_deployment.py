@@ -1,16 +1,19 @@
 """Deferral on a real deployment (scheduler, triggerer, LocalExecutor): a docker step (podman)
 is started by a worker, followed by the triggerer while it runs, and finished by a worker; a
-triggerer restart follows the same container, and a task marked failed stops it."""
+triggerer restart follows the same container, and a task marked failed stops it. A graphql step
+defers while its run goes on in a real dagster-webserver."""
 
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
 from dagster_airflow.model import dagster_run_id
 from harness.airflow_deployment import AirflowDeployment
-from tests.conftest import JOBS, scaffold
+from harness.dagster_webserver import DagsterWebserver
+from tests.conftest import EXAMPLES, JOBS, ROOT, scaffold
 from tests.runners.test_docker import (  # noqa: F401 - the podman engine and image fixtures
     image,
     podman,
@@ -22,6 +25,7 @@ from tests.runners.test_docker import (  # noqa: F401 - the podman engine and im
 pytestmark = pytest.mark.airflow
 
 DAG_ID = "deferred_containers"
+DEPLOYMENT = JOBS / "deployment.py"
 RUN_LABEL = "dagster-airflow.dagster_run_id"
 
 
@@ -133,3 +137,43 @@ def test_a_deferred_step_marked_failed_stops_its_container(
 
     airflow_deployment.wait_until(stopped, 120, "the container of the task marked failed stopped")
     assert airflow_deployment.task_instances(dag, run_id)["sleepy"]["state"] == "failed"
+
+
+@pytest.fixture(scope="module")
+def webserver_inside(airflow_deployment: AirflowDeployment, tmp_path_factory):
+    """A Dagster deployment (dagster-webserver serving tests/jobs/deployment.py) on the
+    deployment's own loopback, where its workers and triggerer reach it."""
+    server = DagsterWebserver(
+        tmp_path_factory.mktemp("deferred-dagster"), ["-f", str(DEPLOYMENT), "-d", str(ROOT)]
+    )
+    airflow_deployment.inside(server.start)
+    yield server
+    server.stop()
+
+
+def test_a_graphql_step_defers_while_its_dagster_run_goes_on(
+    airflow_deployment, webserver_inside, tmp_path
+):
+    dag_id, run_id = "deferred_graphql", "deferred_graphql_run"
+    storage_dir = tmp_path / "storage"
+    text = scaffold(
+        *("demo_pipeline", "-f", str(DEPLOYMENT), "-e", str(EXAMPLES / "demo.yml")),
+        *("--dag-id", dag_id, "--runner", "graphql"),
+        *("--runner-option", f"url={webserver_inside.url}", "--runner-option", "poll_interval=1"),
+        *("--storage", "filesystem", "--storage-option", f"base_dir={storage_dir}"),
+    )
+    airflow_deployment.install(text, f"{dag_id}.py")
+    airflow_deployment.wait_for_dag(dag_id)
+    airflow_deployment.trigger(dag_id, run_id)
+
+    assert airflow_deployment.wait_for_run(dag_id, run_id) == "success"
+    log = airflow_deployment.task_log_shown(dag_id, run_id, "summarize")
+    assert "Deferring to the triggerer while the step's Dagster run runs" in log, log[-3000:]
+    assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log  # from the triggerer
+    assert "The step's Dagster run ended; reading its result" in log
+    summary = storage_dir / dagster_run_id(dag_id, run_id) / "summarize" / "result"
+    assert pickle.loads(summary.read_bytes()) == {"letters": {"b": 2, "a": 2, "r": 2}, "total": 6}
+    xcom = airflow_deployment.rest(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries"
+    )[1]
+    assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
