@@ -75,70 +75,6 @@ def wait_deferred_and_running(airflow: AirflowDeployment, podman, run_id: str) -
     return found[0]
 
 
-def test_a_docker_step_defers_survives_a_triggerer_restart_and_finishes(
-    airflow_deployment,
-    podman,  # noqa: F811
-    dag,
-):
-    run_id = "deferred_restart"
-    airflow_deployment.trigger(dag, run_id)
-    container = wait_deferred_and_running(airflow_deployment, podman, run_id)
-    # The triggerer follows it: its output reaches the task's log.
-    airflow_deployment.wait_until(
-        lambda: "sleeping" in airflow_deployment.task_log_shown(dag, run_id, "sleepy"),
-        120,
-        "the trigger's first lines in sleepy's log",
-    )
-
-    # A deploy restarts the triggerer while the step runs: the new one follows that container.
-    airflow_deployment.restart("triggerer")
-
-    assert airflow_deployment.wait_for_run(dag, run_id) == "failed"  # boom fails on purpose
-    states = {t: ti["state"] for t, ti in airflow_deployment.task_instances(dag, run_id).items()}
-    assert states == {"show_environment": "success", "boom": "failed", "sleepy": "success"}
-    # Never a second container for the try: the restarted trigger followed the first.
-    sleepy = [
-        c
-        for c in containers_of(podman, run_id)
-        if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
-    ]
-    assert [c["Id"] for c in sleepy] == [container["Id"]]
-    assert sleepy[0]["State"] in ("exited", "stopped")
-    # The task log shows the worker's start, the triggerer's lines and the worker's end.
-    log = airflow_deployment.task_log_shown(dag, run_id, "sleepy")
-    assert "Deferring to the triggerer while the step's container runs" in log, log[-3000:]
-    assert log.count("sleeping") == 2, log[-3000:]  # each triggerer read it from its start
-    assert "The step's container ended; reading its result" in log
-    # Output, events and errors of a deferred step reach their task as without deferral.
-    shown = airflow_deployment.task_log_shown(dag, run_id, "show_environment")
-    assert "PUBLIC_SETTING is visible-42" in shown
-    boom = airflow_deployment.task_log_shown(dag, run_id, "boom")
-    assert "ValueError: the container step failed on purpose" in boom, boom[-3000:]
-    xcom = airflow_deployment.rest(
-        "GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances/show_environment/xcomEntries"
-    )[1]
-    assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
-
-
-def test_a_deferred_step_marked_failed_stops_its_container(
-    airflow_deployment,
-    podman,  # noqa: F811
-    dag,
-):
-    run_id = "deferred_killed"
-    airflow_deployment.trigger(dag, run_id, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
-    container = wait_deferred_and_running(airflow_deployment, podman, run_id)
-
-    airflow_deployment.set_task_state(dag, run_id, "sleepy", "failed")
-
-    def stopped() -> bool:
-        (now,) = [c for c in containers_of(podman, run_id) if c["Id"] == container["Id"]]
-        return now["State"] in ("exited", "stopped")
-
-    airflow_deployment.wait_until(stopped, 120, "the container of the task marked failed stopped")
-    assert airflow_deployment.task_instances(dag, run_id)["sleepy"]["state"] == "failed"
-
-
 @pytest.fixture(scope="module")
 def webserver_inside(airflow_deployment: AirflowDeployment, tmp_path_factory):
     """A Dagster deployment (dagster-webserver serving tests/jobs/deployment.py) on the
@@ -175,5 +111,71 @@ def test_a_graphql_step_defers_while_its_dagster_run_goes_on(
     assert pickle.loads(summary.read_bytes()) == {"letters": {"b": 2, "a": 2, "r": 2}, "total": 6}
     xcom = airflow_deployment.rest(
         "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries"
+    )[1]
+    assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
+
+
+def followed(airflow: AirflowDeployment, run_id: str) -> None:
+    """Until the triggerer follows sleepy's container: its output reaches the task's log."""
+    airflow.wait_until(
+        lambda: "sleeping" in airflow.task_log_shown(DAG_ID, run_id, "sleepy"),
+        120,
+        f"the trigger's first lines in the log of sleepy in {run_id}",
+    )
+
+
+def test_docker_steps_defer_survive_a_triggerer_restart_and_stop_when_marked_failed(
+    airflow_deployment,
+    podman,  # noqa: F811
+    dag,
+):
+    # Two runs at once (their triggers live side by side): one the triggerer's restart must
+    # not disturb, one a user marks failed while it runs.
+    restarted, killed = "deferred_restart", "deferred_killed"
+    airflow_deployment.trigger(dag, restarted, {"ops": {"sleepy": {"config": {"seconds": 90}}}})
+    airflow_deployment.trigger(dag, killed, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
+    container = wait_deferred_and_running(airflow_deployment, podman, restarted)
+    doomed = wait_deferred_and_running(airflow_deployment, podman, killed)
+    followed(airflow_deployment, restarted)
+    followed(airflow_deployment, killed)
+
+    # Marked failed while deferred: the trigger's on_kill stops its container.
+    airflow_deployment.set_task_state(dag, killed, "sleepy", "failed")
+
+    def stopped() -> bool:
+        (now,) = [c for c in containers_of(podman, killed) if c["Id"] == doomed["Id"]]
+        return now["State"] in ("exited", "stopped")
+
+    airflow_deployment.wait_until(stopped, 120, "the container of the task marked failed stopped")
+    assert airflow_deployment.task_instances(dag, killed)["sleepy"]["state"] == "failed"
+
+    # A deploy restarts the triggerer while the other step runs: the new one follows that
+    # container.
+    airflow_deployment.restart("triggerer")
+
+    assert airflow_deployment.wait_for_run(dag, restarted) == "failed"  # boom fails on purpose
+    states = {t: ti["state"] for t, ti in airflow_deployment.task_instances(dag, restarted).items()}
+    assert states == {"show_environment": "success", "boom": "failed", "sleepy": "success"}
+    # Never a second container for the try: the restarted trigger followed the first.
+    sleepy = [
+        c
+        for c in containers_of(podman, restarted)
+        if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
+    ]
+    assert [c["Id"] for c in sleepy] == [container["Id"]]
+    assert sleepy[0]["State"] in ("exited", "stopped")
+    # The task log shows the worker's start, the triggerers' lines and the worker's end.
+    log = airflow_deployment.task_log_shown(dag, restarted, "sleepy")
+    assert "Deferring to the triggerer while the step's container runs" in log, log[-3000:]
+    assert log.count("sleeping") == 2, log[-3000:]  # each triggerer read it from its start
+    assert "The step's container ended; reading its result" in log
+    # Output, events and errors of a deferred step reach their task as without deferral.
+    shown = airflow_deployment.task_log_shown(dag, restarted, "show_environment")
+    assert "PUBLIC_SETTING is visible-42" in shown
+    boom = airflow_deployment.task_log_shown(dag, restarted, "boom")
+    assert "ValueError: the container step failed on purpose" in boom, boom[-3000:]
+    xcom = airflow_deployment.rest(
+        "GET",
+        f"/api/v2/dags/{dag}/dagRuns/{restarted}/taskInstances/show_environment/xcomEntries",
     )[1]
     assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
