@@ -28,6 +28,11 @@ from dagster_airflow.runners.lifecycle import DeferredRun, RemoteRunner
 TIMED_OUT = "execution_timeout"
 # The key of the event that says the trigger could not follow the run (the task follows it).
 FAILED = "trigger_error"
+# Seconds after the start before the event fires. Airflow 3.3 fails a task whose resumed try
+# is running before the scheduler has taken in the executor's report of the deferring process
+# (apache/airflow#72716, seen here under load: the report came 5 s after the deferral); a run
+# that ends at once gives the executor that time first.
+MIN_DEFERRED_SECONDS = 10.0
 
 
 class RemoteStepTrigger(BaseTrigger):
@@ -94,6 +99,7 @@ class RemoteStepTrigger(BaseTrigger):
             translated = runner.platform_error(exc) or exc
             error = str(translated)
             self.log.warning("Could not follow the step in the triggerer: %s", error)
+        await asyncio.sleep(max(run.started_at + MIN_DEFERRED_SECONDS - time.time(), 0.0))
         stopped = runner.stopped or run.stopped_by
         finished = DeferredRun(run.handle, run.started_at, stopped)
         yield TriggerEvent({"run": finished.to_dict(), TIMED_OUT: timed_out, FAILED: error})
