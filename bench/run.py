@@ -25,6 +25,7 @@ MODULES = (
     "end_to_end",
     "storage",
     "memory",
+    "deferral",
 )
 
 

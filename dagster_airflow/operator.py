@@ -16,7 +16,6 @@ from airflow.sdk import BaseOperator, Context
 
 from dagster_airflow.task.airflow_compat import (
     HAS_RETRY_POLICY,
-    AirflowFailException,
     task_arguments,
 )
 
@@ -107,6 +106,10 @@ class DagsterOperator(BaseOperator):
     :param schedule_tick: the task id of that tick task: the step takes this run's run config
         and tags from it instead of the DAG's, and skips when the tick skipped.
     :param run_tags: tags of the Dagster run (a schedule's), besides the job's own.
+    :param deferrable: whether a remote runner's step (docker, ecs, graphql ...) defers to
+        Airflow's triggerer while it runs, freeing its worker slot; default: on, unless
+        ``[dagster_airflow] deferrable`` is False in the deployment's configuration
+        (dagster_airflow.task.deferral).
 
     Its Airflow ``retry_policy`` defaults to `DagsterRetryPolicy`: a step that Dagster retries
     is retried after Dagster's own delay (see dagster_airflow.task.outcome). The policy is made
@@ -145,6 +148,7 @@ class DagsterOperator(BaseOperator):
     schedule: str | None = None
     schedule_tick: str | None = None
     run_tags: Mapping[str, str] = MappingProxyType({})
+    deferrable: bool | None = None
 
     @property
     def retry_policy(self) -> Any:
@@ -192,6 +196,7 @@ class DagsterOperator(BaseOperator):
         schedule: str | None = None,
         schedule_tick: str | None = None,
         run_tags: Mapping[str, str] | None = None,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**task_arguments(kwargs))  # as this Airflow version takes them
@@ -260,6 +265,8 @@ class DagsterOperator(BaseOperator):
             self.schedule_tick = schedule_tick
         if run_tags:
             self.run_tags = dict(run_tags)
+        if deferrable is not None:
+            self.deferrable = deferrable
 
     def _dag_default(self, name: str) -> Any:
         if not self.has_dag():
@@ -320,84 +327,17 @@ class DagsterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str] | list[str]:
         # Imported here, not at module level: the DAG processor never needs them.
-        import attrs
-
         from dagster_airflow.distribution import retired_package_problem
-        from dagster_airflow.errors import ConfigurationError, PluginError, RunConfigError
-        from dagster_airflow.model import (
-            SKIPPED,
-            CodeLocation,
-            StepRequest,
-            TaskRef,
-            dagster_run_id,
-        )
-        from dagster_airflow.run_conf import PARTITION_KEY, run_config_for_run, run_tags_from_conf
-        from dagster_airflow.task import context as task_context
-        from dagster_airflow.task import schedule as task_schedule
-        from dagster_airflow.task.lineage import StepLineage
-        from dagster_airflow.task.outcome import raise_for, retry_number
-        from dagster_airflow.task.run_end import SKIPPED_XCOM_KEY
+        from dagster_airflow.task.deferral import defer_step, defers
+        from dagster_airflow.task.step_end import end_of_step
+        from dagster_airflow.task.step_request import step_to_run
 
         if retired_package_problem():
             self.log.warning("%s", retired_package_problem())
         self._take_dag_defaults()  # a task executed without rendering its templates
-        ti = context["ti"]
-        conf = getattr(context.get("dag_run"), "conf", None) or {}
-        logical_date = context.get("logical_date")
-        # This run's tick of the job's schedule, when a schedule function decides the run.
-        tick = task_schedule.pulled_tick(context, self.schedule_tick) if self.schedule_tick else {}
-        run_config, source = self.run_config, self.run_config_source
-        if "run_config" in tick:
-            run_config = source = tick["run_config"]
-        try:  # a misconfigured task fails at once: no retry would fix it
-            resolved = task_context.resolve(self.runner, self.storage)
-            job_env = task_context.job_environment(
-                self.environment, self.job_name, resolved.runner.cls
-            )
-            # The storage, once: the links read it too.
-            setattr(self, task_context.RESOLVED, resolved)
-            self._step_runner = resolved.runner.create(resolved.runner_spec.options)
-            request = StepRequest(
-                code_location=CodeLocation.from_dict(self.code_location),
-                job_name=self.job_name,
-                step_key=self.dagster_step_key,
-                run_id=dagster_run_id(self.dag_id, context["run_id"]),
-                run_config=run_config_for_run(
-                    run_config, source, conf, self.setting("run_config_schema") or {}
-                ),
-                storage=resolved.storage_spec,
-                attempt=ti.try_number,
-                task=TaskRef(
-                    self.dag_id, self.task_id, context["run_id"], ti.map_index, ti.try_number
-                ),
-                retry_number=retry_number(ti.try_number, ti.max_tries, self.retries or 0),
-                partition_key=conf.get(PARTITION_KEY) or tick.get("partition_key"),
-                logical_date=logical_date.isoformat() if logical_date else None,
-                schedule_name=self.schedule,
-                **self._instance_fields(
-                    ti, self.run_tags | run_tags_from_conf(conf) | tick.get("tags", {})
-                ),
-            )
-            if self.schedule:
-                request = attrs.evolve(request, logical_date=task_schedule.evaluation_time(context))
-        except (ConfigurationError, PluginError, RunConfigError) as exc:
-            raise AirflowFailException(f"task {self.task_id!r}: {exc}") from exc
-        if self.dagster_retries_only and request.previous_attempts > 0:
-            from dagster_airflow.task.retry_gate import retry_refusal
-
-            refusal = retry_refusal(
-                resolved.storage, request.run_id, request.step_key, ti.try_number
-            )
-            if refusal:
-                raise AirflowFailException(refusal)
-        # Again: a mapped task's rendering (MappedOperator's) does not call the method above.
-        task_context.mask_templated(self.runner, self.runner_source)
-        task_context.mask_templated(self.environment, self.environment_source)
-        if request.dagster_home and self.dagster_ui_url:  # the run in the team's Dagster UI
-            ui_url = self.dagster_ui_url.rstrip("/")
-            task_context.push_dagster_run_url(f"{ui_url}/runs/{request.run_id}")
-        secret_env = resolved.storage.credentials_env(task_context.connection)
-        run_context = task_context.for_task(self.log, resolved.storage, secret_env, job_env)
+        step = step_to_run(self, context)
+        self._step_runner = step.runner
+        request, resolved = step.request, step.resolved
         self.log.info(
             "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
             request.step_key,
@@ -407,65 +347,25 @@ class DagsterOperator(BaseOperator):
             resolved.runner_spec.name,
             resolved.storage_spec.name,
         )
-        result = self._step_runner.run(request, run_context)
-        self._lineage = StepLineage.from_events(
-            request.job_name, request.step_key, request.run_id, result.events
-        )
-        if self.dagster_home and result.status == SKIPPED:  # for the end task's judgement
-            ti.xcom_push(key=SKIPPED_XCOM_KEY, value=True)
-        tick = task_schedule.tick_of(result, self.schedule) if self.schedule else None
-        raise_for(result, request.step_key, ti, self.log)
-        if tick is not None:
-            return tick
-        self._record_asset_events(context, result.events)
-        if self.mapping_keys_of:
-            # What the mapped tasks downstream expand over, in the order the op yielded them.
-            returned = result.mapping_keys.get(self.mapping_keys_of, [])
+        if defers(self, step.runner):  # returns only for a step killed before it started
+            result = defer_step(self, context, step)
         else:
-            returned = dict(result.outputs)
-        setattr(self, task_context.RETURNED, returned)  # for the outputs link (ui/links.py)
-        return returned
+            result = step.runner.run(request, step.run_context)
+        return end_of_step(self, context, request, result)
 
-    def _instance_fields(self, ti: Any, run_tags: dict[str, str]) -> dict[str, Any]:
-        """The request's run tags (``run_tags``: a schedule's), and its fields for the team's
-        Dagster instance (none without dagster_home): the home, the run's tags of that
-        instance, and for the end task how the DAG run ended."""
-        from dagster_airflow.errors import ConfigurationError
-        from dagster_airflow.task.run_end import dag_run_end, plan_fingerprint_tags
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """A deferred step's end (dagster_airflow.task.deferral): its result, as ``execute``."""
+        from dagster_airflow.task.deferral import resume_step
+        from dagster_airflow.task.step_end import end_of_step
 
-        if self.ends_dagster_run and not self.dagster_home:
-            raise ConfigurationError(
-                f"task {self.task_id!r} ends the DAG run's Dagster run, but the DAG sets no "
-                "dagster_home; set it in DEFAULT_ARGS, or remove the task."
-            )
-        if not self.dagster_home:
-            return {"run_tags": run_tags}
-        fingerprint = plan_fingerprint_tags(self.dag.doc_md if self.has_dag() else None)
-        fields: dict[str, Any] = {
-            "dagster_home": self.dagster_home,
-            "run_tags": run_tags | fingerprint,
-        }
-        if self.ends_dagster_run:
-            fields["run_end"] = dag_run_end(ti)
-            self.log.info("The DAG run ended: %s; so ends its Dagster run.", fields["run_end"])
-        return fields
-
-    def _record_asset_events(self, context: Context, events) -> None:
-        """Give each Asset outlet's event (Airflow emits it as the task succeeds) the partition,
-        metadata and checks of its Dagster materialization."""
-        from airflow.sdk import Asset
-
-        from dagster_airflow.assets import outlet_extras
-
-        extras = outlet_extras(events)
-        for outlet in self.outlets:
-            if isinstance(outlet, Asset) and outlet.name in extras:
-                context["outlet_events"][outlet].extra = extras[outlet.name]
+        self._take_dag_defaults()
+        step, result = resume_step(self, context, event)
+        return end_of_step(self, context, step.request, result)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The step's lineage for Airflow's OpenLineage provider: what it read and wrote, and
         the Dagster job and op (dagster_airflow.task.lineage); None before a step ran."""
-        lineage = getattr(self, "_lineage", None)
+        lineage = getattr(self, "step_lineage", None)
         if lineage is None:
             return None
         from dagster_airflow.task.lineage import operator_lineage

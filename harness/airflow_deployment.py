@@ -224,8 +224,14 @@ class AirflowDeployment:
                 return left
             time.sleep(0.2)
 
-    def _start(self, name: str, command: list[str]) -> None:
-        with open(self.logs / f"{name}.log", "w") as log:
+    def restart(self, server: str) -> None:
+        """Stop one server (the triggerer ...) by its process group, as a deploy or a crash
+        would, and start it again; its log goes on in the same file."""
+        _stop_groups([self._servers.pop(server)])
+        self._start(server, [str(Path(self.python).parent / "airflow"), server], mode="a")
+
+    def _start(self, name: str, command: list[str], mode: str = "w") -> None:
+        with open(self.logs / f"{name}.log", mode) as log:
             self._servers[name] = subprocess.Popen(
                 [*self.command_inside(), *command],
                 env=self.home.env,
@@ -493,6 +499,22 @@ class AirflowDeployment:
             / f"attempt={try_number}.log"
         )
         return path.read_text() if path.exists() else ""
+
+    def task_log_shown(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """One try's log as the UI shows it (GET .../logs/N): the worker's lines and, for a
+        deferred task, its trigger's lines from the triggerer; one message a line."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
+            f"{try_number}?full_content=true"
+        )
+        status, body = self.rest("GET", path)
+        if status != 200:
+            raise RuntimeError(f"the log of {task_id} in {run_id} answered {status}: {body}")
+        content = body.get("content", []) if isinstance(body, dict) else [body]
+        lines = []
+        for item in content if isinstance(content, list) else [content]:
+            lines.append(str(item.get("event", item)) if isinstance(item, dict) else str(item))
+        return "\n".join(lines)
 
     def forked_step(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1

@@ -149,6 +149,7 @@ DEPLOYMENT_FILES = (
     "tests/ui/test_step_view_auth.py",
     "tests/ui/test_ui_browser.py",
     "tests/e2e/test_dagster_instance_deployment.py",
+    "tests/e2e/test_deferral_deployment.py",
 )
 LONG_FILES = (
     *DEPLOYMENT_FILES,  # one unit of work: see pytest_xdist_make_scheduler

@@ -314,6 +314,21 @@ class DockerRunner(Configured, RemoteRunner):
     def describe(self, handle: _Followed) -> str:
         return f"container {handle.container.name} ({handle.container.short_id})"
 
+    def handle_to_data(self, handle: _Followed) -> str:
+        return handle.container.id
+
+    def handle_from_data(self, data: str, request: StepRequest, context: RunContext) -> _Followed:
+        """The container of a deferred step, by its id; its output is read from its start."""
+        from docker.errors import NotFound
+
+        try:
+            return _Followed(self._client.containers.get(data))
+        except NotFound:
+            raise RunnerError(
+                f"the step's container {data[:12]} is gone from the Docker host "
+                f"{self.where()!r}: it was removed while the step was deferred."
+            ) from None
+
     def read_output(self, handle: _Followed, wait: float, final: bool = False) -> Iterable[str]:
         """The container's output, from its start, its log stream followed in a thread. A
         finished container's stream that did not end (podman 4.3 under load may never end it,

@@ -301,6 +301,13 @@ class EcsRunner(Configured, RemoteRunner):
     def describe(self, handle: _Task) -> str:
         return f"ECS task {handle.arn.rsplit('/', 1)[-1]}"
 
+    def handle_to_data(self, handle: _Task) -> str:
+        return handle.arn
+
+    def handle_from_data(self, data: str, request: StepRequest, context: RunContext) -> _Task:
+        """The ECS task of a deferred step, by its ARN; its log is read from its start."""
+        return self._task(data, context.log)
+
     def read_output(self, handle: _Task, wait: float, final: bool = False) -> Iterable[str]:
         return list(handle.reader.read())
 

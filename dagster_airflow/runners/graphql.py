@@ -476,6 +476,13 @@ class GraphQLRunner(Configured, RemoteRunner):
     def describe(self, handle: _DagsterRun) -> str:
         return f"Dagster run {handle.run_id}"
 
+    def handle_to_data(self, handle: _DagsterRun) -> str:
+        return handle.run_id
+
+    def handle_from_data(self, data: str, request: StepRequest, context: RunContext) -> _DagsterRun:
+        """The Dagster run of a deferred step, by its id; its event log is read from its start."""
+        return _DagsterRun(data, request, context)
+
     def state(self, handle: _DagsterRun) -> RunState:
         data = self._patient(STATUS, {"runId": handle.run_id})["runOrError"]
         if data["__typename"] != "Run":  # deleted from the deployment while followed

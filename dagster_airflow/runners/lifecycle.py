@@ -14,6 +14,13 @@ read, poll, stop and clean up one run of it, and ``RemoteRunner.run`` owns the r
 6. ``cleanup``, always; a run interrupted in between (an exception, Airflow's timeout raised
    into ``run``) is stopped first.
 
+Deferred (the operator's default where a triggerer runs, dagster_airflow.task.deferral), the
+same lifecycle runs in three pieces: ``begin`` (1 and 2, in the worker), ``follower`` (3 and 4,
+in Airflow's triggerer, the run's handle rebuilt from ``handle_to_data``'s plain data by
+``handle_from_data``: never a second start) and ``resume`` (5 and 6, in the worker again, the
+whole output read once more for the result). A backend gets it by implementing those two hooks
+(the default takes a str or dict handle as it is).
+
 The kill protocol is the base's: ``kill()`` may come from a signal handler in the thread that
 runs ``run`` or from any other thread, before, during or after the start. It marks the runner
 killed and stops the run if there is one; ``run`` checks the mark before it starts and again as
@@ -34,20 +41,28 @@ from typing import Any, ClassVar
 
 import attrs
 
-from dagster_airflow.model import (
+from dagster_airflow.model import StepRequest
+from dagster_airflow.step_result import (
     FAILURE,
     LOST,
     NEVER_STARTED,
     STOPPED,
     TIMEOUT,
     StepError,
-    StepRequest,
     StepResult,
 )
 from dagster_airflow.runners.base import RunContext, StepRunner
+from dagster_airflow.runners.follow import Follower, RunState, timeout_message
 from dagster_airflow.step_log import StepLog
 
+__all__ = ["DeferredRun", "KillSwitch", "RemoteRunner", "RunState"]
+
 logger = logging.getLogger(__name__)
+# A resumed deferred step reads its run's output again for the result only: the triggerer
+# already wrote each line into the task log.
+_REPLAY = logging.getLogger(f"{__name__}.replay")
+_REPLAY.addHandler(logging.NullHandler())
+_REPLAY.propagate = False
 
 # Why a run is stopped on a kill, and when Airflow interrupts run() (its execution_timeout
 # raises into it; a signal): the same, as the platform's records show it.
@@ -57,24 +72,26 @@ TIMEOUT_ERROR, NEVER_STARTED_ERROR, LOST_ERROR = "StepTimeout", "StepNeverStarte
 
 
 @attrs.frozen
-class RunState:
-    """What the platform says of a step's run at one poll.
+class DeferredRun:
+    """A step's run started by the worker and followed elsewhere, as plain data (a deferred
+    step's trigger carries it; JSON through ``to_dict`` / ``from_dict``).
 
-    :param status: the platform's word for it (``running``, ``PENDING`` ...), logged as it
-        changes.
-    :param finished: the run has ended; only output already written remains to be read.
-    :param exit_code: the worker's exit code, once finished, when the platform has one.
-    :param starting: not running yet (pending, provisioning): ``start_timeout`` applies.
-    :param ran: once finished, whether the worker ran at all (False: no output to wait for).
-    :param detail: anything the backend wants back in ``never_reported`` (a described task).
+    :param handle: the runner's ``handle_to_data`` of it.
+    :param started_at: when it was started or found (``time.time()``): the runner's timeout
+        counts from there.
+    :param stopped_by: the kind of stop (TIMEOUT, STOPPED, NEVER_STARTED) if it was stopped.
     """
 
-    status: str
-    finished: bool = False
-    exit_code: int | None = None
-    starting: bool = False
-    ran: bool = True
-    detail: Any = None
+    handle: Any
+    started_at: float
+    stopped_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeferredRun:
+        return cls(data["handle"], float(data["started_at"]), data.get("stopped_by"))
 
 
 class KillSwitch:
@@ -130,6 +147,12 @@ class KillSwitch:
         if handle is not None:
             self.stop_once(handle, STOPPED, KILLED)
 
+    def stopped_elsewhere(self, handle: Any, why: str) -> None:
+        """``handle`` was stopped by another process that followed it (a deferred step's
+        triggerer): it is not stopped again, and the stop's kind is ``why``."""
+        with self._lock:
+            self._stopped, self.stopped_by = handle, why
+
     def stop_once(self, handle: Any, why: str, reason: str) -> None:
         with self._lock:
             if self._stopped is handle:
@@ -163,6 +186,9 @@ class RemoteRunner(StepRunner):
     # How messages name the run ("container", "ECS task") and the start timeout's option.
     run_noun: ClassVar[str] = "run"
     start_timeout_option: ClassVar[str] = "start_timeout"
+    # Whether a task may defer while the run goes on (begin, then follower in the triggerer,
+    # then resume): a handle that handle_to_data turns into plain data is all it takes.
+    deferrable: ClassVar[bool] = True
     # Seconds the step may run, and stay starting, before it is stopped (None: no limit).
     timeout: float | None = None
     start_timeout: float | None = None
@@ -242,17 +268,76 @@ class RemoteRunner(StepRunner):
         """The kind of stop of the current run (TIMEOUT, STOPPED, NEVER_STARTED), or None."""
         return self.__switch.stopped_by
 
+    # -- deferral: a run followed by another process (the triggerer) --------------------------
+
+    def handle_to_data(self, handle: Any) -> Any:
+        """The run's handle as plain JSON data (a container's id, a task's ARN): a deferred step
+        hands it to the triggerer and back to the resumed task, which rebuild the handle with
+        ``handle_from_data``. Default: the handle itself, a str or a dict of plain data."""
+        if isinstance(handle, str | dict):
+            return handle
+        raise TypeError(
+            f"the {self.name} runner's handle {handle!r} is not plain data: implement "
+            "handle_to_data and handle_from_data, or set deferrable = False on the runner."
+        )
+
+    def handle_from_data(self, data: Any, request: StepRequest, context: RunContext) -> Any:
+        """The handle that ``handle_to_data`` gave, rebuilt after ``prepare`` in another
+        process; it names the same run (never a new one). Default: the data itself."""
+        return data
+
+    def begin(self, request: StepRequest, context: RunContext) -> DeferredRun | StepResult:
+        """Start the step in the worker, to be followed elsewhere: ``prepare``, then ``find``
+        or ``start``, as ``run`` does; the run as plain data, or the step's result when a kill
+        came before it started."""
+        switch = self.__switch
+        with self._scope(request, context):
+            handle = self._find_or_start(request, context)
+            if handle is None:
+                return self._never_started(context)
+            data = self.handle_to_data(handle)
+        return DeferredRun(data, time.time(), switch.stopped_by)
+
+    def follower(self, request: StepRequest, context: RunContext, run: DeferredRun) -> Follower:
+        """The run a deferred step started, to follow poll by poll from the triggerer: it is
+        rebuilt from its data after ``prepare``, never started again (a restarted triggerer
+        follows the same run). ``kill`` stops it; ``stopped`` says how it was stopped."""
+        self.prepare(request, context)
+        handle = self._rebuilt(request, context, run)
+        return Follower(
+            self, self.__switch, handle, StepLog(context.log), context.log, run.started_at
+        )
+
+    def resume(self, request: StepRequest, context: RunContext, run: DeferredRun) -> StepResult:
+        """Finish a deferred step in the worker once its run ended: its whole output is read
+        again for the step's result (the triggerer already showed it in the task log), then
+        the result and ``cleanup`` as ``run`` makes them."""
+        context.log.info("The step's %s ended; reading its result", self.run_noun)
+        with self.__switch.running(), self._scope(request, context):
+            self.prepare(request, context)
+            handle = self._rebuilt(request, context, run)
+            follower = Follower(
+                self, self.__switch, handle, StepLog(_REPLAY), _REPLAY, run.started_at
+            )
+            result = self._finish(handle, follower, context)
+            return self.outcome(result, self.__switch.stopped_by)
+
+    def _rebuilt(self, request: StepRequest, context: RunContext, run: DeferredRun) -> Any:
+        handle = self.handle_from_data(run.handle, request, context)
+        self.__switch.follow(handle)
+        if run.stopped_by:  # stopped by the process that followed it before
+            self.__switch.stopped_elsewhere(handle, run.stopped_by)
+        return handle
+
     # -- the lifecycle -----------------------------------------------------------------------
 
     def run(self, request: StepRequest, context: RunContext) -> StepResult:
-        with self.__switch.running(), self.session(request, context):
-            try:
-                result = self._run(request, context)
-            except Exception as exc:
-                translated = self.platform_error(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
+        with self.__switch.running(), self._scope(request, context):
+            handle = self._find_or_start(request, context)
+            if handle is None:
+                return self.outcome(self._never_started(context), self.__switch.stopped_by)
+            follower = Follower(self, self.__switch, handle, StepLog(context.log), context.log)
+            result = self._finish(handle, follower, context)
             return self.outcome(result, self.__switch.stopped_by)
 
     def kill(self) -> None:
@@ -265,22 +350,40 @@ class RemoteRunner(StepRunner):
         """Whether a kill came for the current (or next) run."""
         return self.__switch.killed
 
-    def _run(self, request: StepRequest, context: RunContext) -> StepResult:
+    @contextlib.contextmanager
+    def _scope(self, request: StepRequest, context: RunContext) -> Iterator[None]:
+        """The backend's session, and its platform's errors as one sentence."""
+        with self.session(request, context):
+            try:
+                yield
+            except Exception as exc:
+                translated = self.platform_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+    def _find_or_start(self, request: StepRequest, context: RunContext) -> Any | None:
+        """``prepare``, then this identity's run: found, else started; None when a kill came
+        first. A kill from now on stops it."""
         switch = self.__switch
         if switch.killed:
-            return self._never_started(context)
+            return None
         self.prepare(request, context)
         handle = self.find(request, context)
         if handle is None:
             if switch.killed:
-                return self._never_started(context)
+                return None
             handle = self.start(request, context)
         switch.follow(handle)
+        return handle
+
+    def _finish(self, handle: Any, follower: Follower, context: RunContext) -> StepResult:
+        """Follow the run to its end, its result; stopped if interrupted, cleaned up always."""
+        switch = self.__switch
         result = None
         try:
-            step_log = StepLog(context.log)
-            state = self._follow(handle, step_log, context.log)
-            result = self._result(handle, state, step_log)
+            state = follower.follow()
+            result = self._result(handle, state, follower.step_log)
             return result
         finally:
             if result is None:  # interrupted while following: never leave it running
@@ -291,65 +394,11 @@ class RemoteRunner(StepRunner):
             except Exception as exc:  # a failed cleanup must not hide the step's outcome
                 context.log.warning("Could not clean up %s: %s", self.describe(handle), exc)
 
-    def _feed(self, handle: Any, step_log: StepLog, wait: float, final: bool = False) -> int:
-        fed = 0
-        for line in self.read_output(handle, wait, final):
-            step_log.feed(line)
-            fed += 1
-        return fed
-
-    def _pause(self, handle: Any, step_log: StepLog, pause: float) -> float:
-        """Read output for up to ``pause`` seconds; the next pause (the one backoff rule)."""
-        fed = self._feed(handle, step_log, pause if self.output_waits else 0.0)
-        if fed:
-            return self.first_poll
-        if not self.output_waits:
-            time.sleep(pause)
-        return min(pause * 2, self.max_poll)
-
-    def _follow(self, handle: Any, step_log: StepLog, log: logging.Logger) -> RunState:
-        """Follow the run until it finishes, enforcing the deadlines; its last state."""
-        started = time.monotonic()
-        status, pause = None, self.first_poll
-        while True:
-            state = self.state(handle)
-            if state.status != status:
-                status = state.status
-                log.info("%s is %s", self.describe(handle), status)
-            if state.finished:
-                break
-            elapsed = time.monotonic() - started
-            if self.timeout is not None and elapsed > self.timeout:
-                if self.__switch.stopped_by is None:
-                    log.error(
-                        "The step ran longer than %ss; stopping its %s", self.timeout, self.run_noun
-                    )
-                self.__switch.stop_once(handle, TIMEOUT, self._timeout_message())
-            if state.starting and self.start_timeout is not None and elapsed > self.start_timeout:
-                reason = (
-                    f"the {self.run_noun} was still {status} after {self.start_timeout:g} s "
-                    f"({self.start_timeout_option})"
-                )
-                self.__switch.stop_once(handle, NEVER_STARTED, reason)
-            pause = self._pause(handle, step_log, pause)
-        grace = time.monotonic() + (self.drain_grace if state.ran else 0.0)
-        pause = self.first_poll
-        while not self.output_ended(handle, step_log) and time.monotonic() < grace:
-            pause = self._pause(handle, step_log, min(pause, max(grace - time.monotonic(), 0)))
-        self._feed(handle, step_log, 0.0, final=True)
-        return state
-
-    def _timeout_message(self) -> str:
-        return (
-            f"the step ran longer than the {self.name} runner's timeout of {self.timeout:g}s, "
-            f"so its {self.run_noun} was stopped"
-        )
-
     def _result(self, handle: Any, state: RunState, step_log: StepLog) -> StepResult:
         result = step_log.result(state.exit_code)
         stopped = self.__switch.stopped_by
         if stopped == TIMEOUT:
-            error = StepError(TIMEOUT_ERROR, self._timeout_message(), cause=result.error)
+            error = StepError(TIMEOUT_ERROR, timeout_message(self), cause=result.error)
             error = attrs.evolve(error, kind=TIMEOUT)
             return StepResult(FAILURE, state.exit_code, result.outputs, error, result.events)
         if result.status != FAILURE or not step_log.crashed(result):

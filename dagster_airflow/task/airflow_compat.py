@@ -5,7 +5,8 @@ file (and a row of the support table in docs/install.md, written by `make test-c
 Airflow side. Measured on Airflow 3.1.8, 3.2.2 and 3.3.2:
 
 - ``airflow.sdk.exceptions`` (AirflowFailException, AirflowSkipException,
-  AirflowNotFoundException) is new in 3.2; 3.1 has the same classes in ``airflow.exceptions``
+  AirflowNotFoundException, AirflowTaskTimeout) is new in 3.2; 3.1 has the same classes in
+  ``airflow.exceptions``
   (3.2 and 3.3 keep them there as deprecated aliases of the same classes).
 - ``airflow.sdk.configuration.conf`` is new in 3.2; 3.1 has ``airflow.configuration.conf``.
 - ``airflow.sdk.CronTriggerTimetable`` is new in 3.2; ``airflow.timetables.trigger`` has it in
@@ -31,12 +32,14 @@ try:
         AirflowFailException,
         AirflowNotFoundException,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowFailException,
         AirflowNotFoundException,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 
 # A task's retry_policy is new in 3.3. Told by the version, not by importing its module: the
@@ -115,5 +118,6 @@ __all__ = [
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "task_arguments",
 ]

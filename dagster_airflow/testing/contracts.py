@@ -12,6 +12,7 @@ The built-in backends pass these same classes (tests/runners, tests/storage).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 
 from dagster_airflow.model import CodeLocation, StepRequest, TaskRef
 from dagster_airflow.step_result import FAILURE, NEVER_STARTED, STOPPED, SUCCESS, TIMEOUT
+from dagster_airflow.runners.lifecycle import DeferredRun
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.storage_contract import StorageContract
 from dagster_airflow.testing.task_log import TaskLog
@@ -55,6 +57,9 @@ class RunnerContract:
       instead of starting another (``start_method`` is not called again).
     - ``times_out``: setting the runner's ``timeout`` attribute (seconds) stops a longer step
       with a StepError of kind ``timeout``.
+    - ``defers``: a deferred step (``begin`` in the worker, ``follower`` in Airflow's triggerer,
+      ``resume`` in the worker) runs once, its handle crossing as JSON, followed by a restarted
+      triggerer without a second start (needs ``start_method``).
     """
 
     step_timeout = 300.0  # seconds a contract step may take, start-up included
@@ -62,6 +67,7 @@ class RunnerContract:
     start_method: str | None = None
     reattaches = False
     times_out = False
+    defers = False
 
     @pytest.fixture
     def code_location(self) -> CodeLocation:
@@ -284,3 +290,57 @@ class RunnerContract:
         assert result.error.class_name == "StepTimeout"
         assert "timeout of 3s" in result.error.message
         assert time.monotonic() - started < self.step_timeout
+
+    def test_a_deferred_step_is_followed_elsewhere_and_resumed(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not self.defers or self.start_method is None:
+            pytest.skip("the runner does not defer (defers, start_method)")
+        task = TaskRef("contract_dag", "slow", f"manual__{run_id}", -1, 1)
+        request = self.slow_request(code_location, storage_spec, run_id, seconds=3, task=task)
+        # The worker starts it; the run crosses to the triggerer as JSON.
+        began = runner_factory().begin(request, run_context_for(request, task_log.logger))
+        assert isinstance(began, DeferredRun), began
+        run = DeferredRun.from_dict(json.loads(json.dumps(began.to_dict())))
+        # A triggerer follows it until its op runs, then restarts: a new one follows it on.
+        first, second, resumed = runner_factory(), runner_factory(), runner_factory()
+        starts = [self.count_starts(runner) for runner in (first, second, resumed)]
+        with TaskLog() as first_log:
+            follower = first.follower(request, run_context_for(request, first_log.logger), run)
+            deadline = time.monotonic() + self.step_timeout
+            while SLOW_OP_SLEEPING not in first_log.text and time.monotonic() < deadline:
+                assert not follower.poll().finished, first_log.text[-2000:]
+                time.sleep(follower.next_pause(follower.read(0.0)))
+        assert SLOW_OP_SLEEPING in first_log.text
+        with TaskLog() as second_log:
+            context = run_context_for(request, second_log.logger)
+            assert second.follower(request, context, run).follow().finished
+        assert "Step 'slow' started." in second_log.text  # followed from the start
+        # The worker resumes: the step's result, as run() reports it.
+        result = resumed.resume(request, run_context_for(request, task_log.logger), run)
+        assert result.status == SUCCESS, result.error
+        assert starts == [[], [], []], "the step was started again"
+
+    def test_a_deferred_step_times_out_in_the_triggerer(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not (self.defers and self.times_out):
+            pytest.skip("the runner does not defer or has no timeout (defers, times_out)")
+        request = self.slow_request(code_location, storage_spec, run_id)
+        began = runner_factory().begin(request, run_context_for(request, task_log.logger))
+        run = DeferredRun.from_dict(json.loads(json.dumps(began.to_dict())))
+        # The triggerer's runner has the task's options, its timeout among them.
+        following = runner_factory()
+        following.timeout = 3.0
+        started = time.monotonic()
+        follower = following.follower(request, run_context_for(request, task_log.logger), run)
+        assert follower.follow().finished
+        assert time.monotonic() - started < self.step_timeout
+        # The worker resumes with how the triggerer stopped it: a timeout, as run() reports it.
+        run = attrs.evolve(run, stopped_by=following.stopped)
+        resumer = runner_factory()
+        resumer.timeout = 3.0
+        result = resumer.resume(request, run_context_for(request, task_log.logger), run)
+        assert result.status == FAILURE
+        assert result.error.kind == TIMEOUT, result.error
+        assert "timeout of 3s" in result.error.message

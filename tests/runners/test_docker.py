@@ -211,7 +211,7 @@ def containers_request(tmp_path, step_key, run_config=None, task=None) -> StepRe
 
 class TestDockerRunnerContract(RunnerContract):
     step_timeout = 40.0
-    kills_before_start = reattaches = times_out = True
+    kills_before_start = reattaches = times_out = defers = True
     start_method = "start"
 
     @pytest.fixture
@@ -510,6 +510,8 @@ def test_demo_end_to_end_through_airflow_with_filesystem_storage(
         assert pickle.load(stream) == {"letters": {"b": 2, "a": 2, "r": 2}, "total": 6}
     log = result.task_log("summarize")
     assert f"Starting a container of {image}: dagster-airflow execute-step" in log
+    # Deferred (the default), `airflow dags test` runs the trigger inline: its lines show too.
+    assert "Deferring to the triggerer while the step's container runs" in log
     assert "Letter counts: {'b': 2, 'a': 2, 'r': 2}" in log
     assert f"Stored output 'result' at {storage_dir / run_id / 'summarize' / 'result'}" in log
 
@@ -621,6 +623,8 @@ def test_failure_timeout_and_environment_through_airflow(airflow_home, podman, i
     assert re.search(r'File ".*tests/jobs/containers.py", line \d+, in boom', boom)
     sleepy = result.task_log("sleepy")
     assert "AirflowTaskTimeout" in sleepy, sleepy[-3000:]
+    # Deferred, the trigger enforces execution_timeout (Airflow 3.3 does not) and stops it.
+    assert "The task ran longer than its execution_timeout" in sleepy, sleepy[-3000:]
     shown = result.task_log("show_environment")
     assert "PUBLIC_SETTING is visible-42" in shown
     # The private value reached the step, whose worker redacted it from what it printed (even
