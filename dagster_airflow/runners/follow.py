@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from dagster_airflow.step_result import NEVER_STARTED, TIMEOUT
 from dagster_airflow.step_log import StepLog
+from dagster_airflow.step_result import NEVER_STARTED, TIMEOUT
 
 
 @attrs.frozen

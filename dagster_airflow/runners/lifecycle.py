@@ -42,6 +42,9 @@ from typing import Any, ClassVar
 import attrs
 
 from dagster_airflow.model import StepRequest
+from dagster_airflow.runners.base import RunContext, StepRunner
+from dagster_airflow.runners.follow import Follower, RunState, timeout_message
+from dagster_airflow.step_log import StepLog
 from dagster_airflow.step_result import (
     FAILURE,
     LOST,
@@ -51,9 +54,6 @@ from dagster_airflow.step_result import (
     StepError,
     StepResult,
 )
-from dagster_airflow.runners.base import RunContext, StepRunner
-from dagster_airflow.runners.follow import Follower, RunState, timeout_message
-from dagster_airflow.step_log import StepLog
 
 __all__ = ["DeferredRun", "KillSwitch", "RemoteRunner", "RunState"]
 

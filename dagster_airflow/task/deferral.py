@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from dagster_airflow.step_result import StepResult
 from dagster_airflow.runners.lifecycle import DeferredRun, RemoteRunner
+from dagster_airflow.step_result import StepResult
 from dagster_airflow.task.step_request import StepToRun, step_to_run
 
 # The operator's method a deferred task resumes with.

@@ -23,8 +23,8 @@ import attrs
 import pytest
 
 from dagster_airflow.model import CodeLocation, StepRequest, TaskRef
-from dagster_airflow.step_result import FAILURE, NEVER_STARTED, STOPPED, SUCCESS, TIMEOUT
 from dagster_airflow.runners.lifecycle import DeferredRun
+from dagster_airflow.step_result import FAILURE, NEVER_STARTED, STOPPED, SUCCESS, TIMEOUT
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from dagster_airflow.testing.storage_contract import StorageContract
 from dagster_airflow.testing.task_log import TaskLog
