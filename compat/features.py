@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import pickle
+import re
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +40,8 @@ SCHEDULED = (
 )
 SENSOR_DAG, SENSOR, SENSOR_JOB = "inbox_job__inbox_sensor", "inbox_sensor", "inbox_job"
 END_TASK = "dagster_run_end"
+# A line of `airflow dags next-execution`: one logical date, such as 2026-12-07T18:30:00+00:00.
+TICK_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
 # The compare kit lists the end task as a task that stands for no step: it is none, by design.
 END_TASK_LINE = f"Airflow task {END_TASK!r} stands for no Dagster step"
 # The compared job that also runs with the team's Dagster instance (compat/check.py).
@@ -111,7 +114,8 @@ def next_ticks(home, job: str, schedule, ticks_of) -> list[str]:
     if done.returncode != 0:
         return [f"`airflow dags reserialize` failed: {done.stderr[-2000:]}"]
     done = home.airflow("dags", "next-execution", job, "-n", "3")
-    ours = [line for line in done.stdout.splitlines() if line[:2] == "20"]
+    # Only the dates: Airflow 3.2 on logs to standard output too, each line starting with a time.
+    ours = [line.strip() for line in done.stdout.splitlines() if TICK_LINE.fullmatch(line.strip())]
     times = ticks_of(started, schedule.cron_schedule, schedule.execution_timezone or "UTC")
     theirs = [next(times).astimezone(datetime.UTC).isoformat() for _ in range(3)]
     if [datetime.datetime.fromisoformat(t).isoformat() for t in ours] != theirs:
