@@ -7,7 +7,9 @@ side's Python, and its steps run with this Python again (the subprocess runner's
 option): two environments, as a deployment has them. Each job goes through the compare kit
 (dagster_airflow.testing.compare_job: the same job run by Dagster in process, every difference
 listed); partitions, which the kit does not take, through a scheduled run compared with
-Dagster's own run of that partition. Prints one JSON object: the versions and each check's result.
+Dagster's own run of that partition. Schedules, sensors and the team's Dagster instance
+(--dagster-home) are compat/features.py's checks. Prints one JSON object: the versions and each
+check's result.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test jobs (tests/jobs) and examples/ by module name
+sys.path.insert(0, str(ROOT / "compat"))
+
+import features  # noqa: E402
+
 SEMANTICS = ROOT / "tests" / "jobs" / "semantics"
 
 # (check, job file under tests/jobs/semantics, job, what it proves)
@@ -35,26 +41,36 @@ COMPARED = (
 PARTITION = ("hourly_job", "2022-05-31T01:00:00+00:00", "2022-05-31-00:00")
 
 
-def compared(home, work: Path, runner_python: str, file: str, job: str) -> list[str]:
+def compared(
+    home, work: Path, runner_python: str, file: str, job: str, reports: dict | None = None
+) -> list[str]:
+    """The job through the compare kit. The assets job runs with the team's Dagster instance
+    (--dagster-home, features.TEAM_INSTANCE_JOB): its steps are still compared, and the
+    "team instance" check reads the instance that run wrote (one DAG run for both)."""
     from dagster_airflow.model import CodeLocation
     from dagster_airflow.testing import compare_job
 
     run_config = None
     if job == "graph_shapes":
         from tests.jobs.semantics.graph_shapes import RUN_CONFIG as run_config
+    options = ["--runner-option", f"python={runner_python}"]
+    if job == features.TEAM_INSTANCE_JOB:
+        options += ["--dagster-home", str(features.dagster_home(work))]
     location = CodeLocation(python_file=str(SEMANTICS / file), working_directory=str(SEMANTICS))
     report = compare_job(
         location,
         job,
         run_config,
-        scaffold_options=["--runner-option", f"python={runner_python}"],
+        scaffold_options=options,
         airflow_home=home,
         work_dir=work / job,
         timeout=600,
     )
+    if reports is not None:
+        reports[job] = report
     if not report.differences and not report.dagster.steps:
         return ["Dagster's own run executed no step"]
-    return list(report.differences)
+    return [d for d in report.differences if d != features.END_TASK_LINE]
 
 
 def partitioned(home, work: Path, runner_python: str) -> list[str]:
@@ -121,15 +137,37 @@ def main() -> int:
     home = AirflowHome(args.work / "airflow", python=args.airflow_python)
     version = home.airflow("version")
     me = sys.executable
+    reports: dict = {}  # job -> the compare kit's report
+
+    def team_instance() -> list[str]:
+        if features.TEAM_INSTANCE_JOB not in reports:  # run alone (--only "team instance")
+            compared(home, args.work, me, "assets.py", features.TEAM_INSTANCE_JOB, reports)
+        return features.team_instance(home, args.work, reports[features.TEAM_INSTANCE_JOB])
+
     checks = [
-        (name, what, lambda f=file, j=job: compared(home, args.work, me, f, j))
+        (name, what, lambda f=file, j=job: compared(home, args.work, me, f, j, reports))
         for name, file, job, what in COMPARED
     ] + [
         (
             "partitions",
             "hourly partition at a logical date",
             lambda: partitioned(home, args.work, me),
-        )
+        ),
+        (
+            "schedules",
+            "DagsterCronTimetable registered, a tick run and a skip as Dagster evaluates them",
+            lambda: features.scheduled(home, args.work, me),
+        ),
+        (
+            "sensors",
+            "a sensor tick's runs, their config, partition, tags and cursor as Dagster's",
+            lambda: features.sensed(home, args.work, me),
+        ),
+        (
+            "team instance",
+            "--dagster-home (the assets run): one Dagster run, its status and catalog as Dagster's",
+            team_instance,
+        ),
     ]
     results = [timed(n, w, run) for n, w, run in checks if not args.only or n in args.only]
     out = {"airflow": version.stdout.strip().splitlines()[-1], "dagster": dagster.__version__}

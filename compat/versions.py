@@ -16,7 +16,8 @@ COMBINATIONS = tuple((a, d) for a in AIRFLOW for d in DAGSTER)
 # What each Airflow minor lacks that Airflow 3.3 has (dagster_airflow/task/airflow_compat.py
 # says how the operator does without it). The table in docs/install.md prints these.
 AIRFLOW_MISSING = {
-    "3.1": "per-task `retry_policy`: a retry waits `retry_delay`, not Dagster's own delay",
+    "3.1": "per-task `retry_policy`: a retry waits `retry_delay`, not Dagster's own delay; "
+    "a DAG run a sensor triggers has no note (its tags are in `conf`)",
     "3.2": "per-task `retry_policy`: a retry waits `retry_delay`, not Dagster's own delay",
     "3.3": "nothing",
 }
@@ -24,7 +25,16 @@ DAGSTER_MISSING = {"1.12": "nothing", "1.13": "nothing"}
 
 
 # The columns of the table, in compat/check.py's names and order.
-CHECKS = ("fan-in", "retries", "dynamic outputs", "assets with checks", "partitions")
+CHECKS = (
+    "fan-in",
+    "retries",
+    "dynamic outputs",
+    "assets with checks",
+    "partitions",
+    "schedules",
+    "sensors",
+    "team instance",
+)
 
 
 def combination_name(airflow: str, dagster: str) -> str:

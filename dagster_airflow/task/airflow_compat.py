@@ -17,6 +17,9 @@ Airflow side. Measured on Airflow 3.1.8, 3.2.2 and 3.3.2:
   bare ``RetryRequested``, the task's retry_delay rather than its seconds_to_wait).
 - ``retry_exponential_backoff`` is a multiplier (a float) from 3.2 on, a bool in 3.1: the
   scaffold writes the multiplier, and the operator hands 3.1 a bool.
+- A task's ``TriggerDagRun`` (the execution API's request, as TriggerDagRunOperator sends it)
+  takes a ``note`` from 3.2 on; 3.1 refuses the field: a sensor DAG's runs get no note there
+  (their tags are still in ``conf["dagster_tags"]``).
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ def task_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def trigger_dag_run_request(**fields: Any) -> Any:
+    """The execution API's TriggerDagRun with the fields this Airflow takes: ``note`` is dropped
+    on 3.1, whose request has none (and refuses any field it does not know)."""
+    from airflow.sdk.execution_time.comms import TriggerDagRun
+
+    known = {k: v for k, v in fields.items() if k in TriggerDagRun.model_fields}
+    return TriggerDagRun(**known)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy: the operator imports this module in every DAG file's parse, and only a partitioned
     # job's DAG file needs the timetable, only a link the configuration, only a running task
@@ -120,4 +132,5 @@ __all__ = [
     "AirflowSkipException",
     "AirflowTaskTimeout",
     "task_arguments",
+    "trigger_dag_run_request",
 ]

@@ -10,7 +10,8 @@ run key this sensor already used never starts a second run (Airflow refuses the 
 Dagster's daemon skips the key); a request without a run key always starts a run; a
 ``SkipReason`` skips the task with its reason. The DAG run gets the request's run config as its
 conf (deep-merged over the job's run config, as any conf), its partition as ``conf["partition"]``
-and its tags in the run's note and ``conf["dagster_tags"]``.
+and its tags in ``conf["dagster_tags"]`` and the run's note (Airflow 3.2 on: 3.1's trigger takes no
+note).
 """
 
 from __future__ import annotations
@@ -157,13 +158,13 @@ def evaluate_tick(
 def trigger_dag_run(dag_id: str, run_id: str, conf: dict, note: str) -> bool:
     """Trigger a DAG run as TriggerDagRunOperator does (through the task's execution API);
     False when a run of that id exists already."""
-    from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
+    from airflow.sdk.execution_time.comms import ErrorResponse
     from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
 
-    from dagster_airflow.task.airflow_compat import ErrorType
+    from dagster_airflow.task.airflow_compat import ErrorType, trigger_dag_run_request
 
     reply = SUPERVISOR_COMMS.send(
-        TriggerDagRun(
+        trigger_dag_run_request(
             dag_id=dag_id,
             run_id=run_id,
             logical_date=None,
