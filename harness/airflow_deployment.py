@@ -111,7 +111,14 @@ class AirflowDeployment:
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # A test waits for the DAG file it installed to be found: look every 2 s (the manager
+            # checks its bundles every bundle_refresh_check_interval, 5 s by default, too).
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
+            # A file is parsed again when it changes (the default sort by modified time), else
+            # every min_file_process_interval: at the default 30 s, the tens of DAG files a
+            # session installs keep a fifth of a core parsing the same text over and over.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             RUNTIME_DIR_ENV_VAR: str(self.runtime_dir),
