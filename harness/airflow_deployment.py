@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR, stop_servers
+from dagster_airflow.step_server.protocol import RUNTIME_DIR_ENV_VAR, running_servers
 from dagster_airflow.testing.airflow_home import AirflowHome
 from harness.servers import LoopbackServer, free_port
 
@@ -111,7 +111,14 @@ class AirflowDeployment:
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # A test waits for the DAG file it installed to be found: look every 2 s (the manager
+            # checks its bundles every bundle_refresh_check_interval, 5 s by default, too).
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
+            # A file is parsed again when it changes (the default sort by modified time), else
+            # every min_file_process_interval: at the default 30 s, the tens of DAG files a
+            # session installs keep a fifth of a core parsing the same text over and over.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             RUNTIME_DIR_ENV_VAR: str(self.runtime_dir),
@@ -197,7 +204,7 @@ class AirflowDeployment:
         for server in self._inside:
             server.stop()
         self._inside.clear()
-        stop_servers(self.runtime_dir)
+        _stop_step_servers(self.runtime_dir)
         if self._thread is not None:
             self._thread.submit(self._close_client).result()
             self._thread.shutdown()
@@ -543,6 +550,16 @@ class AirflowDeployment:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} was not ready within {timeout} s")
             time.sleep(0.5)
+
+
+def _stop_step_servers(runtime_dir: Path) -> None:
+    """Stop the step servers of a runtime directory all at once, each by its pid: each takes a
+    second or more to exit with its code location loaded, and a session leaves one per code
+    location its DAGs use (stop_servers stops them one after another)."""
+    servers = running_servers(runtime_dir)
+    if servers:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(lambda server: server.stop(), servers))
 
 
 def _stop_groups(processes: list[subprocess.Popen], timeout: float = 15) -> None:

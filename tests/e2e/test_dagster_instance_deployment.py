@@ -141,6 +141,21 @@ def test_a_dag_run_stopped_while_a_step_runs_cancels_its_dagster_run(airflow_dep
         300,
         "prices running",
     )
+    # The task runs a moment before its step has created the Dagster run: stop the DAG run
+    # once the step has started in the team's instance.
+    run_id = dagster_run_id(DAG_ID, "stopped")
+    airflow_deployment.wait_until(
+        lambda: read_instance(
+            airflow_deployment,
+            home,
+            lambda i: (
+                i.get_run_by_id(run_id) is not None
+                and ("prices", "STEP_START") in step_events(i, run_id)
+            ),
+        ),
+        300,
+        "the prices step started in the team's instance",
+    )
     status, body = airflow_deployment.write(
         f"/api/v2/dags/{DAG_ID}/dagRuns/stopped", {"state": "failed"}, method="PATCH"
     )
@@ -153,6 +168,5 @@ def test_a_dag_run_stopped_while_a_step_runs_cancels_its_dagster_run(airflow_dep
         300,
         "the end task done",
     )
-    run_id = dagster_run_id(DAG_ID, "stopped")
     status = read_instance(airflow_deployment, home, lambda i: i.get_run_by_id(run_id).status.value)
     assert status == "CANCELED"

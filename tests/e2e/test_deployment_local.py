@@ -196,9 +196,25 @@ def test_a_scaffolded_1000_step_dag_loads_in_the_dag_processor_and_its_grid_open
     job, config = write_full_job(tmp_path, 1000)
     dag_id = "big_synthetic"
     text = scaffold("synthetic_1000", "-f", str(job), "-e", str(config), "--dag-id", dag_id)
-    airflow_deployment.install(text, f"{dag_id}.py")
+    # Installed paused: unpaused (the deployment's default), its daily partitions' schedule
+    # starts a run of 1,000 tasks at once, which holds the deployment's two task slots for the
+    # rest of the session and made every later test of the deployment wait minutes for its own.
+    paused = "    catchup=False,\n    is_paused_upon_creation=True,\n"
+    text = text.replace("    catchup=False,\n", paused)
+    assert text.count("is_paused_upon_creation=True") == 1
+    dag_file = airflow_deployment.install(text, f"{dag_id}.py")
+    try:
+        airflow_deployment.wait_for_dag(dag_id, timeout=120)
+        _check_the_big_dag(airflow_deployment, dag_id)
+    finally:  # else the DAG processor parses it again every 30 s for the rest of the session
+        dag_file.unlink()
 
-    airflow_deployment.wait_for_dag(dag_id, timeout=120)
+
+def _check_the_big_dag(airflow_deployment: AirflowDeployment, dag_id: str) -> None:
+    _, dag = airflow_deployment.rest("GET", f"/api/v2/dags/{dag_id}")
+    assert dag["is_paused"] is True
+    _, runs = airflow_deployment.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns")
+    assert runs["dag_runs"] == []
 
     status, errors = airflow_deployment.rest("GET", "/api/v2/importErrors")
     assert status == 200
