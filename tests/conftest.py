@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,21 @@ def airflow_configured(tmp_path_factory):
         patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow-of-the-tests")))
         patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         import airflow.sdk  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def sigterm_not_ignored(request):
+    """No test starts with SIGTERM ignored.
+
+    A process a test starts inherits an ignored SIGTERM (the disposition survives exec), so a
+    step that a runner under test stops with SIGTERM would run on: something earlier in a
+    worker (a test or a fixture) that left SIGTERM ignored made the kill tests of later files
+    wait on a 600 s step, in a full run. Its default is put back before each test, with a
+    warning that names the test it was found before.
+    """
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        warnings.warn(f"SIGTERM was ignored before {request.node.nodeid}; reset", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
