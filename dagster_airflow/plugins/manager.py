@@ -13,6 +13,7 @@ import importlib
 import importlib.metadata
 import inspect
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -161,6 +162,9 @@ class Plugins:
         self, pm: pluggy.PluginManager, failures: list[PluginFailure] | None = None
     ) -> None:
         self.pm = pm
+        # A triggerer rebuilds the runners of several deferred steps at once, each in a thread
+        # of its pool: a built-in module is registered by one of them only.
+        self._loading = threading.Lock()
         unloaded = {
             kind: tuple(n for n, module in names.items() if not pm.has_plugin(module))
             for kind, names in BUILTIN_BACKENDS.items()
@@ -188,12 +192,15 @@ class Plugins:
         """Import and register the built-in module of ``name``, once; before any lookup of a
         built-in name, so a third-party plugin claiming it still fails loudly."""
         module_name = BUILTIN_BACKENDS[registry.kind].get(name)
-        if module_name is None or self.pm.has_plugin(module_name):
+        if module_name is None:
             return
-        module = importlib.import_module(module_name)
-        self.pm.register(module, name=module_name)
-        registry.unloaded = tuple(n for n in registry.unloaded if n != name)
-        self._register(module_name, module, None)
+        with self._loading:
+            if self.pm.has_plugin(module_name):
+                return
+            module = importlib.import_module(module_name)
+            self.pm.register(module, name=module_name)
+            registry.unloaded = tuple(n for n in registry.unloaded if n != name)
+            self._register(module_name, module, None)
 
     def _call(self, plugin: object, hook_name: str, registry: Registry, name: str) -> None:
         # Call each plugin's implementation on its own, so the registry knows who registered what.

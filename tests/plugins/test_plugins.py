@@ -147,3 +147,23 @@ def test_a_misspelled_hook_implementation_is_an_error(plugin_dist):
     )
     with pytest.raises(PluginError, match="implements a hook that does not exist"):
         build_plugin_manager()
+
+
+def test_threads_that_ask_for_a_builtin_at_once_get_it_registered_once():
+    # A restarted triggerer rebuilds the runners of its deferred steps at once, in its thread
+    # pool: "Plugin name already registered" failed one of them (seen on the real deployment).
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    plugins = Plugins(build_plugin_manager(builtins=False))
+    ready = threading.Barrier(8)
+
+    def ask(kind: str):
+        ready.wait()
+        return getattr(plugins, kind)("docker" if kind == "runner" else "filesystem")
+
+    with ThreadPoolExecutor(8) as pool:
+        backends = list(pool.map(ask, ["runner", "storage"] * 4))
+
+    assert {backend.name for backend in backends} == {"docker", "filesystem"}
+    assert plugins.pm.has_plugin("dagster_airflow.runners.docker")
