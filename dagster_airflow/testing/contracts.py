@@ -321,6 +321,32 @@ class RunnerContract:
         assert result.status == SUCCESS, result.error
         assert starts == [[], [], []], "the step was started again"
 
+    def test_a_deferred_steps_secret_stays_hidden_in_the_triggerers_log(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        # The triggerer's masker knows none of the task's secrets (it rebuilds the runner with
+        # no job variables): what it shows must come redacted from the step itself.
+        runner = runner_factory()
+        if not (self.defers and runner.takes_environment):
+            pytest.skip("the runner does not defer, or its steps read their own environment")
+        secret = f"s3cr3t-{uuid.uuid4().hex}"
+        request = self.request(code_location, storage_spec, run_id, "produce")
+        context = run_context_for(request, task_log.logger, job_env={CONTRACT_VARIABLE: secret})
+        began = runner.begin(request, context)
+        assert isinstance(began, DeferredRun), began
+        run = DeferredRun.from_dict(json.loads(json.dumps(began.to_dict())))
+        with TaskLog() as trigger_log:
+            following = runner_factory()
+            follower = following.follower(
+                request, run_context_for(request, trigger_log.logger), run
+            )
+            assert follower.follow().finished
+        assert f"{CONTRACT_VARIABLE} has {len(secret)} characters: ***" in trigger_log.text
+        assert secret not in trigger_log.text
+        result = runner_factory().resume(request, run_context_for(request, task_log.logger), run)
+        assert result.status == SUCCESS, result.error
+        assert secret not in task_log.text
+
     def test_a_deferred_step_times_out_in_the_triggerer(
         self, runner_factory, code_location, storage_spec, run_id, task_log
     ):
