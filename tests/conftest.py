@@ -46,11 +46,12 @@ def airflow_configured(tmp_path_factory):
 def sigterm_not_ignored(request):
     """No test starts with SIGTERM ignored.
 
-    A process a test starts inherits an ignored SIGTERM (the disposition survives exec), so a
-    step that a runner under test stops with SIGTERM would run on: something earlier in a
-    worker (a test or a fixture) that left SIGTERM ignored made the kill tests of later files
-    wait on a 600 s step, in a full run. Its default is put back before each test, with a
-    warning that names the test it was found before.
+    Dagster's in-process execution maps SIGTERM to SIGINT's handler
+    (dagster._utils.interrupts.setup_interrupt_handlers), and an xdist worker ignores SIGINT: so
+    after a test that ran Dagster in-process, SIGTERM is ignored in the worker. A process a
+    test starts inherits that (the disposition survives exec), so a step that a runner under
+    test stops with SIGTERM would run on: in a full run, the kill tests of later files waited on
+    a 600 s step. Its default is put back before each test, with a warning naming the test.
     """
     if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
