@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ def airflow_configured(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def sigterm_not_ignored(request):
+def sigterm_not_ignored():
     """No test starts with SIGTERM ignored.
 
     Dagster's in-process execution maps SIGTERM to SIGINT's handler
@@ -51,11 +50,10 @@ def sigterm_not_ignored(request):
     after a test that ran Dagster in-process, SIGTERM is ignored in the worker. A process a
     test starts inherits that (the disposition survives exec), so a step that a runner under
     test stops with SIGTERM would run on: in a full run, the kill tests of later files waited on
-    a 600 s step. Its default is put back before each test, with a warning naming the test.
+    a 600 s step. Its default is put back before each test.
     """
     if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        warnings.warn(f"SIGTERM was ignored before {request.node.nodeid}; reset", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
