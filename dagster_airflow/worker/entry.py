@@ -5,12 +5,12 @@ server's forked step both call ``main``; neither goes through the other."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
 from dagster_airflow.errors import EXIT_USAGE, ConfigurationError, DagsterAirflowError
 from dagster_airflow.model import REQUEST_ENV_VAR
+from dagster_airflow.worker import interrupts
 
 
 def read_request(request_file: str | None) -> str:
@@ -42,11 +42,11 @@ def main(request_file: str | None = None) -> int:
         print(f"dagster-airflow execute-step: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # SIGTERM (a runner's kill, `docker stop`, ECS stopping the task) interrupts the step as
-    # Ctrl-C would. Dagster's execution maps it so once it begins; this covers the seconds
-    # before (importing Dagster, loading the code location), when the worker would otherwise
-    # die without a word, or, as a container's PID 1, ignore SIGTERM until SIGKILL. Either way
-    # the step is reported as stopped and its event log is written.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C would, from now on: in the seconds before Dagster's execution (importing Dagster,
+    # loading the code location) the worker would otherwise die without a word, or, as a
+    # container's PID 1, ignore SIGTERM until SIGKILL. Either way the step is reported as
+    # stopped and its event log is written.
+    interrupts.install()
     code = execute_step(text)
     exit_now(code)
     return code  # not reached

@@ -27,6 +27,7 @@ from dagster_airflow.step_result import (
     StepEvent,
 )
 from dagster_airflow.storage.base import IntermediateStorage
+from dagster_airflow.worker import interrupts
 from dagster_airflow.worker.event_details import DETAILED_EVENTS, event_details, json_safe_metadata
 from dagster_airflow.worker.event_printer import STOPPED_WHILE_IT_RAN, EventPrinter, error_from_info
 from dagster_airflow.worker.step_record import write_event_log, write_record
@@ -155,6 +156,7 @@ class StepWorker:
         step = plan.get_step_by_key(request.step_key)
         self.has_retry_policy = job.get_retry_policy_for_handle(step.node_handle) is not None
 
+        interrupts.raise_if_asked()  # a stop that came while loading, and was swallowed
         # The step's own ephemeral run, or the DAG run's in the team's instance (instance.py).
         with step_run(request, job, full_plan, plan, run_config, partition_tags) as (
             instance,

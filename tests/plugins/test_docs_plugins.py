@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import threading
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +16,7 @@ from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.step_result import FAILURE, STOPPED
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, StorageContract, TaskLog
 from dagster_airflow.testing.run_context import run_context_for
-from tests.conftest import ROOT, run_cli
+from tests.conftest import JOBS, ROOT, run_cli
 
 PAGE = ROOT / "docs" / "plugins.md"
 MARKED = re.compile(r"<!-- docs-test: (run|same as (\S+)) -->\n```\w*\n(.*?)```", re.S)
@@ -125,3 +128,37 @@ def test_a_stopped_detached_run_leaves_no_files(tmp_path):
         result = runner.run(request, run_context_for(request, task_log.logger))
     assert result.status == FAILURE and result.error.kind == STOPPED, result.error
     assert list((tmp_path / "state").iterdir()) == []
+
+
+def test_a_step_that_ignores_sigterm_gets_sigkill_after_the_stop_grace(tmp_path):
+    """As `docker stop`: the run is followed until nothing of its session runs, and whatever
+    still runs stop_grace seconds after the SIGTERM gets SIGKILL."""
+    runner = DOCS["DetachedRunner"](state_dir=str(tmp_path / "state"))
+    runner.stop_grace = 2.0
+    pid_file = tmp_path / "pid"
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "stubborn.py")),
+        job_name="stubborn_job",
+        step_key="stubborn",
+        run_id=str(uuid.uuid4()),
+        run_config={"ops": {"stubborn": {"config": {"pid_file": str(pid_file)}}}},
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path / "storage")}),
+    )
+    results = []
+    with TaskLog() as task_log:
+        thread = threading.Thread(
+            target=lambda: results.append(
+                runner.run(request, run_context_for(request, task_log.logger))
+            )
+        )
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), "the step never started"
+        runner.kill()
+        thread.join(60)
+    assert not thread.is_alive(), "the step that ignores SIGTERM was never stopped"
+    assert results[0].status == FAILURE and results[0].error.kind == STOPPED, results[0].error
+    stat = Path(f"/proc/{pid_file.read_text()}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -126,6 +129,66 @@ def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, tas
     )
     # and the step's event log was still written next to its outputs
     assert (tmp_path / RUN_ID / "noop" / "events.jsonl").exists()
+
+
+def test_a_stop_the_code_location_swallows_while_it_loads_still_stops_the_step(tmp_path, task_log):
+    # The module catches everything around its slow import, the stop's KeyboardInterrupt too:
+    # the worker remembers the stop and never runs the step after it.
+    pid_file, ran = tmp_path / "pid", tmp_path / "ran"
+    runner = SubprocessRunner(
+        env={"SLOW_IMPORT_PID_FILE": str(pid_file), "RAN_FILE": str(ran)},
+        kill_timeout=60,
+        warm=False,
+    )
+    request = StepRequest(
+        code_location=CodeLocation(python_file=str(JOBS / "swallowing_import.py")),
+        job_name="swallowing_import",
+        step_key="noop",
+        run_id=RUN_ID,
+        storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
+    )
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            runner.run(request, run_context_for(request, task_log.logger))
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pid_file.exists(), "the code location never started loading"
+
+    runner.kill()
+    thread.join(90)
+
+    assert not thread.is_alive()
+    assert not ran.exists(), "the step ran after it was stopped"
+    assert results[0].status == FAILURE
+    assert results[0].error.class_name == "KeyboardInterrupt"
+    assert "the step was stopped before it ran" in task_log.text
+
+
+def test_a_worker_started_with_sigint_ignored_still_stops_on_sigterm_in_dagsters_hands():
+    # A process started in the background inherits SIGINT ignored, and Dagster maps SIGTERM to
+    # SIGINT's handler whenever its execution sets or restores its own (setup_interrupt_handlers).
+    script = (
+        "import signal\n"
+        "from dagster_airflow.worker import interrupts\n"
+        "from dagster._utils.interrupts import capture_interrupts\n"
+        "interrupts.install()\n"
+        "with capture_interrupts():\n"
+        "    pass\n"
+        "print(signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert done.stdout.strip() == "True", done.stderr
 
 
 def test_kill_before_start_does_nothing():
