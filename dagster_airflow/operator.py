@@ -12,17 +12,16 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator
 
-from dagster_airflow.task.airflow_compat import (
-    HAS_RETRY_POLICY,
-    task_arguments,
-)
+from dagster_airflow.task.airflow_compat import task_arguments
+from dagster_airflow.task.dag_settings import FROM_MACROS, JOB_WIDE, DagSettings
+from dagster_airflow.task.step_task import StepTask
 
 if TYPE_CHECKING:
     from dagster_airflow.task.context import DEFAULT_RUNNER
 
-__all__ = ["DEFAULT_RUNNER", "DagsterOperator"]
+__all__ = ["DEFAULT_RUNNER", "FROM_MACROS", "JOB_WIDE", "DagsterOperator"]
 
 
 def __getattr__(name: str) -> Any:
@@ -52,14 +51,7 @@ def _extra_links(operator: DagsterOperator) -> Sequence[Any]:
     return links_to_write(operator)
 
 
-# The template fields a task takes from the DAG's default_args (DEFAULT_ARGS) unless it has its own.
-JOB_WIDE = ("run_config", "runner", "storage", "environment")
-# What a task takes from the DAG's user_defined_macros where default_args lacks it: a scaffolded
-# DAG keeps its run config there, which Airflow does not serialize (the trigger form holds it).
-FROM_MACROS = ("run_config", "run_config_schema")
-
-
-class DagsterOperator(BaseOperator):
+class DagsterOperator(DagSettings, StepTask, BaseOperator):
     """Runs one Dagster execution step through a pluggable runner and intermediate storage.
 
     :param step_key: the Dagster step this task runs; default: the task id (the scaffold writes
@@ -149,32 +141,6 @@ class DagsterOperator(BaseOperator):
     schedule_tick: str | None = None
     run_tags: Mapping[str, str] = MappingProxyType({})
     deferrable: bool | None = None
-
-    @property
-    def retry_policy(self) -> Any:
-        """The task's Airflow retry policy: the one it was given, else `DagsterRetryPolicy`
-        (None before Airflow 3.3, which has no per-task policy). Built on first use: the DAG
-        processor builds every task at each parse and never evaluates one, and the policy's
-        module (Airflow's and ours) would be imported with every DAG file."""
-        given = self.__dict__.get("_given_retry_policy")
-        if given is not None or not HAS_RETRY_POLICY:
-            return given
-        if "_dagster_retry_policy" not in self.__dict__:
-            from dagster_airflow.task.outcome import DagsterRetryPolicy
-
-            policy = DagsterRetryPolicy(dagster_only=self.dagster_retries_only)
-            self.__dict__["_dagster_retry_policy"] = policy
-        return self.__dict__["_dagster_retry_policy"]
-
-    @retry_policy.setter
-    def retry_policy(self, value: Any) -> None:
-        # BaseOperator.__init__ sets it (None where not given); so does a deep copy.
-        self.__dict__["_given_retry_policy"] = value
-
-    @property
-    def has_retry_policy(self) -> bool:
-        # What Airflow serializes for the task: told without building the policy.
-        return HAS_RETRY_POLICY or self.__dict__.get("_given_retry_policy") is not None
 
     def __init__(
         self,
@@ -267,116 +233,3 @@ class DagsterOperator(BaseOperator):
             self.run_tags = dict(run_tags)
         if deferrable is not None:
             self.deferrable = deferrable
-
-    def _dag_default(self, name: str) -> Any:
-        if not self.has_dag():
-            return None
-        found = self.dag.default_args.get(name)
-        if found is None and name in FROM_MACROS:
-            found = (self.dag.user_defined_macros or {}).get(name)
-        return found
-
-    def setting(self, name: str) -> Any:
-        """The task's ``run_config``, ``runner``, ``storage`` or ``run_config_schema``: its own,
-        else the DAG's default_args one (a run config and its schema: else the DAG's
-        user_defined_macros one), as written (templates not rendered)."""
-        own = getattr(self, name)
-        return own if own is not None else self._dag_default(name)
-
-    def _take_dag_defaults(self) -> None:
-        """The DAG's run config, runner and storage as this task's own where it has none."""
-        for name in JOB_WIDE:
-            if getattr(self, name) is None:
-                setattr(self, name, copy.deepcopy(self._dag_default(name)))
-        if self.run_config is None:
-            self.run_config = {}
-        if self.run_config_source is None:
-            self.run_config_source = copy.deepcopy(self.run_config)
-        if self.runner_source is None:
-            self.runner_source = copy.deepcopy(self.runner)
-        if self.environment_source is None:
-            self.environment_source = copy.deepcopy(self.environment)
-
-    def _do_render_template_fields(self, parent, template_fields, context, jinja_env, seen_oids):
-        # Airflow renders a task (mapped or not) through this method: the DAG's values are
-        # rendered, and shown among the task's rendered templates, as the task's own would be.
-        if parent is self:
-            self._take_dag_defaults()
-        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
-        if parent is self:
-            from dagster_airflow.task.context import mask_templated
-
-            # A mapped task's rendering comes here, not through render_template_fields below:
-            # the job's variables are masked before Airflow records its rendered fields.
-            mask_templated(self.environment, self.environment_source)
-
-    @property
-    def dagster_step_key(self) -> str:
-        """The Dagster step this task instance runs: ``op[piece_3]`` for a mapped step."""
-        if self.mapping_key is None:
-            return self.step_key
-        return f"{self.step_key.removesuffix('[?]')}[{self.mapping_key}]"
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        super().render_template_fields(context, jinja_env)
-        from dagster_airflow.task.context import mask_templated
-
-        # Now, before Airflow records the rendered fields for its "Rendered Template" view.
-        mask_templated(self.runner, self.runner_source)
-        mask_templated(self.environment, self.environment_source)
-
-    def execute(self, context: Context) -> dict[str, str] | list[str]:
-        # Imported here, not at module level: the DAG processor never needs them.
-        from dagster_airflow.distribution import retired_package_problem
-        from dagster_airflow.task.deferral import defer_step, defers
-        from dagster_airflow.task.step_end import end_of_step
-        from dagster_airflow.task.step_request import step_to_run
-
-        if retired_package_problem():
-            self.log.warning("%s", retired_package_problem())
-        self._take_dag_defaults()  # a task executed without rendering its templates
-        step = step_to_run(self, context)
-        self._step_runner = step.runner
-        request, resolved = step.request, step.resolved
-        self.log.info(
-            "Dagster step %r of job %r, Dagster run %s, attempt %s: runner %r, storage %r",
-            request.step_key,
-            request.job_name,
-            request.run_id,
-            request.attempt,
-            resolved.runner_spec.name,
-            resolved.storage_spec.name,
-        )
-        if defers(self, step.runner):  # returns only for a step killed before it started
-            result = defer_step(self, context, step)
-        else:
-            result = step.runner.run(request, step.run_context)
-        return end_of_step(self, context, request, result)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """A deferred step's end (dagster_airflow.task.deferral): its result, as ``execute``."""
-        from dagster_airflow.task.deferral import resume_step
-        from dagster_airflow.task.step_end import end_of_step
-
-        self._take_dag_defaults()
-        step, result = resume_step(self, context, event)
-        return end_of_step(self, context, step.request, result)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """The step's lineage for Airflow's OpenLineage provider: what it read and wrote, and
-        the Dagster job and op (dagster_airflow.task.lineage); None before a step ran."""
-        lineage = getattr(self, "step_lineage", None)
-        if lineage is None:
-            return None
-        from dagster_airflow.task.lineage import operator_lineage
-
-        return operator_lineage(lineage)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
-
-    def on_kill(self) -> None:
-        # Nothing to stop when Airflow kills the task before execute() started a step.
-        if getattr(self, "_step_runner", None) is not None:
-            self.log.info("Stopping Dagster step %r", self.dagster_step_key)
-            self._step_runner.kill()
