@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,12 @@ def sigterm_not_ignored():
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory) -> AirflowHome:
+def airflow_home(tmp_path_factory) -> Iterator[AirflowHome]:
     """One migrated Airflow home for the session; each test installs its own DAG files."""
     home = AirflowHome(tmp_path_factory.mktemp("airflow"))
     home.migrate()
-    return home
+    yield home
+    home.close()
 
 
 DEPLOYMENT = "airflow_deployment"

@@ -1,0 +1,204 @@
+"""A warm `airflow` command for a throwaway Airflow home: one process imports Airflow once, and
+each command runs in a fresh fork of it (the step server's trick, for the test kit's own calls).
+
+`airflow dags test` of a one-task DAG costs about 8 s of CPU, half of it importing Airflow, its
+CLI and its in-process execution API; a fork of a process that imported them costs about 4 s.
+Each command still runs in a process of its own, as `airflow ...` would: its own environment,
+working directory, output files and exit code; a timeout stops its whole process group.
+
+The server is started with the home's environment, and Airflow reads its configuration from
+that environment once, at import. A command whose environment differs in what Airflow reads at
+import (an ``AIRFLOW_*`` variable other than a connection or a variable, ``PYTHONPATH``) is not
+run here: the caller runs it cold, as ``airflow`` itself (see ``AirflowHome.airflow``).
+
+Protocol: JSON lines; requests on the server's standard input, replies on the file descriptor
+named by ``--reply-fd``: ``{"pid": N}`` once the command's process is forked, then
+``{"code": N}`` when it ended. The server ends when its standard input closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+# What Airflow imports for the commands the kit runs (dags test above all): imported once here.
+PRELOAD = (
+    "airflow.__main__",
+    "airflow.cli.cli_parser",
+    "airflow.cli.commands.dag_command",
+    "airflow.cli.commands.db_command",
+    "airflow.sdk.definitions.dag",
+    "airflow.sdk.execution_time.supervisor",
+    "airflow.sdk.execution_time.task_runner",
+    "airflow.api_fastapi.execution_api.app",
+    "airflow.providers.standard.operators.empty",
+    "dagster_airflow.operator",
+)
+
+
+def read_at_import(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of an environment that Airflow (or the interpreter) reads once, at start."""
+    return {
+        name: value
+        for name, value in env.items()
+        if (name.startswith("AIRFLOW") and not name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")))
+        or name in ("PYTHONPATH", "PYTHONHOME", "TZ")
+    }
+
+
+def _run_command(request: dict) -> None:
+    """In the forked child: become `airflow <argv>` and end with its exit code."""
+    code = 1
+    try:
+        os.setsid()  # its own process group: a timeout stops everything it started
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(out, fd)
+            os.close(out)
+        sys.argv = ["airflow", *request["argv"]]
+        from airflow.__main__ import main
+
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve(reply_fd: int) -> None:
+    import importlib
+
+    for module in PRELOAD:
+        # A module an older Airflow lacks, or our operator on a side without it: imported later.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    replies = os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8")
+    replies.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            replies.close()
+            _run_command(request)
+        replies.write(json.dumps({"pid": pid}) + "\n")
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        replies.write(json.dumps({"code": code}) + "\n")
+
+
+class WarmAirflow:
+    """The client: one server for one Airflow home, started with the home's environment."""
+
+    def __init__(self, python: str, env: Mapping[str, str], log_path: Path) -> None:
+        self._at_import = read_at_import(env)
+        self._lock = threading.Lock()
+        read_fd, write_fd = os.pipe()
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [python, "-m", "dagster_airflow.testing.warm_airflow", "--reply-fd", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=dict(env),
+                pass_fds=(write_fd,),
+                text=True,
+            )
+        os.close(write_fd)
+        self._replies, self._buffer = read_fd, b""
+        self._reply(timeout=300)  # {"ready": true}: Airflow is imported
+
+    def accepts(self, env: Mapping[str, str]) -> bool:
+        """Whether a command with this environment runs here as it would run cold."""
+        return self.process.poll() is None and read_at_import(env) == self._at_import
+
+    def run(
+        self, argv: list[str], env: Mapping[str, str], timeout: float
+    ) -> subprocess.CompletedProcess | None:
+        """`airflow <argv>` in a fork of the server; None when the server is busy with another
+        command (the caller runs this one cold)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            with tempfile.TemporaryDirectory(prefix="warm-airflow-") as folder:
+                out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+                request = {"argv": argv, "env": dict(env), "cwd": os.getcwd()}
+                request |= {"stdout": str(out), "stderr": str(err)}
+                self.process.stdin.write(json.dumps(request) + "\n")
+                self.process.stdin.flush()
+                pid = self._reply(timeout=60)["pid"]
+                try:
+                    code = self._reply(timeout)["code"]
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                    self._reply(timeout=60)  # the server reaped it
+                    raise subprocess.TimeoutExpired(["airflow", *argv], timeout) from None
+                read = {"encoding": "utf-8", "errors": "replace"}
+                return subprocess.CompletedProcess(
+                    ["airflow", *argv], code, out.read_text(**read), err.read_text(**read)
+                )
+        finally:
+            self._lock.release()
+
+    def _reply(self, timeout: float) -> dict:
+        """The next reply line (read from the descriptor: a buffered reader would hide a line
+        that came with the one before from select)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                raise TimeoutError(f"no reply from the warm Airflow server within {timeout} s")
+            chunk = os.read(self._replies, 4096)
+            if not chunk:
+                raise RuntimeError("the warm Airflow server ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        """End the server (it ends when its standard input closes), by its own process id."""
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._replies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m dagster_airflow.testing.warm_airflow")
+    parser.add_argument("--reply-fd", type=int, required=True)
+    serve(parser.parse_args().reply_fd)
+
+
+if __name__ == "__main__":
+    main()
