@@ -7,7 +7,6 @@ AWS credentials and endpoint reaching the triggerer through the task's Airflow c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pickle
 import uuid
@@ -26,7 +25,6 @@ from tests.runners.test_docker import (  # noqa: F401 - the podman engine and im
     project_mounts,
     refusing_registry,
 )
-from tests.runners.test_ecs import LOG_GROUP, register
 
 pytestmark = pytest.mark.airflow
 
@@ -199,12 +197,13 @@ def ecs_inside(airflow_deployment: AirflowDeployment):
     agent = airflow_deployment.inside(EcsAgent(moto, ECS_CLUSTER, poll=0.2).start)
 
     def create() -> None:
-        ecs, logs = moto.client("ecs"), moto.client("logs")
+        # moto's backends are this process's, shared with test_ecs.py's server: names of our own.
+        ecs = moto.client("ecs")
         ecs.create_cluster(clusterName=ECS_CLUSTER)
-        register(ecs, "deferred-step", "deferred")
-        # moto's backends are this process's: test_ecs.py's server may have made the group.
-        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
-            logs.create_log_group(logGroupName=LOG_GROUP)
+        logs = {"awslogs-group": "/ecs/deferred-steps", "awslogs-stream-prefix": "deferred"}
+        container = {"name": "step", "image": "example/dagster-step:1", "memory": 512}
+        container["logConfiguration"] = {"logDriver": "awslogs", "options": logs}
+        ecs.register_task_definition(family="deferred-step", containerDefinitions=[container])
         moto.client("s3").create_bucket(
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": moto.region}
         )
