@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,14 @@ REGION = "eu-west-1"
 
 
 class MotoEcs:
-    """moto server on 127.0.0.1 and a free port, in this process."""
+    """moto server on 127.0.0.1 and a free port, in this process.
+
+    Servers of one process share moto's backends and its task transition: the transition is
+    set by the first to start and unset by the last to stop, so a second server (one inside a
+    deployment's network namespace) leaves the first one's tasks running."""
+
+    _running: ClassVar[int] = 0
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, region: str = REGION) -> None:
         self.region = region
@@ -41,7 +48,10 @@ class MotoEcs:
 
         # moto walks a task to STOPPED over four DescribeTasks calls; here a task runs until a
         # test or the agent stops it, as on ECS.
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+        with MotoEcs._lock:
+            if MotoEcs._running == 0:
+                state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+            MotoEcs._running += 1
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -52,10 +62,14 @@ class MotoEcs:
     def stop(self) -> None:
         from moto.moto_api import state_manager
 
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        state_manager.unset_transition("ecs::task")
+        if self._server is None:
+            return
+        self._server.stop()
+        self._server = None
+        with MotoEcs._lock:
+            MotoEcs._running -= 1
+            if MotoEcs._running == 0:
+                state_manager.unset_transition("ecs::task")
 
     def client(self, service: str) -> Any:
         import boto3

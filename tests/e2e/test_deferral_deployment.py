@@ -1,18 +1,22 @@
 """Deferral on a real deployment (scheduler, triggerer, LocalExecutor): a docker step (podman)
 is started by a worker, followed by the triggerer while it runs, and finished by a worker; a
 triggerer restart follows the same container, and a task marked failed stops it. A graphql step
-defers while its run goes on in a real dagster-webserver."""
+defers while its run goes on in a real dagster-webserver. An ECS step (moto server and an ECS
+agent inside the deployment's network namespace, S3 storage on moto) defers the same way, its
+AWS credentials and endpoint reaching the triggerer through the task's Airflow connection."""
 
 from __future__ import annotations
 
 import json
 import pickle
+import uuid
 
 import pytest
 
 from dagster_airflow.model import dagster_run_id
 from harness.airflow_deployment import AirflowDeployment
 from harness.dagster_webserver import DagsterWebserver
+from harness.ecs import EcsAgent, MotoEcs
 from tests.conftest import EXAMPLES, JOBS, ROOT, scaffold
 from tests.runners.test_docker import (  # noqa: F401 - the podman engine and image fixtures
     image,
@@ -179,3 +183,118 @@ def test_docker_steps_defer_survive_a_triggerer_restart_and_stop_when_marked_fai
         f"/api/v2/dags/{dag}/dagRuns/{restarted}/taskInstances/show_environment/xcomEntries",
     )[1]
     assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
+
+
+ECS_DAG_ID, ECS_CLUSTER, ECS_CONN_ID = "deferred_ecs", "deferred", "aws_deferred_ecs"
+BUCKET = "deferred-ecs"
+
+
+@pytest.fixture(scope="module")
+def ecs_inside(airflow_deployment: AirflowDeployment):
+    """moto server (ECS, CloudWatch Logs, S3) and an ECS agent on the deployment's own loopback,
+    where its workers, its triggerer and the agent's "containers" reach them."""
+    moto = airflow_deployment.inside(MotoEcs().start)
+    agent = airflow_deployment.inside(EcsAgent(moto, ECS_CLUSTER, poll=0.2).start)
+
+    def create() -> None:
+        # moto's backends are this process's, shared with test_ecs.py's server: names of our own.
+        ecs = moto.client("ecs")
+        ecs.create_cluster(clusterName=ECS_CLUSTER)
+        logs = {"awslogs-group": "/ecs/deferred-steps", "awslogs-stream-prefix": "deferred"}
+        container = {"name": "step", "image": "example/dagster-step:1", "memory": 512}
+        container["logConfiguration"] = {"logDriver": "awslogs", "options": logs}
+        ecs.register_task_definition(family="deferred-step", containerDefinitions=[container])
+        moto.client("s3").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": moto.region}
+        )
+
+    airflow_deployment.inside(create)
+    yield moto
+    agent.stop()
+    moto.stop()
+
+
+def ecs_tasks_of(airflow: AirflowDeployment, moto: MotoEcs, task_id: str) -> list[dict]:
+    """The ECS tasks the DAG's task started, as ListTasks and DescribeTasks show them."""
+
+    def tasks() -> list[dict]:
+        ecs = moto.client("ecs")
+        arns = ecs.list_tasks(cluster=ECS_CLUSTER, desiredStatus="RUNNING")["taskArns"]
+        arns += ecs.list_tasks(cluster=ECS_CLUSTER, desiredStatus="STOPPED")["taskArns"]
+        if not arns:
+            return []
+        found = ecs.describe_tasks(cluster=ECS_CLUSTER, tasks=arns, include=["TAGS"])["tasks"]
+        return [t for t in found if {"key": "dagster-airflow/task", "value": task_id} in t["tags"]]
+
+    return airflow.inside(tasks)
+
+
+def test_an_ecs_step_defers_while_its_task_runs_and_a_restarted_triggerer_follows_it(
+    airflow_deployment, ecs_inside, tmp_path
+):
+    run_id, secret = "deferred_ecs_run", f"s3cr3t-{uuid.uuid4().hex}"
+    # One Airflow connection, made as a user makes it, for the runner's ECS and Logs calls (in
+    # the worker and in the triggerer) and the storage: moto serves both.
+    extra = {"endpoint_url": ecs_inside.endpoint_url, "region_name": ecs_inside.region}
+    connection = {"connection_id": ECS_CONN_ID, "conn_type": "aws", "login": "AKIADEFERRED"}
+    connection |= {"password": secret, "extra": json.dumps(extra)}
+    status, answer = airflow_deployment.write("/api/v2/connections", connection)
+    assert status == 201, answer
+    config = tmp_path / "deferred.yml"
+    config.write_text(json.dumps({"ops": {"slow_count": {"config": {"seconds": 25}}}}))
+    runner = {"cluster": ECS_CLUSTER, "task_definition": "deferred-step"}
+    runner |= {"launch_type": "FARGATE", "poll_interval": 1, "aws_conn_id": ECS_CONN_ID}
+    # The agent is no ECS with task roles: the storage's credentials go in the overrides.
+    runner |= {"storage_credentials": "environment"}
+    args = ["slow_then_report", "-f", str(JOBS / "deferred.py"), "-e", str(config)]
+    args += ["--dag-id", ECS_DAG_ID, "--runner", "ecs", "--storage", "s3"]
+    for key, value in runner.items():
+        args += ["--runner-option", f"{key}={value}"]
+    for key, value in {"bucket": BUCKET, "prefix": "runs", "aws_conn_id": ECS_CONN_ID}.items():
+        args += ["--storage-option", f"{key}={value}"]
+    airflow_deployment.install(scaffold(*args), f"{ECS_DAG_ID}.py")
+    airflow_deployment.wait_for_dag(ECS_DAG_ID)
+    airflow_deployment.trigger(ECS_DAG_ID, run_id)
+
+    # Deferred while its ECS task runs, in no worker's slot (the pool counts it as deferred).
+    def deferred_and_running() -> bool:
+        state = airflow_deployment.task_instances(ECS_DAG_ID, run_id)["slow_count"]["state"]
+        running = [
+            t
+            for t in ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count")
+            if t["lastStatus"] == "RUNNING"
+        ]
+        return state == "deferred" and bool(running)
+
+    airflow_deployment.wait_until(
+        deferred_and_running, 120, "slow_count deferred, its task running"
+    )
+    pool = airflow_deployment.rest("GET", "/api/v2/pools/default_pool")[1]
+    assert (pool["deferred_slots"], pool["running_slots"]) == (1, 0), pool
+    # The triggerer copies the ECS task's CloudWatch log into the task's log while it runs.
+    airflow_deployment.wait_until(
+        lambda: (
+            "counting slowly" in airflow_deployment.task_log_shown(ECS_DAG_ID, run_id, "slow_count")
+        ),
+        60,
+        "the ECS task's first lines in the log of slow_count",
+    )
+    # A deploy restarts the triggerer while the step runs: the new one follows the same task.
+    airflow_deployment.restart("triggerer")
+
+    assert airflow_deployment.wait_for_run(ECS_DAG_ID, run_id, timeout=180) == "success"
+    (task,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count")  # never a second
+    assert task["lastStatus"] == "STOPPED" and task["containers"][0]["exitCode"] == 0
+    log = airflow_deployment.task_log_shown(ECS_DAG_ID, run_id, "slow_count")
+    assert "Deferring to the triggerer while the step's task runs" in log, log[-3000:]
+    assert log.count("counting slowly") == 2, log[-3000:]  # each triggerer read it from its start
+    assert "counted" in log and "The step's task ended; reading its result" in log
+    # Its output reached the downstream step, through S3 on moto.
+    shown = airflow_deployment.task_log_shown(ECS_DAG_ID, run_id, "report")
+    assert "The count is 42" in shown, shown[-3000:]
+    key = f"runs/{dagster_run_id(ECS_DAG_ID, run_id)}/report/result"
+    body = airflow_deployment.inside(
+        lambda: ecs_inside.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    )
+    assert pickle.loads(body) == "counted 42"
+    assert secret not in log + shown, "the connection's secret is in a task log"
