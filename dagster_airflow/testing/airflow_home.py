@@ -115,6 +115,8 @@ class AirflowHome:
                 self.warm = False
                 return None
         if not self._warm.accepts(self.env):
+            if self._warm.process.poll() is None and not self._warm.same_packages():
+                self.close()  # packages changed: a new server for the next command
             return None
         return self._warm.run(args, self.env, timeout)
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # What Airflow imports for the commands the kit runs (dags test above all): imported once here.
@@ -100,7 +100,12 @@ def serve(reply_fd: int) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     replies = os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8")
-    replies.write(json.dumps({"ready": True}) + "\n")
+    import site
+
+    # Where packages are installed: a package installed later (or removed) is not in the
+    # imports above, so the client starts a new server then (see WarmAirflow.accepts).
+    folders = [path for path in site.getsitepackages() if os.path.isdir(path)]
+    replies.write(json.dumps({"ready": True, "site_packages": folders}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
@@ -111,6 +116,11 @@ def serve(reply_fd: int) -> None:
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         replies.write(json.dumps({"code": code}) + "\n")
+
+
+def _installed(folders: Iterable[str]) -> dict[str, int]:
+    """What tells that packages were installed or removed: each folder's modification time."""
+    return {folder: os.stat(folder).st_mtime_ns for folder in folders}
 
 
 class WarmAirflow:
@@ -132,11 +142,21 @@ class WarmAirflow:
             )
         os.close(write_fd)
         self._replies, self._buffer = read_fd, b""
-        self._reply(timeout=300)  # {"ready": true}: Airflow is imported
+        ready = self._reply(timeout=300)  # Airflow is imported
+        self._installed = _installed(ready["site_packages"])
 
     def accepts(self, env: Mapping[str, str]) -> bool:
-        """Whether a command with this environment runs here as it would run cold."""
-        return self.process.poll() is None and read_at_import(env) == self._at_import
+        """Whether a command with this environment runs here as it would run cold: the server
+        runs, the environment is the one Airflow was imported with, and no package was
+        installed or removed since."""
+        return (
+            self.process.poll() is None
+            and read_at_import(env) == self._at_import
+            and self.same_packages()
+        )
+
+    def same_packages(self) -> bool:
+        return _installed(self._installed) == self._installed
 
     def run(
         self, argv: list[str], env: Mapping[str, str], timeout: float
