@@ -130,7 +130,7 @@ class AirflowDeployment:
             settings["AIRFLOW__CELERY__RESULT_BACKEND"] = f"{redis}/1"
             settings["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "1"
             settings["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] = self.queues[0]
-        # Cold: its servers run the commands, and a warm server (testing/warm_airflow.py) would
+        # Cold: its servers run the commands, and a warm server (testing/warm_command.py) would
         # be a process of this home left behind when the deployment stops.
         self.home = AirflowHome(path, python=python, env={**settings, **(env or {})}, warm=False)
         self.base = base

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from dagster_airflow.testing.fixtures import (  # noqa: F401
     stop_step_servers,
     task_log,
 )
+from dagster_airflow.testing.warm_command import WarmCommand
 from harness import servers
 from harness.airflow_deployment import AirflowDeployment
 from harness.browser import AirflowBrowser
@@ -133,10 +137,30 @@ def gcs_emulator(tmp_path_factory):
 
 
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The `dagster-airflow` command as a user runs it."""
+    """The `dagster-airflow` command as a user runs it: a process of its own, forked from a
+    server of this worker that imported Dagster once (testing/warm_command.py), or a fresh one
+    when the environment is not the server's."""
+    call_env = dict(os.environ if env is None else env)
+    warm = _warm_cli()
+    if warm is not None and warm.accepts(call_env):
+        done = warm.run(list(args), call_env, timeout=1800, cwd=str(cwd))
+        if done is not None:
+            return done
     return subprocess.run(
         [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
+
+
+_WARM_CLI: list[WarmCommand] = []  # this worker's server, started at the first command
+
+
+def _warm_cli() -> WarmCommand | None:
+    if not _WARM_CLI:
+        log = Path(tempfile.mkdtemp(prefix="warm-cli-")) / "server.log"
+        _WARM_CLI.append(WarmCommand(sys.executable, dict(os.environ), log, "dagster-airflow"))
+        atexit.register(_WARM_CLI[0].close)
+    warm = _WARM_CLI[0]
+    return warm if warm.process.poll() is None else None
 
 
 def scaffold(*args: str, **kwargs) -> str:

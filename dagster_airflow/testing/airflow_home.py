@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from dagster_airflow.testing.warm_airflow import WarmAirflow
+from dagster_airflow.testing.warm_command import WarmCommand, read_at_import
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +70,10 @@ class AirflowHome:
     ) -> None:
         self.path = Path(path)
         self.python = python
-        # Commands run in forks of one process that imported Airflow (testing/warm_airflow.py),
+        # Commands run in forks of one process that imported Airflow (testing/warm_command.py),
         # started at the first command; False: each is a fresh `airflow` process.
         self.warm = warm
-        self._warm: WarmAirflow | None = None
+        self._warm: WarmCommand | None = None
         self.dags_folder = self.path / "dags"
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.env = {
@@ -88,7 +88,7 @@ class AirflowHome:
 
     def airflow(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """`airflow <args>` with this home's environment: in a fork of the warm server when its
-        environment allows (see warm_airflow.py), else as a fresh process."""
+        environment allows (see warm_command.py), else as a fresh process."""
         done = self._run_warm(list(args), timeout)
         if done is not None:
             return done
@@ -107,7 +107,9 @@ class AirflowHome:
             return None
         if self._warm is None:
             try:
-                self._warm = WarmAirflow(self.python, self.env, self.path / "warm-airflow.log")
+                self._warm = WarmCommand(
+                    self.python, self.env, self.path / "warm-airflow.log", "airflow", read_at_import
+                )
                 # Stopped with this home (or at exit), not left to the interpreter's teardown.
                 self._stop_warm = weakref.finalize(self, self._warm.close)
             except (OSError, RuntimeError, TimeoutError) as exc:

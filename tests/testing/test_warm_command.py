@@ -1,4 +1,4 @@
-"""The test kit's warm `airflow` command (testing/warm_airflow.py): each command in a process of
+"""The test kit's warm `airflow` command (testing/warm_command.py): each command in a process of
 its own, as a fresh `airflow` would run it, or a fresh `airflow` where a fork could differ."""
 
 from __future__ import annotations

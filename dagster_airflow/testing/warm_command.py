@@ -1,25 +1,27 @@
-"""A warm `airflow` command for a throwaway Airflow home: one process imports Airflow once, and
-each command runs in a fresh fork of it (the step server's trick, for the test kit's own calls).
+"""A warm command (`airflow`, `dagster-airflow`) for the test kit: one process imports what the
+command needs once, and each run of the command is a fresh fork of it (the step server's trick).
 
 `airflow dags test` of a one-task DAG costs about 8 s of CPU, half of it importing Airflow, its
 CLI and its in-process execution API; a fork of a process that imported them costs about 4 s.
-Each command still runs in a process of its own, as `airflow ...` would: its own environment,
-working directory, output files and exit code; a timeout stops its whole process group.
+Each run is still a process of its own, as the command would be: its own environment, working
+directory, output files and exit code, the console script's ``sys.path``; a timeout stops its
+whole process group.
 
-The server is started with the home's environment, and Airflow reads its configuration from
-that environment once, at import. A command whose environment differs in what Airflow reads at
-import (an ``AIRFLOW_*`` variable other than a connection or a variable, ``PYTHONPATH``) is not
-run here: the caller runs it cold, as ``airflow`` itself (see ``AirflowHome.airflow``).
+The server is started with one environment, and what the command reads from the environment at
+import (Airflow its configuration, the interpreter ``PYTHONPATH``) is read then, once. A run
+whose environment differs in that (``same_start``) is not run here: the caller runs it cold
+(see ``AirflowHome.airflow``), and so is every run once packages were installed or removed.
 
 Protocol: JSON lines; requests on the server's standard input, replies on the file descriptor
-named by ``--reply-fd``: ``{"pid": N}`` once the command's process is forked, then
-``{"code": N}`` when it ended. The server ends when its standard input closes.
+named by ``--reply-fd``: ``{"pid": N}`` once the run's process is forked, then ``{"code": N}``
+when it ended. The server ends when its standard input closes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import select
@@ -29,22 +31,32 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-# What Airflow imports for the commands the kit runs (dags test above all): imported once here.
-PRELOAD = (
-    "airflow.__main__",
-    "airflow.cli.cli_parser",
-    "airflow.cli.commands.dag_command",
-    "airflow.cli.commands.db_command",
-    "airflow.sdk.definitions.dag",
-    "airflow.sdk.execution_time.supervisor",
-    "airflow.sdk.execution_time.task_runner",
-    "airflow.api_fastapi.execution_api.app",
-    "airflow.providers.standard.operators.empty",
-    "dagster_airflow.operator",
-)
+# Each command: its entry point (the console script's), and what its runs import, imported once
+# by the server (a module missing on a side or an older version is imported later, if at all).
+COMMANDS = {
+    "airflow": (
+        "airflow.__main__:main",
+        (
+            "airflow.__main__",
+            "airflow.cli.cli_parser",
+            "airflow.cli.commands.dag_command",
+            "airflow.cli.commands.db_command",
+            "airflow.sdk.definitions.dag",
+            "airflow.sdk.execution_time.supervisor",
+            "airflow.sdk.execution_time.task_runner",
+            "airflow.api_fastapi.execution_api.app",
+            "airflow.providers.standard.operators.empty",
+            "dagster_airflow.operator",
+        ),
+    ),
+    "dagster-airflow": (
+        "dagster_airflow.cli:main",
+        ("dagster", "dagster_airflow.cli", "dagster_airflow.scaffold.render"),
+    ),
+}
 
 
 def read_at_import(env: Mapping[str, str]) -> dict[str, str]:
@@ -57,12 +69,11 @@ def read_at_import(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _run_command(request: dict) -> None:
-    """In the forked child: become `airflow <argv>` and end with its exit code."""
+def _run_command(command: str, request: dict) -> None:
+    """In the forked child: become ``command <argv>`` and end with its exit code."""
     code = 1
     try:
         os.setsid()  # its own process group: a timeout stops everything it started
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -72,12 +83,12 @@ def _run_command(request: dict) -> None:
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(out, fd)
             os.close(out)
-        sys.argv = ["airflow", *request["argv"]]
-        from airflow.__main__ import main
-
+        sys.argv = [command, *request["argv"]]
+        module, function = COMMANDS[command][0].split(":")
+        entry = getattr(importlib.import_module(module), function)
         try:
-            main()
-            code = 0
+            returned = entry()
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
@@ -92,18 +103,20 @@ def _run_command(request: dict) -> None:
             os._exit(code)
 
 
-def serve(reply_fd: int) -> None:
-    import importlib
-
-    for module in PRELOAD:
-        # A module an older Airflow lacks, or our operator on a side without it: imported later.
+def serve(command: str, reply_fd: int) -> None:
+    # As the console script would start: its folder first on sys.path (`python -m` put the
+    # working directory there), and SIGTERM not ignored (a stray inherited SIG_IGN would pass
+    # to every run).
+    sys.path[0] = os.path.dirname(sys.executable)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for module in COMMANDS[command][1]:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     replies = os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8")
     import site
 
     # Where packages are installed: a package installed later (or removed) is not in the
-    # imports above, so the client starts a new server then (see WarmAirflow.accepts).
+    # imports above, so the client starts a new server then (see WarmCommand.accepts).
     folders = [path for path in site.getsitepackages() if os.path.isdir(path)]
     replies.write(json.dumps({"ready": True, "site_packages": folders}) + "\n")
     for line in sys.stdin:
@@ -111,7 +124,7 @@ def serve(reply_fd: int) -> None:
         pid = os.fork()
         if pid == 0:
             replies.close()
-            _run_command(request)
+            _run_command(command, request)
         replies.write(json.dumps({"pid": pid}) + "\n")
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -123,16 +136,27 @@ def _installed(folders: Iterable[str]) -> dict[str, int]:
     return {folder: os.stat(folder).st_mtime_ns for folder in folders}
 
 
-class WarmAirflow:
-    """The client: one server for one Airflow home, started with the home's environment."""
+class WarmCommand:
+    """The client: one server of ``command``, started with the environment ``env``."""
 
-    def __init__(self, python: str, env: Mapping[str, str], log_path: Path) -> None:
-        self._at_import = read_at_import(env)
+    def __init__(
+        self,
+        python: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        command: str = "airflow",
+        same_start: Callable[[Mapping[str, str]], object] = dict,
+    ) -> None:
+        """``same_start(env)`` is what a run's environment must share with ``env`` to run here
+        (default: all of it; ``read_at_import`` for Airflow)."""
+        self.command = command
+        self._same_start = same_start
+        self._at_import = same_start(env)
         self._lock = threading.Lock()
         read_fd, write_fd = os.pipe()
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [python, "-m", "dagster_airflow.testing.warm_airflow", "--reply-fd", str(write_fd)],
+                [python, "-m", __name__, "--command", command, "--reply-fd", str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -151,7 +175,7 @@ class WarmAirflow:
         installed or removed since."""
         return (
             self.process.poll() is None
-            and read_at_import(env) == self._at_import
+            and self._same_start(env) == self._at_import
             and self.same_packages()
         )
 
@@ -159,16 +183,16 @@ class WarmAirflow:
         return _installed(self._installed) == self._installed
 
     def run(
-        self, argv: list[str], env: Mapping[str, str], timeout: float
+        self, argv: list[str], env: Mapping[str, str], timeout: float, cwd: str | None = None
     ) -> subprocess.CompletedProcess | None:
-        """`airflow <argv>` in a fork of the server; None when the server is busy with another
-        command (the caller runs this one cold)."""
+        """``command <argv>`` in a fork of the server; None when the server is busy with another
+        run (the caller runs this one cold)."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
             with tempfile.TemporaryDirectory(prefix="warm-airflow-") as folder:
                 out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-                request = {"argv": argv, "env": dict(env), "cwd": os.getcwd()}
+                request = {"argv": argv, "env": dict(env), "cwd": str(cwd or os.getcwd())}
                 request |= {"stdout": str(out), "stderr": str(err)}
                 self.process.stdin.write(json.dumps(request) + "\n")
                 self.process.stdin.flush()
@@ -179,10 +203,10 @@ class WarmAirflow:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
                     self._reply(timeout=60)  # the server reaped it
-                    raise subprocess.TimeoutExpired(["airflow", *argv], timeout) from None
+                    raise subprocess.TimeoutExpired([self.command, *argv], timeout) from None
                 read = {"encoding": "utf-8", "errors": "replace"}
                 return subprocess.CompletedProcess(
-                    ["airflow", *argv], code, out.read_text(**read), err.read_text(**read)
+                    [self.command, *argv], code, out.read_text(**read), err.read_text(**read)
                 )
         finally:
             self._lock.release()
@@ -194,10 +218,10 @@ class WarmAirflow:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._replies], [], [], left)[0]:
-                raise TimeoutError(f"no reply from the warm Airflow server within {timeout} s")
+                raise TimeoutError(f"no reply from the warm command server within {timeout} s")
             chunk = os.read(self._replies, 4096)
             if not chunk:
-                raise RuntimeError("the warm Airflow server ended")
+                raise RuntimeError("the warm command server ended")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
@@ -215,9 +239,11 @@ class WarmAirflow:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m dagster_airflow.testing.warm_airflow")
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser.add_argument("--command", choices=sorted(COMMANDS), default="airflow")
     parser.add_argument("--reply-fd", type=int, required=True)
-    serve(parser.parse_args().reply_fd)
+    args = parser.parse_args()
+    serve(args.command, args.reply_fd)
 
 
 if __name__ == "__main__":
