@@ -125,6 +125,17 @@ def test_an_airflow_backfill_of_three_days_materializes_those_partitions(deploym
     deployment.install(scaffold("daily_job", "-f", JOB_FILE, *options), "daily_job.py")
     deployment.wait_for_dag("daily_job")
 
+    # The DAG is unpaused: the scheduler starts its latest interval's run at once. The backfill
+    # is asked for once that run has ended: a POST that loses SQLite's one writer lock to that
+    # run's end (503, retried by deployment.write) leaves backfill runs that Airflow deletes
+    # again, and a scheduler creating their task instances meanwhile crashed on the deleted row
+    # (a full run under load, 2026-12-07).
+    def scheduled_run_ended() -> bool:
+        _, body = deployment.rest("GET", "/api/v2/dags/daily_job/dagRuns?run_type=scheduled")
+        ended = [r for r in body.get("dag_runs", []) if r["state"] in ("success", "failed")]
+        return bool(ended)
+
+    deployment.wait_until(scheduled_run_ended, 300, "the scheduled run of daily_job")
     status, backfill = deployment.write(
         "/api/v2/backfills",
         {
