@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from dagster_airflow.step_result import FAILURE, STOPPED
 from dagster_airflow.testing import CONTRACT_JOB, RunnerContract, StorageContract, TaskLog
 from dagster_airflow.testing.run_context import run_context_for
 from tests.conftest import JOBS, ROOT, run_cli
+from tests.runners.test_subprocess import run_and_kill_once_started
 
 PAGE = ROOT / "docs" / "plugins.md"
 MARKED = re.compile(r"<!-- docs-test: (run|same as (\S+)) -->\n```\w*\n(.*?)```", re.S)
@@ -144,21 +143,8 @@ def test_a_step_that_ignores_sigterm_gets_sigkill_after_the_stop_grace(tmp_path)
         run_config={"ops": {"stubborn": {"config": {"pid_file": str(pid_file)}}}},
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path / "storage")}),
     )
-    results = []
     with TaskLog() as task_log:
-        thread = threading.Thread(
-            target=lambda: results.append(
-                runner.run(request, run_context_for(request, task_log.logger))
-            )
-        )
-        thread.start()
-        deadline = time.monotonic() + 120
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert pid_file.exists(), "the step never started"
-        runner.kill()
-        thread.join(60)
-    assert not thread.is_alive(), "the step that ignores SIGTERM was never stopped"
-    assert results[0].status == FAILURE and results[0].error.kind == STOPPED, results[0].error
+        result, _ = run_and_kill_once_started(runner, request, pid_file, task_log.logger)
+    assert result.status == FAILURE and result.error.kind == STOPPED, result.error
     stat = Path(f"/proc/{pid_file.read_text()}/stat")
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -14,7 +14,7 @@ import pytest
 
 from dagster_airflow.model import CodeLocation, StepRequest, StorageSpec
 from dagster_airflow.runners.subprocess import SubprocessRunner
-from dagster_airflow.step_result import FAILURE, SUCCESS
+from dagster_airflow.step_result import FAILURE, SUCCESS, StepResult
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.run_context import run_context_for, run_step
 from tests.conftest import JOBS
@@ -31,6 +31,27 @@ def request_for(step_key: str, tmp_path, run_config=None) -> StepRequest:
         run_config=run_config or {"ops": {"sleepy": {"config": {"pid_file": "-", "seconds": 0}}}},
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
+
+
+def run_and_kill_once_started(
+    runner, request: StepRequest, pid_file, logger
+) -> tuple[StepResult, float]:
+    """Run the step in a thread, kill the runner once the step wrote ``pid_file``; the result,
+    and the seconds from the kill to the end (a kill that stops nothing fails here)."""
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(runner.run(request, run_context_for(request, logger)))
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the step never started"
+    killed = time.monotonic()
+    runner.kill()
+    thread.join(90)
+    assert not thread.is_alive(), "the step was never stopped"
+    return results[0], time.monotonic() - killed
 
 
 def test_a_step_succeeds_and_reports_its_output(tmp_path, task_log):
@@ -103,26 +124,11 @@ def test_kill_while_the_code_location_loads_stops_the_step_at_once(tmp_path, tas
         run_id=RUN_ID,
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
-    results = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            runner.run(request, run_context_for(request, task_log.logger))
-        )
-    )
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert pid_file.exists(), "the code location never started loading"
+    result, seconds = run_and_kill_once_started(runner, request, pid_file, task_log.logger)
 
-    stopped = time.monotonic()
-    runner.kill()
-    thread.join(90)
-
-    assert not thread.is_alive()
-    assert time.monotonic() - stopped < 30, "the worker ignored SIGTERM until SIGKILL"
-    assert results[0].status == FAILURE
-    assert results[0].error.class_name == "KeyboardInterrupt"
+    assert seconds < 30, "the worker ignored SIGTERM until SIGKILL"
+    assert result.status == FAILURE
+    assert result.error.class_name == "KeyboardInterrupt"
     assert (
         "Step 'noop' failed: KeyboardInterrupt: the step was stopped before it ran (SIGTERM or "
         "SIGINT: a kill or a timeout)" in task_log.text
@@ -147,25 +153,11 @@ def test_a_stop_the_code_location_swallows_while_it_loads_still_stops_the_step(t
         run_id=RUN_ID,
         storage=StorageSpec("filesystem", {"base_dir": str(tmp_path)}),
     )
-    results = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            runner.run(request, run_context_for(request, task_log.logger))
-        )
-    )
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert pid_file.exists(), "the code location never started loading"
+    result, _ = run_and_kill_once_started(runner, request, pid_file, task_log.logger)
 
-    runner.kill()
-    thread.join(90)
-
-    assert not thread.is_alive()
     assert not ran.exists(), "the step ran after it was stopped"
-    assert results[0].status == FAILURE
-    assert results[0].error.class_name == "KeyboardInterrupt"
+    assert result.status == FAILURE
+    assert result.error.class_name == "KeyboardInterrupt"
     assert "the step was stopped before it ran" in task_log.text
 
 
