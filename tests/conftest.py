@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import signal
 import subprocess
@@ -142,7 +143,7 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
     when the environment is not the server's."""
     call_env = dict(os.environ if env is None else env)
     warm = _warm_cli()
-    if warm is not None and warm.accepts(call_env):
+    if warm.accepts(call_env):
         done = warm.run(list(args), call_env, timeout=1800, cwd=str(cwd))
         if done is not None:
             return done
@@ -151,16 +152,13 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
     )
 
 
-_WARM_CLI: list[WarmCommand] = []  # this worker's server, started at the first command
-
-
-def _warm_cli() -> WarmCommand | None:
-    if not _WARM_CLI:
-        log = Path(tempfile.mkdtemp(prefix="warm-cli-")) / "server.log"
-        _WARM_CLI.append(WarmCommand(sys.executable, dict(os.environ), log, "dagster-airflow"))
-        atexit.register(_WARM_CLI[0].close)
-    warm = _WARM_CLI[0]
-    return warm if warm.process.poll() is None else None
+@functools.cache
+def _warm_cli() -> WarmCommand:
+    """This worker's server of the command, started at the first command."""
+    log = Path(tempfile.mkdtemp(prefix="warm-cli-")) / "server.log"
+    warm = WarmCommand(sys.executable, dict(os.environ), log, "dagster-airflow")
+    atexit.register(warm.close)
+    return warm
 
 
 def scaffold(*args: str, **kwargs) -> str:

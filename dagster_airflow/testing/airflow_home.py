@@ -116,9 +116,10 @@ class AirflowHome:
                 logger.warning("No warm Airflow for %s (%s): each command starts cold", self, exc)
                 self.warm = False
                 return None
+        if not self._warm.same_packages():
+            self.close()  # packages changed: a new server for the next command
+            return None
         if not self._warm.accepts(self.env):
-            if self._warm.process.poll() is None and not self._warm.same_packages():
-                self.close()  # packages changed: a new server for the next command
             return None
         return self._warm.run(args, self.env, timeout)
 

@@ -26,6 +26,7 @@ import json
 import os
 import select
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -113,8 +114,6 @@ def serve(command: str, reply_fd: int) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     replies = os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8")
-    import site
-
     # Where packages are installed: a package installed later (or removed) is not in the
     # imports above, so the client starts a new server then (see WarmCommand.accepts).
     folders = [path for path in site.getsitepackages() if os.path.isdir(path)]
@@ -166,8 +165,9 @@ class WarmCommand:
             )
         os.close(write_fd)
         self._replies, self._buffer = read_fd, b""
-        ready = self._reply(timeout=300)  # Airflow is imported
-        self._installed = _installed(ready["site_packages"])
+        ready = self._reply(timeout=300)  # the command's modules are imported
+        self._site_packages = ready["site_packages"]
+        self._installed = _installed(self._site_packages)
 
     def accepts(self, env: Mapping[str, str]) -> bool:
         """Whether a command with this environment runs here as it would run cold: the server
@@ -180,7 +180,8 @@ class WarmCommand:
         )
 
     def same_packages(self) -> bool:
-        return _installed(self._installed) == self._installed
+        """Whether no package was installed or removed since the server started."""
+        return _installed(self._site_packages) == self._installed
 
     def run(
         self, argv: list[str], env: Mapping[str, str], timeout: float, cwd: str | None = None
@@ -190,7 +191,7 @@ class WarmCommand:
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            with tempfile.TemporaryDirectory(prefix="warm-airflow-") as folder:
+            with tempfile.TemporaryDirectory(prefix="warm-command-") as folder:
                 out, err = Path(folder) / "stdout", Path(folder) / "stderr"
                 request = {"argv": argv, "env": dict(env), "cwd": str(cwd or os.getcwd())}
                 request |= {"stdout": str(out), "stderr": str(err)}
