@@ -35,6 +35,20 @@ FAILED = "trigger_error"
 MIN_DEFERRED_SECONDS = 10.0
 
 
+def seconds_before_firing(started_at: float, now: float) -> float:
+    """How long the trigger of a run started at ``started_at`` still waits before it fires.
+
+    ``airflow dags test`` runs the trigger in its own process, right after the task deferred,
+    with no scheduler and no executor: there is no race to keep out of, and it fires at once.
+    """
+    from airflow.sdk.execution_time import supervisor, task_runner
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if isinstance(comms, supervisor.InProcessSupervisorComms):
+        return 0.0
+    return max(started_at + MIN_DEFERRED_SECONDS - now, 0.0)
+
+
 class RemoteStepTrigger(BaseTrigger):
     """Follows one deferred step's run.
 
@@ -99,7 +113,15 @@ class RemoteStepTrigger(BaseTrigger):
             translated = runner.platform_error(exc) or exc
             error = str(translated)
             self.log.warning("Could not follow the step in the triggerer: %s", error)
-        await asyncio.sleep(max(run.started_at + MIN_DEFERRED_SECONDS - time.time(), 0.0))
+        wait = seconds_before_firing(run.started_at, time.time())
+        if wait:
+            self.log.info(
+                "The step ended within %.0f s of its start: the trigger fires in %.1f s, once the "
+                "scheduler has taken in the deferral (apache/airflow#72716)",
+                MIN_DEFERRED_SECONDS,
+                wait,
+            )
+            await asyncio.sleep(wait)
         stopped = runner.stopped or run.stopped_by
         finished = DeferredRun(run.handle, run.started_at, stopped)
         yield TriggerEvent({"run": finished.to_dict(), TIMED_OUT: timed_out, FAILED: error})
