@@ -17,8 +17,12 @@ with DAG("{dag_id}", schedule=None):
 
     @task
     def show():
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+
         conn = os.environ.get("AIRFLOW_CONN_LATE")
-        return {{"ppid": os.getppid(), "pid": os.getpid(), "conn": conn}}
+        # How often this process's task found the execution API's app already built.
+        found = in_process_api_server.cache_info().hits
+        return {{"ppid": os.getppid(), "pid": os.getpid(), "conn": conn, "found": found}}
 
     show()
 """
@@ -40,6 +44,8 @@ def test_commands_run_warm_in_a_process_of_their_own_with_their_own_environment(
     # `dags test` runs its tasks in its own process: each a fork of the server, not the server.
     assert first.xcoms["show"]["ppid"] == second.xcoms["show"]["ppid"] == server
     assert first.xcoms["show"]["pid"] != second.xcoms["show"]["pid"]
+    # Each fork found the execution API's app the server built (a cold command builds its own).
+    assert first.xcoms["show"]["found"] >= 1 and second.xcoms["show"]["found"] >= 1
 
 
 def test_a_setting_airflow_reads_at_import_changed_later_runs_the_command_cold(tmp_path):
