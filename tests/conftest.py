@@ -180,9 +180,9 @@ def pytest_runtest_makereport(item, call):
 
 # The files that take minutes each (a deployment, a browser, a virtual environment, containers,
 # a Dagster deployment), by path from the repository's root, longest first, as the suite
-# measured them. Under `make test`'s two workers, which take whole files in collection order,
+# measured them. Under `make test`'s workers, which take whole files in collection order,
 # they start first: one of them started last would keep one worker busy for minutes while the
-# other sits idle. A new file of that kind goes here.
+# others sit idle. A new file of that kind goes here.
 DEPLOYMENT_FILES = (
     "tests/e2e/test_deployment_local.py",
     "tests/e2e/test_rest_scheduling.py",
