@@ -9,6 +9,14 @@ trigger) to the run's end, so the scheduler's latency is in both. Runs go one at
 the floor alternately, and each figure is the median. The scaffolded DAGs are the scaffold's
 defaults: no Dagster home and no schedule, so no task but the steps' (no end task, no tick task).
 
+Each run starts with every executor slot free: a LocalExecutor worker holds its slot until its
+supervisor has noticed the task process's exit, which Airflow 3.3's supervisor can notice only
+at its next heartbeat tick, 5 s later (`[workers] min_heartbeat_interval`), when the task's
+sockets closed just before the process ended. Measured 2026-12-07: one task in four, ours and
+the floor's alike; back to back, a run inherited the slots the last one still held, and the
+ratio measured which DAG ran after whose stalls. So before each trigger the bench waits until
+the executor has finished every workload it was given (the scheduler's log).
+
 Beside each ratio, where the time goes: the median task's run time (start to end) and its wait
 (from the upstream's end, or the run's start, to its own start), from the task instances.
 """
@@ -73,10 +81,21 @@ def cpu_seconds(airflow: AirflowDeployment) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def workloads_finished(airflow: AirflowDeployment) -> int:
+    """How many task workloads the LocalExecutor's workers have finished (and freed the slot)."""
+    return (airflow.logs / "scheduler.log").read_text(errors="replace").count("Workload finished")
+
+
 def timed_run(airflow: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, float]:
-    """Trigger one run, wait for its end; its time from queued to end as Airflow recorded it,
-    the CPU the deployment used meanwhile, and the median task's run time and wait before it
-    started."""
+    """With every slot free, trigger one run and wait for its end; its time from queued to end
+    as Airflow recorded it, the CPU the deployment used meanwhile, and the median task's run
+    time and wait before it started."""
+    # Every task instance so far, of every DAG and run (all ran: a run that failed stops here).
+    _, listed = airflow.rest("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1")
+    given = listed["total_entries"]
+    airflow.wait_until(
+        lambda: workloads_finished(airflow) >= given, 60, "every executor slot to be free"
+    )
     cpu = cpu_seconds(airflow)
     airflow.trigger(dag_id, run_id)
     state = airflow.wait_for_run(dag_id, run_id)
