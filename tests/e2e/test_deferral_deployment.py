@@ -214,8 +214,14 @@ def ecs_inside(airflow_deployment: AirflowDeployment):
     moto.stop()
 
 
-def ecs_tasks_of(airflow: AirflowDeployment, moto: MotoEcs, task_id: str) -> list[dict]:
-    """The ECS tasks the DAG's task started, as ListTasks and DescribeTasks show them."""
+def ecs_tasks_of(
+    airflow: AirflowDeployment, moto: MotoEcs, task_id: str, run_id: str | None = None
+) -> list[dict]:
+    """The ECS tasks the DAG's task started (in the DAG run ``run_id``, or in any), as ListTasks
+    and DescribeTasks show them."""
+    wanted = [{"key": "dagster-airflow/task", "value": task_id}]
+    if run_id is not None:
+        wanted.append({"key": "dagster-airflow/airflow_run_id", "value": run_id})
 
     def tasks() -> list[dict]:
         ecs = moto.client("ecs")
@@ -224,7 +230,7 @@ def ecs_tasks_of(airflow: AirflowDeployment, moto: MotoEcs, task_id: str) -> lis
         if not arns:
             return []
         found = ecs.describe_tasks(cluster=ECS_CLUSTER, tasks=arns, include=["TAGS"])["tasks"]
-        return [t for t in found if {"key": "dagster-airflow/task", "value": task_id} in t["tags"]]
+        return [t for t in found if all(tag in t["tags"] for tag in wanted)]
 
     return airflow.inside(tasks)
 
@@ -241,7 +247,7 @@ def test_an_ecs_step_defers_while_its_task_runs_and_a_restarted_triggerer_follow
     status, answer = airflow_deployment.write("/api/v2/connections", connection)
     assert status == 201, answer
     config = tmp_path / "deferred.yml"
-    config.write_text(json.dumps({"ops": {"slow_count": {"config": {"seconds": 25}}}}))
+    config.write_text(json.dumps({"ops": {"slow_count": {"config": {"seconds": 40}}}}))
     runner = {"cluster": ECS_CLUSTER, "task_definition": "deferred-step"}
     runner |= {"launch_type": "FARGATE", "poll_interval": 1, "aws_conn_id": ECS_CONN_ID}
     # The agent is no ECS with task roles: the storage's credentials go in the overrides.
@@ -254,36 +260,70 @@ def test_an_ecs_step_defers_while_its_task_runs_and_a_restarted_triggerer_follow
         args += ["--storage-option", f"{key}={value}"]
     airflow_deployment.install(scaffold(*args), f"{ECS_DAG_ID}.py")
     airflow_deployment.wait_for_dag(ECS_DAG_ID)
+    # Two runs at once: one the triggerer's restart must not disturb, one a user marks failed.
+    killed = "deferred_ecs_killed"
     airflow_deployment.trigger(ECS_DAG_ID, run_id)
+    airflow_deployment.trigger(
+        ECS_DAG_ID, killed, {"ops": {"slow_count": {"config": {"seconds": 600}}}}
+    )
 
     # Deferred while its ECS task runs, in no worker's slot (the pool counts it as deferred).
-    def deferred_and_running() -> bool:
-        state = airflow_deployment.task_instances(ECS_DAG_ID, run_id)["slow_count"]["state"]
+    def deferred_and_running(run: str) -> bool:
+        state = airflow_deployment.task_instances(ECS_DAG_ID, run)["slow_count"]["state"]
         running = [
             t
-            for t in ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count")
+            for t in ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", run)
             if t["lastStatus"] == "RUNNING"
         ]
         return state == "deferred" and bool(running)
 
-    airflow_deployment.wait_until(
-        deferred_and_running, 120, "slow_count deferred, its task running"
-    )
+    for run in (run_id, killed):
+        airflow_deployment.wait_until(
+            lambda run=run: deferred_and_running(run), 120, f"slow_count of {run} deferred, running"
+        )
     pool = airflow_deployment.rest("GET", "/api/v2/pools/default_pool")[1]
-    assert (pool["deferred_slots"], pool["running_slots"]) == (1, 0), pool
+    assert (pool["deferred_slots"], pool["running_slots"]) == (2, 0), pool
+
     # The triggerer copies the ECS task's CloudWatch log into the task's log while it runs.
-    airflow_deployment.wait_until(
-        lambda: (
-            "counting slowly" in airflow_deployment.task_log_shown(ECS_DAG_ID, run_id, "slow_count")
-        ),
-        60,
-        "the ECS task's first lines in the log of slow_count",
-    )
+    for run in (run_id, killed):
+        airflow_deployment.wait_until(
+            lambda run=run: (
+                "counting slowly"
+                in airflow_deployment.task_log_shown(ECS_DAG_ID, run, "slow_count")
+            ),
+            60,
+            f"the ECS task's first lines in the log of slow_count in {run}",
+        )
     # A deploy restarts the triggerer while the step runs: the new one follows the same task.
     airflow_deployment.restart("triggerer")
 
+    # Marked failed while deferred, once the new triggerer follows it (it reads the log from
+    # its start again): that triggerer's trigger stops its ECS task (on_kill, StopTask).
+    airflow_deployment.wait_until(
+        lambda: (
+            airflow_deployment.task_log_shown(ECS_DAG_ID, killed, "slow_count").count(
+                "counting slowly"
+            )
+            == 2
+        ),
+        120,
+        f"the restarted triggerer following slow_count of {killed}",
+    )
+    airflow_deployment.set_task_state(ECS_DAG_ID, killed, "slow_count", "failed")
+
+    def stopped() -> bool:
+        # Its process ended: the agent stops the container only then.
+        (doomed,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", killed)
+        return doomed["containers"][0]["lastStatus"] == "STOPPED"
+
+    airflow_deployment.wait_until(stopped, 120, "the ECS task of the task marked failed stopped")
+    (doomed,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", killed)
+    assert doomed["lastStatus"] == "STOPPED", doomed
+    assert doomed["stoppedReason"].startswith("dagster-airflow: "), doomed  # our StopTask
+    assert airflow_deployment.task_instances(ECS_DAG_ID, killed)["slow_count"]["state"] == "failed"
+
     assert airflow_deployment.wait_for_run(ECS_DAG_ID, run_id, timeout=180) == "success"
-    (task,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count")  # never a second
+    (task,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", run_id)  # never two
     assert task["lastStatus"] == "STOPPED" and task["containers"][0]["exitCode"] == 0
     log = airflow_deployment.task_log_shown(ECS_DAG_ID, run_id, "slow_count")
     assert "Deferring to the triggerer while the step's task runs" in log, log[-3000:]
