@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 UV := $(PYTHON) -m uv
 PYTEST_ARGS ?=
 # make test spreads the suite's files over three pytest workers (pytest-xdist): most tests wait on
-# an Airflow, a container or a server in another process. With two workers on two cores the
-# suite kept the cores 116% busy (15:40 of CPU in 17:23, 2026-12-07); with three, 140% and
-# 15:29. A file stays on one worker (its module fixtures start servers once), and files go out
-# in collection order, where tests/conftest.py puts the long ones first.
+# an Airflow, a container or a server in another process. With two workers the suite kept 1.16
+# of the two cores busy on average and took 17:23 (clean clone, 2026-12-07); with three, 1.40
+# and 15:29. A file stays on one worker (its module fixtures start servers once), and files go
+# out in collection order, where tests/conftest.py puts the long ones first.
 PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: dist demo test test-compat test-alone test-reverse lint format bench constraints clean system-packages
