@@ -229,8 +229,17 @@ def ecs_tasks_of(
         arns += ecs.list_tasks(cluster=ECS_CLUSTER, desiredStatus="STOPPED")["taskArns"]
         if not arns:
             return []
-        found = ecs.describe_tasks(cluster=ECS_CLUSTER, tasks=arns, include=["TAGS"])["tasks"]
-        return [t for t in found if all(tag in t["tags"] for tag in wanted)]
+        found = ecs.describe_tasks(cluster=ECS_CLUSTER, tasks=arns)["tasks"]
+        # Each task's tags asked for on their own: moto's DescribeTasks include=["TAGS"] is a
+        # switch of its server's, which the runners' own DescribeTasks (without it) flip meanwhile.
+        return [
+            t
+            for t in found
+            if all(
+                tag in ecs.list_tags_for_resource(resourceArn=t["taskArn"])["tags"]
+                for tag in wanted
+            )
+        ]
 
     return airflow.inside(tasks)
 
