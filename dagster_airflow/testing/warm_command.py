@@ -38,30 +38,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-# Each command: its entry point (the console script's), and what its runs import, imported once
-# by the server (a module missing on a side or an older version is imported later, if at all).
-COMMANDS = {
-    "airflow": (
-        "airflow.__main__:main",
-        (
-            "airflow.__main__",
-            "airflow.cli.cli_parser",
-            "airflow.cli.commands.dag_command",
-            "airflow.cli.commands.db_command",
-            "airflow.sdk.definitions.dag",
-            "airflow.sdk.execution_time.supervisor",
-            "airflow.sdk.execution_time.task_runner",
-            "airflow.api_fastapi.execution_api.app",
-            "airflow.providers.standard.operators.empty",
-            "dagster_airflow.operator",
-        ),
-    ),
-    "dagster-airflow": (
-        "dagster_airflow.cli:main",
-        ("dagster", "dagster_airflow.cli", "dagster_airflow.scaffold.render"),
-    ),
-}
-
 
 def build_execution_api() -> None:
     """Build, in the server, the app of the in-process execution API that ``airflow dags test``
@@ -79,8 +55,32 @@ def build_execution_api() -> None:
         app._cadwyn_initialize()
 
 
-# What the server builds once imported, before any run, by command.
-PREPARE: dict[str, Callable[[], None]] = {"airflow": build_execution_api}
+# Each command: its entry point (the console script's); what its runs import, imported once by
+# the server (a module missing on a side or an older version is imported later, if at all); and
+# what the server builds once imported, before any run (or None).
+COMMANDS: dict[str, tuple[str, tuple[str, ...], Callable[[], None] | None]] = {
+    "airflow": (
+        "airflow.__main__:main",
+        (
+            "airflow.__main__",
+            "airflow.cli.cli_parser",
+            "airflow.cli.commands.dag_command",
+            "airflow.cli.commands.db_command",
+            "airflow.sdk.definitions.dag",
+            "airflow.sdk.execution_time.supervisor",
+            "airflow.sdk.execution_time.task_runner",
+            "airflow.api_fastapi.execution_api.app",
+            "airflow.providers.standard.operators.empty",
+            "dagster_airflow.operator",
+        ),
+        build_execution_api,
+    ),
+    "dagster-airflow": (
+        "dagster_airflow.cli:main",
+        ("dagster", "dagster_airflow.cli", "dagster_airflow.scaffold.render"),
+        None,
+    ),
+}
 
 
 def read_at_import(env: Mapping[str, str]) -> dict[str, str]:
@@ -133,11 +133,12 @@ def serve(command: str, reply_fd: int) -> None:
     # to every run).
     sys.path[0] = os.path.dirname(sys.executable)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for module in COMMANDS[command][1]:
+    _, imports, prepare = COMMANDS[command]
+    for module in imports:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
-    if command in PREPARE:
-        PREPARE[command]()
+    if prepare is not None:
+        prepare()
     replies = os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8")
     # Where packages are installed: a package installed later (or removed) is not in the
     # imports above, so the client starts a new server then (see WarmCommand.accepts).
