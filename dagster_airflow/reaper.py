@@ -125,6 +125,16 @@ def _kill(pid: int, started: str) -> bool:
     return True
 
 
+def _has_children() -> bool:
+    """Whether this process has a child, living or ended and not yet reaped (one that has
+    ended is reaped here). Without one, no process is below this one."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def end_descendants() -> tuple[dict[int, str], dict[int, str]]:
     """SIGKILL every process below this one and reap them, until none is left. Orphans come
     here (this process is their subreaper), so waiting for this process's own children is
@@ -132,6 +142,8 @@ def end_descendants() -> tuple[dict[int, str], dict[int, str]]:
     command name)."""
     ended: dict[int, str] = {}
     while True:
+        if not _has_children():
+            return ended, {}  # so none below: the common end of a step, without a /proc scan
         left = descendants(os.getpid())
         refused = {
             pid: left[pid][1] for pid, (started, _) in left.items() if not _kill(pid, started)
