@@ -9,7 +9,9 @@ the file `dagster-airflow install` writes into the plugins folder. It declares:
 - the timetable of a Dagster schedule (dagster_airflow.ui.timetable), which the scheduler can
   read back from a serialized DAG only if a plugin registers it;
 - the Dagster step view (dagster_airflow.ui.step_view), a FastAPI app the api-server serves at
-  ``/dagster-airflow``, and the "Dagster step" tab of every task instance that shows it.
+  ``/dagster-airflow``, and the "Dagster step" tab of every task instance that shows it;
+- a listener (dagster_airflow.ui.listener) that has the scheduler import what the tasks need
+  before it forks the processes that run them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from airflow.plugins_manager import AirflowPlugin
 
 from dagster_airflow.distribution import AIRFLOW_PLUGIN, retired_package_problem
+from dagster_airflow.ui import listener
 from dagster_airflow.ui.links import DAGSTER_LINKS
 from dagster_airflow.ui.timetable import DagsterCronTimetable
 
@@ -67,6 +70,7 @@ class DagsterAirflowPlugin(AirflowPlugin):
     fastapi_apps = [STEP_VIEW_APP]
     external_views = [STEP_VIEW_TAB]
     timetables = [DagsterCronTimetable]
+    listeners = [listener]
 
 
 def registered_by_entry_point() -> bool:

@@ -319,3 +319,37 @@ def test_the_scheduler_ticks_a_dagster_schedule_unpaused_by_its_default_status(
     )
     logical = ended["logical_date"]
     assert logical.endswith(":00Z") or logical.endswith(":00+00:00")  # a minute's tick
+
+
+# A DAG that does not import dagster_airflow: which of its modules its task's process has, as
+# every task process of the deployment starts.
+IMPORTED_AHEAD = """
+import sys
+
+from airflow.sdk import DAG, task
+
+with DAG(dag_id="imported_ahead", schedule=None) as dag:
+
+    @task
+    def modules():
+        return sorted(m for m in sys.modules if m.startswith("dagster_airflow."))
+
+    modules()
+"""
+
+
+def test_every_task_process_starts_with_the_step_modules_the_scheduler_imported(
+    airflow_deployment,
+):
+    from tests.ui.test_listener import TASK_MODULES
+
+    airflow_deployment.install(IMPORTED_AHEAD, "imported_ahead.py")
+    airflow_deployment.wait_for_dag("imported_ahead")
+    airflow_deployment.trigger("imported_ahead", "ahead")
+
+    assert airflow_deployment.wait_for_run("imported_ahead", "ahead") == "success"
+    path = "/api/v2/dags/imported_ahead/dagRuns/ahead/taskInstances/modules/xcomEntries"
+    _, entry = airflow_deployment.rest("GET", f"{path}/return_value?stringify=false")
+    # Forked from a LocalExecutor worker, which the scheduler forked after the plugin's listener
+    # imported them (dagster_airflow.task.preload): no task of ours imports them again.
+    assert set(entry["value"]) >= TASK_MODULES, entry

@@ -221,6 +221,8 @@ def test_airflow_lists_the_plugin(demo):
     assert [app["url_prefix"] for app in plugin["fastapi_apps"]] == ["/dagster-airflow"]
     # The scheduler reads a Dagster schedule's timetable back only through this registration.
     assert plugin["timetables"] == ["dagster_airflow.ui.timetable.DagsterCronTimetable"]
+    # The scheduler imports what the tasks need before it forks them (ui/listener.py).
+    assert plugin["listeners"] == ["dagster_airflow.ui.listener"]
     (view,) = plugin["external_views"]
     assert (view["name"], view["destination"], view["href"]) == (
         "Dagster step",
