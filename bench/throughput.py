@@ -44,8 +44,8 @@ from harness.airflow_deployment import AirflowDeployment, processes_with_env
 from harness.servers import free_port
 
 # Airflow's 5 s stall (above) falls on a task of either DAG at random, and one in a run of 3 s
-# moves its time by half: four runs of each gave ratios from 1.02 to 1.73 on the same code, idle.
-# Eight make the medians steadier; the bench then takes about 6 minutes.
+# moves its time by half: four runs of each gave fan-out ratios of 1.02 and 1.73 within the hour,
+# idle. Eight make the medians steadier (1.44 twice, 2.06 once); the bench takes about 7 minutes.
 REPEATS = 8
 STEPS = 10
 PARALLELISM = 4
