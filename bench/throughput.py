@@ -101,7 +101,8 @@ STALL_SECONDS = 2.0
 
 def stalled(airflow: AirflowDeployment, dag_id: str, run_ids: list[str]) -> tuple[int, int]:
     """Of the task instances of these runs, how many held their slot STALL_SECONDS or more
-    after they ended, and how many there were (every workload has finished: see timed_run)."""
+    after they ended, and how many there were (every workload has finished: see
+    wait_for_free_slots)."""
     log = (airflow.logs / "scheduler.log").read_text(errors="replace")
     slot_seconds = {w.replace("-", ""): float(d) for d, w in WORKLOAD_FINISHED.findall(log)}
     count = total = 0
@@ -113,16 +114,21 @@ def stalled(airflow: AirflowDeployment, dag_id: str, run_ids: list[str]) -> tupl
     return count, total
 
 
-def timed_run(airflow: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, float]:
-    """With every slot free, trigger one run and wait for its end; its time from queued to end
-    as Airflow recorded it, the CPU the deployment used meanwhile, and the median task's run
-    time and wait before it started."""
-    # Every task instance so far, of every DAG and run (all ran: a run that failed stops here).
+def wait_for_free_slots(airflow: AirflowDeployment) -> None:
+    """Until the executor has finished the workload of every task instance so far, of every DAG
+    and run (all ran: a run that failed stops the bench), and so freed every slot."""
     _, listed = airflow.rest("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1")
     given = listed["total_entries"]
     airflow.wait_until(
         lambda: workloads_finished(airflow) >= given, 60, "every executor slot to be free"
     )
+
+
+def timed_run(airflow: AirflowDeployment, dag_id: str, run_id: str) -> dict[str, float]:
+    """With every slot free, trigger one run and wait for its end; its time from queued to end
+    as Airflow recorded it, the CPU the deployment used meanwhile, and the median task's run
+    time and wait before it started."""
+    wait_for_free_slots(airflow)
     cpu = cpu_seconds(airflow)
     airflow.trigger(dag_id, run_id)
     state = airflow.wait_for_run(dag_id, run_id)
@@ -188,10 +194,7 @@ def main() -> list[Row]:
                 for dag_id in (ours, floor) if i % 2 == 0 else (floor, ours):
                     times.setdefault(dag_id, []).append(timed_run(airflow, dag_id, f"r{i}"))
                 check_warm(airflow, ours, f"r{i}")
-        _, listed = airflow.rest("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1")
-        airflow.wait_until(
-            lambda: workloads_finished(airflow) >= listed["total_entries"], 60, "every workload"
-        )
+        wait_for_free_slots(airflow)  # every workload's duration is in the log
         runs = [f"r{i}" for i in range(REPEATS)]
         stalls = {
             dag_id: stalled(airflow, dag_id, runs) for pair in pairs.values() for dag_id in pair

@@ -208,6 +208,15 @@ class Plugins:
             if impl.plugin is plugin:
                 impl.function(register=registry.register_for(name))
 
+    def load_builtins(self, *kinds: str) -> None:
+        """Register the built-in backends of these kinds ("runner", "storage"; both by default)
+        now, not at their first lookup: what a process does before it forks the processes that
+        will look them up (the step server, an Airflow job: dagster_airflow.task.preload)."""
+        for registry in (self.runners, self.storages):
+            if not kinds or registry.kind in kinds:
+                for name in BUILTIN_BACKENDS[registry.kind]:
+                    self._load_builtin(registry, name)
+
     def runner(self, name: str) -> Backend:
         self._load_builtin(self.runners, name)
         return self.runners.get(name)

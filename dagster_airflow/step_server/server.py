@@ -399,12 +399,10 @@ def _warm() -> None:
     import dagster_airflow.worker.execute
     import dagster_airflow.worker.io_manager
     import dagster_airflow.worker.run_state  # noqa: F401
-    from dagster_airflow.plugins.manager import BUILTIN_BACKENDS, get_plugins
+    from dagster_airflow.plugins.manager import get_plugins
     from dagster_airflow.worker.instance import prepare_ephemeral_instance
 
-    plugins = get_plugins()
-    for name in BUILTIN_BACKENDS["storage"]:  # imported once here, not in each forked step
-        plugins.storage(name)
+    get_plugins().load_builtins("storage")  # imported once here, not in each forked step
     prepare_ephemeral_instance()
 
 

@@ -25,10 +25,6 @@ def preload() -> None:
     import dagster_airflow.task.outcome
     import dagster_airflow.task.step_end
     import dagster_airflow.task.step_request  # noqa: F401
-    from dagster_airflow.plugins.manager import BUILTIN_BACKENDS, get_plugins
+    from dagster_airflow.plugins.manager import get_plugins
 
-    plugins = get_plugins()
-    for name in BUILTIN_BACKENDS["runner"]:
-        plugins.runner(name)
-    for name in BUILTIN_BACKENDS["storage"]:
-        plugins.storage(name)
+    get_plugins().load_builtins()

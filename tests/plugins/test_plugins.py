@@ -9,7 +9,12 @@ import textwrap
 import pytest
 
 from dagster_airflow.errors import ConfigurationError, PluginError
-from dagster_airflow.plugins.manager import Plugins, build_plugin_manager, get_plugins
+from dagster_airflow.plugins.manager import (
+    DEFAULT_PLUGINS,
+    Plugins,
+    build_plugin_manager,
+    get_plugins,
+)
 
 
 def test_builtins_are_registered_through_the_hooks():
@@ -34,6 +39,30 @@ def test_a_task_imports_only_the_builtin_backends_it_names():
     assert done.stdout.strip() == str(
         ["dagster_airflow.runners.subprocess", "dagster_airflow.storage.filesystem"]
     )
+
+
+def test_a_process_that_forks_loads_the_builtins_of_a_kind_ahead():
+    # What the step server (storages) and an Airflow job (both kinds) do before they fork.
+    code = textwrap.dedent(
+        """
+        from dagster_airflow.plugins.manager import DEFAULT_PLUGINS, Plugins, build_plugin_manager
+        plugins = Plugins(build_plugin_manager(builtins=False))
+        plugins.load_builtins("storage")
+        print(sorted(m for m in DEFAULT_PLUGINS if plugins.pm.has_plugin(m)))
+        plugins.load_builtins()
+        print(sorted(m for m in DEFAULT_PLUGINS if plugins.pm.has_plugin(m)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    storages, everything = done.stdout.strip().splitlines()
+    assert storages == str(
+        [
+            "dagster_airflow.storage.filesystem",
+            "dagster_airflow.storage.gcs",
+            "dagster_airflow.storage.s3",
+        ]
+    )
+    assert everything == str(sorted(DEFAULT_PLUGINS))
 
 
 def test_unknown_name_lists_the_installed_ones():
