@@ -239,6 +239,16 @@ class AirflowDeployment:
         _stop_groups([self._servers.pop(server)])
         self._start(server, [str(Path(self.python).parent / "airflow"), server], mode="a")
 
+    @contextlib.contextmanager
+    def stopped(self, server: str):
+        """Without one server (the triggerer ...) for a while, as during a deploy or after a
+        crash: stopped by its process group, started again on the way out (its log goes on)."""
+        _stop_groups([self._servers.pop(server)])
+        try:
+            yield
+        finally:
+            self._start(server, [str(Path(self.python).parent / "airflow"), server], mode="a")
+
     def _start(self, name: str, command: list[str], mode: str = "w") -> None:
         with open(self.logs / f"{name}.log", mode) as log:
             self._servers[name] = subprocess.Popen(
@@ -540,7 +550,11 @@ class AirflowDeployment:
 
     def worker_log(self, queue: str) -> str:
         """What the Celery worker of ``queue`` printed."""
-        path = self.logs / f"worker-{queue}.log"
+        return self.server_log(f"worker-{queue}")
+
+    def server_log(self, server: str) -> str:
+        """What one server (the api-server ...) printed."""
+        path = self.logs / f"{server}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_until(self, condition, timeout: float, what: str) -> None:

@@ -131,10 +131,13 @@ class RemoteStepTrigger(BaseTrigger):
         later call this for a user's action only, never for a triggerer's restart)."""
         runner = self._runner
         if runner is None or runner.stopped is None:
-            await asyncio.to_thread(self._stop, runner)
+            await asyncio.to_thread(self.stop, runner)
 
-    def _stop(self, runner: RemoteRunner | None) -> None:
-        if runner is None:  # killed before run() rebuilt it
+    def stop(self, runner: RemoteRunner | None = None) -> None:
+        """Stop the run: through ``runner`` if this trigger follows it, else through a runner
+        rebuilt from the trigger's arguments (killed before run() rebuilt it, or never run:
+        dagster_airflow.task.unheld_trigger)."""
+        if runner is None:
             runner, request, context = self._build()
             runner.follower(request, context, DeferredRun.from_dict(self.run_data))
         self.log.info("The task was stopped by a user: stopping its %s", runner.run_noun)

@@ -1,5 +1,7 @@
-"""The Airflow plugin's listener: the scheduler imports what dagster-airflow's tasks need before
-it forks the processes that run them (Airflow side; see dagster_airflow.task.preload).
+"""The Airflow plugin's listener (Airflow side): the scheduler imports what dagster-airflow's
+tasks need before it forks the processes that run them (dagster_airflow.task.preload), and the
+api-server stops the run of a deferred task a user marks failed or succeeded when no triggerer
+holds its trigger (dagster_airflow.task.unheld_trigger).
 
 Airflow calls ``on_starting`` as each of its jobs starts (scheduler, triggerer, DAG processor),
 before it knows which job it is, and in each task's own process. Every job preloads: the
@@ -39,6 +41,35 @@ def on_starting(component: Any) -> None:
         log.warning(
             "dagster-airflow could not import its task modules ahead of the tasks, so each "
             "task imports them itself: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+
+
+# A user set a task's state (the api-server calls these, the TaskInstance in hand; so do a task's
+# own process and the scheduler, with an instance that was not deferred or holds no trigger).
+@hookimpl
+def on_task_instance_failed(task_instance: Any) -> None:
+    _stop_if_unheld(task_instance)
+
+
+@hookimpl
+def on_task_instance_success(task_instance: Any) -> None:
+    _stop_if_unheld(task_instance)
+
+
+def _stop_if_unheld(task_instance: Any) -> None:
+    if getattr(task_instance, "trigger_id", None) is None:  # at every task's end: nothing more
+        return
+    try:
+        from dagster_airflow.task.unheld_trigger import stop_if_unheld
+
+        stop_if_unheld(task_instance)
+    except Exception as exc:
+        log.warning(
+            "dagster-airflow could not check whether the deferred task %s had a run to stop: "
+            "%s: %s",
+            getattr(task_instance, "task_id", "?"),
             type(exc).__name__,
             exc,
         )

@@ -185,6 +185,41 @@ def test_docker_steps_defer_survive_a_triggerer_restart_and_stop_when_marked_fai
     assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
 
 
+def test_a_deferred_step_no_triggerer_holds_stops_when_its_task_is_marked_failed(
+    airflow_deployment,
+    podman,  # noqa: F811
+    dag,
+):
+    # The triggerer is down (a deploy, a crash) while the worker starts the container and
+    # defers: no triggerer holds the trigger, so none calls its on_kill when a user marks the
+    # task failed, and Airflow deletes the trigger unrun. The api-server stops the container.
+    unheld = "deferred_unheld"
+    with airflow_deployment.stopped("triggerer"):
+        airflow_deployment.trigger(dag, unheld, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
+        doomed = wait_deferred_and_running(airflow_deployment, podman, unheld)
+        airflow_deployment.set_task_state(dag, unheld, "sleepy", "failed")
+
+        def stopped() -> bool:
+            (now,) = [c for c in containers_of(podman, unheld) if c["Id"] == doomed["Id"]]
+            return now["State"] in ("exited", "stopped")
+
+        airflow_deployment.wait_until(stopped, 120, "the container no triggerer followed stopped")
+        assert airflow_deployment.task_instances(dag, unheld)["sleepy"]["state"] == "failed"
+        # The api-server's log says what stopped it.
+        log = airflow_deployment.server_log("api-server")
+        assert "The task was stopped by a user: stopping its container" in log, log[-3000:]
+    # The triggerer is back: the run's other steps end, and the task marked failed stays so,
+    # with no second container.
+    assert airflow_deployment.wait_for_run(dag, unheld) == "failed"
+    assert airflow_deployment.task_instances(dag, unheld)["sleepy"]["state"] == "failed"
+    sleepy = [
+        c
+        for c in containers_of(podman, unheld)
+        if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
+    ]
+    assert [c["Id"] for c in sleepy] == [doomed["Id"]]
+
+
 ECS_DAG_ID, ECS_CLUSTER, ECS_CONN_ID = "deferred_ecs", "deferred", "aws_deferred_ecs"
 BUCKET = "deferred-ecs"
 

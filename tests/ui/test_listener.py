@@ -87,3 +87,92 @@ def test_a_failure_is_one_line_and_the_job_goes_on(tmp_path):
         "uninstall it (`dagster-airflow plugins` lists every plugin and its error)."
     ) in line
     assert found["plugins_built"] == 0  # each task loads the plugins, and reports the error
+
+
+# A deferred task a user marked failed or succeeded: which trigger the api-server's listener
+# leaves to its triggerer and which it stops itself (the whole flow, with a container, is
+# tests/e2e/test_deferral_deployment.py). Against a real migrated Airflow database.
+UNHELD = """
+import datetime, json
+from airflow.jobs.job import Job
+from airflow.models.trigger import Trigger
+from airflow.utils import timezone
+from airflow.utils.session import create_session
+from airflow.utils.state import JobState
+from dagster_airflow.task.unheld_trigger import _unheld_trigger_kwargs
+
+ours = "dagster_airflow.task.trigger.RemoteStepTrigger"
+kwargs = {"runner": {"name": "docker"}, "request": "{}", "run": {"handle": "c1"}, "deadline": None}
+with create_session() as session:
+    alive = Job(job_type="TriggererJob")
+    alive.state, alive.latest_heartbeat = JobState.RUNNING, timezone.utcnow()
+    gone = Job(job_type="TriggererJob")
+    gone.state = JobState.RUNNING
+    gone.latest_heartbeat = timezone.utcnow() - datetime.timedelta(hours=1)
+    session.add_all([alive, gone])
+    session.flush()
+    triggers = {
+        "unassigned": Trigger(ours, kwargs),
+        "held": Trigger(ours, kwargs),
+        "held by a dead triggerer": Trigger(ours, kwargs),
+        "another's": Trigger("airflow.triggers.temporal.DateTimeTrigger", kwargs),
+    }
+    triggers["held"].triggerer_id = alive.id
+    triggers["held by a dead triggerer"].triggerer_id = gone.id
+    session.add_all(triggers.values())
+    session.flush()
+    ids = {name: trigger.id for name, trigger in triggers.items()}
+print(json.dumps({name: _unheld_trigger_kwargs(id_) for name, id_ in ids.items()}))
+"""
+
+
+def test_the_listener_stops_only_the_runs_no_live_triggerer_follows(airflow_home):
+    done = subprocess.run(
+        [sys.executable, "-c", UNHELD],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=airflow_home.env,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+
+    kwargs = {"runner": {"name": "docker"}, "request": "{}", "run": {"handle": "c1"}}
+    kwargs["deadline"] = None
+    assert found == {
+        "unassigned": kwargs,  # no triggerer has picked it up: nothing calls its on_kill
+        "held": None,  # its triggerer calls on_kill
+        "held by a dead triggerer": kwargs,
+        "another's": None,
+    }
+
+
+def test_a_task_that_ends_imports_nothing_for_it():
+    # Every task's own process calls the hook as it ends, with an instance that has no trigger.
+    script = (
+        "import sys\n"
+        "from dagster_airflow.ui.listener import on_task_instance_failed, "
+        "on_task_instance_success\n"
+        "class RuntimeTaskInstance:\n"
+        "    task_id = 'a'\n"
+        "on_task_instance_failed(RuntimeTaskInstance())\n"
+        "on_task_instance_success(RuntimeTaskInstance())\n"
+        "print('dagster_airflow.task.unheld_trigger' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "False", "")
+
+
+def test_a_run_that_cannot_be_stopped_is_one_line_that_names_it(caplog):
+    from dagster_airflow.task.unheld_trigger import _stop
+
+    kwargs = {"runner": {"name": "no_such_runner"}, "request": "{}"}
+    kwargs["run"] = {"handle": {"container_id": "c0ffee"}, "started_at": 0.0}
+    _stop(kwargs)
+
+    (record,) = [r for r in caplog.records if r.name == "dagster_airflow.task.unheld_trigger"]
+    assert record.getMessage().startswith(
+        "dagster-airflow could not stop the run {'container_id': 'c0ffee'} of a deferred task a "
+        "user ended, which no triggerer was following; stop it by hand: "
+    ), record.getMessage()
+    assert "no_such_runner" in record.getMessage()

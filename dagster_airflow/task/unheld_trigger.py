@@ -1,0 +1,67 @@
+"""Stop a deferred step's run when a user ends its task and no triggerer holds its trigger
+(Airflow side; called by the Airflow plugin's listener in the api-server).
+
+A deferred task marked failed or succeeded stops its run through its trigger's ``on_kill``, which
+the triggerer that runs the trigger calls (RemoteStepTrigger). When no live triggerer holds the
+trigger (the triggerer is down or restarting, or has not picked the trigger up yet), Airflow
+deletes the trigger unrun and calls nothing: the container, ECS task or Dagster run would go on
+with no task left to read it. The api-server tells its listeners of the new state; this stops
+the run there, as the trigger would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def stop_if_unheld(task_instance: Any) -> None:
+    """If ``task_instance`` (an Airflow TaskInstance whose state a user just set) was deferred on
+    a dagster-airflow trigger that no live triggerer runs, stop that trigger's run, in a thread
+    of its own (the api-server answers the user meanwhile)."""
+    trigger_id = getattr(task_instance, "trigger_id", None)
+    if trigger_id is None:  # not deferred; or a task's own process, whose instance has none
+        return
+    kwargs = _unheld_trigger_kwargs(trigger_id)
+    if kwargs is None:
+        return
+    name = f"dagster-airflow: stop {task_instance.task_id} of {task_instance.run_id}"
+    threading.Thread(target=_stop, args=(kwargs,), name=name, daemon=True).start()
+
+
+def _unheld_trigger_kwargs(trigger_id: int) -> dict[str, Any] | None:
+    """The arguments of our trigger ``trigger_id``, if no live triggerer runs it."""
+    from airflow.jobs.job import Job
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    from dagster_airflow.task.trigger import RemoteStepTrigger
+
+    ours = f"{RemoteStepTrigger.__module__}.{RemoteStepTrigger.__name__}"
+    with create_session() as session:
+        trigger = session.get(Trigger, trigger_id)
+        if trigger is None or trigger.classpath != ours:
+            return None
+        if trigger.triggerer_id is not None:
+            triggerer = session.get(Job, trigger.triggerer_id)
+            if triggerer is not None and triggerer.is_alive():
+                return None  # its on_kill stops the run
+        return dict(trigger.kwargs)
+
+
+def _stop(kwargs: dict[str, Any]) -> None:
+    from dagster_airflow.task.trigger import RemoteStepTrigger
+
+    try:
+        RemoteStepTrigger(**kwargs).stop()
+    except Exception as exc:
+        log.warning(
+            "dagster-airflow could not stop the run %s of a deferred task a user ended, which "
+            "no triggerer was following; stop it by hand: %s: %s",
+            kwargs.get("run", {}).get("handle"),
+            type(exc).__name__,
+            exc,
+        )
