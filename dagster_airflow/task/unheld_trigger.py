@@ -5,8 +5,9 @@ A deferred task marked failed or succeeded stops its run through its trigger's `
 the triggerer that runs the trigger calls (RemoteStepTrigger). When no live triggerer holds the
 trigger (the triggerer is down or restarting, or has not picked the trigger up yet), Airflow
 deletes the trigger unrun and calls nothing: the container, ECS task or Dagster run would go on
-with no task left to read it. The api-server tells its listeners of the new state; this stops
-the run there, as the trigger would have.
+with no task left to read it. The api-server tells its listeners of the new state (of the task,
+or of each deferred task of a DAG run marked failed or succeeded); this stops the run there, as
+the trigger would have.
 """
 
 from __future__ import annotations

@@ -185,39 +185,56 @@ def test_docker_steps_defer_survive_a_triggerer_restart_and_stop_when_marked_fai
     assert any(entry["key"] == "return_value" for entry in xcom["xcom_entries"]), xcom
 
 
-def test_a_deferred_step_no_triggerer_holds_stops_when_its_task_is_marked_failed(
+def test_a_deferred_step_no_triggerer_holds_stops_when_a_user_ends_it(
     airflow_deployment,
     podman,  # noqa: F811
     dag,
 ):
-    # The triggerer is down (a deploy, a crash) while the worker starts the container and
-    # defers: no triggerer holds the trigger, so none calls its on_kill when a user marks the
-    # task failed, and Airflow deletes the trigger unrun. The api-server stops the container.
-    unheld = "deferred_unheld"
+    # The triggerer is down (a deploy, a crash) while the worker starts the containers and
+    # defers: no triggerer holds their triggers, so none calls on_kill when a user ends the
+    # tasks, and Airflow deletes the triggers unrun. The api-server stops the containers: one
+    # task marked failed, one DAG run marked failed (the UI's two buttons).
+    task_marked, run_marked = "deferred_unheld_task", "deferred_unheld_run"
+    sleep_long = {"ops": {"sleepy": {"config": {"seconds": 600}}}}
     with airflow_deployment.stopped("triggerer"):
-        airflow_deployment.trigger(dag, unheld, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
-        doomed = wait_deferred_and_running(airflow_deployment, podman, unheld)
-        airflow_deployment.set_task_state(dag, unheld, "sleepy", "failed")
+        airflow_deployment.trigger(dag, task_marked, sleep_long)
+        airflow_deployment.trigger(dag, run_marked, sleep_long)
+        doomed = {
+            task_marked: wait_deferred_and_running(airflow_deployment, podman, task_marked),
+            run_marked: wait_deferred_and_running(airflow_deployment, podman, run_marked),
+        }
+        airflow_deployment.set_task_state(dag, task_marked, "sleepy", "failed")
+        airflow_deployment.set_run_state(dag, run_marked, "failed")
 
         def stopped() -> bool:
-            (now,) = [c for c in containers_of(podman, unheld) if c["Id"] == doomed["Id"]]
-            return now["State"] in ("exited", "stopped")
+            states = [
+                c["State"]
+                for run_id, container in doomed.items()
+                for c in containers_of(podman, run_id)
+                if c["Id"] == container["Id"]
+            ]
+            return all(state in ("exited", "stopped") for state in states)
 
-        airflow_deployment.wait_until(stopped, 120, "the container no triggerer followed stopped")
-        assert airflow_deployment.task_instances(dag, unheld)["sleepy"]["state"] == "failed"
-        # The api-server's log says what stopped it.
+        airflow_deployment.wait_until(stopped, 120, "the containers no triggerer followed stopped")
+        for run_id in doomed:
+            assert airflow_deployment.task_instances(dag, run_id)["sleepy"]["state"] == "failed"
+        # The api-server's log says what it stopped (for the run marked failed, its other
+        # deferred steps too).
         log = airflow_deployment.server_log("api-server")
         assert "The task was stopped by a user: stopping its container" in log, log[-3000:]
-    # The triggerer is back: the run's other steps end, and the task marked failed stays so,
-    # with no second container.
-    assert airflow_deployment.wait_for_run(dag, unheld) == "failed"
-    assert airflow_deployment.task_instances(dag, unheld)["sleepy"]["state"] == "failed"
-    sleepy = [
-        c
-        for c in containers_of(podman, unheld)
-        if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
-    ]
-    assert [c["Id"] for c in sleepy] == [doomed["Id"]]
+        for container in doomed.values():
+            assert f"({container['Id'][:12]}): Airflow stopped the task" in log, log[-3000:]
+    # The triggerer is back: the first run's other steps end; the tasks ended stay so, with no
+    # second container.
+    assert airflow_deployment.wait_for_run(dag, task_marked) == "failed"
+    for run_id, container in doomed.items():
+        assert airflow_deployment.task_instances(dag, run_id)["sleepy"]["state"] == "failed"
+        sleepy = [
+            c
+            for c in containers_of(podman, run_id)
+            if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
+        ]
+        assert [c["Id"] for c in sleepy] == [container["Id"]]
 
 
 ECS_DAG_ID, ECS_CLUSTER, ECS_CONN_ID = "deferred_ecs", "deferred", "aws_deferred_ecs"
