@@ -399,3 +399,24 @@ def test_an_ecs_step_defers_while_its_task_runs_and_a_restarted_triggerer_follow
     )
     assert pickle.loads(body) == "counted 42"
     assert secret not in log + shown, "the connection's secret is in a task log"
+
+    # With the triggerer down, a user marks a deferred step failed: the api-server stops its
+    # ECS task, with the credentials of the task's Airflow connection, as the trigger would.
+    unheld = "deferred_ecs_unheld"
+    with airflow_deployment.stopped("triggerer"):
+        airflow_deployment.trigger(
+            ECS_DAG_ID, unheld, {"ops": {"slow_count": {"config": {"seconds": 600}}}}
+        )
+        airflow_deployment.wait_until(
+            lambda: deferred_and_running(unheld), 120, f"slow_count of {unheld} deferred, running"
+        )
+        airflow_deployment.set_task_state(ECS_DAG_ID, unheld, "slow_count", "failed")
+
+        def unheld_stopped() -> bool:
+            (doomed,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", unheld)
+            return doomed["lastStatus"] == "STOPPED"
+
+        airflow_deployment.wait_until(unheld_stopped, 120, "the ECS task no triggerer followed")
+    (doomed,) = ecs_tasks_of(airflow_deployment, ecs_inside, "slow_count", unheld)
+    assert doomed["stoppedReason"].startswith("dagster-airflow: "), doomed  # our StopTask
+    assert secret not in airflow_deployment.server_log("api-server")
