@@ -236,8 +236,8 @@ class AirflowDeployment:
     def restart(self, server: str) -> None:
         """Stop one server (the triggerer ...) by its process group, as a deploy or a crash
         would, and start it again; its log goes on in the same file."""
-        _stop_groups([self._servers.pop(server)])
-        self._start(server, [str(Path(self.python).parent / "airflow"), server], mode="a")
+        with self.stopped(server):
+            pass
 
     @contextlib.contextmanager
     def stopped(self, server: str):
