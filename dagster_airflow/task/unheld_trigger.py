@@ -8,6 +8,11 @@ deletes the trigger unrun and calls nothing: the container, ECS task or Dagster 
 with no task left to read it. The api-server tells its listeners of the new state (of the task,
 or of each deferred task of a DAG run marked failed or succeeded); this stops the run there, as
 the trigger would have.
+
+So the api-server runs the runner plugin's stop, with the task's rendered options and Airflow
+connections: it reaches the Docker daemon, AWS or Dagster webserver the task named. A
+deployment that keeps the api-server from those turns it off with ``[dagster_airflow]
+stop_unheld_runs = False`` (docs/security.md).
 """
 
 from __future__ import annotations
@@ -18,19 +23,27 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+CONFIG_SECTION, CONFIG_KEY = "dagster_airflow", "stop_unheld_runs"
 
-def stop_if_unheld(task_instance: Any) -> None:
+
+def stop_if_unheld(task_instance: Any) -> threading.Thread | None:
     """If ``task_instance`` (an Airflow TaskInstance whose state a user just set) was deferred on
-    a dagster-airflow trigger that no live triggerer runs, stop that trigger's run, in a thread
-    of its own (the api-server answers the user meanwhile)."""
+    a dagster-airflow trigger that no live triggerer runs, stop that trigger's run in a thread of
+    its own (the api-server answers the user meanwhile); that thread, or None."""
     trigger_id = getattr(task_instance, "trigger_id", None)
     if trigger_id is None:  # not deferred; or a task's own process, whose instance has none
-        return
+        return None
+    from dagster_airflow.task.airflow_compat import conf
+
+    if not conf.getboolean(CONFIG_SECTION, CONFIG_KEY, fallback=True):
+        return None
     kwargs = _unheld_trigger_kwargs(trigger_id)
     if kwargs is None:
-        return
+        return None
     name = f"dagster-airflow: stop {task_instance.task_id} of {task_instance.run_id}"
-    threading.Thread(target=_stop, args=(kwargs,), name=name, daemon=True).start()
+    thread = threading.Thread(target=_stop, args=(kwargs,), name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _unheld_trigger_kwargs(trigger_id: int) -> dict[str, Any] | None:

@@ -176,3 +176,57 @@ def test_a_run_that_cannot_be_stopped_is_one_line_that_names_it(caplog):
         "user ended, which no triggerer was following; stop it by hand: "
     ), record.getMessage()
     assert "no_such_runner" in record.getMessage()
+
+
+# The whole function, with a real database: a task instance deferred on an unheld trigger of
+# ours, whose runner cannot be built (so nothing outside is stopped, and the line says so).
+STOP = """
+import json, logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+from airflow.models.trigger import Trigger
+from airflow.utils.session import create_session
+from dagster_airflow.task.unheld_trigger import stop_if_unheld
+
+kwargs = {"runner": {"name": "no_such_runner"}, "request": "{}"}
+kwargs["run"] = {"handle": {"container_id": "c0ffee"}, "started_at": 0.0}
+with create_session() as session:
+    trigger = Trigger("dagster_airflow.task.trigger.RemoteStepTrigger", kwargs)
+    session.add(trigger)
+    session.flush()
+    trigger_id = trigger.id
+
+class TaskInstance:
+    task_id, run_id = "sleepy", "manual"
+
+ti = TaskInstance()
+ti.trigger_id = trigger_id
+thread = stop_if_unheld(ti)
+if thread is not None:
+    thread.join(60)
+print(json.dumps(thread is not None))
+"""
+
+
+def stop_in_a_deployment(home, **env: str) -> tuple[bool, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", STOP],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**home.env, **env},
+    )
+    # Airflow's logging, once configured, writes to standard output: the JSON is the last line.
+    *logged, last = done.stdout.strip().splitlines()
+    return json.loads(last), "\n".join([*logged, done.stderr])
+
+
+def test_an_unheld_trigger_is_stopped_unless_the_deployment_turned_it_off(airflow_home):
+    stopped, logged = stop_in_a_deployment(airflow_home)
+    assert stopped
+    assert "could not stop the run {'container_id': 'c0ffee'}" in logged, logged
+
+    stopped, logged = stop_in_a_deployment(
+        airflow_home, AIRFLOW__DAGSTER_AIRFLOW__STOP_UNHELD_RUNS="False"
+    )
+    assert not stopped
+    assert "c0ffee" not in logged, logged
