@@ -226,6 +226,15 @@ class TaskRef:
         pairs = zip(TRY_TAGS, values, strict=True)
         return {f"{TAG_PREFIX}{separator}{name}": str(value) for name, value in pairs}
 
+    def tags_of_every_try(self, separator: str = "/") -> dict[str, str]:
+        """The tags that every try of this task instance has (``tags`` but the try number)."""
+        return {k: v for k, v in self.tags(separator).items() if k != try_tag(separator)}
+
+
+def try_tag(separator: str = "/") -> str:
+    """The tag that holds the Airflow try number."""
+    return f"{TAG_PREFIX}{separator}{TRY_TAGS[-1]}"
+
 
 @attrs.frozen
 class StepRequest:

@@ -15,7 +15,7 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import ConfigurationError, RunnerError
-from dagster_airflow.model import StepRequest
+from dagster_airflow.model import StepRequest, try_tag
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import WORKER_COMMAND, RunContext
@@ -258,6 +258,15 @@ class DockerRunner(Configured, RemoteRunner):
                 return container
             container.remove(force=True)  # created but never started: start afresh
         return None
+
+    def earlier_runs(self, request: StepRequest, context: RunContext) -> list[_Followed]:
+        """The containers of this task's earlier tries that still run, by their labels."""
+        wanted = [f"{k}={v}" for k, v in request.task.tags_of_every_try(".").items()]
+        running = self._client.containers.list(filters={"label": wanted})  # running ones only
+        tried = try_tag(".")
+        return [
+            _Followed(c) for c in running if int(c.labels.get(tried, "0")) < request.task.try_number
+        ]
 
     def start(self, request: StepRequest, context: RunContext) -> _Followed:
         self._login(self._client, context)

@@ -278,6 +278,16 @@ class EcsRunner(Configured, RemoteRunner):
         )
         return self._task(task["taskArn"], context.log)
 
+    def earlier_runs(self, request: StepRequest, context: RunContext) -> list[_Task]:
+        """The ECS tasks of this task's earlier tries that have not stopped, by their marks."""
+        found = []
+        for try_number in range(1, request.task.try_number):
+            earlier = attrs.evolve(request, task=attrs.evolve(request.task, try_number=try_number))
+            task = self._running_task(self._ecs, started_by(earlier))
+            if task is not None:
+                found.append(_Task(task["taskArn"], None, ""))
+        return found
+
     def start(self, request: StepRequest, context: RunContext) -> _Task:
         task = self._start(
             self._ecs,
@@ -511,7 +521,7 @@ class _Task:
     """An ECS task this runner follows: its ARN and its CloudWatch log stream."""
 
     arn: str
-    reader: CloudWatchLogReader
+    reader: CloudWatchLogReader | None  # None: a task only to stop (Runner.earlier_runs)
     stream: str  # group/stream, for messages
 
 

@@ -26,7 +26,7 @@ import attrs
 
 from dagster_airflow.connection import Connection
 from dagster_airflow.errors import RunnerError
-from dagster_airflow.model import RUN_ID_TAG, StepRequest
+from dagster_airflow.model import RUN_ID_TAG, StepRequest, try_tag
 from dagster_airflow.options import Configured, OptionFields
 from dagster_airflow.plugins import hookimpl
 from dagster_airflow.runners.base import RunContext
@@ -103,6 +103,17 @@ NEWEST_RUN = """
 query Newest($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}, limit: 1) {
     __typename ... on Runs { results { runId rootRunId status } } ... on Error { message }
+  }
+}
+"""
+
+# The runs of one task instance, every try, that have not ended (nor are being canceled).
+UNFINISHED_RUNS = """
+query Unfinished($tags: [ExecutionTag!]) {
+  runsOrError(
+    filter: {tags: $tags, statuses: [QUEUED, NOT_STARTED, MANAGED, STARTING, STARTED]}
+  ) {
+    __typename ... on Runs { results { runId tags { key value } } } ... on Error { message }
   }
 }
 """
@@ -466,6 +477,20 @@ class GraphQLRunner(Configured, RemoteRunner):
         )
         context.push_link(f"{self.ui_url}/runs/{found['runId']}")
         return _DagsterRun(found["runId"], request, context)
+
+    def earlier_runs(self, request: StepRequest, context: RunContext) -> list[_DagsterRun]:
+        """The Dagster runs of this task's earlier tries that have not ended, by their tags."""
+        tags = [{"key": k, "value": v} for k, v in request.task.tags_of_every_try().items()]
+        runs = self.graphql(UNFINISHED_RUNS, {"tags": tags})["runsOrError"]
+        if runs["__typename"] != "Runs":
+            return []
+        tried = try_tag()
+        return [
+            _DagsterRun(run["runId"], request, context)
+            for run in runs["results"]
+            if int({t["key"]: t["value"] for t in run["tags"]}.get(tried, "0"))
+            < request.task.try_number
+        ]
 
     def start(self, request: StepRequest, context: RunContext) -> _DagsterRun:
         run_id = self._launch(request)

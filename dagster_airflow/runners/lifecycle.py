@@ -67,6 +67,8 @@ _REPLAY.propagate = False
 # Why a run is stopped on a kill, and when Airflow interrupts run() (its execution_timeout
 # raises into it; a signal): the same, as the platform's records show it.
 KILLED = "Airflow stopped the task (on_kill or execution_timeout)"
+# Why a run of an earlier try of the same task is stopped as a later try starts.
+SUPERSEDED = "a later Airflow try of the task started; a step runs once at a time"
 # The class names of the errors the base reports (StepError.kind says which kind each is).
 TIMEOUT_ERROR, NEVER_STARTED_ERROR, LOST_ERROR = "StepTimeout", "StepNeverStarted", "StepLost"
 
@@ -208,6 +210,14 @@ class RemoteRunner(StepRunner):
     def find(self, request: StepRequest, context: RunContext) -> Any | None:
         """The run an earlier process of this Airflow try started (same identity), still
         followable, or None. Log that it is followed: it is what a user looks for."""
+
+    def earlier_runs(self, request: StepRequest, context: RunContext) -> Iterable[Any]:
+        """The runs that earlier Airflow tries of this task (same DAG run, task and map index)
+        started and that still run: their handles, for ``stop``. A new try stops them before it
+        starts its own, so two tries never write the step's outputs at once (a task cleared or
+        retried while its last run went on: no triggerer held its trigger, or its worker was
+        lost). Default: none looked for."""
+        return ()
 
     @abstractmethod
     def start(self, request: StepRequest, context: RunContext) -> Any:
@@ -371,11 +381,27 @@ class RemoteRunner(StepRunner):
         self.prepare(request, context)
         handle = self.find(request, context)
         if handle is None:
+            self._stop_earlier_runs(request, context)
             if switch.killed:
                 return None
             handle = self.start(request, context)
         switch.follow(handle)
         return handle
+
+    def _stop_earlier_runs(self, request: StepRequest, context: RunContext) -> None:
+        if request.task is None or request.task.try_number <= 1:
+            return
+        for handle in self.earlier_runs(request, context):
+            context.log.warning(
+                "Stopping %s, which an earlier try of this task started and which still runs: %s",
+                self.describe(handle),
+                SUPERSEDED,
+            )
+            self.stop(handle, SUPERSEDED)
+            try:
+                self.cleanup(handle, None, STOPPED)
+            except Exception as exc:  # what is left must not keep this try from running
+                context.log.warning("Could not clean up %s: %s", self.describe(handle), exc)
 
     def _finish(self, handle: Any, follower: Follower, context: RunContext) -> StepResult:
         """Follow the run to its end, its result; stopped if interrupted, cleaned up always."""

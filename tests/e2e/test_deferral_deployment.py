@@ -241,6 +241,48 @@ ECS_DAG_ID, ECS_CLUSTER, ECS_CONN_ID = "deferred_ecs", "deferred", "aws_deferred
 BUCKET = "deferred-ecs"
 
 
+def test_a_deferred_step_cleared_while_no_triggerer_holds_it_runs_once_again(
+    airflow_deployment,
+    podman,  # noqa: F811
+    dag,
+):
+    # Airflow tells no listener of a clear: the cleared task's next try stops the container
+    # its first try left running, before it starts its own.
+    cleared = "deferred_unheld_cleared"
+    with airflow_deployment.stopped("triggerer"):
+        airflow_deployment.trigger(dag, cleared, {"ops": {"sleepy": {"config": {"seconds": 600}}}})
+        first = wait_deferred_and_running(airflow_deployment, podman, cleared)
+        airflow_deployment.clear(dag, cleared, ["sleepy"], downstream=False)
+
+        def sleepy_by_try() -> dict[str, dict]:
+            return {
+                c["Labels"].get("dagster-airflow.try_number"): c
+                for c in containers_of(podman, cleared)
+                if c["Labels"].get("dagster-airflow.task_id") == "sleepy"
+            }
+
+        airflow_deployment.wait_until(
+            lambda: sleepy_by_try().get("2", {}).get("State") == "running",
+            180,
+            "sleepy's second try running",
+        )
+        tries = sleepy_by_try()
+        assert tries["1"]["Id"] == first["Id"]
+        assert tries["1"]["State"] in ("exited", "stopped"), tries["1"]
+        log = airflow_deployment.task_log_shown(dag, cleared, "sleepy", try_number=2)
+        assert f"({first['Id'][:12]}), which an earlier try of this task started" in log, log
+        # Ended by a user in turn (still no triggerer): the api-server stops the second.
+        airflow_deployment.set_task_state(dag, cleared, "sleepy", "failed")
+        airflow_deployment.wait_until(
+            lambda: sleepy_by_try()["2"]["State"] in ("exited", "stopped"),
+            120,
+            "sleepy's second try stopped",
+        )
+        assert airflow_deployment.task_instances(dag, cleared)["sleepy"]["try_number"] == 2
+    # The triggerer is back: the run's other steps end (boom fails on purpose).
+    assert airflow_deployment.wait_for_run(dag, cleared) == "failed"
+
+
 @pytest.fixture(scope="module")
 def ecs_inside(airflow_deployment: AirflowDeployment):
     """moto server (ECS, CloudWatch Logs, S3) and an ECS agent on the deployment's own loopback,

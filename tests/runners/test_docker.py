@@ -22,6 +22,7 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+import attrs
 import boto3
 import pytest
 from airflow.sdk.log import _secrets_masker
@@ -317,6 +318,45 @@ def test_a_running_container_for_the_same_try_is_followed_not_restarted(
     followed = [r for r in second_log.records if "Following" in r.msg]
     assert followed and started[0]["Id"].startswith(followed[0].args[1])
     assert not any("Started container" in r.msg for r in second_log.records)
+
+
+def test_a_new_try_stops_the_container_an_earlier_try_left_running(make_runner, podman, tmp_path):
+    # Try 1 started its container and deferred; its task was then cleared while no triggerer
+    # held its trigger, so the container runs on. Try 2 must not run the step beside it.
+    first = TaskRef("dag", "sleepy", "manual__2026-12-07", map_index=0, try_number=1)
+    sibling = TaskRef("dag", "sleepy", "manual__2026-12-07", map_index=1, try_number=1)
+    sleep_long = {"ops": {"sleepy": {"config": {"seconds": 600}}}}
+    request = containers_request(tmp_path, "sleepy", sleep_long, task=first)
+    request_of_sibling = attrs.evolve(request, task=sibling)
+    runner = make_runner(stop_timeout=2)
+    try:
+        for started in (request, request_of_sibling):
+            make_runner().begin(started, run_context_for(started, logging.getLogger()))
+        containers = podman.containers(label=LABEL)
+        (left,) = [c for c in containers if c["Labels"]["dagster-airflow.map_index"] == "0"]
+
+        again = attrs.evolve(
+            request,
+            run_config={"ops": {"sleepy": {"config": {"seconds": 0}}}},
+            task=attrs.evolve(first, try_number=2),
+        )
+        with TaskLog() as log:
+            result = runner.run(again, run_context_for(again, log.logger))
+
+        assert result.status == SUCCESS, result.error
+        states = {c["Id"]: c["State"] for c in podman.containers(label=LABEL)}
+        assert left["Id"] not in states  # stopped, and removed as auto_remove says
+        # The sibling (another map index) runs on.
+        assert list(states.values()) == ["running"], states
+        (line,) = [r.getMessage() for r in log.records if "earlier try" in r.getMessage()]
+        assert line.startswith(f"Stopping container {left['Names'][0].lstrip('/')} ("), line
+        assert line.endswith(
+            "which an earlier try of this task started and which still runs: a later Airflow "
+            "try of the task started; a step runs once at a time"
+        ), line
+    finally:
+        for container in podman.containers(label=LABEL):
+            podman.podman("rm", "--force", container["Id"])
 
 
 class StalledStream:

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import uuid
 
+import attrs
 import pytest
 
 from dagster_airflow.errors import ConfigurationError
@@ -39,6 +40,7 @@ from dagster_airflow.runners.ecs import (
     _aws_network_configuration,
     started_by,
 )
+from dagster_airflow.runners.lifecycle import SUPERSEDED
 from dagster_airflow.step_result import FAILURE, STOPPED, SUCCESS, TIMEOUT, StepError, StepEvent
 from dagster_airflow.testing.contracts import RunnerContract
 from dagster_airflow.testing.run_context import run_context_for, run_step
@@ -301,6 +303,39 @@ def test_a_running_task_of_the_same_try_is_followed_not_started_again(moto_ecs):
     # The next try is another mark, so it starts a task of its own.
     retry = make_request(try_number=2)
     assert started_by(retry) != started_by(request)
+
+
+def test_a_new_try_stops_the_task_an_earlier_try_left_running(moto_ecs):
+    # Try 1's task runs on (its task was cleared while no triggerer held its trigger); a task of
+    # another map index runs too. Try 2 stops the first only, then starts its own.
+    request = make_request()
+    sibling = attrs.evolve(request, task=attrs.evolve(request.task, map_index=3))
+    ecs = moto_ecs.client("ecs")
+    for started in (request, sibling):
+        ecs.run_task(
+            cluster=CONTROL,
+            taskDefinition="control-step",
+            launchType="FARGATE",
+            startedBy=started_by(started),
+        )
+    (left,) = ecs.list_tasks(cluster=CONTROL, startedBy=started_by(request))["taskArns"]
+    (other,) = ecs.list_tasks(cluster=CONTROL, startedBy=started_by(sibling))["taskArns"]
+    retry = attrs.evolve(request, attempt=2, task=attrs.evolve(request.task, try_number=2))
+
+    running = Running(make_runner(), retry)
+    task = running.task(moto_ecs)
+    write_log(moto_ecs, task, [event("STEP_START"), event("STEP_SUCCESS")])
+    moto_ecs.finish(CONTROL, task["taskArn"], exit_code=0)
+
+    assert running.result().status == SUCCESS
+    stopped, untouched = ecs.describe_tasks(cluster=CONTROL, tasks=[left, other])["tasks"]
+    assert stopped["desiredStatus"] == "STOPPED"
+    assert stopped["stoppedReason"] == f"dagster-airflow: {SUPERSEDED}"
+    assert untouched["desiredStatus"] == "RUNNING"
+    assert (
+        f"Stopping ECS task {left.rsplit('/', 1)[-1]}, which an earlier try of this task "
+        "started and which still runs"
+    ) in running.task_log.text
 
 
 @pytest.mark.parametrize(

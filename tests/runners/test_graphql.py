@@ -261,6 +261,35 @@ def test_a_second_process_of_the_same_try_follows_its_run(webserver, tmp_path, t
     assert len(runs_tagged(webserver.url, request.run_id)) == 2
 
 
+def test_a_new_try_terminates_the_run_an_earlier_try_left_running(webserver, tmp_path, task_log):
+    # Try 1 launched its run and deferred; its task was cleared while no triggerer held its
+    # trigger, so the run goes on. Try 2 terminates it, then runs the step once more.
+    task = TaskRef("graphql_dag", "slow", f"manual__{uuid.uuid4()}", -1, 1)
+    request = slow_request(tmp_path, seconds=600, task=task)
+    GraphQLRunner(url=webserver.url, poll_interval=0.5).begin(
+        request, run_context_for(request, task_log.logger)
+    )
+    [left] = runs_tagged(webserver.url, request.run_id)
+    retry = attrs.evolve(
+        request,
+        run_config={"ops": {"slow": {"config": {"seconds": 0}}}},
+        task=attrs.evolve(task, try_number=2),
+        attempt=2,
+    )
+    with TaskLog() as retry_log:
+        result = GraphQLRunner(url=webserver.url, poll_interval=0.5).run(
+            retry, run_context_for(retry, retry_log.logger)
+        )
+
+    assert result.status == SUCCESS, result.error
+    runs = {run["runId"]: run for run in ended_runs(webserver.url, request.run_id)}
+    assert runs[left["runId"]]["status"] == "CANCELED"
+    assert (
+        f"Stopping Dagster run {left['runId']}, which an earlier try of this task started and "
+        "which still runs"
+    ) in retry_log.text
+
+
 def test_dagster_owns_the_retries_and_airflow_does_not_retry_its_final_failure(
     webserver, tmp_path, task_log
 ):
