@@ -60,6 +60,9 @@ class RunnerContract:
     - ``defers``: a deferred step (``begin`` in the worker, ``follower`` in Airflow's triggerer,
       ``resume`` in the worker) runs once, its handle crossing as JSON, followed by a restarted
       triggerer without a second start (needs ``start_method``).
+    - ``stops_earlier_tries``: the runner implements ``earlier_runs``, so a new try stops the
+      run an earlier try of its task left running before it starts its own (needs ``defers``:
+      the earlier try is left running the way a deferred step is).
     """
 
     step_timeout = 300.0  # seconds a contract step may take, start-up included
@@ -68,6 +71,7 @@ class RunnerContract:
     reattaches = False
     times_out = False
     defers = False
+    stops_earlier_tries = False
 
     @pytest.fixture
     def code_location(self) -> CodeLocation:
@@ -320,6 +324,36 @@ class RunnerContract:
         result = resumed.resume(request, run_context_for(request, task_log.logger), run)
         assert result.status == SUCCESS, result.error
         assert starts == [[], [], []], "the step was started again"
+
+    def test_a_new_try_stops_the_run_an_earlier_try_left_running(
+        self, runner_factory, code_location, storage_spec, run_id, task_log
+    ):
+        if not (self.stops_earlier_tries and self.defers):
+            pytest.skip("the runner does not stop earlier tries' runs (stops_earlier_tries)")
+        task = TaskRef("contract_dag", "slow", f"manual__{run_id}", -1, 1)
+        first = self.slow_request(code_location, storage_spec, run_id, task=task)
+        began = runner_factory().begin(first, run_context_for(first, task_log.logger))
+        assert isinstance(began, DeferredRun), began
+        # The task is cleared while no triggerer follows its run: the next try runs the step,
+        # and stops that run first.
+        again = attrs.evolve(
+            self.request(code_location, storage_spec, run_id, "slow"),
+            task=attrs.evolve(task, try_number=2),
+            attempt=2,
+        )
+        runner = runner_factory()
+        stopped, stop = [], runner.stop
+
+        def recorded(handle, reason):
+            stopped.append(runner.handle_to_data(handle))
+            stop(handle, reason)
+
+        runner.stop = recorded
+        with TaskLog() as again_log:
+            result = runner.run(again, run_context_for(again, again_log.logger))
+        assert result.status == SUCCESS, result.error
+        assert stopped == [began.handle], "the next try did not stop the earlier try's run"
+        assert "which an earlier try of this task started and which still runs" in again_log.text
 
     def test_a_deferred_steps_secret_stays_hidden_in_the_triggerers_log(
         self, runner_factory, code_location, storage_spec, run_id, task_log

@@ -92,7 +92,7 @@ class TestDocsDetachedRunner(RunnerContract):
     """The remote runner docs/plugins.md writes on the lifecycle base, with every capability."""
 
     step_timeout = 120.0
-    kills_before_start = reattaches = times_out = defers = True
+    kills_before_start = reattaches = times_out = defers = stops_earlier_tries = True
     start_method = "start"
 
     @pytest.fixture

@@ -212,7 +212,7 @@ def containers_request(tmp_path, step_key, run_config=None, task=None) -> StepRe
 
 class TestDockerRunnerContract(RunnerContract):
     step_timeout = 40.0
-    kills_before_start = reattaches = times_out = defers = True
+    kills_before_start = reattaches = times_out = defers = stops_earlier_tries = True
     start_method = "start"
 
     @pytest.fixture

@@ -656,7 +656,7 @@ def test_docs_name_every_option():
 
 class TestEcsRunnerContract(RunnerContract):
     step_timeout = 100.0
-    kills_before_start = reattaches = times_out = defers = True
+    kills_before_start = reattaches = times_out = defers = stops_earlier_tries = True
     start_method = "start"
 
     @pytest.fixture

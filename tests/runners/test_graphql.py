@@ -63,7 +63,7 @@ class TestGraphQLRunnerContract(RunnerContract):
     kills_before_start = True
     start_method = "start"
     reattaches = True
-    times_out = defers = True
+    times_out = defers = stops_earlier_tries = True
 
     @pytest.fixture
     def runner_factory(self, webserver):
