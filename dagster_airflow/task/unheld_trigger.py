@@ -27,17 +27,15 @@ CONFIG_SECTION, CONFIG_KEY = "dagster_airflow", "stop_unheld_runs"
 
 
 def stop_if_unheld(task_instance: Any) -> threading.Thread | None:
-    """If ``task_instance`` (an Airflow TaskInstance whose state a user just set) was deferred on
-    a dagster-airflow trigger that no live triggerer runs, stop that trigger's run in a thread of
-    its own (the api-server answers the user meanwhile); that thread, or None."""
-    trigger_id = getattr(task_instance, "trigger_id", None)
-    if trigger_id is None:  # not deferred; or a task's own process, whose instance has none
-        return None
+    """If ``task_instance`` (an Airflow TaskInstance whose state a user just set, with a
+    ``trigger_id``: the listener checks) was deferred on a dagster-airflow trigger that no live
+    triggerer runs, stop that trigger's run in a thread of its own (the api-server answers the
+    user meanwhile); that thread, or None."""
     from dagster_airflow.task.airflow_compat import conf
 
     if not conf.getboolean(CONFIG_SECTION, CONFIG_KEY, fallback=True):
         return None
-    kwargs = _unheld_trigger_kwargs(trigger_id)
+    kwargs = _unheld_trigger_kwargs(task_instance.trigger_id)
     if kwargs is None:
         return None
     name = f"dagster-airflow: stop {task_instance.task_id} of {task_instance.run_id}"
@@ -67,15 +65,19 @@ def _unheld_trigger_kwargs(trigger_id: int) -> dict[str, Any] | None:
 
 
 def _stop(kwargs: dict[str, Any]) -> None:
+    from airflow.sdk.log import redact
+
     from dagster_airflow.task.trigger import RemoteStepTrigger
 
     try:
         RemoteStepTrigger(**kwargs).stop()
     except Exception as exc:
+        # Redacted here: the api-server's log lines do not go through Airflow's masker, which
+        # holds the secrets the runner read (its connection's password ...).
         log.warning(
-            "dagster-airflow could not stop the run %s of a deferred task a user ended, which "
-            "no triggerer was following; stop it by hand: %s: %s",
-            kwargs.get("run", {}).get("handle"),
-            type(exc).__name__,
-            exc,
+            redact(
+                f"dagster-airflow could not stop the run {kwargs.get('run', {}).get('handle')} "
+                "of a deferred task a user ended, which no triggerer was following; stop it by "
+                f"hand: {type(exc).__name__}: {exc}"
+            )
         )

@@ -59,7 +59,9 @@ def on_task_instance_success(task_instance: Any) -> None:
 
 
 def _stop_if_unheld(task_instance: Any) -> None:
-    if getattr(task_instance, "trigger_id", None) is None:  # at every task's end: nothing more
+    # Not deferred, or a task's own process at its end (its instance has no trigger_id):
+    # nothing more, not even an import.
+    if getattr(task_instance, "trigger_id", None) is None:
         return
     try:
         from dagster_airflow.task.unheld_trigger import stop_if_unheld

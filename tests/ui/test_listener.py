@@ -9,7 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
+from dagster_airflow.model import CodeLocation, StepRequest
 from tests.plugin_dists import write_distribution
 
 # What a task imports when it runs a step with the default runner and storage.
@@ -230,3 +232,75 @@ def test_an_unheld_trigger_is_stopped_unless_the_deployment_turned_it_off(airflo
     )
     assert not stopped
     assert "c0ffee" not in logged, logged
+
+
+# A hostile value: a third-party runner whose stop fails with an error that quotes the
+# password of the Airflow connection it read. The api-server's line must not show it.
+LEAKY_RUNNER = """
+from dagster_airflow import hookimpl
+from dagster_airflow.errors import RunnerError
+from dagster_airflow.runners.lifecycle import RemoteRunner
+
+
+class LeakyRunner(RemoteRunner):
+    name = "leaky"
+
+    def __init__(self, **options):
+        pass
+
+    def find(self, request, context):
+        return None
+
+    def start(self, request, context):
+        raise NotImplementedError
+
+    def read_output(self, handle, wait, final=False):
+        return []
+
+    def state(self, handle):
+        raise NotImplementedError
+
+    def stop(self, handle, reason):
+        raise NotImplementedError
+
+    def handle_from_data(self, data, request, context):
+        secret = context.connection("leaky_platform").password
+        raise RunnerError(f"the platform refused the password {secret!r}")
+
+
+@hookimpl
+def dagster_airflow_register_runners(register):
+    register(LeakyRunner)
+"""
+
+
+def test_a_failed_stop_never_shows_the_connections_secret(airflow_home, tmp_path):
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    site = write_distribution(
+        tmp_path, "leaky", LEAKY_RUNNER, {"dagster_airflow": "leaky = leaky_plugin"}
+    )
+    request = StepRequest(
+        code_location=CodeLocation(python_file="/nowhere/jobs.py"),
+        job_name="job",
+        step_key="step",
+        run_id=str(uuid.uuid4()),
+    )
+    kwargs = {"runner": {"name": "leaky"}, "request": request.to_json()}
+    kwargs["run"] = {"handle": "run-1", "started_at": 0.0}
+    script = (
+        "import json, logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr, format='%(message)s')\n"
+        "from dagster_airflow.task.unheld_trigger import _stop\n"
+        f"_stop(json.loads({json.dumps(json.dumps(kwargs))}))\n"
+    )
+    connection = json.dumps({"conn_type": "generic", "password": secret})
+    env = {**airflow_home.env, "AIRFLOW_CONN_LEAKY_PLATFORM": connection}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    logged = done.stdout + done.stderr
+
+    assert "could not stop the run run-1 of a deferred task a user ended" in logged, logged
+    assert "the platform refused the password" in logged, logged
+    assert secret not in logged
